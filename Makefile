@@ -1,0 +1,29 @@
+# The two commands a new machine needs (README): `make demo` and `make test`.
+# Each sets up .venv on first use (scripts/setup_env.sh) and is fast afterwards.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+OUT   ?= out/demo
+WORLD ?= substation
+
+.PHONY: setup demo test test-fast bench check clean
+setup:
+	@scripts/setup_env.sh
+
+demo: setup
+	$(VENV)/bin/sitebot demo --world $(WORLD) --out $(OUT)
+
+test: setup
+	$(PY) -m pytest -q --durations=15 tests
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not integration" tests
+
+bench: setup
+	$(VENV)/bin/sitebot bench sim
+
+check: setup
+	$(VENV)/bin/sitebot check urdf/sitebot.urdf.xacro worlds config launch
+
+clean:
+	rm -rf _build out .pytest_cache

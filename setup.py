@@ -1,0 +1,60 @@
+"""sitebot: installable by pip (``pip install -e .``) and by colcon (ament_python).
+
+The ROS layout (``ros2 run sitebot <node>`` finds executables in ``lib/sitebot``) comes from
+setup.cfg; launch/config/urdf/worlds are installed under ``share/sitebot``.
+"""
+from __future__ import annotations
+
+import os
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "sitebot"
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def data_tree(folder: str) -> list[tuple[str, list[str]]]:
+    """(install dir, files) pairs that mirror ``folder`` under share/sitebot."""
+    out: dict[str, list[str]] = {}
+    for path in sorted(glob(os.path.join(folder, "**", "*"), recursive=True)):
+        if os.path.isfile(path):
+            dest = os.path.join("share", PACKAGE, os.path.dirname(path))
+            out.setdefault(dest, []).append(path)
+    return sorted(out.items())
+
+
+# Every node, runnable as `ros2 run sitebot <name>` and by `sitebot launch`.
+NODES = {
+    "simulator": "sitebot.nodes.simulator:main",
+}
+
+# C extensions (the control kernel of the control-loop issue) are added here.
+EXT_MODULES: list = []
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="ROS 2 stack for mobile manipulators on infrastructure sites",
+    license="Apache-2.0",
+    maintainer="sitebot maintainers",
+    maintainer_email="maintainers@sitebot-robotics.org",
+    python_requires=">=3.10",
+    package_dir={"": "src"},
+    packages=find_packages("src", include=["sitebot", "sitebot.*"]),
+    ext_modules=EXT_MODULES,
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
+        ("share/" + PACKAGE, ["package.xml"]),
+        *data_tree("launch"),
+        *data_tree("config"),
+        *data_tree("urdf"),
+        *data_tree("worlds"),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=False,
+    entry_points={
+        "console_scripts": [f"{name} = {target}" for name, target in NODES.items()]
+        + ["sitebot = sitebot.cli:main"],
+    },
+)

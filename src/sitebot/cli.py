@@ -1,0 +1,73 @@
+"""The ``sitebot`` command line.
+
+  sitebot launch FILE [name:=value ...]   run a ROS 2 YAML launch file without ROS's launch
+  sitebot demo [--world W] [--out DIR]     the main job: a simulated site mission, headless
+  sitebot check FILE ...                   validate URDF/xacro, world, site registry,
+                                           parameter and launch files
+  sitebot bench sim                        simulation real-time factor benchmark
+
+Every :class:`~sitebot.errors.SitebotError` ends as one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from . import __version__
+from .errors import SitebotError
+
+__all__ = ["main"]
+
+
+def _cmd_launch(argv: list[str]) -> int:
+    from .launcher import main as launch_main
+    return launch_main(argv)
+
+
+def _cmd_demo(argv: list[str]) -> int:
+    from .demo import main as demo_main
+    return demo_main(argv)
+
+
+def _cmd_check(argv: list[str]) -> int:
+    from .check import main as check_main
+    return check_main(argv)
+
+
+def _cmd_bench(argv: list[str]) -> int:
+    from .bench import main as bench_main
+    return bench_main(argv)
+
+
+COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "launch": (_cmd_launch, "run a ROS 2 YAML launch file (nodes as separate processes)"),
+    "demo": (_cmd_demo, "run a simulated site mission headless and write its outputs"),
+    "check": (_cmd_check, "validate URDF, world, site registry, parameter and launch files"),
+    "bench": (_cmd_bench, "benchmarks that print figures"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="sitebot", description="sitebot: ROS 2 stack for infrastructure-site robots",
+        epilog="commands:\n" + "\n".join(f"  {k:<8} {v[1]}" for k, v in COMMANDS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"sitebot {__version__}")
+    parser.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND")
+    if not argv or argv[0] in ("-h", "--help", "--version"):
+        parser.parse_args(argv or ["--help"])
+        return 0
+    ns, rest = parser.parse_known_args(argv[:1])
+    try:
+        return COMMANDS[ns.command][0](argv[1:] + rest)
+    except SitebotError as e:
+        print(f"sitebot {ns.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

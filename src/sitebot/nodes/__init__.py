@@ -1,0 +1,1 @@
+"""Thin rclpy adapters: declare parameters, convert messages, call core, publish."""
