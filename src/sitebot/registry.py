@@ -100,6 +100,10 @@ class Pose2D:
         """Euclidean distance [m] from this pose's position to (x, y)."""
         return math.hypot(self.x - x, self.y - y)
 
+    def __iter__(self) -> Iterator[float]:
+        """Unpacks as ``x, y, yaw = pose``."""
+        return iter((self.x, self.y, self.yaw))
+
 
 @dataclass(frozen=True)
 class GaugeSpec:
@@ -610,13 +614,13 @@ class _Parser:
         poly = tuple(s.vector(v, key_path(pw, i), 2, names="[x, y]")
                      for i, v in enumerate(raw))
         poly2 = tuple((float(a), float(b)) for a, b in poly)
-        if abs(polygon_area(poly2)) < 1e-9:
-            s.fail("polygon has zero area (collinear or repeated vertices)", pw)
         hit = polygon_self_intersection(poly2)
         if hit is not None:
             s.fail(f"polygon self-intersects: edge {hit[0]} (vertices {hit[0]}-"
                    f"{(hit[0] + 1) % len(poly2)}) crosses edge {hit[1]} (vertices {hit[1]}-"
                    f"{(hit[1] + 1) % len(poly2)})", pw)
+        if abs(polygon_area(poly2)) < 1e-9:
+            s.fail("polygon has zero area (collinear or repeated vertices)", pw)
         max_speed = None
         roles: tuple[str, ...] = ()
         if kind is ZoneKind.SLOW:

@@ -48,7 +48,10 @@ def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
     d = ParameterDescriptor(name=spec.name, type=_ROS_TYPES[spec.type],
                             description=spec.description + (f" [{spec.unit}]" if spec.unit else ""),
                             read_only=spec.read_only,
-                            additional_constraints="accepted: " + spec.accepted())
+                            additional_constraints="accepted: " + spec.accepted(),
+                            # an integer given for a float parameter ('0' on a launch command
+                            # line) is accepted and converted by the schema, not refused
+                            dynamic_typing=spec.type is ParamType.FLOAT)
     if spec.type is ParamType.FLOAT and (spec.min_value is not None or spec.max_value is not None):
         d.floating_point_range = [FloatingPointRange(
             from_value=float(spec.min_value if spec.min_value is not None else -sys.float_info.max),

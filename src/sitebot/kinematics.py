@@ -1,0 +1,141 @@
+"""Forward kinematics of a URDF tree: the transforms robot_state_publisher would publish.
+
+Pure numpy, no ROS. A joint's transform parent->child is ``origin * motion(q)`` where the
+motion is a rotation about the joint axis (revolute/continuous) or a translation along it
+(prismatic). Fixed joints give constant transforms (``tf_static``); the others change with
+the joint state (``tf``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["Transform", "rpy_to_quaternion", "quaternion_multiply", "axis_angle_quaternion",
+           "yaw_to_quaternion", "quaternion_to_yaw", "JointTransformer"]
+
+MOVING = ("revolute", "continuous", "prismatic")
+
+
+@dataclass(frozen=True)
+class Transform:
+    """A rigid transform: translation [m] and unit quaternion (x, y, z, w)."""
+
+    parent: str
+    child: str
+    translation: tuple[float, float, float]
+    rotation_xyzw: tuple[float, float, float, float]
+
+
+def rpy_to_quaternion(roll: float, pitch: float, yaw: float) -> tuple[float, float, float, float]:
+    """Fixed-axis roll, pitch, yaw [rad] (URDF convention) to a quaternion (x, y, z, w)."""
+    cr, sr = math.cos(roll / 2), math.sin(roll / 2)
+    cp, sp = math.cos(pitch / 2), math.sin(pitch / 2)
+    cy, sy = math.cos(yaw / 2), math.sin(yaw / 2)
+    return (sr * cp * cy - cr * sp * sy,
+            cr * sp * cy + sr * cp * sy,
+            cr * cp * sy - sr * sp * cy,
+            cr * cp * cy + sr * sp * sy)
+
+
+def yaw_to_quaternion(yaw: float) -> tuple[float, float, float, float]:
+    """Rotation about z by ``yaw`` [rad] as (x, y, z, w)."""
+    return (0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2))
+
+
+def quaternion_to_yaw(q: Sequence[float]) -> float:
+    """Heading [rad] of a quaternion (x, y, z, w)."""
+    x, y, z, w = q
+    return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
+
+def quaternion_multiply(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float, float]:
+    """Hamilton product a*b of quaternions (x, y, z, w)."""
+    ax, ay, az, aw = a
+    bx, by, bz, bw = b
+    return (aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+            aw * bw - ax * bx - ay * by - az * bz)
+
+
+def axis_angle_quaternion(axis: Sequence[float], angle: float) -> tuple[float, float, float, float]:
+    """Rotation by ``angle`` [rad] about the unit vector ``axis``."""
+    n = math.sqrt(sum(a * a for a in axis)) or 1.0
+    s = math.sin(angle / 2) / n
+    return (axis[0] * s, axis[1] * s, axis[2] * s, math.cos(angle / 2))
+
+
+def _rotate(q: Sequence[float], v: Sequence[float]) -> tuple[float, float, float]:
+    x, y, z, w = q
+    # v' = v + 2w(q x v) + 2 q x (q x v)
+    cx = y * v[2] - z * v[1]
+    cy = z * v[0] - x * v[2]
+    cz = x * v[1] - y * v[0]
+    return (v[0] + 2 * (w * cx + y * cz - z * cy),
+            v[1] + 2 * (w * cy + z * cx - x * cz),
+            v[2] + 2 * (w * cz + x * cy - y * cx))
+
+
+class JointTransformer:
+    """Computes the per-joint transforms of a robot description.
+
+    ``joints`` is any iterable of objects with ``name, type, parent, child, origin_xyz,
+    origin_rpy, axis`` and ``mimic`` (``None`` or an object with ``joint, multiplier,
+    offset``), i.e. :class:`sitebot.urdf.JointInfo`. ``prefix`` is prepended to frame names.
+    """
+
+    def __init__(self, joints: Iterable, prefix: str = "") -> None:
+        self._fixed: list[Transform] = []
+        self._moving: list[tuple] = []
+        for j in joints:
+            origin_q = rpy_to_quaternion(*j.origin_rpy)
+            entry = (j, prefix + j.parent, prefix + j.child, tuple(j.origin_xyz), origin_q)
+            if j.type in MOVING:
+                self._moving.append(entry)
+            else:
+                self._fixed.append(Transform(prefix + j.parent, prefix + j.child,
+                                             tuple(j.origin_xyz), origin_q))
+
+    @property
+    def moving_joint_names(self) -> tuple[str, ...]:
+        return tuple(e[0].name for e in self._moving)
+
+    def static_transforms(self) -> list[Transform]:
+        """Transforms of the fixed joints (publish once on ``tf_static``)."""
+        return list(self._fixed)
+
+    def transforms(self, positions: Mapping[str, float]) -> list[Transform]:
+        """Transforms of the moving joints for ``positions`` [rad or m] by joint name.
+
+        A mimic joint follows its leader (``multiplier * q_leader + offset``); a joint with
+        no position (and no leader) is taken at 0.
+        """
+        out = []
+        for j, parent, child, xyz, oq in self._moving:
+            q = positions.get(j.name)
+            if q is None and j.mimic is not None:
+                q = j.mimic.multiplier * positions.get(j.mimic.joint, 0.0) + j.mimic.offset
+            q = float(q or 0.0)
+            if not math.isfinite(q):
+                q = 0.0
+            if j.type == "prismatic":
+                d = _rotate(oq, tuple(a * q for a in j.axis))
+                out.append(Transform(parent, child, (xyz[0] + d[0], xyz[1] + d[1], xyz[2] + d[2]), oq))
+            else:
+                out.append(Transform(parent, child, xyz,
+                                     quaternion_multiply(oq, axis_angle_quaternion(j.axis, q))))
+        return out
+
+
+def transform_matrix(t: Transform) -> np.ndarray:
+    """4x4 homogeneous matrix of a :class:`Transform` (for tests and composition)."""
+    x, y, z, w = t.rotation_xyzw
+    m = np.eye(4)
+    m[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                 [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                 [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
+    m[:3, 3] = t.translation
+    return m

@@ -1,0 +1,5 @@
+"""Dummy node for tests/test_launcher.py: prints a line and exits with code 3."""
+import sys
+
+print("crashing now", flush=True)
+sys.exit(3)
