@@ -4,7 +4,8 @@ from __future__ import annotations
 import copy
 import math
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -321,6 +322,18 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info2:
         load_yaml(path)
     assert type(info2.value) is ConfigError
+
+
+def test_duplicate_yaml_key_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "dup.site.yaml"
+    path.write_text("site: x\nplaces: []\nzones: []\nplaces: []\n")
+    with pytest.raises(RegistryError) as info:
+        load_registry(path)
+    assert info.value.where == 4
+    assert "duplicate key 'places' (first on line 2)" in info.value.message
+    # merge keys are not duplicates
+    path.write_text("a: &base {x: 1, y: 2}\nb:\n  <<: *base\n  x: 3\n")
+    assert load_yaml(path) == {"a": {"x": 1, "y": 2}, "b": {"x": 3, "y": 2}}
 
 
 def test_missing_file_names_it(tmp_path: Path) -> None:

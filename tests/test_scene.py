@@ -185,7 +185,7 @@ def test_rendered_fiducial_decodes_to_its_id(world_name: str, tag: int, client: 
         cv2.aruco.DetectorParameters())
     corners, ids, _ = detector.detectMarkers(gray)
     assert ids is not None
-    found = {int(i): c.reshape(4, 2) for i, c in zip(ids.ravel(), corners)}
+    found = {int(i): c.reshape(4, 2) for i, c in zip(ids.ravel(), corners, strict=True)}
     assert tag in found
     tl, tr, br, bl = found[tag]
     # upright and not mirrored: corner 0 is top-left in the image
@@ -273,7 +273,7 @@ def test_rendered_gauge_needle_and_set_value(client: int, tmp_path: Path) -> Non
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         measured = needle_from_image(bgr, (159.5, 159.5), 0.9 * radius_px)
         assert angle_diff(measured, needle_angle(value, dial.face)) < 3.0, value
-    with pytest.raises(SimulationError, match="0..120"):
+    with pytest.raises(SimulationError, match=r"0\.\.120"):
         scene.set_gauge_value(dial.asset, 130.0)
     with pytest.raises(SimulationError, match="t1_oil_temp_gauge"):
         scene.gauge_value("nope")

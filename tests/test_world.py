@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import math
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -136,7 +137,7 @@ def test_substation_content() -> None:
 def test_fiducial_corners_follow_the_detector_order() -> None:
     w = load_world("substation")
     f = w.fiducial(1)                          # on T1's tank, facing north (+y)
-    tl, tr, br, bl = f.corners()
+    tl, tr, _br, bl = f.corners()
     assert f.normal == pytest.approx((0.0, 1.0, 0.0), abs=1e-4)
     # seen from the north looking south, the viewer's right is -x
     assert tl[0] > tr[0] and tl[2] > bl[2]

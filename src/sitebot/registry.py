@@ -39,7 +39,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Union
+from typing import Any
 
 from .errors import RegistryError
 from .yamlio import Schema, key_path, load_yaml
@@ -214,7 +214,7 @@ class Dock:
     aliases: tuple[str, ...] = ()
 
 
-Entity = Union[Place, Asset, SiteObject, Zone, Route, Dock]
+Entity = Place | Asset | SiteObject | Zone | Route | Dock
 
 
 def _ro(d: dict[str, Any]) -> Mapping[str, Any]:
@@ -693,7 +693,7 @@ class _Parser:
     def _check_names(self, root: Mapping[str, Any], *sections: Sequence[Entity]) -> None:
         owners: dict[str, tuple[str, str]] = {}   # normalized -> (entity id, key path)
         names = ("places", "assets", "objects", "zones", "routes", "docks")
-        for section, items in zip(names, sections):
+        for section, items in zip(names, sections, strict=True):
             for i, e in enumerate(items):
                 where = key_path(section, i)
                 name = getattr(e, "name", "")

@@ -19,6 +19,7 @@ import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -113,7 +114,7 @@ class Pose3D:
         p = self.rotation() @ np.asarray(local, dtype=float) + np.array(self.position)
         return (float(p[0]), float(p[1]), float(p[2]))
 
-    def offset(self, dx: float, dy: float, dz: float) -> "Pose3D":
+    def offset(self, dx: float, dy: float, dz: float) -> Pose3D:
         """This pose moved by (dx, dy, dz) [m] in the parent frame."""
         return Pose3D(self.x + dx, self.y + dy, self.z + dz, self.roll, self.pitch, self.yaw)
 
@@ -393,7 +394,7 @@ class ActorSpec:
         pts = list(self.path)
         if self.loop:
             pts.append(pts[0])
-        return [(a, b, math.hypot(b[0] - a[0], b[1] - a[1])) for a, b in zip(pts, pts[1:])]
+        return [(a, b, math.hypot(b[0] - a[0], b[1] - a[1])) for a, b in pairwise(pts)]
 
     @property
     def length_m(self) -> float:
@@ -439,8 +440,8 @@ class OccupancyGrid:
 
     def cell(self, x: float, y: float) -> tuple[int, int]:
         """(row, column) of the cell holding (x, y) [m]."""
-        return (int(math.floor((y - self.origin_y) / self.resolution_m)),
-                int(math.floor((x - self.origin_x) / self.resolution_m)))
+        return (math.floor((y - self.origin_y) / self.resolution_m),
+                math.floor((x - self.origin_x) / self.resolution_m))
 
     def is_occupied(self, x: float, y: float) -> bool:
         """Occupied, or outside the grid."""
@@ -562,8 +563,8 @@ class WorldSpec:
         """Rasterise the obstacle footprints (grown by *inflate_m* [m]), the ground's edge
         and, with *keep_out*, the registry's keep-out zones, onto a grid."""
         b = self.bounds
-        cols = int(math.ceil((b.x_max - b.x_min) / resolution_m))
-        rows = int(math.ceil((b.y_max - b.y_min) / resolution_m))
+        cols = math.ceil((b.x_max - b.x_min) / resolution_m)
+        rows = math.ceil((b.y_max - b.y_min) / resolution_m)
         xs = b.x_min + (np.arange(cols) + 0.5) * resolution_m
         ys = b.y_min + (np.arange(rows) + 0.5) * resolution_m
         gx, gy = np.meshgrid(xs, ys)
@@ -1071,9 +1072,9 @@ class _WorldParser:
         feet = spec.obstacle_footprints()
         for i, a in enumerate(spec.actors):
             pts = list(a.path) + ([a.path[0]] if a.loop else [])
-            for j, (p0, p1) in enumerate(zip(pts, pts[1:])):
+            for j, (p0, p1) in enumerate(pairwise(pts)):
                 length = math.hypot(p1[0] - p0[0], p1[1] - p0[1])
-                n = max(1, int(math.ceil(length / 0.1)))
+                n = max(1, math.ceil(length / 0.1))
                 for k in range(n + 1):
                     x = p0[0] + (p1[0] - p0[0]) * k / n
                     y = p0[1] + (p1[1] - p0[1]) * k / n

@@ -33,10 +33,32 @@ from .errors import ConfigError
 __all__ = ["load_yaml", "key_path", "type_name", "Schema"]
 
 
-def load_yaml(path: str | Path, error: type[ConfigError] = ConfigError) -> Any:
-    """Parse the YAML file at *path* with ``yaml.safe_load`` and return its content.
+class _StrictSafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping (plain PyYAML keeps
+    the last one silently, so a second ``gauges:`` section would erase the first)."""
 
-    An empty file gives ``None``.
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:       # unhashable key: let PyYAML report it
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {first})",
+                    key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(path: str | Path, error: type[ConfigError] = ConfigError) -> Any:
+    """Parse the YAML file at *path* with a safe loader and return its content.
+
+    Like ``yaml.safe_load`` (plain data only), except that a key repeated in one mapping is
+    an error.  An empty file gives ``None``.
 
     :param path: the file to read.
     :param error: the :class:`ConfigError` subclass to raise (e.g. ``RegistryError``).
@@ -53,13 +75,13 @@ def load_yaml(path: str | Path, error: type[ConfigError] = ConfigError) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"cannot read file: {exc}", file=p) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictSafeLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         context = getattr(exc, "context", None)
-        msg = f"YAML syntax error: {problem}"
+        msg = f"invalid YAML: {problem}"
         if context:
             msg += f" ({context})"
         raise error(msg, file=p, where=line) from None

@@ -26,7 +26,8 @@ from types import MappingProxyType
 import pybullet as pb
 
 from ..errors import SimulationError
-from ..world import (BodySpec, Lighting, PersonState, Pose3D, Shape, ValveState, WorldSpec)
+from ..world import (BodySpec, GaugeDialSpec, Lighting, PersonState, Pose3D, Shape, ValveState,
+                     WorldSpec)
 from .textures import write_gauge_png, write_tag_png
 
 __all__ = ["Scene", "Lighting", "PersonState", "BodyHandle"]
@@ -332,7 +333,7 @@ class Scene:
         return tuple(a.state_at(self._t_s) for a in self.world.actors)
 
     # ----------------------------------------------------------------- gauges
-    def _gauge(self, asset_id: str):  # noqa: ANN202 - internal
+    def _gauge(self, asset_id: str) -> GaugeDialSpec:
         try:
             return self.world.gauge(asset_id)
         except KeyError:

@@ -96,7 +96,7 @@ def _nice_step(min_value: float, max_value: float) -> float:
     numbers are round), then about 6 intervals, then 1/2/5 over 2.5, then the larger step."""
     span = max_value - min_value
     best: tuple[tuple[float, ...], float] | None = None
-    k0 = int(math.floor(math.log10(span))) - 2
+    k0 = math.floor(math.log10(span)) - 2
     for k in range(k0, k0 + 4):
         for m in (1.0, 2.0, 2.5, 5.0):
             step = m * 10.0 ** k
@@ -123,7 +123,7 @@ def dial_ticks(spec: DialSpec) -> tuple[tuple[float, ...], tuple[float, ...]]:
     eps = 1e-9 * span
     majors = []
     minors = []
-    n_minor = int(math.floor(span / minor + 1e-9))
+    n_minor = math.floor(span / minor + 1e-9)
     for i in range(n_minor + 1):
         v = spec.min_value + i * minor
         if v > spec.max_value + eps:
@@ -139,7 +139,7 @@ def _pt(cx: float, cy: float, r: float, deg: float) -> tuple[float, float]:
 
 
 def _fx(p: tuple[float, float]) -> tuple[int, int]:
-    return (int(round(p[0] * _ONE)), int(round(p[1] * _ONE)))
+    return (round(p[0] * _ONE), round(p[1] * _ONE))
 
 
 def _label(v: float) -> str:
@@ -159,9 +159,9 @@ def render_gauge_dial(spec: DialSpec, value: float, size_px: int = 512) -> np.nd
     half = s / 2.0
     face_r = DIAL_FACE_RADIUS * half
     k = s / 512.0   # line widths and fonts scale with the image
-    cv2.circle(img, _fx((c, c)), int(round(0.995 * half * _ONE)), _RIM_BGR, -1,
+    cv2.circle(img, _fx((c, c)), round(0.995 * half * _ONE), _RIM_BGR, -1,
                cv2.LINE_AA, _SHIFT)
-    cv2.circle(img, _fx((c, c)), int(round(face_r * _ONE)), _FACE_BGR, -1, cv2.LINE_AA,
+    cv2.circle(img, _fx((c, c)), round(face_r * _ONE), _FACE_BGR, -1, cv2.LINE_AA,
                _SHIFT)
 
     majors, minors = dial_ticks(spec)
@@ -179,16 +179,16 @@ def render_gauge_dial(spec: DialSpec, value: float, size_px: int = 512) -> np.nd
         text = _label(v)
         (tw, th), _ = cv2.getTextSize(text, font, scale, thick)
         px, py = _pt(c, c, 0.58 * half, a)
-        cv2.putText(img, text, (int(round(px - tw / 2)), int(round(py + th / 2))), font,
+        cv2.putText(img, text, (round(px - tw / 2), round(py + th / 2)), font,
                     scale, _INK_BGR, thick, cv2.LINE_AA)
     # the sweep arc, for legibility
-    arc_r = int(round(0.88 * half))
+    arc_r = round(0.88 * half)
     lo, hi = sorted((-spec.start_deg, -spec.end_deg))
-    cv2.ellipse(img, (int(round(c)), int(round(c))), (arc_r, arc_r), 0.0, lo, hi, _INK_BGR,
+    cv2.ellipse(img, (round(c), round(c)), (arc_r, arc_r), 0.0, lo, hi, _INK_BGR,
                 max(1, round(2 * k)), cv2.LINE_AA)
     unit_scale = 1.1 * k
     (tw, th), _ = cv2.getTextSize(spec.unit, font, unit_scale, thick)
-    cv2.putText(img, spec.unit, (int(round(c - tw / 2)), int(round(c + 0.38 * half + th / 2))),
+    cv2.putText(img, spec.unit, (round(c - tw / 2), round(c + 0.38 * half + th / 2)),
                 font, unit_scale, _INK_BGR, thick, cv2.LINE_AA)
 
     # needle: a slim triangle from the hub to the tip
@@ -199,7 +199,7 @@ def render_gauge_dial(spec: DialSpec, value: float, size_px: int = 512) -> np.nd
     right = _pt(c, c, w, a - 90.0)
     poly = np.array([_fx(left), _fx(tip), _fx(right)], np.int32)
     cv2.fillPoly(img, [poly], DIAL_NEEDLE_BGR, cv2.LINE_AA, _SHIFT)
-    cv2.circle(img, _fx((c, c)), int(round(0.06 * half * _ONE)), _INK_BGR, -1, cv2.LINE_AA,
+    cv2.circle(img, _fx((c, c)), round(0.06 * half * _ONE), _INK_BGR, -1, cv2.LINE_AA,
                _SHIFT)
     return img
 
