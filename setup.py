@@ -27,6 +27,7 @@ def data_tree(folder: str) -> list[tuple[str, list[str]]]:
 # Every node, runnable as `ros2 run sitebot <name>` and by `sitebot launch`.
 NODES = {
     "simulator": "sitebot.nodes.simulator:main",
+    "tour": "sitebot.nodes.tour:main",
 }
 
 # C extensions (the control kernel of the control-loop issue) are added here.

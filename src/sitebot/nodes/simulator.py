@@ -260,7 +260,10 @@ class SimulatorNode(Node):
                     self._rtf_measured = (t - last_diag_sim) / (now - last_diag_wall)
                     last_diag_wall, last_diag_sim = now, t
                     self._publish_diagnostics()
-        except Exception as e:  # a physics failure must be visible, not a silent dead thread
+        except Exception as e:
+            if self._stop.is_set() or not self.context.ok():
+                return      # shutting down (Ctrl-C): publishers are already gone
+            # a physics failure must be visible, not a silent dead thread
             self.get_logger().fatal(f"physics thread stopped: {type(e).__name__}: {e}")
             raise
 
