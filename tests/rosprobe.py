@@ -68,14 +68,26 @@ class Probe:
         with self.lock:
             return len(self.messages.get(topic, []))
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str = "") -> None:
-        """Wait until ``predicate()`` holds; fail with ``what`` after ``timeout`` seconds."""
+    def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str = "",
+                 launch=None) -> None:
+        """Wait until ``predicate()`` holds; fail with ``what`` after ``timeout`` seconds.
+
+        With ``launch`` (a LaunchHandle), the failure shows the processes' last lines and
+        stops early if a process died.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate():
                 return
+            if launch is not None and launch.failed:
+                break
             time.sleep(0.02)
-        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or predicate}")
+        tail = ""
+        if launch is not None:
+            tail = "\nlaunch output (last lines):\n" + "\n".join(launch.lines[-25:])
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or predicate}"
+                             f"; topics seen: {sorted(k for k, v in self.messages.items() if v)}"
+                             + tail)
 
     def latest_sim_time(self) -> float:
         msgs = self.get("/clock")

@@ -74,10 +74,10 @@ def sim_run():
     probe.subscribe(TFMessage, "tf_static", "latched")
     probe.subscribe(String, "robot_description", "latched")
     with launched("sim.launch.yaml", {"real_time_factor": "2.0"}) as h:
-        probe.wait_for(lambda: probe.count("/clock") > 0, 60, "the first /clock message")
+        probe.wait_for(lambda: probe.count("/clock") > 0, 60, "the first /clock message", launch=h)
         t0 = probe.latest_sim_time()
         probe.wait_for(lambda: probe.latest_sim_time() >= t0 + WINDOW_S + 1.0,
-                       60 + 3 * WINDOW_S, f"{WINDOW_S} s of sim time")
+                       60 + 3 * WINDOW_S, f"{WINDOW_S} s of sim time", launch=h)
         graph = dict(probe.node.get_topic_names_and_types())
         alive = h.failed
     yield probe, t0, graph, alive

@@ -59,12 +59,17 @@ class ParamSpec:
         if self.length is not None:
             parts.append(f"of length {self.length}")
         if self.min_value is not None or self.max_value is not None:
-            lo = "-inf" if self.min_value is None else f"{self.min_value:g}"
-            hi = "inf" if self.max_value is None else f"{self.max_value:g}"
+            lo = "-inf" if self.min_value is None else _fmt(self.min_value)
+            hi = "inf" if self.max_value is None else _fmt(self.max_value)
             parts.append(f"in [{lo}, {hi}]" + (f" {self.unit}" if self.unit else ""))
         if self.choices:
             parts.append("one of " + ", ".join(repr(c) for c in self.choices))
         return " ".join(parts)
+
+
+def _fmt(v: float) -> str:
+    """A bound as people write it: 2147483647, 0.5, 1e-04."""
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else f"{v:g}"
 
 
 def _check_number(spec: ParamSpec, v: float, what: str) -> None:
@@ -197,7 +202,8 @@ def node_params_from_file(path: str | Path, node_name: str,
     """Validated parameters for ``node_name`` from a file (wildcard ``/**`` entries included)."""
     entries = load_params_file(path)
     merged: dict[str, Any] = {}
-    for key in ("/**", "**", node_name, "/" + node_name.lstrip("/")):
+    bare = node_name.lstrip("/")
+    for key in ("/**", "**", bare, "/" + bare):    # 'node' and '/node' name the same node
         merged.update(entries.get(key, {}))
     return validate_params(schema, merged, file=path, node=node_name)
 

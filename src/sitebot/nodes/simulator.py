@@ -170,7 +170,7 @@ class SimulatorNode(Node):
         ok = self.sim.robot(robot).controller.set_base_command(
             tw.linear.x, tw.angular.z, self.sim.time_s)
         if not ok:
-            self.get_logger().warn(f"{robot or 'robot'}: cmd_vel with non-finite values refused; braking",
+            self.get_logger().warning(f"{robot or 'robot'}: cmd_vel with non-finite values refused; braking",
                                    throttle_duration_sec=1.0)
 
     def on_trajectory(self, robot: str, msg: JointTrajectory) -> None:
@@ -178,13 +178,13 @@ class SimulatorNode(Node):
             return
         last = msg.points[-1]
         if len(last.positions) != len(msg.joint_names):
-            self.get_logger().warn(
+            self.get_logger().warning(
                 f"arm/joint_trajectory: {len(msg.joint_names)} joint names but "
                 f"{len(last.positions)} positions; refused", throttle_duration_sec=1.0)
             return
         if not self.sim.robot(robot).controller.set_joint_targets(list(msg.joint_names),
                                                                   list(last.positions)):
-            self.get_logger().warn("arm/joint_trajectory: unknown joint or non-finite position; "
+            self.get_logger().warning("arm/joint_trajectory: unknown joint or non-finite position; "
                                    "refused", throttle_duration_sec=1.0)
 
     def on_reset(self, req: ResetWorld.Request, res: ResetWorld.Response) -> ResetWorld.Response:
@@ -327,10 +327,14 @@ class SimulatorNode(Node):
         self.diag_pub.publish(arr)
 
     def destroy_node(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5.0)
-        self.sim.close()
+        # also reached for a node whose constructor failed (context shutdown destroys it)
+        if hasattr(self, "_stop"):
+            self._stop.set()
+        thread = getattr(self, "_thread", None)
+        if thread is not None and thread.is_alive():
+            thread.join(timeout=5.0)
+        if hasattr(self, "sim"):
+            self.sim.close()
         super().destroy_node()
 
 

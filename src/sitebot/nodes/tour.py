@@ -121,7 +121,7 @@ class TourNode(Node):
         msg.header.frame_id = "base_footprint"
         self.cmd_pub.publish(msg)
         if why:
-            self.get_logger().warn(f"stopping: {why}", throttle_duration_sec=2.0)
+            self.get_logger().warning(f"stopping: {why}", throttle_duration_sec=2.0)
 
     def send(self, v: float, w: float) -> None:
         msg = TwistStamped()
@@ -195,7 +195,7 @@ class TourNode(Node):
             self.dwell_until = t + self.p["dwell_s"]
             return
         if self.follower.blocked:
-            self.get_logger().warn(f"obstacle {self.min_ahead_m:.2f} m ahead: waiting",
+            self.get_logger().warning(f"obstacle {self.min_ahead_m:.2f} m ahead: waiting",
                                    throttle_duration_sec=3.0)
         self.send(v, w)
 

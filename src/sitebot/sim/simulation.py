@@ -134,6 +134,8 @@ class _Stream:
         self.next_s = 0.0
 
     def due(self, t_s: float, eps: float) -> bool:
+        if math.isinf(self.period_s):         # rate 0 (or camera disabled): never due
+            return False
         if t_s + eps >= self.next_s:
             self.next_s += self.period_s
             if self.next_s < t_s:             # after a long pause: do not burst
@@ -198,15 +200,7 @@ class SiteSimulation:
         names = [r.name for r in robots]
         if len(set(names)) != len(names):
             raise SimulationError(f"robot names must be unique, got {names}")
-        self._tmp = tempfile.TemporaryDirectory(prefix="sitebot-sim-")
-        tmp = Path(self._tmp.name)
-        self.urdf_path = write_urdf_file(self.description, tmp,
-                                         frame_mass_kg=self.config.robot.frame_link_mass_kg)
-        self.client_id = pb.connect(pb.DIRECT)
-        pb.setGravity(0, 0, -9.81, physicsClientId=self.client_id)
-        pb.setTimeStep(self.config.time_step_s, physicsClientId=self.client_id)
-        self.scene = Scene(self.client_id, self.world, tmp / "textures")
-        self.lighting = self.scene.lighting(self.config.lighting or None)
+        # spawn poses first: an unknown one must not leave a PyBullet client behind
         self._spawns: list[tuple[str, tuple[float, float, float]]] = []
         for i, r in enumerate(robots):
             pose = r.pose
@@ -218,9 +212,22 @@ class SiteSimulation:
                         + ", ".join(sorted(self.world.spawn_poses)))
                 pose = tuple(self.world.spawn_poses[key])
             self._spawns.append((r.name, tuple(float(v) for v in pose)))
-        self.robots: dict[str, _RobotRig] = {}
-        for i, (name, pose) in enumerate(self._spawns):
-            self.robots[name] = _RobotRig(self, name, pose, i)
+        self._tmp = tempfile.TemporaryDirectory(prefix="sitebot-sim-")
+        tmp = Path(self._tmp.name)
+        self.client_id = pb.connect(pb.DIRECT)
+        try:
+            self.urdf_path = write_urdf_file(self.description, tmp,
+                                             frame_mass_kg=self.config.robot.frame_link_mass_kg)
+            pb.setGravity(0, 0, -9.81, physicsClientId=self.client_id)
+            pb.setTimeStep(self.config.time_step_s, physicsClientId=self.client_id)
+            self.scene = Scene(self.client_id, self.world, tmp / "textures")
+            self.lighting = self.scene.lighting(self.config.lighting or None)
+            self.robots: dict[str, _RobotRig] = {}
+            for i, (name, pose) in enumerate(self._spawns):
+                self.robots[name] = _RobotRig(self, name, pose, i)
+        except BaseException:
+            self.close()        # no PyBullet client or temporary folder left behind
+            raise
         if controller_factory is not None:
             for name, rig in self.robots.items():
                 rig.controller = controller_factory(self, name)
