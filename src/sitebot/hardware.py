@@ -113,6 +113,9 @@ class HardwareInterface(abc.ABC):
             dup = next(n for n in names if names.count(n) > 1)
             raise ValueError(f"joint '{dup}' is listed twice in joint_names")
         self._joint_names = names
+        # backends that accept every mode on every joint skip the per-joint mode check
+        self._all_modes_everywhere = \
+            type(self).supported_modes is HardwareInterface.supported_modes
 
     @property
     def joint_names(self) -> tuple[str, ...]:
@@ -150,6 +153,8 @@ class HardwareInterface(abc.ABC):
             i = int(np.flatnonzero(~finite)[0])
             raise ValueError(f"joint '{names[i]}': command value {command.values[i]} is not "
                              "finite; values must be finite numbers")
+        if self._all_modes_everywhere:
+            return
         for name, mode in zip(names, command.mode):
             allowed = self.supported_modes(name)
             if mode not in allowed:

@@ -473,10 +473,11 @@ class SimHardware(HardwareInterface):
         self._index = [robot.joint_index(n) for n in names]
         infos = [desc.joints[n] for n in names]
         inf = math.inf
-        self._lower = np.array([j.lower if j.lower is not None else -inf for j in infos])
-        self._upper = np.array([j.upper if j.upper is not None else inf for j in infos])
-        self._vmax = np.array([j.velocity_limit or inf for j in infos])
-        self._fmax = np.array([j.effort_limit or 0.0 for j in infos])
+        # plain float lists: read per joint per physics step
+        self._lower = [float(j.lower) if j.lower is not None else -inf for j in infos]
+        self._upper = [float(j.upper) if j.upper is not None else inf for j in infos]
+        self._vmax = [float(j.velocity_limit or inf) for j in infos]
+        self._fmax = [float(j.effort_limit or 0.0) for j in infos]
         # followers[i]: (pybullet index, multiplier, offset, effort limit, velocity limit)
         self._followers: list[list[tuple[int, float, float, float, float]]] = [[] for _ in names]
         for jname, j in desc.joints.items():
@@ -490,6 +491,8 @@ class SimHardware(HardwareInterface):
         self._applied_effort = np.zeros(len(names))
         # latched hold positions of stopped joints, by PyBullet joint index
         self._hold: dict[int, float] = {}
+        # last (mode, target) sent to each PyBullet joint; cleared when the robot is reset
+        self._sent: dict[int, tuple[CommandMode, float]] = {}
         self._generation = robot.generation
 
     @property
@@ -512,15 +515,20 @@ class SimHardware(HardwareInterface):
         if self._generation != self._robot.generation:  # the robot was reset
             self._hold.clear()
             self._generation = self._robot.generation
-        states = pb.getJointStates(self._body, self._all_index, physicsClientId=self._cid)
-        measured = {j: (st[0], st[1]) for j, st in zip(self._all_index, states)}
+            self._sent.clear()
+        measured = None
+        if any(m is CommandMode.BRAKE or (m is CommandMode.VELOCITY and values[i] == 0.0)
+               for i, m in enumerate(command.mode)):
+            states = pb.getJointStates(self._body, self._all_index, physicsClientId=self._cid)
+            measured = {j: (st[0], st[1]) for j, st in zip(self._all_index, states)}
         for i, mode in enumerate(command.mode):
+            v = float(values[i])
             if mode is CommandMode.POSITION:
-                value = float(np.clip(values[i], self._lower[i], self._upper[i]))
+                value = min(max(v, self._lower[i]), self._upper[i])
             elif mode is CommandMode.VELOCITY:
-                value = float(np.clip(values[i], -self._vmax[i], self._vmax[i]))
+                value = min(max(v, -self._vmax[i]), self._vmax[i])
             elif mode is CommandMode.EFFORT:
-                value = float(np.clip(values[i], -self._fmax[i], self._fmax[i]))
+                value = min(max(v, -self._fmax[i]), self._fmax[i])
                 self._applied_effort[i] = value
             else:
                 value = 0.0
@@ -547,6 +555,12 @@ class SimHardware(HardwareInterface):
 
     def _command_joint(self, j: int, mode: CommandMode, value: float, fmax: float,
                        vmax: float) -> None:
+        # PyBullet motors keep their last target: re-sending an unchanged position,
+        # velocity or brake command every step only costs time. Effort lasts one step.
+        key = (mode, value)
+        if mode is not CommandMode.EFFORT and self._sent.get(j) == key:
+            return
+        self._sent[j] = key
         cid, body = self._cid, self._body
         if mode is CommandMode.POSITION:
             pb.setJointMotorControl2(body, j, pb.POSITION_CONTROL, targetPosition=value,

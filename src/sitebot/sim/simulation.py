@@ -99,11 +99,14 @@ class SimConfig:
     robot: SimRobotConfig = field(default_factory=SimRobotConfig)
     lighting: str = ""           # a preset of the world; "" = the world's default
     cmd_timeout_s: float = 0.5   # base command older than this brakes the wheels
+    actor_update_hz: float = 60.0  # people are placed on their paths at this rate [Hz]
     seed: int = 0
 
     def __post_init__(self) -> None:
         if not (1e-4 <= self.time_step_s <= 0.05):
             raise ValueError(f"SimConfig.time_step_s={self.time_step_s!r}: accepted [1e-4, 0.05] s")
+        if not (1.0 <= self.actor_update_hz <= 1000.0):
+            raise ValueError(f"SimConfig.actor_update_hz={self.actor_update_hz!r}: accepted [1, 1000] Hz")
         if not (0.0 < self.cmd_timeout_s <= 10.0):
             raise ValueError(f"SimConfig.cmd_timeout_s={self.cmd_timeout_s!r}: accepted (0, 10] s")
 
@@ -232,6 +235,7 @@ class SiteSimulation:
             for name, rig in self.robots.items():
                 rig.controller = controller_factory(self, name)
         self.step_count = 0
+        self._actors = _Stream(self.config.actor_update_hz)
         self.scene.update(0.0)
 
     # ------------------------------------------------------------------ time
@@ -252,9 +256,10 @@ class SiteSimulation:
         pb.stepSimulation(physicsClientId=self.client_id)
         self.step_count += 1
         t = self.time_s
-        self.scene.update(t)
-        out: list[Sample] = []
         eps = 0.25 * dt
+        if self._actors.due(t, eps):
+            self.scene.update(t)
+        out: list[Sample] = []
         for rig in self.robots.values():
             s = rig.streams
             state = None
@@ -330,6 +335,7 @@ class SiteSimulation:
             rig.last_odom_t = rig.last_imu_t = 0.0
             rig.last_imu_vel = np.zeros(3)
         self.step_count = 0
+        self._actors.next_s = 0.0
         self.scene.update(0.0)
 
     def close(self) -> None:
