@@ -227,3 +227,15 @@ def test_wrap_angle() -> None:
     assert wrap_angle(3 * math.pi / 2) == pytest.approx(-math.pi / 2)
     assert wrap_angle(-3 * math.pi / 2) == pytest.approx(math.pi / 2)
     assert wrap_angle(0.25) == 0.25
+
+
+def test_final_turn_does_not_flip_back_to_driving():
+    """Regression: within tolerance, a few cm of scrub during the final turn must not send
+    the follower back to driving (it used to oscillate between the two and time out)."""
+    f = PathFollower([(0.0, 0.0), (1.0, 0.0)], goal_yaw=math.pi / 2)
+    v, w, done = f.update((0.95, 0.0, 0.0), 0.02)          # 5 cm short: at goal, turn
+    assert v == 0.0 and w > 0.0 and not done
+    v, w, done = f.update((0.85, 0.05, 0.8), 0.02)          # scrubbed 16 cm away while turning
+    assert v == 0.0 and w > 0.0, "still turning on the spot, not driving"
+    v, w, done = f.update((0.86, 0.05, math.pi / 2), 0.02)
+    assert done and v == 0.0

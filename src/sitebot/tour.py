@@ -68,11 +68,15 @@ class GridPlanner:
     """
 
     def __init__(self, grid: OccupancyGrid, clearance_m: float = 1.0,
-                 clearance_weight: float = 4.0) -> None:
+                 clearance_weight: float = 4.0, shortcut_margin_m: float = 0.2) -> None:
         self.grid = grid
         free = (~grid.occupied).astype(np.uint8)
         dist_m = cv2.distanceTransform(free, cv2.DIST_L2, 5) * grid.resolution_m
         self.penalty = clearance_weight * np.clip(1.0 - dist_m / clearance_m, 0.0, 1.0)
+        # shortcuts must keep this much more than the inflation from obstacles: a straight
+        # line grazing the inflated map leaves no room for tracking error (a low plinth the
+        # lidar cannot see caught the base that way)
+        self._shortcut_blocked = grid.occupied | (dist_m < shortcut_margin_m)
 
     def _nearest_free(self, r: int, c: int, max_cells: int = 10) -> tuple[int, int] | None:
         occ = self.grid.occupied
@@ -130,15 +134,17 @@ class GridPlanner:
         pts[0], pts[-1] = tuple(start_xy), tuple(goal_xy)
         return self._shortcut(pts)
 
-    def line_free(self, a: tuple[float, float], b: tuple[float, float]) -> bool:
+    def line_free(self, a: tuple[float, float], b: tuple[float, float],
+                  blocked: np.ndarray | None = None) -> bool:
+        """True if the segment a-b crosses no blocked cell (default: occupied cells)."""
+        grid = self.grid.occupied if blocked is None else blocked
         n = max(2, int(math.hypot(b[0] - a[0], b[1] - a[1]) / (0.5 * self.grid.resolution_m)))
-        for i in range(n + 1):
+        rows, cols = grid.shape
+        for i in range(1, n):
             x = a[0] + (b[0] - a[0]) * i / n
             y = a[1] + (b[1] - a[1]) * i / n
             r, c = self.grid.cell(x, y)
-            rows, cols = self.grid.occupied.shape
-            if 0 <= r < rows and 0 <= c < cols and self.grid.occupied[r, c] \
-                    and i not in (0, n):
+            if 0 <= r < rows and 0 <= c < cols and grid[r, c]:
                 return False
         return True
 
@@ -147,7 +153,7 @@ class GridPlanner:
         i = 0
         while i < len(pts) - 1:
             j = len(pts) - 1
-            while j > i + 1 and not self.line_free(pts[i], pts[j]):
+            while j > i + 1 and not self.line_free(pts[i], pts[j], self._shortcut_blocked):
                 j -= 1
             out.append(pts[j])
             i = j
@@ -162,7 +168,7 @@ class FollowerConfig:
     lookahead_m: float = 0.6
     goal_tolerance_m: float = 0.12
     yaw_tolerance_rad: float = 0.1
-    rotate_in_place_rad: float = 0.9      # heading error above which the base turns on the spot
+    rotate_in_place_rad: float = 0.5      # heading error above which the base turns on the spot
     slow_down_radius_m: float = 1.0
     stop_distance_m: float = 0.55         # obstacle this close ahead: stop and wait
 
@@ -185,6 +191,9 @@ class PathFollower:
         self._seg = 0
         self._v = 0.0
         self.blocked = False
+        # latched once within goal tolerance: the final turn on the spot scrubs the wheels
+        # and moves the base a few cm; without the latch it would flip back to driving
+        self._at_goal = False
 
     def _lookahead_point(self, x: float, y: float) -> tuple[float, float]:
         p = self.path
@@ -205,6 +214,10 @@ class PathFollower:
         dist = math.hypot(gx - x, gy - y)
         v_cmd, w_cmd, done = 0.0, 0.0, False
         if dist <= cfg.goal_tolerance_m:
+            self._at_goal = True
+        elif dist > 2.0 * cfg.goal_tolerance_m + 0.1:
+            self._at_goal = False
+        if self._at_goal:
             err = wrap_angle(self.goal_yaw - yaw)
             if abs(err) <= cfg.yaw_tolerance_rad:
                 done = True
@@ -218,7 +231,8 @@ class PathFollower:
                 v_cmd = cfg.max_speed_mps * math.cos(heading_err)
                 v_cmd *= min(1.0, dist / cfg.slow_down_radius_m) if self._seg >= len(self.path) - 2 else 1.0
                 v_cmd = max(v_cmd, 0.05)
-        self.blocked = v_cmd > 0 and min_range_ahead_m < cfg.stop_distance_m
+        # an obstacle counts only if it is closer than where the base is going
+        self.blocked = v_cmd > 0 and min_range_ahead_m < min(cfg.stop_distance_m, dist + 0.25)
         if self.blocked:
             v_cmd = 0.0
         dv = cfg.max_accel_mps2 * max(dt_s, 0.0)
