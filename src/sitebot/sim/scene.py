@@ -25,6 +25,7 @@ from types import MappingProxyType
 
 import pybullet as pb
 
+from ..kinematics import quaternion_multiply, yaw_to_quaternion
 from ..errors import SimulationError
 from ..world import (BodySpec, GaugeDialSpec, Lighting, PersonState, Pose3D, Shape, ValveState,
                      WorldSpec)
@@ -54,17 +55,9 @@ class BodyHandle:
     name: str
 
 
-def _quat_mul(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float, float]:
-    ax, ay, az, aw = a
-    bx, by, bz, bw = b
-    return (aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-            aw * bw - ax * bx - ay * by - az * bz)
-
-
-def _quat_yaw(yaw: float) -> tuple[float, float, float, float]:
-    return (0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2))
+# quaternion helpers are shared with the TF code
+_quat_mul = quaternion_multiply
+_quat_yaw = yaw_to_quaternion
 
 
 #: Turns a cylinder's axis (local z) onto local x.
