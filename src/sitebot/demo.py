@@ -121,9 +121,12 @@ def main(argv: list[str]) -> int:
             print(line.replace("[tour] ", "", 1) if line.startswith("[tour] [INFO]") else line,
                   flush=True)
 
-    env = {"ROS_DOMAIN_ID": os.environ.get("ROS_DOMAIN_ID", str(10 + os.getpid() % 90))}
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE",
-                   os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST"))
+    # The demo's processes and its own observer share one DDS domain, kept on this host
+    # (a caller's ROS_DOMAIN_ID is respected; otherwise one is picked so that two demos on
+    # one machine do not mix).
+    os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 90))
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env = {k: os.environ[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
     print(f"sitebot demo: world '{world.id}', outputs in {out}", flush=True)
     t_wall0 = time.monotonic()
     observer = TrajectoryObserver()
@@ -169,10 +172,11 @@ def main(argv: list[str]) -> int:
         drift = math.dist(tr[1:3], od[1:3]) if tr and od else math.nan
         rows.append({**{k: st[k] for k in ("index", "place", "outcome", "arrival_sim_time_s")},
                      "true_goal_error_m": round(goal_err, 3), "odom_drift_m": round(drift, 3)})
+    evaluated = len(truth) > 0 and len(odom) > 0
     tour_ok = bool(tour.get("success")) and codes.get("tour") == 0 and not \
-        [n for n in failed if n != "tour"]
+        [n for n in failed if n != "tour"] and evaluated
     summary = {
-        "world": world.id, "success": tour_ok, "stops": rows,
+        "world": world.id, "success": tour_ok, "evaluated": evaluated, "stops": rows,
         "stops_reached": sum(r["outcome"] == "reached" for r in rows),
         "stops_total": len(rows),
         "distance_travelled_m": round(dist, 2),
@@ -192,6 +196,8 @@ def main(argv: list[str]) -> int:
           f"(real-time factor {summary['real_time_factor']}); outputs in {out}")
     if not tour_ok:
         print("demo FAILED: " + (f"processes failed: {failed}" if failed else
+                                 "the observer received no ground truth/odometry, so the run "
+                                 "could not be evaluated" if not evaluated else
                                  "the tour did not reach every stop" if tour["stops"] else
                                  "no tour report (timed out?)"), file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@ import sys
 from typing import Any, Callable, Iterable
 
 import rclpy
+import rclpy.executors
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 ParameterType, SetParametersResult)
 from rclpy.node import Node
@@ -64,17 +65,16 @@ def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
     return d
 
 
-def _typed_default(spec: ParamSpec) -> Any:
-    # rclpy needs typed empty arrays: an empty list has no element type.
-    if spec.type in (ParamType.FLOAT_ARRAY, ParamType.INT_ARRAY, ParamType.STRING_ARRAY) \
-            and not spec.default:
-        return _EMPTY[spec.type]
-    return spec.default
-
-
+#: array parameter types; rclpy needs the type itself to declare an empty array default
 _EMPTY = {ParamType.FLOAT_ARRAY: rclpy.Parameter.Type.DOUBLE_ARRAY,
           ParamType.INT_ARRAY: rclpy.Parameter.Type.INTEGER_ARRAY,
           ParamType.STRING_ARRAY: rclpy.Parameter.Type.STRING_ARRAY}
+
+
+def _typed_default(spec: ParamSpec) -> Any:
+    if spec.type in _EMPTY and not spec.default:
+        return _EMPTY[spec.type]
+    return spec.default
 
 
 def declare_schema(node: Node, schema: Iterable[ParamSpec],
@@ -83,8 +83,9 @@ def declare_schema(node: Node, schema: Iterable[ParamSpec],
 
     Raises :class:`ParameterError` (naming the parameter and the accepted values) if a value
     given at start-up (parameter file, launch, command line) is invalid. Later changes through
-    ``set_parameters`` are validated by the same schema and refused with the same message;
-    ``on_change`` receives the accepted new values.
+    ``set_parameters`` are refused with a reason naming the parameter and its range (rclpy's
+    own range check answers first for numbers out of the declared range; the schema checks
+    everything else); ``on_change`` receives the accepted new values.
     """
     specs = {s.name: s for s in schema}
     values: dict[str, Any] = {}
