@@ -107,29 +107,28 @@ def scan_msg(scan, stamp: Time, frame_id: str, scan_time_s: float) -> LaserScan:
     return m
 
 
-def image_rgb_msg(rgb: np.ndarray, stamp: Time, frame_id: str) -> Image:
+def _image_msg(pixels: np.ndarray, dtype: type, encoding: str, stamp: Time,
+               frame_id: str) -> Image:
+    data = np.ascontiguousarray(pixels, dtype=dtype)
     m = Image()
     m.header.stamp = stamp
     m.header.frame_id = frame_id
-    m.height, m.width = int(rgb.shape[0]), int(rgb.shape[1])
-    m.encoding = "rgb8"
+    m.height, m.width = int(data.shape[0]), int(data.shape[1])
+    m.encoding = encoding
     m.is_bigendian = 0
-    m.step = m.width * 3
-    m.data = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
+    m.step = m.width * data[0, 0].nbytes
+    m.data = data.tobytes()
     return m
+
+
+def image_rgb_msg(rgb: np.ndarray, stamp: Time, frame_id: str) -> Image:
+    """rgb8 image from an HxWx3 uint8 array."""
+    return _image_msg(rgb, np.uint8, "rgb8", stamp, frame_id)
 
 
 def image_depth_msg(depth_m: np.ndarray, stamp: Time, frame_id: str) -> Image:
     """REP-118 depth image: 32FC1 in metres, NaN/inf where there is no return."""
-    m = Image()
-    m.header.stamp = stamp
-    m.header.frame_id = frame_id
-    m.height, m.width = int(depth_m.shape[0]), int(depth_m.shape[1])
-    m.encoding = "32FC1"
-    m.is_bigendian = 0
-    m.step = m.width * 4
-    m.data = np.ascontiguousarray(depth_m, dtype=np.float32).tobytes()
-    return m
+    return _image_msg(depth_m, np.float32, "32FC1", stamp, frame_id)
 
 
 def camera_info_msg(K: np.ndarray, width: int, height: int, stamp: Time,
