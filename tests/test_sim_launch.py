@@ -40,6 +40,8 @@ def declared_rates() -> dict[str, float]:
         "camera/camera_info": p["camera_rate_hz"],
         "ground_truth/odom": p["ground_truth_rate_hz"],
         "ground_truth/people": p["ground_truth_rate_hz"],
+        # moving joints with joint_states, odom -> base_footprint with odometry
+        "tf": p["joint_states_rate_hz"] + p["odom_rate_hz"],
     }
 
 
