@@ -184,7 +184,7 @@ def test_param_unknown_lists_declared(capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_param_unknown_node_lists_known(capsys: pytest.CaptureFixture[str]) -> None:
     line = fail_line(capsys, BAD / "unknown_node.params.yaml")
-    assert ": planner: unknown node 'planner'" in line and "known nodes: simulator" in line
+    assert ": planner: unknown node 'planner'" in line and "known nodes: " in line and "simulator" in line
 
 
 def test_param_files_by_place_and_content(capsys: pytest.CaptureFixture[str],
@@ -316,7 +316,7 @@ def test_unexpected_exception_is_a_fail_line(capsys: pytest.CaptureFixture[str],
 def test_schema_lookup_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SitebotError, match="no parameter schema for node 'ghost'; known "
-                                           "nodes: simulator"):
+                                           "nodes: .*simulator"):
         schemas.schema_for("ghost")
     monkeypatch.setitem(schemas.NODE_SCHEMAS, "ghost", "sitebot.no_such_module:SCHEMA")
     with pytest.raises(SitebotError, match="cannot load the parameter schema of node "

@@ -12,6 +12,8 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import LaserScan
 from tf2_msgs.msg import TFMessage
 
+from sitebot_interfaces.msg import SafetyState
+
 from sitebot.launcher import launched
 from sitebot.world import load_world
 from rosprobe import Probe, rate_hz
@@ -30,6 +32,13 @@ def test_two_robots_run_side_by_side():
         probe.subscribe(LaserScan, f"/{r}/scan", "sensor", keep=False)
         probe.subscribe(TFMessage, f"/{r}/tf_static", "latched")
     cmd = probe.publisher(TwistStamped, "/robot1/cmd_vel")
+    # the test stands in for the safety supervisor of each robot: its heartbeat allows motion
+    heartbeats = [probe.publisher(SafetyState, f"/{r}/safety/state") for r in ROBOTS]
+
+    def beat() -> None:
+        for pub in heartbeats:
+            pub.publish(SafetyState(speed_scale=1.0, stop_category=SafetyState.STOP_NONE,
+                                    max_linear_speed_mps=1.0))
     try:
         with launched("multi_robot.launch.yaml",
                       {"real_time_factor": "2.0", "camera_enabled": "false"}) as h:
@@ -47,6 +56,7 @@ def test_two_robots_run_side_by_side():
                 msg = TwistStamped()
                 msg.twist.linear.x = 0.4
                 cmd.publish(msg)
+                beat()
                 time.sleep(0.05)
             t1 = probe.latest_sim_time()
             probe.wait_for(lambda: probe.latest_sim_time() > t1 + 1.5, 30, "1.5 s more sim time")
@@ -57,6 +67,7 @@ def test_two_robots_run_side_by_side():
         probe.close()
     moved1 = math.hypot(end["robot1"].x - start["robot1"].x, end["robot1"].y - start["robot1"].y)
     moved2 = math.hypot(end["robot2"].x - start["robot2"].x, end["robot2"].y - start["robot2"].y)
+    # 0.4 m/s for ~3 s, ramping up and down at 1 m/s^2
     assert 0.8 < moved1 < 1.6, f"robot1 moved {moved1:.2f} m (0.4 m/s for ~3 s)"
     assert moved2 < 0.01, f"robot2 moved {moved2:.3f} m without a command"
     for r in ROBOTS:

@@ -47,6 +47,8 @@ This module does not import rclpy; the parameter schemas are imported lazily thr
 """
 from __future__ import annotations
 
+import re
+
 import argparse
 import sys
 import xml.etree.ElementTree as ET
@@ -54,7 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from .errors import ConfigError, ParameterError, SitebotError, UrdfError
+from .errors import LaunchError, ConfigError, ParameterError, SitebotError, UrdfError
 
 __all__ = ["main", "check_file", "classify", "CheckResult", "ACCEPTED_KINDS"]
 
@@ -247,6 +249,8 @@ def _check_params(path: Path) -> str:
     entries = load_params_file(path)
     if not entries:
         raise ConfigError("a parameter file needs at least one node section", path)
+    if any(_node_of(section) == "controller_manager" for section in entries):
+        return _check_ros2_controllers(path, entries)
     nodes: list[str] = []
     for section, values in entries.items():
         node = _node_of(section)
@@ -261,6 +265,36 @@ def _check_params(path: Path) -> str:
                         allow_unknown=_ALWAYS_ALLOWED)
         nodes.append(node)
     return "parameters: " + ", ".join(nodes)
+
+
+def _check_ros2_controllers(path: Path, entries: dict[str, dict[str, Any]]) -> str:
+    """A ros2_control controllers file (a ``controller_manager`` section): the parameters
+    belong to ros2_control's nodes, not sitebot's; checked for consistency only: every
+    controller the manager declares (``<name>.type``) has a string type, and every other
+    section configures a declared controller."""
+    cm_section = next(s for s in entries if _node_of(s) == "controller_manager")
+    cm = entries[cm_section]
+    rate = cm.get("update_rate")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0):
+        raise ConfigError(f"update_rate must be a positive integer [Hz], got {rate!r}", path,
+                          f"{cm_section}.ros__parameters.update_rate")
+    declared = {}
+    for key, value in cm.items():
+        if key.endswith(".type"):
+            name = key[: -len(".type")]
+            if not isinstance(value, str) or "/" not in value:
+                raise ConfigError(f"controller '{name}' needs a type like "
+                                  f"'diff_drive_controller/DiffDriveController', got {value!r}",
+                                  path, f"{cm_section}.ros__parameters.{key}")
+            declared[name] = value
+    for section in entries:
+        node = _node_of(section)
+        if node != "controller_manager" and node not in declared:
+            raise ConfigError(f"section '{node}' configures no controller the "
+                              f"controller_manager declares; declared: "
+                              f"{', '.join(sorted(declared)) or 'none'}", path, section)
+    return ("ros2_control controllers (not sitebot nodes; consistency checked): "
+            + ", ".join(sorted(declared)))
 
 
 def _check_wildcard(path: Path, section: str, values: dict[str, Any]) -> None:
@@ -309,7 +343,19 @@ def _check_launch(path: Path) -> str:
         return ("launch; structure checked, not resolved: argument"
                 + ("s " if len(required) > 1 else " ") + ", ".join(required)
                 + " without default")
-    desc = load_launch(path)
+    try:
+        desc = load_launch(path)
+    except LaunchError as e:
+        # files for a full ROS install parse here but cannot resolve: they start packages
+        # that are not installed (ros2_control, robot_state_publisher) or run $(command)
+        missing = re.search(r"package '([\w-]+)' not found", str(e))
+        if missing and missing.group(1) != "sitebot":
+            return ("launch; structure checked, not resolved: needs the ROS package "
+                    f"'{missing.group(1)}', not installed here (run it with `ros2 launch`)")
+        if "$(command" in str(e):
+            return ("launch; structure checked, not resolved: it uses $(command ...), "
+                    "which only `ros2 launch` runs")
+        raise
     checked = [p.name for p in desc.processes if _check_process_params(p)]
     note = f"launch: {len(desc.processes)} process" + ("es" if len(desc.processes) != 1
                                                       else "")

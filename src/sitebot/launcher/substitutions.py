@@ -89,6 +89,9 @@ SUBSTITUTIONS: Mapping[str, tuple[int, int]] = MappingProxyType({
     "find-pkg-share": (1, 1),
     "find-pkg-prefix": (1, 1),
     "find-exec": (1, 1),
+    # parsed so that files for `ros2 launch` (robot_description from xacro) load; evaluating
+    # it is refused: sitebot launch does not run shell commands
+    "command": (1, 2),
     "dirname": (0, 0),
     "filename": (0, 0),
     "eval": (1, 1),
@@ -339,6 +342,9 @@ def _perform(sub: Subst, where: Template, ctx: SubstitutionContext) -> str:
         if found is None:
             raise fail(f"executable '{args[0]}' not found on PATH")
         return found
+    if name == "command":
+        raise fail("$(command ...) runs a shell command at launch time; sitebot launch does "
+                   "not run shell commands: use `ros2 launch` on a ROS 2 install for this file")
     if name == "dirname":
         return str(ctx.current_file.parent)
     if name == "filename":

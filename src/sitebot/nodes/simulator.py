@@ -5,7 +5,9 @@ Per robot (topics relative to the robot's namespace; none for a single unnamed r
 ``camera/depth/image_raw``, ``camera/camera_info``, ``tf``, ``tf_static``,
 ``robot_description`` (transient local), ``ground_truth/odom`` and ``ground_truth/people``
 (evaluation only). Globally: ``/clock`` and ``/diagnostics``.
-Subscribes per robot: ``cmd_vel`` (TwistStamped) and ``arm/joint_trajectory``.
+Subscribes per robot (the control loop, ticked in lockstep with the physics): ``cmd_vel``
+(TwistStamped), ``arm/joint_trajectory``, ``safety/state`` (the supervisor's heartbeat);
+publishes ``control/state``.
 Services: ``sim/reset`` (sitebot_interfaces/ResetWorld), ``sim/pause`` (std_srvs/SetBool),
 ``sim/step`` (sitebot_interfaces/StepSimulation).
 
@@ -21,7 +23,6 @@ from dataclasses import replace
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, Imu, JointState, LaserScan
@@ -30,17 +31,18 @@ from geometry_msgs.msg import PoseArray
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
 from tf2_msgs.msg import TFMessage
-from trajectory_msgs.msg import JointTrajectory
 
 from sitebot_interfaces.srv import ResetWorld, StepSimulation
 
+from ..control.kernel import kernel_joint_names
 from ..errors import SitebotError
 from ..kinematics import JointTransformer, Transform, yaw_to_quaternion
 from ..params import ParamSpec, ParamType
 from ..sim.simulation import RobotSpawn, Sample, SampleKind, SensorRates, SimConfig, SiteSimulation
 from ..sim.sensors import CameraConfig, ImuConfig, LidarConfig, OdomConfig
 from . import convert
-from .common import QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema, run_node
+from .common import QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema, run_node
+from .control_io import ControlIO
 
 F, I, B, S = ParamType.FLOAT, ParamType.INT, ParamType.BOOL, ParamType.STRING
 
@@ -74,6 +76,14 @@ SCHEMA = (
     ParamSpec("imu_gyro_noise_std_radps", F, 0.002, "gyro white noise (1 sigma)", 0.0, 1.0, unit="rad/s"),
     ParamSpec("imu_accel_noise_std_mps2", F, 0.02, "accelerometer white noise (1 sigma)", 0.0, 10.0, unit="m/s^2"),
     ParamSpec("cmd_timeout_s", F, 0.5, "a base command older than this brakes the wheels", 0.01, 10.0, unit="s"),
+    ParamSpec("heartbeat_timeout_s", F, 0.5,
+              "safety/state (the supervisor's heartbeat) older than this stops the robot",
+              0.01, 10.0, unit="s"),
+    ParamSpec("supervisor_required", B, True,
+              "false: the control loop makes its own heartbeat (only for simulations "
+              "without the safety supervisor)"),
+    ParamSpec("control_state_rate_hz", F, 20.0, "control/state publication rate (sim time)",
+              1.0, 500.0, unit="Hz"),
     ParamSpec("map_frame", S, "map", "world frame of ground truth"),
     ParamSpec("odom_frame", S, "odom", "odometry frame"),
     ParamSpec("base_frame", S, "base_footprint", "robot base frame (child of odom)"),
@@ -93,7 +103,9 @@ def sim_config_from_params(p: dict[str, Any]) -> SimConfig:
         imu=replace(ImuConfig(), gyro_noise_sigma_radps=p["imu_gyro_noise_std_radps"],
                     accel_noise_sigma_mps2=p["imu_accel_noise_std_mps2"]),
         odom=replace(OdomConfig(), slip_sigma=p["odom_slip_std"]),
-        lighting=p["lighting"], cmd_timeout_s=p["cmd_timeout_s"], seed=p["seed"])
+        lighting=p["lighting"], cmd_timeout_s=p["cmd_timeout_s"],
+        heartbeat_timeout_s=p["heartbeat_timeout_s"],
+        supervisor_required=p["supervisor_required"], seed=p["seed"])
 
 
 def robot_spawns(p: dict[str, Any]) -> list[RobotSpawn]:
@@ -129,11 +141,18 @@ class _RobotIO:
         self.description = node.create_publisher(String, t("robot_description"), QOS_LATCHED)
         self.gt_odom = node.create_publisher(Odometry, t("ground_truth/odom"), QOS_STATE)
         self.gt_people = node.create_publisher(PoseArray, t("ground_truth/people"), QOS_STATE)
-        self.cmd_vel = node.create_subscription(
-            TwistStamped, t("cmd_vel"), lambda m: node.on_cmd_vel(name, m), QOS_COMMAND)
-        self.arm = node.create_subscription(
-            JointTrajectory, t("arm/joint_trajectory"), lambda m: node.on_trajectory(name, m),
-            QOS_COMMAND)
+        # the control loop's ROS side: cmd_vel, arm/joint_trajectory, safety/state in,
+        # control/state out; the kernel ticks in lockstep with the physics
+        ctl = node.sim.robot(name).controller
+        desc = node.sim.description
+        self.control = ControlIO(
+            node, ctl.kernel, kernel_joint_names(desc), desc.wheel_joints, prefix=name,
+            clock=lambda: node.sim.time_s, config=ctl.config, output=ctl.out,
+            ignored_joint_names=[j for j in desc.gripper_joints if desc.joints[j].mimic],
+            diagnostic_name=f"{node.get_name()}: control loop{' ' + name if name else ''}",
+            hardware_id="pybullet")
+        ctl.lock = self.control.lock
+        ctl.on_step = self.control.mark_stepped
 
 
 class SimulatorNode(Node):
@@ -157,6 +176,10 @@ class SimulatorNode(Node):
         self.create_service(StepSimulation, "sim/step", self.on_step)
         self._publish_latched()
         self._rtf_measured = 0.0
+        if not self.p["supervisor_required"]:
+            self.get_logger().warning(
+                "supervisor_required is false: the control loop makes its own heartbeat; "
+                "use only in simulations without the safety supervisor")
         self._thread = threading.Thread(target=self._loop, name="physics", daemon=True)
         self._thread.start()
         self.get_logger().info(
@@ -165,28 +188,6 @@ class SimulatorNode(Node):
             f"real-time factor {self.p['real_time_factor'] or 'max'}")
 
     # ------------------------------------------------------------------ callbacks
-    def on_cmd_vel(self, robot: str, msg: TwistStamped) -> None:
-        tw = msg.twist
-        ok = self.sim.robot(robot).controller.set_base_command(
-            tw.linear.x, tw.angular.z, self.sim.time_s)
-        if not ok:
-            self.get_logger().warning(f"{robot or 'robot'}: cmd_vel with non-finite values refused; braking",
-                                   throttle_duration_sec=1.0)
-
-    def on_trajectory(self, robot: str, msg: JointTrajectory) -> None:
-        if not msg.points:
-            return
-        last = msg.points[-1]
-        if len(last.positions) != len(msg.joint_names):
-            self.get_logger().warning(
-                f"arm/joint_trajectory: {len(msg.joint_names)} joint names but "
-                f"{len(last.positions)} positions; refused", throttle_duration_sec=1.0)
-            return
-        if not self.sim.robot(robot).controller.set_joint_targets(list(msg.joint_names),
-                                                                  list(last.positions)):
-            self.get_logger().warning("arm/joint_trajectory: unknown joint or non-finite position; "
-                                   "refused", throttle_duration_sec=1.0)
-
     def on_reset(self, req: ResetWorld.Request, res: ResetWorld.Response) -> ResetWorld.Response:
         if req.world and req.world != self.sim.world.id:
             res.success, res.message = False, (
@@ -220,7 +221,8 @@ class SimulatorNode(Node):
     def _loop(self) -> None:
         dt = self.sim.config.time_step_s
         clock_period = 1.0 / self.p["clock_rate_hz"]
-        next_clock = 0.0
+        control_period = 1.0 / self.p["control_state_rate_hz"]
+        next_clock = next_control_state = 0.0
         wall0, sim0 = time.monotonic(), self.sim.time_s
         last_diag_wall, last_diag_sim = wall0, sim0
         try:
@@ -229,7 +231,7 @@ class SimulatorNode(Node):
                     if self._pending_reset is not None:
                         self.sim.reset(self._pending_reset)
                         self._pending_reset = None
-                        next_clock = 0.0
+                        next_clock = next_control_state = 0.0
                         wall0, sim0 = time.monotonic(), 0.0
                         self._publish_latched()
                         self._done.notify_all()
@@ -250,6 +252,10 @@ class SimulatorNode(Node):
                     next_clock += clock_period
                 for s in samples:
                     self._publish(s)
+                if t + 0.25 * dt >= next_control_state:
+                    next_control_state += control_period
+                    for io in self.io.values():
+                        io.control.publish_state(self.sim.robot(io.name).controller.out)
                 rtf = self.p["real_time_factor"]
                 if rtf > 0:
                     ahead = (t - sim0) / rtf - (time.monotonic() - wall0)
@@ -322,7 +328,8 @@ class SimulatorNode(Node):
                      KeyValue(key="real_time_factor", value=f"{rtf:.3f}"),
                      KeyValue(key="paused", value=str(self._paused)),
                      KeyValue(key="world", value=self.sim.world.id)]
-        arr = DiagnosticArray(status=[st])
+        arr = DiagnosticArray(status=[st] + [io.control.diagnostic_status()
+                                             for io in self.io.values()])
         arr.header.stamp = convert.to_time(self.sim.time_s)
         self.diag_pub.publish(arr)
 

@@ -4,8 +4,9 @@ No ROS here. :meth:`SiteSimulation.step` advances physics by one fixed step and 
 sensor samples that fell due, each stamped with simulation time; the simulator node turns
 them into messages. Every robot's joints are driven through its hardware seam
 (:class:`~sitebot.hardware.HardwareInterface`: ``read()`` then ``write()`` once per step) by
-a controller; the default is :class:`~sitebot.sim.passthrough.PassThroughController`, which the
-C control loop replaces.
+a controller; the default is the control loop's lockstep driver
+(:class:`~sitebot.control.lockstep.LockstepController`: the C kernel, or its Python
+reference, ticked once per physics step).
 
 Each instance owns its own PyBullet client (no module-level state): two simulations can run
 side by side in one process.
@@ -24,10 +25,11 @@ import pybullet as pb
 
 from ..errors import SimulationError
 from ..hardware import HardwareCommand, HardwareState
+from ..control.kernel import kernel_config_from_description, kernel_joint_names
+from ..control.lockstep import LockstepController
 from ..kinematics import quaternion_to_yaw
 from ..urdf import RobotDescription, load_robot_description, write_urdf_file
 from ..world import WorldSpec, load_world
-from .passthrough import PassThroughController
 from .robot import SimHardware, SimRobot, SimRobotConfig
 from .scene import Scene
 from .sensors import (Camera, CameraConfig, Imu, ImuConfig, Lidar, LidarConfig, OdomConfig,
@@ -99,6 +101,8 @@ class SimConfig:
     robot: SimRobotConfig = field(default_factory=SimRobotConfig)
     lighting: str = ""           # a preset of the world; "" = the world's default
     cmd_timeout_s: float = 0.5   # base command older than this brakes the wheels
+    heartbeat_timeout_s: float = 0.5  # supervisor heartbeat older than this stops the robot
+    supervisor_required: bool = True  # False: the controller makes its own heartbeat
     actor_update_hz: float = 60.0  # people are placed on their paths at this rate [Hz]
     seed: int = 0
 
@@ -160,9 +164,11 @@ class _RobotRig:
                              name=name, urdf_path=sim.urdf_path)
         self.hardware = SimHardware(self.body)
         d = sim.description
-        self.controller: Controller = PassThroughController(
-            self.hardware.joint_names, d.wheel_joints, d.wheel_radius_m, d.wheel_separation_m,
-            cmd_timeout_s=cfg.cmd_timeout_s)
+        self.controller: Controller = LockstepController(
+            kernel_config_from_description(d, cmd_timeout_s=cfg.cmd_timeout_s,
+                                           heartbeat_timeout_s=cfg.heartbeat_timeout_s),
+            self.hardware.joint_names, kernel_joint_names(d), d.wheel_joints,
+            cfg.time_step_s, supervisor_required=cfg.supervisor_required)
         self.lidar = Lidar(sim.client_id, self.body.body_id,
                            self.body.link_index("laser_link"), cfg.lidar)
         self.camera = Camera(sim.client_id, self.body.body_id,

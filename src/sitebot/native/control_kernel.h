@@ -1,0 +1,177 @@
+/*
+ * control_kernel.h -- the C core of the sitebot control kernel.
+ *
+ * Contract: docs/control.md.  The pure-Python reference (src/sitebot/control/kernel_py.py)
+ * mirrors this file operation for operation.  No Python, no global state, no allocation:
+ * the caller provides the kernel struct and the trajectory memory (ck_memory_doubles()
+ * doubles) once, at ck_init.  C99 + <math.h>.
+ *
+ * Units: positions [rad | m], velocities [rad/s | m/s], accelerations [rad/s^2 | m/s^2],
+ * efforts [N*m | N], times [s], wheel speeds [rad/s], base (v [m/s], w [rad/s]).
+ */
+#ifndef SITEBOT_CONTROL_KERNEL_H
+#define SITEBOT_CONTROL_KERNEL_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CK_MAX_JOINTS 32
+#define CK_MAX_POINTS_LIMIT 100000
+
+/* Status (what the kernel did this tick; a higher value takes priority) */
+enum {
+    CK_OK = 0,
+    CK_STOPPING = 1,
+    CK_STOPPED = 2,
+    CK_COMMAND_TIMEOUT = 3,
+    CK_HEARTBEAT_TIMEOUT = 4,
+    CK_INVALID_INPUT = 5,
+    CK_LIMIT_VIOLATION = 6
+};
+
+/* Reject (result of ck_set_trajectory / ck_set_base_command) */
+enum {
+    CK_ACCEPTED = 0,
+    CK_WRONG_SIZE = 1,
+    CK_NON_FINITE = 2,
+    CK_NON_MONOTONIC_TIME = 3,
+    CK_OUT_OF_LIMITS = 4,
+    CK_TOO_MANY_POINTS = 5,
+    CK_EMPTY = 6
+};
+
+/* stop categories (IEC 60204-1) */
+enum { CK_CAT0 = 0, CK_CAT1 = 1, CK_CAT2 = 2, CK_CAT_NONE = 255 };
+
+/* arm interfaces */
+enum { CK_IF_POSITION = 0, CK_IF_VELOCITY = 1, CK_IF_EFFORT = 2 };
+
+/* Output layout: one array of ck_output_size(n) doubles (KernelOutput._buf). */
+#define CK_OUT_POSITION(n) 0
+#define CK_OUT_VELOCITY(n) (n)
+#define CK_OUT_EFFORT(n) (2 * (n))
+#define CK_OUT_POSITION_ERROR(n) (3 * (n))
+#define CK_OUT_SETPOINT_VELOCITY(n) (4 * (n))
+#define CK_OUT_WHEEL_VELOCITY(n) (5 * (n))
+#define CK_OUT_BASE_VELOCITY(n) (5 * (n) + 2)
+#define CK_OUT_ODOMETRY(n) (5 * (n) + 4)
+#define CK_OUT_TRAJECTORY_TIME(n) (5 * (n) + 9)
+#define CK_OUT_TRAJECTORY_ACTIVE(n) (5 * (n) + 10)
+#define CK_OUT_STATUS(n) (5 * (n) + 11)
+#define ck_output_size(n) (5 * (size_t)(n) + 12)
+
+typedef struct ck_config {
+    int n_joints;                       /* arm joints, 1..CK_MAX_JOINTS */
+    double pos_min[CK_MAX_JOINTS];      /* [rad | m], may be -inf */
+    double pos_max[CK_MAX_JOINTS];      /* [rad | m], may be +inf */
+    double vel_max[CK_MAX_JOINTS];      /* [rad/s | m/s] */
+    double acc_max[CK_MAX_JOINTS];      /* [rad/s^2 | m/s^2] */
+    double effort_max[CK_MAX_JOINTS];   /* [N*m | N] */
+    double kp[CK_MAX_JOINTS];           /* [1/s] (velocity iface) or [N*m/rad] */
+    double kd[CK_MAX_JOINTS];           /* [N*m*s/rad] */
+    int interface;                      /* CK_IF_* */
+    double wheel_radius_m;              /* [m] */
+    double wheel_separation_m;          /* [m] */
+    double wheel_vel_max;               /* [rad/s] */
+    double base_lin_acc_max;            /* [m/s^2] */
+    double base_ang_acc_max;            /* [rad/s^2] */
+    double base_lin_vel_max;            /* [m/s] */
+    double base_ang_vel_max;            /* [rad/s] */
+    double cmd_timeout_s;               /* [s] */
+    double heartbeat_timeout_s;         /* [s] */
+    int max_points;                     /* trajectory capacity */
+    double limit_margin;                /* [rad | m] */
+} ck_config;
+
+/* Active trajectory: knots t[k], row-major p/v/a[k * n + i] (caller memory). */
+typedef struct ck_traj {
+    double *t, *p, *v, *a;
+    int count;
+    int quintic;
+} ck_traj;
+
+/* Accepted trajectory waiting for its start time (the user's points, caller memory). */
+typedef struct ck_pending {
+    double *times, *pos, *vel, *acc;
+    int count;
+    int has_vel, has_acc;
+    double start;                       /* [s]; -inf: at the next step */
+} ck_pending;
+
+typedef struct ck_kernel {
+    ck_config cfg;
+    int n;
+    double half_sep;                    /* [m] */
+    /* supervisor (survives ck_reset) */
+    int hb_rx;
+    double hb_stamp;                    /* [s] */
+    double scale;                       /* [0, 1] */
+    int cat;
+    int stop_latched, cat0_latched;
+    double last_t;                      /* [s] */
+    /* arm setpoint */
+    int sp_init;
+    double q_sp[CK_MAX_JOINTS];
+    double v_sp[CK_MAX_JOINTS];
+    double qdt[CK_MAX_JOINTS];          /* trajectory d/dtau at the last sample */
+    double qt[CK_MAX_JOINTS];           /* scratch: sampled position */
+    double qddt[CK_MAX_JOINTS];         /* scratch: sampled d2/dtau2 */
+    /* trajectories */
+    ck_traj act;
+    int has_act;
+    ck_pending pend;
+    int has_pend;
+    double tau;                         /* trajectory time [s] */
+    double s;                           /* d(tau)/dt */
+    int seg;                            /* segment cursor */
+    /* base */
+    int cmd_state;                      /* 0 none, 1 valid, 2 invalid */
+    double cmd_v, cmd_w, cmd_stamp;
+    double base_v, base_w;              /* commanded after limits [m/s], [rad/s] */
+    /* odometry */
+    int odo_init;
+    double x, y, yaw;                   /* [m], [m], [rad] */
+    double wq_prev[2];                  /* [rad] */
+} ck_kernel;
+
+/* 0 when cfg is valid, else the name of the first bad field is put in *field. */
+int ck_config_check(const ck_config *cfg, const char **field);
+
+/* Doubles of trajectory memory ck_init needs for cfg. */
+size_t ck_memory_doubles(const ck_config *cfg);
+
+/* 0 on success, -1 (bad config or too little memory). mem must outlive k. */
+int ck_init(ck_kernel *k, const ck_config *cfg, double *mem, size_t mem_doubles);
+
+/* times (count), positions/velocities/accelerations (count x n, row-major; vel/acc may
+ * be NULL); has_start = 0: start at the next step.  Returns a CK_* reject code. */
+int ck_set_trajectory(ck_kernel *k, int count, const double *times, const double *positions,
+                      const double *velocities, const double *accelerations,
+                      int has_start, double start_time_s);
+
+int ck_set_base_command(ck_kernel *k, double v_mps, double w_radps, double stamp_s);
+
+/* -1 for an unknown category (nothing changed), else 0. */
+int ck_set_supervisor(ck_kernel *k, double stamp_s, double speed_scale, int stop_category);
+
+/* 1 released, 0 refused. */
+int ck_release_stop(ck_kernel *k);
+
+/* -1 when a position is not finite (nothing changed), else 0. */
+int ck_reset(ck_kernel *k, const double *positions);
+
+/* Sample the active trajectory at tau; 0 when there is none. */
+int ck_sample(const ck_kernel *k, double tau, double *q, double *qd, double *qdd);
+
+/* One tick. q, qd: n; wheel_q, wheel_qd: 2; out: ck_output_size(n).  Returns CK_* status. */
+int ck_step(ck_kernel *k, double t_s, double dt_s, const double *q, const double *qd,
+            const double *wheel_q, const double *wheel_qd, double *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SITEBOT_CONTROL_KERNEL_H */
