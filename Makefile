@@ -21,6 +21,7 @@ test-fast: setup
 
 bench: setup
 	$(VENV)/bin/sitebot bench sim
+	$(VENV)/bin/sitebot bench control
 
 check: setup
 	$(VENV)/bin/sitebot check urdf/sitebot.urdf.xacro worlds config launch

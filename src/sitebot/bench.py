@@ -92,9 +92,13 @@ def bench_node(world: str, camera: bool, wall_seconds: float) -> tuple[float, in
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="sitebot bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["sim"])
+    if argv and argv[0] == "control":
+        from .control.bench import main as control_main
+        return control_main(argv[1:])
+    ap = argparse.ArgumentParser(prog="sitebot bench", description=__doc__ + """
+  sitebot bench control   the control kernel (C vs Python), the 1 kHz RT loop, tracking
+""", formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["sim", "control"])
     ap.add_argument("--worlds", nargs="+", default=["substation", "construction", "datacentre"])
     ap.add_argument("--sim-seconds", type=float, default=10.0, help="per core measurement")
     ap.add_argument("--wall-seconds", type=float, default=8.0, help="per node measurement")

@@ -189,10 +189,22 @@ def main(argv: list[str] | None = None) -> int:
           f"{'met' if p99_us < AIM_P99_US else 'MISSED'})")
     print(f"  max period error         {max_us:10.1f} us   (aim < {AIM_MAX_US:.0f}: "
           f"{'met' if max_us < AIM_MAX_US else 'MISSED'})")
-    print(f"  overruns                 {r['overruns']:10d}")
+    print(f"  overruns                 {r['overruns']:10d}", flush=True)
+
+    from .tracking import track_arm, track_base
+    print("tracking in simulation (PyBullet, lockstep, velocity interface)", flush=True)
+    arm = track_arm()
+    base = track_base()
+    print(f"  arm RMS joint error      {arm.rms_error_rad:10.5f} rad  (aim < 0.01: "
+          f"{'met' if arm.rms_error_rad < 0.01 else 'MISSED'}; max {arm.max_error_rad:.5f} rad,"
+          f" {arm.duration_s:g} s reference, {arm.implementation} kernel)")
+    print(f"  base RMS speed error     {base.rms_linear_error_mps:10.4f} m/s  "
+          f"(max {base.max_linear_error_mps:.4f} m/s)")
+    print(f"  base RMS turn-rate error {base.rms_angular_error_radps:10.4f} rad/s")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"step": s, "rt_loop": r}, f, indent=2)
+            json.dump({"step": s, "rt_loop": r, "arm_tracking": arm.__dict__,
+                       "base_tracking": base.__dict__}, f, indent=2)
     return 0
 
 
