@@ -168,6 +168,38 @@ def test_actor_moves_along_its_path(client: int, tmp_path: Path) -> None:
         pb.disconnect(physicsClientId=other)
 
 
+def test_person_yields_to_a_robot_ahead_then_walks_on(client: int, tmp_path: Path) -> None:
+    """worker2 walks east along y = 5.5 from (-11, 5.5) at 0.9 m/s after a 2 s delay; a
+    robot standing at (-8, 5.5) makes them stop YIELD_DISTANCE_M short, for at most
+    PATIENCE_S; a robot beside the path does not."""
+    world = load_world("substation")
+    scene = Scene(client, world, tmp_path)
+    robot = (-8.0, 5.5)
+    dt = 1.0 / 60.0
+    t, positions = 0.0, []
+    while t < 13.0:
+        t += dt
+        scene.update(t, [robot])
+        positions.append({p.id: p for p in scene.people()}["worker2"])
+    # 2 s delay + 1.7 m to the yield point at 0.9 m/s + 8 s of patience = 11.9 s: until
+    # then it stayed short of the robot (the yield distance, less one step)
+    closest = min(math.hypot(p.x - robot[0], p.y - robot[1]) for p in positions[:int(11.5 / dt)])
+    assert closest >= Scene.YIELD_DISTANCE_M - 0.9 * dt - 1e-9
+    stopped = [p for p in positions if p.vx == 0.0 and p.vy == 0.0 and p.x > -11.0]
+    assert len(stopped) * dt == pytest.approx(Scene.PATIENCE_S, abs=2 * dt)
+    # after its patience ran out it walked on, past the robot's position
+    while t < 20.0:
+        t += dt
+        scene.update(t, [robot])
+    assert {p.id: p for p in scene.people()}["worker2"].x > robot[0] or \
+        {p.id: p for p in scene.people()}["worker2"].y < 5.5
+    # a robot 2 m beside the path does not stop anyone
+    scene.reset()
+    scene.update(4.0, [(-9.0, 3.5)])
+    w2 = {p.id: p for p in scene.people()}["worker2"]
+    assert (w2.x, w2.vx) == pytest.approx((-11.0 + 1.8, 0.9), abs=1e-9)
+
+
 # --------------------------------------------------------------------------- fiducials
 @pytest.mark.parametrize("world_name,tag", [("substation", 1), ("substation", 13),
                                             ("substation", 19), ("construction", 38),

@@ -85,6 +85,10 @@ class Scene:
         self._initial: dict[int, tuple[tuple[float, ...], tuple[float, ...]]] = {}
         self._actors: dict[str, int] = {}
         self._actor_yaw: dict[str, float] = {}
+        # per person: script delay from yielding to robots [s], current wait [s], last state
+        self._waited: dict[str, float] = {a.id: 0.0 for a in world.actors}
+        self._waiting: dict[str, float] = {a.id: 0.0 for a in world.actors}
+        self._states: dict[str, PersonState] = {}
         self._fiducials: dict[int, int] = {}
         self._gauge_faces: dict[str, int] = {}
         self._gauge_values: dict[str, float] = {}
@@ -309,11 +313,34 @@ class Scene:
                                   + ", ".join(self.world.lighting_presets)) from None
 
     # ----------------------------------------------------------------- people
-    def update(self, t_s: float) -> None:
-        """Move every person to where their script puts them at sim time *t_s* [s]."""
-        self._t_s = float(t_s)
+    #: a walking person stops while a robot's centre is within this distance [m] ahead
+    YIELD_DISTANCE_M = 1.3
+    #: ... but walks on after waiting this long [s] (people do not wait forever)
+    PATIENCE_S = 8.0
+
+    def update(self, t_s: float, robots_xy: Sequence[tuple[float, float]] = ()) -> None:
+        """Move every person along their script to sim time *t_s* [s].
+
+        People are kinematic (placed, not simulated): walking into a robot would shove it
+        aside with unbounded force. So a person yields: while a robot (``robots_xy``, base
+        positions [m]) is within :attr:`YIELD_DISTANCE_M` ahead of them they stand still
+        (their script is delayed by the time waited), for at most :attr:`PATIENCE_S`.
+        Deterministic for the same robot motion.
+        """
+        t = float(t_s)
+        dt = max(0.0, t - self._t_s)
+        self._t_s = t
         for a in self.world.actors:
-            st = a.state_at(self._t_s)
+            st = a.state_at(t - self._waited[a.id])
+            if robots_xy and (st.vx or st.vy) and self._waiting[a.id] < self.PATIENCE_S \
+                    and self._robot_ahead(st, robots_xy):
+                self._waited[a.id] += dt
+                self._waiting[a.id] += dt
+                st = a.state_at(t - self._waited[a.id])
+                st = PersonState(st.id, st.x, st.y, 0.0, 0.0)
+            elif not (robots_xy and self._robot_ahead(st, robots_xy)):
+                self._waiting[a.id] = 0.0
+            self._states[a.id] = st
             if st.vx != 0.0 or st.vy != 0.0:
                 self._actor_yaw[a.id] = math.atan2(st.vy, st.vx)
             torso_h = a.height_m - 2 * _HEAD_RADIUS_M - 0.02
@@ -321,9 +348,20 @@ class Scene:
                 self._actors[a.id], [st.x, st.y, torso_h / 2],
                 list(_quat_yaw(self._actor_yaw[a.id])), physicsClientId=self.client_id)
 
+    def _robot_ahead(self, st: PersonState, robots_xy: Sequence[tuple[float, float]]) -> bool:
+        speed = math.hypot(st.vx, st.vy)
+        if speed == 0.0:
+            return False
+        ux, uy = st.vx / speed, st.vy / speed
+        for rx, ry in robots_xy:
+            dx, dy = rx - st.x, ry - st.y
+            if math.hypot(dx, dy) < self.YIELD_DISTANCE_M and dx * ux + dy * uy > 0.0:
+                return True
+        return False
+
     def people(self) -> tuple[PersonState, ...]:
         """Ground truth of every person at the last :meth:`update` time."""
-        return tuple(a.state_at(self._t_s) for a in self.world.actors)
+        return tuple(self._states.get(a.id) or a.state_at(self._t_s) for a in self.world.actors)
 
     # ----------------------------------------------------------------- gauges
     def _gauge(self, asset_id: str) -> GaugeDialSpec:
@@ -389,6 +427,9 @@ class Scene:
                 self.set_valve_state(v.asset, v.state)
         for a in self.world.actors:
             self._actor_yaw[a.id] = 0.0
+            self._waited[a.id] = self._waiting[a.id] = 0.0
+        self._t_s = 0.0
+        self._states.clear()
         self.update(0.0)
 
     def remove(self) -> None:

@@ -264,7 +264,8 @@ class SiteSimulation:
         t = self.time_s
         eps = 0.25 * dt
         if self._actors.due(t, eps):
-            self.scene.update(t)
+            self.scene.update(t, [(bp.x_m, bp.y_m) for bp in
+                                  (rig.body.base_pose() for rig in self.robots.values())])
         out: list[Sample] = []
         for rig in self.robots.values():
             s = rig.streams
