@@ -481,6 +481,10 @@ class ControlIO:
             r = Reject(self.kernel.set_base_command(v, w, t))
         if r is Reject.ACCEPTED:
             self.counts["cmd_vel_accepted"] += 1
+            if self.last_status is Status.HEARTBEAT_TIMEOUT and (v != 0.0 or w != 0.0):
+                self.warn("no-heartbeat", f"{self.topic('cmd_vel')}: motion commanded but "
+                          f"there is no fresh {self.topic('safety/state')} heartbeat from the "
+                          "safety supervisor: the robot holds (start the supervisor)")
         else:
             self.counts["cmd_vel_rejected"] += 1
             self._reject(self.topic("cmd_vel"), f"linear.x {v!r}, angular.z {w!r}", r, True)
