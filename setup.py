@@ -28,6 +28,7 @@ def data_tree(folder: str) -> list[tuple[str, list[str]]]:
 NODES = {
     "simulator": "sitebot.nodes.simulator:main",
     "tour": "sitebot.nodes.tour:main",
+    "safety_supervisor": "sitebot.nodes.safety_supervisor:main",
     "control_loop": "sitebot.nodes.control_loop:main",
 }
 

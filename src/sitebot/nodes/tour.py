@@ -67,6 +67,7 @@ class TourNode(Node):
         self.create_timer(0.1, self.on_watchdog)
         self.pose: tuple[float, float, float] | None = None
         self.pose_stamp = -math.inf
+        self.odom_stamp = None
         self.min_ahead_m = math.inf
         self.image: Image | None = None
         self.index = -1
@@ -106,6 +107,7 @@ class TourNode(Node):
         c, s = math.cos(syaw), math.sin(syaw)
         self.pose = (sx + c * ox - s * oy, sy + s * ox + c * oy, wrap_angle(syaw + oyaw))
         self.pose_stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        self.odom_stamp = msg.header.stamp
         self.step(self.pose_stamp)
 
     def on_watchdog(self) -> None:
@@ -125,7 +127,8 @@ class TourNode(Node):
 
     def send(self, v: float, w: float) -> None:
         msg = TwistStamped()
-        msg.header.stamp = self.get_clock().now().to_msg()
+        # stamped with the odometry it was computed from: one command per measurement
+        msg.header.stamp = self.odom_stamp or self.get_clock().now().to_msg()
         msg.header.frame_id = "base_footprint"
         msg.twist.linear.x, msg.twist.angular.z = float(v), float(w)
         self.cmd_pub.publish(msg)

@@ -1,0 +1,28 @@
+"""The safety supervisor's core (no ROS): see ``docs/safety.md``.
+
+:class:`Supervisor` orchestrates small parts, each behind one interface: data sources with
+watchdogs (:mod:`.sources`), speed and separation monitoring (:mod:`.ssm`), zones
+(:mod:`.zones`), command limits and modes (:mod:`.limits`), the latched emergency stop
+(:mod:`.estop`), arm trajectory checks (:mod:`.arm`) and the audit log (:mod:`.audit`).
+Parameters: :data:`.config.SCHEMA` / :class:`.config.SafetyConfig`.
+"""
+from __future__ import annotations
+
+from .arm import ArmModel, JointLimit, validate_trajectory
+from .audit import AuditLog
+from .config import SCHEMA, SafetyConfig, safety_config_from_params
+from .estop import EmergencyStop
+from .ssm import SeparationMonitor, protective_separation
+from .supervisor import Supervisor
+from .types import (BaseCommand, Cause, Mode, Obstacle, RobotState, SafetyLevel,
+                    SafetyStatus, SensorPose, StopCategory, TrajectoryPoint, Verdict,
+                    combine)
+from .zones import PathCheck, ZoneRule
+
+__all__ = [
+    "Supervisor", "SafetyConfig", "SCHEMA", "safety_config_from_params",
+    "SafetyLevel", "Mode", "Cause", "Verdict", "combine", "Obstacle", "BaseCommand",
+    "RobotState", "SensorPose", "TrajectoryPoint", "SafetyStatus", "StopCategory",
+    "AuditLog", "EmergencyStop", "SeparationMonitor", "protective_separation",
+    "ZoneRule", "PathCheck", "ArmModel", "JointLimit", "validate_trajectory",
+]
