@@ -655,13 +655,24 @@ def test_clamping_keeps_the_curvature(kernel_cls, cmd, expect):
     assert (wl, wr) == pytest.approx(((v - w * 0.25) / 0.1, (v + w * 0.25) / 0.1), abs=1e-12)
 
 
-def test_speed_scale_scales_the_base(kernel_cls):
+def test_speed_scale_caps_the_base(kernel_cls):
+    """The scale is a cap (scale x the base limits, curvature kept), not a multiplier: the
+    supervisor's commands are already limited and must not be slowed twice."""
     rig = Rig(kernel_cls)
     rig.scale = 0.25
+    lim_v = 0.25 * CFG.base_lin_vel_max
+    lim_w = 0.25 * CFG.base_ang_vel_max
     for _ in range(1500):
         rig.k.set_base_command(0.8, 0.4, rig.t)
         rig.tick()
-    np.testing.assert_allclose(rig.out.base_velocity, (0.2, 0.1), atol=1e-12)
+    f = min(1.0, lim_v / 0.8, lim_w / 0.4)
+    np.testing.assert_allclose(rig.out.base_velocity, (0.8 * f, 0.4 * f), atol=1e-12)
+    assert abs(rig.out.base_velocity[0]) <= lim_v + 1e-12
+    # a command inside the cap passes unchanged
+    for _ in range(1500):
+        rig.k.set_base_command(0.1, 0.05, rig.t)
+        rig.tick()
+    np.testing.assert_allclose(rig.out.base_velocity, (0.1, 0.05), atol=1e-12)
 
 
 def test_odometry_of_known_wheel_motions(kernel_cls):

@@ -118,13 +118,16 @@ def test_category_0_brakes_at_once_and_release_is_refused_while_requested(sim):
     assert not ctl.release_stop(), "release must be refused while the stop is requested"
 
 
-def test_speed_scale_slows_the_base(sim):
+def test_speed_scale_caps_the_base(sim):
+    """The scale caps the speed at scale x base_lin_vel_max (1.0 m/s): 0.3 caps a 0.5 m/s
+    command to 0.3 m/s; 0.8 leaves it alone (the supervisor already limited it)."""
     ctl = sim.robot().controller
-    for _ in range(720):
-        ctl.set_supervisor(sim.time_s, 0.5, StopCategory.NONE)
-        ctl.set_base_command(V, 0.0, sim.time_s)
-        sim.step()
-    assert speed(sim) == pytest.approx(0.5 * V, rel=0.05)
+    for scale, expected in ((0.3, 0.3), (0.8, V)):
+        for _ in range(720):
+            ctl.set_supervisor(sim.time_s, scale, StopCategory.NONE)
+            ctl.set_base_command(V, 0.0, sim.time_s)
+            sim.step()
+        assert speed(sim) == pytest.approx(expected, rel=0.05), scale
 
 
 def test_arm_tracking_meets_the_aim():

@@ -389,6 +389,7 @@ class ActorSpec:
     height_m: float = 1.75
     radius_m: float = 0.225
     start_delay_s: float = 0.0
+    yields: bool = True
 
     def _segments(self) -> list[tuple[tuple[float, float], tuple[float, float], float]]:
         pts = list(self.path)
@@ -658,7 +659,7 @@ _REPEAT_KEYS = ("count", "step")
 _FID_KEYS = ("tag", "size", "pose", "asset")
 _GAUGE_KEYS = ("asset", "pose", "radius", "value", "sweep_deg", "major_step")
 _VALVE_KEYS = ("asset", "pose", "state", "handle_length")
-_ACTOR_KEYS = ("id", "path", "speed", "loop", "height", "radius", "start_delay")
+_ACTOR_KEYS = ("id", "path", "speed", "loop", "height", "radius", "start_delay", "yields")
 _SIZE_LEN = {Shape.BOX: (3, "[x, y, z]"), Shape.CYLINDER: (2, "[radius, height]"),
              Shape.SPHERE: (1, "[radius]")}
 _DEFAULT_RGBA = (0.6, 0.6, 0.6, 1.0)
@@ -1022,7 +1023,9 @@ class _WorldParser:
                               key_path(where, "radius"), min_value=0.1, max_value=0.6)
             delay = s.number(s.optional(m, "start_delay", float, where, 0.0),
                              key_path(where, "start_delay"), min_value=0.0)
-            out.append(ActorSpec(ident, tuple(path), speed, loop, height, radius, delay))
+            yields = s.optional(m, "yields", bool, where, True)
+            out.append(ActorSpec(ident, tuple(path), speed, loop, height, radius, delay,
+                                 yields))
         return tuple(out)
 
     def spawn(self, root: Mapping[str, Any], spec: WorldSpec) -> dict[str, Pose2D]:

@@ -529,17 +529,21 @@ class ControlKernel:
         # base
         cmd_timeout = False
         if self._cmd_state == _CMD_VALID and (t - self._cmd_stamp) <= cfg.cmd_timeout_s:
-            tv = self._cmd_v * scale
-            tw = self._cmd_w * scale
+            tv = self._cmd_v
+            tw = self._cmd_w
         else:
             tv = 0.0
             tw = 0.0
             cmd_timeout = self._cmd_state != _CMD_NONE
+        # the speed scale caps the base speed (scale x the limits, curvature kept); it does
+        # not multiply the command, which the supervisor has already limited
+        lim_v = cfg.base_lin_vel_max * scale
+        lim_w = cfg.base_ang_vel_max * scale
         f = 1.0
-        if abs(tv) > cfg.base_lin_vel_max:
-            f = cfg.base_lin_vel_max / abs(tv)
-        if abs(tw) > cfg.base_ang_vel_max:
-            g = cfg.base_ang_vel_max / abs(tw)
+        if abs(tv) > lim_v:
+            f = lim_v / abs(tv)
+        if abs(tw) > lim_w:
+            g = lim_w / abs(tw)
             if g < f:
                 f = g
         tv = tv * f

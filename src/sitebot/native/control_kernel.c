@@ -612,20 +612,26 @@ int ck_step(ck_kernel *k, double t, double dt, const double *q, const double *qd
     /* base */
     cmd_timeout = 0;
     if (k->cmd_state == CMD_VALID && (t - k->cmd_stamp) <= cfg->cmd_timeout_s) {
-        tv = k->cmd_v * scale;
-        tw = k->cmd_w * scale;
+        tv = k->cmd_v;
+        tw = k->cmd_w;
     } else {
         tv = 0.0;
         tw = 0.0;
         cmd_timeout = k->cmd_state != CMD_NONE;
     }
-    f = 1.0;
-    if (fabs(tv) > cfg->base_lin_vel_max)
-        f = cfg->base_lin_vel_max / fabs(tv);
-    if (fabs(tw) > cfg->base_ang_vel_max) {
-        const double g = cfg->base_ang_vel_max / fabs(tw);
-        if (g < f)
-            f = g;
+    /* the speed scale caps the base speed (scale x the limits, curvature kept); it does not
+       multiply the command, which the supervisor has already limited */
+    {
+        const double lim_v = cfg->base_lin_vel_max * scale;
+        const double lim_w = cfg->base_ang_vel_max * scale;
+        f = 1.0;
+        if (fabs(tv) > lim_v)
+            f = lim_v / fabs(tv);
+        if (fabs(tw) > lim_w) {
+            const double g = lim_w / fabs(tw);
+            if (g < f)
+                f = g;
+        }
     }
     tv = tv * f;
     tw = tw * f;

@@ -332,7 +332,8 @@ class Scene:
         self._t_s = t
         for a in self.world.actors:
             st = a.state_at(t - self._waited[a.id])
-            if robots_xy and (st.vx or st.vy) and self._waiting[a.id] < self.PATIENCE_S \
+            if a.yields and robots_xy and (st.vx or st.vy) \
+                    and self._waiting[a.id] < self.PATIENCE_S \
                     and self._robot_ahead(st, robots_xy):
                 self._waited[a.id] += dt
                 self._waiting[a.id] += dt
