@@ -9,7 +9,7 @@ import sitebot
 
 PKG = Path(sitebot.__file__).parent
 # modules that are allowed to talk to ROS
-ROS_SIDE = {"nodes", "demo.py", "bench.py"}
+ROS_SIDE = {"nodes", "demo.py", "bench.py", "safety_latency.py"}
 ROS_MODULES = ("rclpy", "std_msgs", "sensor_msgs", "geometry_msgs", "nav_msgs", "tf2_msgs",
                "rosgraph_msgs", "trajectory_msgs", "diagnostic_msgs", "std_srvs",
                "sitebot_interfaces", "builtin_interfaces", "rcl_interfaces")

@@ -28,7 +28,7 @@ from std_srvs.srv import Trigger
 
 from sitebot.launcher import launched
 from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR
-from sitebot.safety.latency import (PERSON_RADIUS_M, ROBOT_RADIUS_M, crossing_actor,
+from sitebot.safety_latency import (PERSON_RADIUS_M, ROBOT_RADIUS_M, crossing_actor,
                                     separations, write_world)
 from sitebot.world import load_world
 from sitebot_interfaces.msg import SafetyState
@@ -76,9 +76,9 @@ class Stack:
     def now(self) -> float:
         return self.probe.latest_sim_time()
 
-    def wait_sim(self, t: float, timeout: float = 40.0) -> None:
+    def wait_sim(self, t: float, timeout: float = 40.0, watch: bool = True) -> None:
         self.probe.wait_for(lambda: self.now() >= t, timeout, f"sim time {t:.1f} s",
-                            launch=self.h)
+                            launch=self.h if watch else None)
 
     def gt(self) -> list:
         return self.probe.get("ground_truth/odom")
@@ -124,9 +124,9 @@ def audit(tmp_path: Path) -> list[dict]:
 # ------------------------------------------------------------------ 1. person steps in
 @pytest.mark.parametrize("person_mps", [0.8, 1.2, 1.6])
 def test_person_stepping_into_path_is_never_touched(tmp_path, person_mps):
-    # the person reaches the robot's line 4 m ahead of the spawn ~3.25 s after the robot
-    # starts: a robot at 0.5 m/s would then be ~2.5 m from them
-    world = write_world(tmp_path, actors=[crossing_actor(person_mps, T_CMD_S + 3.25)])
+    # the person reaches the robot's line 4 m ahead of the spawn ~4.25 s after the robot
+    # starts: a robot at 0.5 m/s would then be ~2 m (centres) from them
+    world = write_world(tmp_path, actors=[crossing_actor(person_mps, T_CMD_S + 4.25)])
     with stack(tmp_path, world) as s:
         assert s.now() < T_CMD_S, f"stack came up late (sim time {s.now():.1f} s)"
         s.wait_sim(T_CMD_S)
@@ -169,7 +169,7 @@ def test_killed_supervisor_stops_the_robot(tmp_path):
             m.twist.twist.linear.x, m.twist.twist.linear.y) < 0.01)
         last_beat = s.probe.get("safety/state")[-1][0]
         t_end = s.now()
-        s.wait_sim(t_end + 1.0)
+        s.wait_sim(t_end + 1.0, watch=False)
         moved = [m.pose.pose.position.x for t, m in s.gt() if t >= t_end]
     dt = t_stop - t_kill
     print(f"\nkilled at sim {t_kill:.2f} s (last heartbeat {last_beat:.2f} s), standstill "

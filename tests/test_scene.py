@@ -187,10 +187,15 @@ def test_person_yields_to_a_robot_ahead_then_walks_on(client: int, tmp_path: Pat
     assert closest >= Scene.YIELD_DISTANCE_M - 0.9 * dt - 1e-9
     stopped = [p for p in positions if p.vx == 0.0 and p.vy == 0.0 and p.x > -11.0]
     assert len(stopped) * dt == pytest.approx(Scene.PATIENCE_S, abs=2 * dt)
-    # after its patience ran out it walked on, past the robot's position
+    # after its patience ran out it walked on around the robot (sidestepping), never
+    # touching its footprint (0.4 m) with its body (0.25 m)
+    passing = []
     while t < 20.0:
         t += dt
         scene.update(t, [robot])
+        w2 = {p.id: p for p in scene.people()}["worker2"]
+        passing.append(math.hypot(w2.x - robot[0], w2.y - robot[1]))
+    assert min(passing) > 0.65 + 0.1, f"came within {min(passing):.2f} m of the robot"
     assert {p.id: p for p in scene.people()}["worker2"].x > robot[0] or \
         {p.id: p for p in scene.people()}["worker2"].y < 5.5
     # a robot 2 m beside the path does not stop anyone

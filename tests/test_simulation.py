@@ -286,3 +286,27 @@ def test_without_supervisor_heartbeat_the_robot_does_not_move(sims) -> None:
     end = sim.ground_truth()
     assert math.hypot(end.x_m - start.x_m, end.y_m - start.y_m) < 0.005
     assert ctl.status is Status.HEARTBEAT_TIMEOUT
+
+
+def test_people_are_seen_but_never_shove_the_robot(sims) -> None:
+    """People are kinematic: they must not push the robot (unbounded force), yet the lidar
+    must see them. A person placed 1.5 m ahead: the first scan sees them 1.5 m - laser
+    offset - body radius ahead; the robot driving on is not deflected sideways."""
+    sim = sims()
+    sim.scene.update = lambda *a, **k: None            # keep the person where we put them
+    actor = sim.scene.actor_body_ids["worker1"]
+    start = sim.ground_truth()
+    pb.resetBasePositionAndOrientation(actor, [start.x_m + 1.5, start.y_m, 0.8], [0, 0, 0, 1],
+                                       physicsClientId=sim.client_id)
+    first_scan = None
+    for _ in range(int(5.0 / DT)):
+        sim.robot().controller.set_base_command(0.5, 0.0, sim.time_s)
+        for s in sim.step():
+            if s.kind is SampleKind.SCAN and first_scan is None:
+                first_scan = s.data
+    a = first_scan.angle_min + np.arange(len(first_scan.ranges)) * first_scan.angle_increment
+    ahead = np.abs(np.arctan2(np.sin(a), np.cos(a))) < 0.1
+    assert 0.8 < float(np.min(first_scan.ranges[ahead])) < 1.3
+    end = sim.ground_truth()
+    assert abs(end.y_m - start.y_m) < 0.01
+    assert end.x_m - start.x_m == pytest.approx(0.5 * 5.0 - 0.5 * 0.5 ** 2 / 1.0, rel=0.1)

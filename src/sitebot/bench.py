@@ -95,6 +95,14 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] == "control":
         from .control.bench import main as control_main
         return control_main(argv[1:])
+    if argv and argv[0] == "safety":
+        # sitebot bench safety [core args]: the core bench, then hazard-to-stop latency
+        # over topics in simulation; sitebot bench safety latency [--speed ...]: only that
+        from .safety_latency import main as latency_main
+        if argv[1:2] == ["latency"]:
+            return latency_main(argv[2:])
+        from .safety.bench import main as safety_main
+        return safety_main(argv[1:]) or latency_main([])
     ap = argparse.ArgumentParser(prog="sitebot bench", description=__doc__ + """
   sitebot bench control   the control kernel (C vs Python), the 1 kHz RT loop, tracking
 """, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -16,10 +16,11 @@ import cv2
 import numpy as np
 
 from .errors import SitebotError
+from .registry import ZoneKind
 from .world import OccupancyGrid, WorldSpec
 
 __all__ = ["TourStop", "tour_stops", "GridPlanner", "FollowerConfig", "PathFollower",
-           "wrap_angle"]
+           "wrap_angle", "planning_grid"]
 
 
 def wrap_angle(a: float) -> float:
@@ -58,6 +59,25 @@ def tour_stops(world: WorldSpec, route_id: str | None = None, dock: bool = True)
         assets = tuple(a.id for a in reg.assets if a.place == pid)
         stops.append(TourStop(pid, pl.name, (pl.pose.x, pl.pose.y, pl.pose.yaw), assets))
     return stops
+
+
+def planning_grid(world: WorldSpec, resolution_m: float, robot_radius_m: float,
+                  zone_margin_m: float = 0.15, role: str = "") -> OccupancyGrid:
+    """The static map inflated by the robot radius, with keep-out zones and the restricted
+    zones ``role`` may not enter as lethal, inflated by the radius plus ``zone_margin_m``
+    (the safety supervisor cuts any command that would take the footprint into them, so a
+    path must not graze them)."""
+    grid = world.occupancy_grid(resolution_m, robot_radius_m, keep_out=False)
+    zones = np.zeros(grid.occupied.shape, np.uint8)
+    for z in world.registry.zones:
+        if z.kind is ZoneKind.KEEP_OUT or (z.kind is ZoneKind.RESTRICTED and role not in z.roles):
+            pts = np.array([[(x - grid.origin_x) / resolution_m, (y - grid.origin_y) / resolution_m]
+                            for x, y in z.polygon], np.int32)
+            cv2.fillPoly(zones, [pts], 1)
+    r = int(math.ceil((robot_radius_m + zone_margin_m) / resolution_m))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    occupied = grid.occupied | cv2.dilate(zones, kernel).astype(bool)
+    return OccupancyGrid(grid.origin_x, grid.origin_y, resolution_m, occupied)
 
 
 class GridPlanner:

@@ -24,7 +24,8 @@ from sensor_msgs.msg import Image, LaserScan
 from ..errors import SitebotError
 from ..kinematics import quaternion_to_yaw
 from ..params import ParamSpec, ParamType
-from ..tour import FollowerConfig, GridPlanner, PathFollower, tour_stops, wrap_angle
+from ..tour import (FollowerConfig, GridPlanner, PathFollower, planning_grid, tour_stops,
+                    wrap_angle)
 from ..world import load_world
 from .common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema
 
@@ -37,11 +38,14 @@ SCHEMA = (
     ParamSpec("out_dir", S, "out/demo", "folder for tour.json and snapshots"),
     ParamSpec("max_speed_mps", F, 0.6, "cruise speed", 0.05, 1.5, unit="m/s"),
     ParamSpec("dwell_s", F, 1.0, "time spent at each stop (sim time)", 0.0, 30.0, unit="s"),
-    ParamSpec("leg_timeout_s", F, 120.0, "give up a leg after this long (sim time)", 5.0, 3600.0, unit="s"),
+    ParamSpec("leg_timeout_s", F, 240.0, "give up a leg after this long (sim time; people "
+              "near the path can hold the robot for a while)", 5.0, 3600.0, unit="s"),
     ParamSpec("odom_timeout_s", F, 0.3, "odometry older than this stops the base", 0.02, 5.0, unit="s"),
     ParamSpec("map_resolution_m", F, 0.1, "planning grid resolution", 0.02, 1.0, unit="m"),
     ParamSpec("robot_radius_m", F, 0.42, "inflation of obstacles for planning", 0.1, 2.0, unit="m"),
     ParamSpec("dock", B, True, "end the tour at the dock"),
+    ParamSpec("role", S, "", "operator role the tour runs for: restricted zones of other "
+              "roles are planned around"),
 )
 
 
@@ -55,7 +59,8 @@ class TourNode(Node):
                                f"'{self.p['spawn']}'; it has {sorted(self.world.spawn_poses)}")
         self.start = tuple(self.world.spawn_poses[self.p["spawn"]])
         self.stops = tour_stops(self.world, self.p["route"] or None, dock=self.p["dock"])
-        grid = self.world.occupancy_grid(self.p["map_resolution_m"], self.p["robot_radius_m"])
+        grid = planning_grid(self.world, self.p["map_resolution_m"], self.p["robot_radius_m"],
+                             role=self.p["role"])
         self.planner = GridPlanner(grid)
         self.follow_cfg = FollowerConfig(max_speed_mps=self.p["max_speed_mps"])
         self.out = Path(self.p["out_dir"])

@@ -89,6 +89,9 @@ class Scene:
         self._waited: dict[str, float] = {a.id: 0.0 for a in world.actors}
         self._waiting: dict[str, float] = {a.id: 0.0 for a in world.actors}
         self._states: dict[str, PersonState] = {}
+        self._offset: dict[str, float] = {}       # sidestep of an impatient person [m]
+        self._side: dict[str, float] = {}
+        self._heading: dict[str, tuple[float, float]] = {}
         self._fiducials: dict[int, int] = {}
         self._gauge_faces: dict[str, int] = {}
         self._gauge_values: dict[str, float] = {}
@@ -324,7 +327,10 @@ class Scene:
         People are kinematic (placed, not simulated): walking into a robot would shove it
         aside with unbounded force. So a person yields: while a robot (``robots_xy``, base
         positions [m]) is within :attr:`YIELD_DISTANCE_M` ahead of them they stand still
-        (their script is delayed by the time waited), for at most :attr:`PATIENCE_S`.
+        (their script is delayed by the time waited). After :attr:`PATIENCE_S` they walk on
+        around the robot: they step aside (up to :attr:`SIDESTEP_M`, away from the robot)
+        while it is near and back onto their path afterwards. Actors with ``yields: false``
+        keep to their script whatever is in the way (for separation tests).
         Deterministic for the same robot motion.
         """
         t = float(t_s)
@@ -332,15 +338,17 @@ class Scene:
         self._t_s = t
         for a in self.world.actors:
             st = a.state_at(t - self._waited[a.id])
-            if a.yields and robots_xy and (st.vx or st.vy) \
-                    and self._waiting[a.id] < self.PATIENCE_S \
-                    and self._robot_ahead(st, robots_xy):
+            ahead = bool(robots_xy) and self._robot_ahead(st, robots_xy)
+            if a.yields and ahead and (st.vx or st.vy) and self._waiting[a.id] < self.PATIENCE_S:
                 self._waited[a.id] += dt
                 self._waiting[a.id] += dt
                 st = a.state_at(t - self._waited[a.id])
                 st = PersonState(st.id, st.x, st.y, 0.0, 0.0)
-            elif not (robots_xy and self._robot_ahead(st, robots_xy)):
+            elif not ahead:
                 self._waiting[a.id] = 0.0
+            if a.yields:
+                st = self._sidestep(a.id, st, robots_xy, dt,
+                                    impatient=ahead and self._waiting[a.id] >= self.PATIENCE_S)
             self._states[a.id] = st
             if st.vx != 0.0 or st.vy != 0.0:
                 self._actor_yaw[a.id] = math.atan2(st.vy, st.vx)
@@ -348,6 +356,39 @@ class Scene:
             pb.resetBasePositionAndOrientation(
                 self._actors[a.id], [st.x, st.y, torso_h / 2],
                 list(_quat_yaw(self._actor_yaw[a.id])), physicsClientId=self.client_id)
+
+    #: how far a person who lost patience steps aside around a robot [m], and how fast [m/s]
+    SIDESTEP_M = 1.1
+    SIDESTEP_SPEED_MPS = 0.9
+
+    def _sidestep(self, actor_id: str, st: PersonState,
+                  robots_xy: Sequence[tuple[float, float]], dt: float,
+                  impatient: bool) -> PersonState:
+        """Offset ``st`` sideways: grow the offset (away from the nearest robot) while the
+        person passes a robot it lost patience with, shrink it back to zero afterwards."""
+        off = self._offset.get(actor_id, 0.0)
+        speed = math.hypot(st.vx, st.vy)
+        if speed > 0.0:
+            self._heading[actor_id] = (st.vx / speed, st.vy / speed)
+        ux, uy = self._heading.get(actor_id, (1.0, 0.0))
+        nx, ny = -uy, ux                                  # left of the walking direction
+        near = [(rx, ry) for rx, ry in robots_xy
+                if math.hypot(rx - st.x, ry - st.y) < self.YIELD_DISTANCE_M + 0.5]
+        step = self.SIDESTEP_SPEED_MPS * dt
+        if impatient or (near and off != 0.0):
+            if off == 0.0:
+                rx, ry = min(near or list(robots_xy),
+                             key=lambda r: math.hypot(r[0] - st.x, r[1] - st.y))
+                side = -1.0 if (rx - st.x) * nx + (ry - st.y) * ny > 0.0 else 1.0
+                self._side[actor_id] = side
+            side = self._side.get(actor_id, 1.0)
+            off = side * min(self.SIDESTEP_M, abs(off) + step)
+        elif off != 0.0:
+            off = math.copysign(max(0.0, abs(off) - step), off)
+        self._offset[actor_id] = off
+        if off == 0.0:
+            return st
+        return PersonState(st.id, st.x + off * nx, st.y + off * ny, st.vx, st.vy)
 
     def _robot_ahead(self, st: PersonState, robots_xy: Sequence[tuple[float, float]]) -> bool:
         speed = math.hypot(st.vx, st.vy)
@@ -431,6 +472,9 @@ class Scene:
             self._waited[a.id] = self._waiting[a.id] = 0.0
         self._t_s = 0.0
         self._states.clear()
+        self._offset.clear()
+        self._side.clear()
+        self._heading.clear()
         self.update(0.0)
 
     def remove(self) -> None:

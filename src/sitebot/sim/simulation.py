@@ -237,12 +237,28 @@ class SiteSimulation:
         except BaseException:
             self.close()        # no PyBullet client or temporary folder left behind
             raise
+        self._people_do_not_touch_robots()
         if controller_factory is not None:
             for name, rig in self.robots.items():
                 rig.controller = controller_factory(self, name)
         self.step_count = 0
         self._actors = _Stream(self.config.actor_update_hz)
         self.scene.update(0.0)
+
+    def _people_do_not_touch_robots(self) -> None:
+        """People are kinematic (placed each update): in contact they would shove a robot
+        with unbounded force. So they never collide with robots; lidar rays and cameras still
+        see them, and contact with people is judged geometrically (separation from ground
+        truth), never by the physics."""
+        cid = self.client_id
+        for actor in self.scene.actor_body_ids.values():
+            actor_links = range(-1, pb.getNumJoints(actor, physicsClientId=cid))
+            for rig in self.robots.values():
+                body = rig.body.body_id
+                for rl in range(-1, pb.getNumJoints(body, physicsClientId=cid)):
+                    for al in actor_links:
+                        pb.setCollisionFilterPair(body, actor, rl, al, enableCollision=0,
+                                                  physicsClientId=cid)
 
     # ------------------------------------------------------------------ time
     @property

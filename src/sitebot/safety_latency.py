@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from ..paths import data_path
+from .paths import data_path
 
 ROBOT_RADIUS_M = 0.4
 PERSON_RADIUS_M = 0.25
@@ -162,9 +162,8 @@ def run_once(speed_mps: float = 1.2, *, out_dir: str | Path | None = None,
 
     from sitebot_interfaces.msg import ControllerStatus, SafetyState
 
-    from ..control.kernel import Status
-    from ..launcher import launched
-    from ..nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE
+    from .launcher import launched
+    from .nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE
 
     tmp = Path(out_dir or tempfile.mkdtemp(prefix="sitebot_latency_"))
     world = write_world(tmp, actors=[head_on_actor(speed_mps, t_cmd_s + 1.0)])
@@ -210,7 +209,7 @@ def run_once(speed_mps: float = 1.2, *, out_dir: str | Path | None = None,
 def analyse(msgs: dict[str, list[tuple[float, Any]]]) -> dict[str, float]:
     from sitebot_interfaces.msg import SafetyState
 
-    from ..control.kernel import Status
+    from .control.kernel import Status
     nan = math.nan
     res: dict[str, float] = {}
     states = msgs.get("safety/state", [])
