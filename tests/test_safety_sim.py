@@ -28,7 +28,7 @@ from std_srvs.srv import Trigger
 
 from sitebot.launcher import launched
 from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR
-from sitebot.safety_latency import (PERSON_RADIUS_M, ROBOT_RADIUS_M, crossing_actor,
+from sitebot.safety_latency import (PERSON_RADIUS_M, ROBOT_RADIUS_M, SPAWN, crossing_actor,
                                     separations, write_world)
 from sitebot.world import load_world
 from sitebot_interfaces.msg import SafetyState
@@ -154,6 +154,36 @@ def test_person_stepping_into_path_is_never_touched(tmp_path, person_mps):
     assert max(x) - min(x) > 1.0, "the robot did not drive"
     assert max(near_speeds, default=0.0) <= REDUCED_MPS + 0.08, \
         f"speed {max(near_speeds):.2f} m/s with the person within 1.5 m"
+
+
+@pytest.mark.parametrize("person_mps", [0.8, 1.6])
+def test_person_stepping_into_path_and_staying_stops_the_robot(tmp_path, person_mps):
+    """The person walks onto the robot's line 4 m ahead and stays there: the robot, commanded
+    at 0.5 m/s throughout, must come to a standstill short of them (no contact)."""
+    actor = crossing_actor(person_mps, T_CMD_S + 2.5)
+    actor["path"][1] = [SPAWN[0] + 4.0 * math.cos(SPAWN[2]),     # ends on the robot's line
+                        SPAWN[1] + 4.0 * math.sin(SPAWN[2])]
+    world = write_world(tmp_path, actors=[actor])
+    with stack(tmp_path, world) as s:
+        s.wait_sim(T_CMD_S)
+        s.command(CMD_MPS)
+        s.wait_sim(T_CMD_S + 12.0)
+        final_speed = s.speed()
+        s.command(None)
+        odom = [(t, m) for t, m in s.gt() if t >= T_CMD_S]
+        people = s.probe.get("ground_truth/people")
+        states = s.states()
+    sep = separations(odom, people, ROBOT_RADIUS_M, PERSON_RADIUS_M)
+    d_min = min(d for _, d, _ in sep)
+    d_end = sep[-1][1]
+    print(f"\nperson {person_mps} m/s stays in the path: min separation {d_min:.3f} m, "
+          f"final {d_end:.3f} m, final speed {final_speed:.3f} m/s")
+    assert d_min > 0.0, f"contact: separation {d_min:.3f} m"
+    assert final_speed < 0.02, f"still moving at {final_speed:.3f} m/s toward the person"
+    x = [m.pose.pose.position.x for _, m in odom]
+    assert max(x) - min(x) > 1.0, "the robot did not drive"
+    assert any(m.level >= SafetyState.LEVEL_REDUCED_SPEED
+               and any("person" in r for r in m.reasons) for m in states)
 
 
 # ------------------------------------------------------------------ 2. supervisor dies
@@ -367,3 +397,20 @@ def test_keep_out_zone_cuts_command_at_boundary(tmp_path):
     in_state = any(any("keep_out" in r for r in m.reasons) for m in states)
     in_audit = any("keep_out" in json.dumps(e) for e in log)
     assert in_state or in_audit, "no keep_out cause in safety/state nor the audit log"
+
+
+def test_mode_switches_to_manual_at_run_time(tmp_path):
+    """`ros2 param set /safety_supervisor mode manual` switches the supervisor to manual
+    (hold-to-run) mode at run time; an unknown mode is refused naming the accepted ones.
+    (Hold-to-run itself is tested on the core: tests/test_safety_limits.py.)"""
+    sup = InProcessSupervisor(tmp_path)
+    try:
+        node = sup.node
+        res = node.set_parameters([Parameter("mode", value="manual")])
+        assert res[0].successful
+        assert int(node.sup.requested_mode) == 1                     # Mode.MANUAL
+        bad = node.set_parameters([Parameter("mode", value="turbo")])
+        assert not bad[0].successful and "automatic" in bad[0].reason
+        assert int(node.sup.requested_mode) == 1
+    finally:
+        sup.close()

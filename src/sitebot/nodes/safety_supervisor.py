@@ -73,6 +73,9 @@ NODE_SCHEMA = (
               "site map's static structure is taken as structure, not a person", 0.0, 1.0,
               unit="m"),
     ParamSpec("map_frame", S, "map", "the map frame (zones, localization)"),
+    ParamSpec("mode", S, "", "operating mode requested at run time ('' = initial_mode): "
+              "`ros2 param set /safety_supervisor mode manual` for hold-to-run teleop",
+              choices=("", "automatic", "manual")),
 )
 SCHEMA = tuple(CORE_SCHEMA) + NODE_SCHEMA
 
@@ -101,7 +104,7 @@ def _sensor_pose(desc: Any, base: str, frame: str) -> SensorPose:
 class SafetySupervisorNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("safety_supervisor", **kwargs)
-        self.p = declare_schema(self, SCHEMA)
+        self.p = declare_schema(self, SCHEMA, on_change=self._on_params)
         p = self.p
         cfg = safety_config_from_params({s.name: p[s.name] for s in CORE_SCHEMA})
         world = load_world(p["world"])
@@ -123,6 +126,8 @@ class SafetySupervisorNode(Node):
         self.deadman = False
         self.deadman_stamp = -math.inf
         self.seq = 0
+        if p["mode"]:
+            self.sup.set_mode(p["mode"], self.now())
 
         self.cmd_pub = self.create_publisher(TwistStamped, "cmd_vel", QOS_COMMAND)
         self.traj_pub = self.create_publisher(JointTrajectory, "arm/joint_trajectory", QOS_COMMAND)
@@ -150,6 +155,15 @@ class SafetySupervisorNode(Node):
         self.get_logger().info(
             f"supervising: zones of '{world.id}' ({len(world.registry.zones)}), audit log {path}, "
             f"localization: {p['localization_source']}")
+
+    def _on_params(self, changed: dict) -> None:
+        if changed.get("mode") and hasattr(self, "sup"):
+            ok, reason = self.sup.set_mode(changed["mode"], self.now())
+            self.get_logger().info(f"mode change to {changed['mode']}: {reason}")
+        other = sorted(set(changed) - {"mode"})
+        if other:
+            self.get_logger().warning(f"parameters {other} take effect at the next start; "
+                                      "only 'mode' changes at run time")
 
     # ------------------------------------------------------------------ helpers
     def now(self) -> float:
