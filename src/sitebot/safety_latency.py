@@ -22,14 +22,13 @@ from __future__ import annotations
 import argparse
 import math
 import tempfile
-import threading
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
 
+from .nodes.convert import stamp_of as _stamp
 from .paths import data_path
 
 ROBOT_RADIUS_M = 0.4
@@ -105,51 +104,10 @@ def separations(odom: Sequence[tuple[float, Any]], people: Sequence[tuple[float,
 # ---------------------------------------------------------------------------------------
 # the benchmark
 # ---------------------------------------------------------------------------------------
-class _Observer:
-    """Own rclpy context: records (receive wall time, message) per topic."""
-
-    def __init__(self) -> None:
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-        self.rclpy = rclpy
-        self.context = Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node("latency_bench", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.lock = threading.Lock()
-        self.msgs: dict[str, list[tuple[float, Any]]] = defaultdict(list)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
-
-    def sub(self, typ: type, topic: str, qos: Any) -> None:
-        def cb(msg: Any) -> None:
-            w = time.monotonic()
-            with self.lock:
-                self.msgs[topic].append((w, msg))
-        self.node.create_subscription(typ, topic, cb, qos)
-
-    def get(self, topic: str) -> list[tuple[float, Any]]:
-        with self.lock:
-            return list(self.msgs.get(topic, []))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2.0)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        self.rclpy.shutdown(context=self.context)
-
-
-def _stamp(msg: Any) -> float:
-    s = msg.header.stamp if hasattr(msg, "header") else msg.clock
-    return s.sec + s.nanosec * 1e-9
+def _observer():
+    """An independent recorder keyed by receive wall time [s] (time.monotonic)."""
+    from .nodes.recorder import TopicRecorder
+    return TopicRecorder("latency_bench", key=lambda _msg: time.monotonic())
 
 
 def run_once(speed_mps: float = 1.2, *, out_dir: str | Path | None = None,
@@ -167,13 +125,13 @@ def run_once(speed_mps: float = 1.2, *, out_dir: str | Path | None = None,
 
     tmp = Path(out_dir or tempfile.mkdtemp(prefix="sitebot_latency_"))
     world = write_world(tmp, actors=[head_on_actor(speed_mps, t_cmd_s + 1.0)])
-    obs = _Observer()
-    obs.sub(Clock, "/clock", QOS_STATE)
-    obs.sub(LaserScan, "scan", QOS_SENSOR)
-    obs.sub(SafetyState, "safety/state", QOS_STATE)
-    obs.sub(ControllerStatus, "control/state", QOS_STATE)
-    obs.sub(Odometry, "ground_truth/odom", QOS_STATE)
-    obs.sub(PoseArray, "ground_truth/people", QOS_STATE)
+    obs = _observer()
+    obs.subscribe(Clock, "/clock", QOS_STATE)
+    obs.subscribe(LaserScan, "scan", QOS_SENSOR)
+    obs.subscribe(SafetyState, "safety/state", QOS_STATE)
+    obs.subscribe(ControllerStatus, "control/state", QOS_STATE)
+    obs.subscribe(Odometry, "ground_truth/odom", QOS_STATE)
+    obs.subscribe(PoseArray, "ground_truth/people", QOS_STATE)
     pub = obs.node.create_publisher(TwistStamped, "cmd_vel_in", QOS_COMMAND)
 
     def sim_now() -> float:
@@ -203,7 +161,7 @@ def run_once(speed_mps: float = 1.2, *, out_dir: str | Path | None = None,
                 time.sleep(0.02)
     finally:
         obs.close()
-    return analyse(obs.msgs)
+    return analyse(obs.messages)
 
 
 def analyse(msgs: dict[str, list[tuple[float, Any]]]) -> dict[str, float]:

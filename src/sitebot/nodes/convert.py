@@ -13,7 +13,7 @@ from sensor_msgs.msg import CameraInfo, Image, Imu, JointState, LaserScan
 
 from ..kinematics import Transform, yaw_to_quaternion
 
-__all__ = ["to_time", "from_time", "transform_msg", "joint_state_msg", "odometry_msg",
+__all__ = ["to_time", "from_time", "stamp_of", "transform_msg", "joint_state_msg", "odometry_msg",
            "imu_msg", "scan_msg", "image_rgb_msg", "image_depth_msg", "camera_info_msg",
            "ground_truth_msg", "people_pose_array"]
 
@@ -29,6 +29,18 @@ def to_time(t_s: float) -> Time:
 
 def from_time(t: Time) -> float:
     return t.sec + t.nanosec * 1e-9
+
+
+def stamp_of(msg) -> float:
+    """The time [s] a message carries: its header stamp, a Clock's clock, or the first
+    transform's stamp of a TFMessage; NaN for a message with none."""
+    if hasattr(msg, "header"):
+        return from_time(msg.header.stamp)
+    if hasattr(msg, "clock"):
+        return from_time(msg.clock)
+    if getattr(msg, "transforms", None):
+        return from_time(msg.transforms[0].header.stamp)
+    return float("nan")
 
 
 def transform_msg(t: Transform, stamp: Time) -> TransformStamped:
