@@ -30,6 +30,13 @@ NODES = {
     "tour": "sitebot.nodes.tour:main",
     "safety_supervisor": "sitebot.nodes.safety_supervisor:main",
     "control_loop": "sitebot.nodes.control_loop:main",
+    "camera_perception": "sitebot.nodes.camera_perception:main",
+    "spatial_perception": "sitebot.nodes.spatial_perception:main",
+    "localization": "sitebot.nodes.localization:main",
+    "navigation": "sitebot.nodes.navigation:main",
+    "arm_planner": "sitebot.nodes.arm_planner:main",
+    "task_planner": "sitebot.nodes.task_planner:main",
+    "task_executor": "sitebot.nodes.task_executor:main",
 }
 
 # C extensions (the control kernel of the control-loop issue) are added here.

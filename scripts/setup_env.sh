@@ -46,8 +46,20 @@ pipq() { "$vpy" -m pip --disable-pip-version-check -q "$@" 2>&1 | grep -v 'is ig
 
 log "installing Python dependencies (ROS 2 core wheels, simulation, perception)"
 pipq install --upgrade pip setuptools wheel
+# torch first, pinned to the CPU build: anything that depends on torch then finds it satisfied
+# instead of pulling several GB of CUDA wheels.
+"$vpy" -c 'import torch' 2>/dev/null || pipq install "torch==2.13.0"
 pipq install -r requirements.txt
-"$vpy" -c 'import rclpy, pybullet, cv2, numpy, yaml' || { log "error: dependency install failed (see above)"; exit 1; }
+# Open3D's wheel links against the system libusb-1.0 (Debian package libusb-1.0-0).
+if ! ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing libusb-1.0-0 (needed by Open3D)"
+    apt-get install -y -q libusb-1.0-0 >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1; apt-get install -y -q libusb-1.0-0 >/dev/null; }
+  else
+    log "error: Open3D needs libusb-1.0; on Debian: sudo apt-get install -y libusb-1.0-0"; exit 2
+  fi
+fi
+"$vpy" -c 'import rclpy, pybullet, cv2, numpy, yaml, open3d, torch, ompl, ruckig' || { log "error: dependency install failed (see above)"; exit 1; }
 
 # Interface packages: standard ones missing from PyPI first, then the project's own.
 export AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv" PATH="$venv/bin:$PATH"

@@ -91,7 +91,21 @@ def bench_node(world: str, camera: bool, wall_seconds: float) -> tuple[float, in
     return rtf, int(received or 0)
 
 
+# Benchmarks that live with their subsystem: `sitebot bench <what> [args]` runs
+# `<module>.main(args)`.
+SUBSYSTEM_BENCHES = {
+    "perception": "sitebot.perception.bench",
+    "localization": "sitebot.localization.bench",
+    "nav": "sitebot.navigation.bench",
+    "arm": "sitebot.arm.bench",
+    "planner": "sitebot.language.bench",
+}
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0] in SUBSYSTEM_BENCHES:
+        import importlib
+        return importlib.import_module(SUBSYSTEM_BENCHES[argv[0]]).main(argv[1:])
     if argv and argv[0] == "control":
         from .control.bench import main as control_main
         return control_main(argv[1:])
@@ -105,6 +119,8 @@ def main(argv: list[str]) -> int:
         return safety_main(argv[1:]) or latency_main([])
     ap = argparse.ArgumentParser(prog="sitebot bench", description=__doc__ + """
   sitebot bench control   the control kernel (C vs Python), the 1 kHz RT loop, tracking
+  sitebot bench safety    the supervisor cycle, hazard-to-stop latency in simulation
+  sitebot bench perception | localization | nav | arm | planner
 """, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["sim", "control"])
     ap.add_argument("--worlds", nargs="+", default=["substation", "construction", "datacentre"])

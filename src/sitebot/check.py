@@ -301,9 +301,9 @@ def _check_wildcard(path: Path, section: str, values: dict[str, Any]) -> None:
     """A ``/**`` section applies to every node: each parameter must be declared by at
     least one known node, and valid for every node that declares it."""
     from .params import validate_value
-    from .schemas import known_nodes, schema_for
+    from .schemas import available_nodes, schema_for
 
-    schemas = {n: {s.name: s for s in schema_for(n)} for n in known_nodes()}
+    schemas = {n: {s.name: s for s in schema_for(n)} for n in available_nodes()}
     for name, value in values.items():
         where = f"{section}.ros__parameters.{name}"
         declaring = [n for n in schemas if name in schemas[n]]

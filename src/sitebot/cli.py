@@ -40,11 +40,23 @@ def _cmd_bench(argv: list[str]) -> int:
     return bench_main(argv)
 
 
+def _cmd_plan(argv: list[str]) -> int:
+    from .language.cli import main as plan_main
+    return plan_main(argv)
+
+
+def _cmd_eval(argv: list[str]) -> int:
+    from .evaluate import main as eval_main
+    return eval_main(argv)
+
+
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "launch": (_cmd_launch, "run a ROS 2 YAML launch file (nodes as separate processes)"),
     "demo": (_cmd_demo, "run a simulated site mission headless and write its outputs"),
     "check": (_cmd_check, "validate URDF, world, site registry, parameter and launch files"),
     "bench": (_cmd_bench, "benchmarks that print figures"),
+    "plan": (_cmd_plan, "turn a plain-English instruction into a validated task plan"),
+    "eval": (_cmd_eval, "evaluate perception, localization or the planner against ground truth"),
 }
 
 

@@ -19,6 +19,8 @@ File format (YAML, all coordinates in the registry's ``frame``, metres and radia
                aliases, description}]
     routes:  [{id, name, aliases, waypoints: [<place id>, ..], loop: <bool>}]
     docks:   [{id, place, name, aliases}]
+    markers: [{tag: <AprilTag 36h11 id>, size: <black-square edge, m>,
+               pose: [x, y, z, yaw]}]   # surveyed map poses of fiducial landmarks
 
 Rules checked on load (each failure is a :class:`~sitebot.errors.RegistryError` naming the
 file and the key path, e.g. ``assets[2].place``): required keys and types; unknown keys and
@@ -28,7 +30,11 @@ file; references (asset/object place, route waypoint, dock place) exist; a gauge
 ``max_speed > 0``; restricted zones list ``roles``; polygons have >= 3 finite vertices, a
 non-zero area and do not self-intersect; poses are finite; no place pose lies inside a
 keep-out zone; fiducial ids are unique; no two entities share a name or alias (compared
-after :func:`normalize_name`).
+after :func:`normalize_name`); marker tags are unique, sizes positive, poses finite.
+
+``markers`` are the surveyed map poses of the AprilTags on the site (the landmarks that
+localization fuses and that perception maps to assets): a marker's face looks along its
+yaw, horizontally, centred at (x, y, z).
 """
 from __future__ import annotations
 
@@ -47,7 +53,7 @@ from .yamlio import Schema, key_path, load_yaml
 __all__ = [
     "AssetKind", "ObjectKind", "ZoneKind",
     "Pose2D", "GaugeSpec", "Place", "Asset", "SiteObject", "Zone", "Route", "Dock",
-    "SiteRegistry", "Entity",
+    "Marker", "SiteRegistry", "Entity",
     "load_registry", "parse_registry", "normalize_name",
     "point_in_polygon", "polygon_area", "polygon_self_intersection", "segments_intersect",
     "ID_PATTERN", "APRILTAG_36H11_IDS",
@@ -214,6 +220,19 @@ class Dock:
     aliases: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Marker:
+    """A surveyed fiducial landmark: AprilTag 36h11 ``tag`` with black-square edge
+    ``size_m``, its face centred at (``x``, ``y``, ``z``) [m] in the registry frame and
+    looking horizontally along ``yaw`` [rad]."""
+    tag: int
+    size_m: float
+    x: float
+    y: float
+    z: float
+    yaw: float
+
+
 Entity = Place | Asset | SiteObject | Zone | Route | Dock
 
 
@@ -236,6 +255,7 @@ class SiteRegistry:
     name: str = ""
     description: str = ""
     file: Path | None = None
+    markers: tuple[Marker, ...] = ()
     _index: Mapping[str, Entity] = field(init=False, repr=False, compare=False)
     _names: Mapping[str, Entity] = field(init=False, repr=False, compare=False)
 
@@ -323,6 +343,13 @@ class SiteRegistry:
         for a in self.assets:
             if a.fiducial == tag_id:
                 return a
+        return None
+
+    def marker(self, tag_id: int) -> Marker | None:
+        """The surveyed marker with AprilTag id *tag_id*, or None."""
+        for m in self.markers:
+            if m.tag == tag_id:
+                return m
         return None
 
     def assets_at(self, place_id: str) -> tuple[Asset, ...]:
@@ -446,7 +473,8 @@ def polygon_self_intersection(poly: Sequence[Point]) -> tuple[int, int] | None:
 # loading
 # ---------------------------------------------------------------------------------------
 _TOP_KEYS = ("site", "frame", "name", "description", "places", "assets", "objects",
-             "zones", "routes", "docks")
+             "zones", "routes", "docks", "markers")
+_MARKER_KEYS = ("tag", "size", "pose")
 _PLACE_KEYS = ("id", "name", "aliases", "pose")
 _ASSET_KEYS = ("id", "name", "kind", "aliases", "place", "gauge", "fiducial", "description")
 _GAUGE_KEYS = ("unit", "min_value", "max_value")
@@ -553,9 +581,29 @@ class _Parser:
         self._check_keep_out(places, zones)
         self._check_fiducials(assets)
         self._check_names(root, places, assets, objects, zones, routes, docks)
+        markers = tuple(self._marker(m, w) for w, m in self._items(root, "markers"))
+        seen: dict[int, int] = {}
+        for i, mk in enumerate(markers):
+            if mk.tag in seen:
+                s.fail(f"marker tag {mk.tag} is already surveyed at markers[{seen[mk.tag]}]",
+                       key_path(key_path("markers", i), "tag"))
+            seen[mk.tag] = i
         return SiteRegistry(site=site, frame=frame, places=places, assets=assets,
                             objects=objects, zones=zones, routes=routes, docks=docks,
-                            name=name, description=description, file=s.file)
+                            name=name, description=description, file=s.file,
+                            markers=markers)
+
+    def _marker(self, m: Mapping[str, Any], where: str) -> Marker:
+        s = self.s
+        s.keys(m, where, allowed=_MARKER_KEYS, required=_MARKER_KEYS)
+        tag = s.integer(m["tag"], key_path(where, "tag"), min_value=0,
+                        max_value=APRILTAG_36H11_IDS - 1)
+        size = s.number(m["size"], key_path(where, "size"))
+        if not (math.isfinite(size) and size > 0.0):
+            s.fail(f"marker size must be a positive number of metres, got {size!r}",
+                   key_path(where, "size"))
+        x, y, z, yaw = s.vector(m["pose"], key_path(where, "pose"), 4, names="[x, y, z, yaw]")
+        return Marker(tag, float(size), float(x), float(y), float(z), float(yaw))
 
     def _place(self, m: Mapping[str, Any], where: str) -> Place:
         s = self.s

@@ -18,13 +18,20 @@ from .errors import SitebotError
 if TYPE_CHECKING:  # pragma: no cover
     from .params import ParamSpec
 
-__all__ = ["NODE_SCHEMAS", "known_nodes", "schema_for"]
+__all__ = ["NODE_SCHEMAS", "available_nodes", "known_nodes", "schema_for"]
 
 NODE_SCHEMAS: dict[str, str] = {
     "simulator": "sitebot.nodes.simulator:SCHEMA",
     "tour": "sitebot.nodes.tour:SCHEMA",
     "safety_supervisor": "sitebot.nodes.safety_supervisor:SCHEMA",
     "control_loop": "sitebot.nodes.control_loop:SCHEMA",
+    "camera_perception": "sitebot.nodes.camera_perception:SCHEMA",
+    "spatial_perception": "sitebot.nodes.spatial_perception:SCHEMA",
+    "localization": "sitebot.nodes.localization:SCHEMA",
+    "navigation": "sitebot.nodes.navigation:SCHEMA",
+    "arm_planner": "sitebot.nodes.arm_planner:SCHEMA",
+    "task_planner": "sitebot.nodes.task_planner:SCHEMA",
+    "task_executor": "sitebot.nodes.task_executor:SCHEMA",
 }
 
 _CACHE: dict[str, tuple["ParamSpec", ...]] = {}
@@ -33,6 +40,21 @@ _CACHE: dict[str, tuple["ParamSpec", ...]] = {}
 def known_nodes() -> tuple[str, ...]:
     """The node names that have a schema, sorted."""
     return tuple(sorted(NODE_SCHEMAS))
+
+
+def available_nodes() -> tuple[str, ...]:
+    """The node names that have a schema and whose module is installed, sorted (what a
+    ``/**`` wildcard section is checked against)."""
+    import importlib.util
+    out = []
+    for name, target in NODE_SCHEMAS.items():
+        try:
+            found = importlib.util.find_spec(target.partition(":")[0]) is not None
+        except ModuleNotFoundError:
+            found = False
+        if found:
+            out.append(name)
+    return tuple(sorted(out))
 
 
 def schema_for(node_name: str) -> tuple["ParamSpec", ...]:

@@ -914,7 +914,31 @@ class _WorldParser:
             if tag not in seen:
                 s.fail(f"asset {aid!r} carries fiducial {tag} in the registry but the world "
                        "has no such fiducial", "fiducials")
+        self.check_markers(out, seen)
         return tuple(out)
+
+    def check_markers(self, fiducials: Sequence[FiducialSpec], seen: Mapping[int, str]) -> None:
+        """The registry's surveyed markers must be where the world puts its tags (1 mm,
+        0.1 deg): localization trusts the survey, the simulator renders the world."""
+        s = self.s
+        reg = self.registry
+        assert reg is not None
+        by_tag = {f.tag_id: f for f in fiducials}
+        for mk in reg.markers:
+            f = by_tag.get(mk.tag)
+            if f is None:
+                s.fail(f"the site registry surveys marker {mk.tag} but the world has no "
+                       "such fiducial", "fiducials")
+                continue
+            p = f.pose
+            off = max(abs(p.x - mk.x), abs(p.y - mk.y), abs(p.z - mk.z))
+            dyaw = abs(math.remainder(p.yaw - mk.yaw, math.tau))
+            if (off > 1e-3 or dyaw > math.radians(0.1) or abs(p.roll) > 1e-6
+                    or abs(p.pitch) > 1e-6 or abs(f.size_m - mk.size_m) > 1e-4):
+                s.fail(f"fiducial {mk.tag} is at {p.position} yaw {p.yaw:.4f}, size "
+                       f"{f.size_m:g} m, but the site registry surveys it at "
+                       f"({mk.x}, {mk.y}, {mk.z}) yaw {mk.yaw:.4f}, size {mk.size_m:g} m",
+                       seen[mk.tag])
 
     def gauges(self, root: Mapping[str, Any]) -> tuple[GaugeDialSpec, ...]:
         s = self.s
