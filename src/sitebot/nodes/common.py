@@ -130,8 +130,12 @@ def declare_schema(node: Node, schema: Iterable[ParamSpec],
     return values
 
 
-def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
+def run_node(factory: Callable[[], Node], args: list[str] | None = None,
+             threads: int = 1) -> int:
     """Init rclpy, build the node, spin until Ctrl-C or shutdown, clean up.
+
+    :param threads: > 1 spins a MultiThreadedExecutor with that many threads (nodes whose
+        callbacks block, e.g. action servers that wait on other actions).
 
     Configuration errors (:class:`SitebotError`) are reported as one line and exit code 2,
     not a traceback.
@@ -140,7 +144,15 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     node = None
     try:
         node = factory()
-        rclpy.spin(node)
+        if threads > 1:
+            ex = rclpy.executors.MultiThreadedExecutor(num_threads=threads)
+            ex.add_node(node)
+            try:
+                ex.spin()
+            finally:
+                ex.shutdown()
+        else:
+            rclpy.spin(node)
         return 0
     except KeyboardInterrupt:
         return 0

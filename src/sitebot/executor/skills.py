@@ -1,0 +1,305 @@
+"""The skill library: one small class per skill of the brief's table, behind one interface.
+
+A skill gets its step and a :class:`SkillContext` (the ports to the robot, the registry, the
+configuration, the plan) and returns a :class:`~sitebot.executor.types.StepResult`.  Skills do
+not loop on failures themselves: the runner decides about retries, pauses and aborts.
+A failure says whether a retry could help (``retryable``).
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import threading
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from ..registry import AssetKind, SiteRegistry
+from .types import (MotionResult, Outcome, Plan, Reading, RobotPorts, Step, StepResult)
+
+__all__ = ["ExecutorConfig", "SkillContext", "Skill", "SKILLS", "StepFailure"]
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Limits of the executor (times in robot/simulated seconds)."""
+    nav_timeout_s: float = 300.0        # one navigate_to
+    arm_timeout_s: float = 60.0         # one arm motion
+    gauge_timeout_s: float = 20.0       # waiting for valid readings of a gauge
+    gauge_samples: int = 3              # valid readings combined (median) per read_gauge
+    gauge_max_spread: float = 0.03      # of full scale: readings disagreeing more -> retry
+    max_attempts: int = 2               # per step (a retry re-sends the request)
+    pause_limit_s: float = 120.0        # a protective stop longer than this aborts the plan
+    safety_stale_s: float = 2.0         # no safety state for this long counts as stopped
+    confirm_timeout_s: float = 120.0    # waiting for a supervisor's confirmation
+    use_arm: bool = True                # arm motions (camera view, stow) around skills
+    gripper_open_m: float = 0.04
+    gripper_closed_m: float = 0.0
+    gripper_holding_min_m: float = 0.004   # fingers stopped wider than this: holding
+    pregrasp_height_m: float = 0.15
+    grasp_rpy: tuple[float, float, float] = (math.pi, 0.0, 0.0)   # tool pointing down
+    place_forward_m: float = 0.6        # where 'place' puts things, ahead of the base
+    place_height_m: float = 0.85
+
+
+class StepFailure(Exception):
+    """A skill could not do its step; ``retryable`` says whether trying again may help."""
+
+    def __init__(self, message: str, retryable: bool = True,
+                 outcome: Outcome = Outcome.FAILED) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.outcome = outcome
+
+
+@dataclass
+class SkillContext:
+    ports: RobotPorts
+    registry: SiteRegistry
+    config: ExecutorConfig
+    plan: Plan
+    confirmed: bool = False
+    cancel: threading.Event = field(default_factory=threading.Event)
+    holding: str | None = None          # object id in the gripper
+    arm_stowed: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+def _check_cancel(ctx: SkillContext) -> None:
+    if ctx.cancel.is_set():
+        raise StepFailure("canceled", retryable=False, outcome=Outcome.CANCELED)
+
+
+def _motion(result: MotionResult, what: str) -> None:
+    if result.code == "canceled":
+        raise StepFailure(f"{what}: canceled", retryable=False, outcome=Outcome.CANCELED)
+    if not result.ok:
+        raise StepFailure(f"{what}: {result.code}" + (f" ({result.reason})" if result.reason
+                                                      else ""), retryable=result.retryable)
+
+
+class Skill:
+    name: ClassVar[str] = ""
+
+    def run(self, step: Step, ctx: SkillContext, result: StepResult) -> None:
+        """Do *step*; fill *result* (readings, images, flags, message).  Raise
+        :class:`StepFailure` when it cannot be done."""
+        raise NotImplementedError
+
+
+class NavigateTo(Skill):
+    name = "navigate_to"
+
+    def run(self, step: Step, ctx: SkillContext, result: StepResult) -> None:
+        place = ctx.registry.place(step.args["place"])
+        _motion(ctx.ports.navigate(place.id, ctx.config.nav_timeout_s), f"navigate to {place.id}")
+        result.message = f"at {place.id}"
+
+
+class _ArmAside:
+    """Mixin: move the arm to a named pose when the arm is in use; a missing arm planner is
+    noted, not fatal, for skills that only need the mast camera."""
+
+    @staticmethod
+    def arm_to(ctx: SkillContext, name: str, required: bool) -> None:
+        if not ctx.config.use_arm:
+            return
+        r = ctx.ports.move_arm_named(name, ctx.config.arm_timeout_s)
+        if r.ok:
+            ctx.arm_stowed = name == "stow"
+            return
+        if required or r.code not in ("unavailable",):
+            _motion(r, f"arm to '{name}'")
+        ctx.notes.append(f"arm to '{name}' skipped: {r.code}")
+
+
+class ReadGauge(Skill, _ArmAside):
+    name = "read_gauge"
+
+    def run(self, step: Step, ctx: SkillContext, result: StepResult) -> None:
+        asset = ctx.registry.asset(step.args["asset"])
+        if asset.kind is not AssetKind.GAUGE or asset.gauge is None:
+            raise StepFailure(f"asset {asset.id!r} is a {asset.kind.value}, not a gauge",
+                              retryable=False)
+        self.arm_to(ctx, "camera_view", required=False)
+        cfg, ports = ctx.config, ctx.ports
+        t0 = ports.now()
+        valid: list[Reading] = []
+        last_reason = "no reading of this gauge arrived"
+        while ports.now() - t0 < cfg.gauge_timeout_s:
+            readings = ports.gauge_readings(asset.id, since_s=t0)
+            valid = [r for r in readings if r.valid and math.isfinite(r.value)]
+            bad = [r for r in readings if not r.valid]
+            if bad:
+                last_reason = bad[-1].failure_reason or "invalid reading"
+            if len(valid) >= cfg.gauge_samples:
+                break
+            _check_cancel(ctx)
+            ports.sleep(0.1)
+        if len(valid) < cfg.gauge_samples:
+            raise StepFailure(f"no confident reading of {asset.id} within "
+                              f"{cfg.gauge_timeout_s:g} s ({len(valid)} of "
+                              f"{cfg.gauge_samples} valid; last problem: {last_reason})")
+        span = asset.gauge.max_value - asset.gauge.min_value
+        values = [r.value for r in valid[-cfg.gauge_samples:]]
+        if (max(values) - min(values)) > cfg.gauge_max_spread * span:
+            raise StepFailure(f"readings of {asset.id} disagree: {min(values):g}.."
+                              f"{max(values):g} {asset.gauge.unit}")
+        med = statistics.median(values)
+        best = min(valid[-cfg.gauge_samples:], key=lambda r: abs(r.value - med))
+        reading = Reading(asset.id, float(med), asset.gauge.unit,
+                          float(min(r.confidence for r in valid[-cfg.gauge_samples:])),
+                          True, "", best.stamp_s, best.crop_path)
+        result.readings.append(reading)
+        if best.crop_path:
+            result.images.append(best.crop_path)
+        if not asset.gauge.contains(reading.value):
+            result.flags.append("out_of_range")
+        result.message = f"{asset.id} = {reading.value:.3g} {reading.unit}"
+
+
+class Inspect(Skill, _ArmAside):
+    name = "inspect"
+
+    def run(self, step: Step, ctx: SkillContext, result: StepResult) -> None:
+        asset = ctx.registry.asset(step.args["asset"])
+        self.arm_to(ctx, "camera_view", required=False)
+        ports = ctx.ports
+        t0 = ports.now()
+        ports.sleep(1.0)                       # let a few frames arrive at the viewing pose
+        path = ports.save_image(f"inspect_{asset.id}")
+        if path is None:
+            raise StepFailure("no camera image to save")
+        result.images.append(path)
+        if asset.fiducial is not None:
+            deadline = t0 + 5.0
+            seen = ports.fiducial_seen(asset.fiducial, since_s=t0)
+            while not seen and ports.now() < deadline:
+                ports.sleep(0.2)
+                seen = ports.fiducial_seen(asset.fiducial, since_s=t0)
+            if not seen:
+                result.flags.append("tag_not_seen")
+        result.message = f"inspected {asset.id}" + (
+            f" (flags: {', '.join(result.flags)})" if result.flags else "")
+
+
+class Pick(Skill, _ArmAside):
+    name = "pick"
+
+    def run(self, step: Step, ctx: SkillContext, result: StepResult) -> None:
+        obj = ctx.registry.object(step.args["object"])
+        if ctx.holding is not None:
+            raise StepFailure(f"already holding {ctx.holding}", retryable=False)
+        cfg, ports = ctx.config, ctx.ports
+        where = ports.object_position(obj.id)
+        if where is None:
+            raise StepFailure(f"{obj.id} not found near {obj.place}", retryable=True)
+        x, y, z = where
+        ports.set_gripper(cfg.gripper_open_m, cfg.arm_timeout_s)
+        _motion(ports.move_arm_pose((x, y, z + cfg.pregrasp_height_m), cfg.grasp_rpy,
+                                    cfg.arm_timeout_s), "arm above the object")
+        ctx.arm_stowed = False
+        _motion(ports.move_arm_pose((x, y, z), cfg.grasp_rpy, cfg.arm_timeout_s),
+                "arm to the grasp")
+        opening = ports.set_gripper(cfg.gripper_closed_m, cfg.arm_timeout_s)
+        if opening is None or opening < cfg.gripper_holding_min_m:
+            ports.set_gripper(cfg.gripper_open_m, cfg.arm_timeout_s)
+            self.arm_to(ctx, "stow", required=False)
+            raise StepFailure(f"grasp of {obj.id} missed (fingers closed to "
+                              f"{(opening or 0.0) * 1000:.1f} mm)")
+        ctx.holding = obj.id
+        _motion(ports.move_arm_pose((x, y, z + cfg.pregrasp_height_m), cfg.grasp_rpy,
+                                    cfg.arm_timeout_s), "lift")
+        self.arm_to(ctx, "carry", required=True)
+        result.message = f"holding {obj.id} ({opening * 1000:.1f} mm)"
+
+
+class Place(Skill, _ArmAside):
+    name = "place"
+
+    def run(self, step: Step, ctx: SkillContext, result: StepResult) -> None:
+        place = ctx.registry.place(step.args["place"])
+        if ctx.holding is None:
+            raise StepFailure("nothing in the gripper to put down", retryable=False)
+        cfg, ports = ctx.config, ctx.ports
+        pose = ports.robot_pose()
+        if pose is None:
+            raise StepFailure("robot pose unknown")
+        x, y, yaw = pose
+        tx = x + cfg.place_forward_m * math.cos(yaw)
+        ty = y + cfg.place_forward_m * math.sin(yaw)
+        _motion(ports.move_arm_pose((tx, ty, cfg.place_height_m + cfg.pregrasp_height_m),
+                                    cfg.grasp_rpy, cfg.arm_timeout_s), "arm over the drop point")
+        _motion(ports.move_arm_pose((tx, ty, cfg.place_height_m), cfg.grasp_rpy,
+                                    cfg.arm_timeout_s), "arm down")
+        ports.set_gripper(cfg.gripper_open_m, cfg.arm_timeout_s)
+        held, ctx.holding = ctx.holding, None
+        self.arm_to(ctx, "stow", required=False)
+        result.message = f"put {held} down at {place.id}"
+
+
+class OperateValve(Skill, _ArmAside):
+    name = "operate_valve"
+
+    def run(self, step: Step, ctx: SkillContext, result: StepResult) -> None:
+        asset = ctx.registry.asset(step.args["asset"])
+        action = step.args.get("action", "")
+        if asset.kind is not AssetKind.VALVE:
+            raise StepFailure(f"asset {asset.id!r} is a {asset.kind.value}, not a valve",
+                              retryable=False)
+        if action not in ("open", "close"):
+            raise StepFailure(f"valve action must be open or close, got {action!r}",
+                              retryable=False)
+        if ctx.plan.role != "supervisor":
+            raise StepFailure("operating a valve needs the role 'supervisor'",
+                              retryable=False)
+        if not ctx.confirmed:
+            answer = ctx.ports.confirm(f"Confirm: {action} {asset.name} ({asset.id})?",
+                                       ctx.plan.plan_id, ctx.config.confirm_timeout_s)
+            if answer is None:
+                raise StepFailure("no confirmation arrived", retryable=False,
+                                  outcome=Outcome.DECLINED)
+            if not answer:
+                raise StepFailure("confirmation declined", retryable=False,
+                                  outcome=Outcome.DECLINED)
+            ctx.confirmed = True
+        self.arm_to(ctx, f"valve_{action}", required=True)
+        self.arm_to(ctx, "stow", required=False)
+        result.message = f"{action} {asset.id}"
+
+
+class Patrol(Skill):
+    name = "patrol"
+
+    def run(self, step: Step, ctx: SkillContext, result: StepResult) -> None:
+        route = ctx.registry.route(step.args["route"])
+        stops = list(route.waypoints) + ([route.waypoints[0]] if route.loop else [])
+        for i, wp in enumerate(stops):
+            _check_cancel(ctx)
+            _motion(ctx.ports.navigate(wp, ctx.config.nav_timeout_s),
+                    f"patrol {route.id} waypoint {i + 1}/{len(stops)} ({wp})")
+            path = ctx.ports.save_image(f"patrol_{route.id}_{i + 1:02d}_{wp}")
+            if path:
+                result.images.append(path)
+        result.message = f"patrolled {route.id} ({len(stops)} stops)"
+
+
+class Dock(Skill, _ArmAside):
+    name = "dock"
+
+    def run(self, step: Step, ctx: SkillContext, result: StepResult) -> None:
+        if not ctx.registry.docks:
+            raise StepFailure("the site has no dock", retryable=False)
+        pose = ctx.ports.robot_pose()
+        docks = list(ctx.registry.docks)
+        if pose is not None:
+            docks.sort(key=lambda d: ctx.registry.place(d.place).pose.distance_to(pose[0],
+                                                                                   pose[1]))
+        self.arm_to(ctx, "stow", required=False)
+        dock = docks[0]
+        _motion(ctx.ports.navigate(dock.place, ctx.config.nav_timeout_s), f"dock {dock.id}")
+        result.message = f"docked at {dock.id}"
+
+
+SKILLS: dict[str, Skill] = {cls.name: cls() for cls in
+                            (NavigateTo, ReadGauge, Inspect, Pick, Place, OperateValve,
+                             Patrol, Dock)}

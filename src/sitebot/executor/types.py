@@ -1,0 +1,200 @@
+"""Plain data of the task executor: plans, step outcomes, readings, and the ports contract.
+
+No rclpy here. The node (``sitebot.nodes.task_executor``) converts messages to these types
+and implements :class:`RobotPorts` with ROS action clients and subscriptions; tests and the
+regression runner can drive :class:`~sitebot.executor.runner.PlanRunner` with any object that
+keeps the same contract.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Mapping, Protocol, Sequence
+
+__all__ = ["Step", "Plan", "Outcome", "ResultCode", "Reading", "StepResult",
+           "ExecutionResult", "MotionResult", "SafetySnapshot", "RobotPorts", "SKILL_ARGS",
+           "HIGH_RISK_SKILLS", "SafetyLevel"]
+
+#: The closed skill set and the argument names each takes (the design brief's skill table).
+SKILL_ARGS: Mapping[str, tuple[str, ...]] = {
+    "navigate_to": ("place",),
+    "read_gauge": ("asset",),
+    "inspect": ("asset",),
+    "pick": ("object",),
+    "place": ("place",),
+    "operate_valve": ("asset", "action"),
+    "patrol": ("route",),
+    "dock": (),
+}
+
+#: Skills that need the role ``supervisor`` and an explicit confirmation before they run.
+HIGH_RISK_SKILLS = frozenset({"operate_valve"})
+
+
+@dataclass(frozen=True)
+class Step:
+    """One plan step: a skill name and its arguments (registry ids, or open/close)."""
+    skill: str
+    args: Mapping[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        inner = ", ".join(f"{k}={v}" for k, v in sorted(self.args.items()))
+        return f"{self.skill}({inner})"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A plan as the planner answers it (status ``ok``), with who asked for it."""
+    steps: tuple[Step, ...]
+    plan_id: str = ""
+    role: str = "operator"
+    instruction: str = ""
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return any(s.skill in HIGH_RISK_SKILLS for s in self.steps)
+
+
+class Outcome(enum.IntEnum):
+    """Mirrors sitebot_interfaces/StepOutcome."""
+    PENDING = 0
+    SUCCEEDED = 1
+    FAILED = 2
+    SKIPPED = 3
+    DECLINED = 4
+    CANCELED = 5
+
+
+class ResultCode(enum.IntEnum):
+    """Mirrors sitebot_interfaces/action/ExecutePlan result codes."""
+    SUCCEEDED = 0
+    FAILED = 1
+    ABORTED = 2
+    CANCELED = 3
+    REJECTED = 4
+
+
+class SafetyLevel(enum.IntEnum):
+    """Mirrors sitebot_interfaces/SafetyState levels."""
+    NORMAL = 0
+    REDUCED_SPEED = 1
+    PROTECTIVE_STOP = 2
+    EMERGENCY_STOP = 3
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A gauge reading as the executor reports it."""
+    asset_id: str
+    value: float
+    unit: str
+    confidence: float
+    valid: bool = True
+    failure_reason: str = ""
+    stamp_s: float = 0.0
+    crop_path: str = ""
+
+
+@dataclass
+class StepResult:
+    step: Step
+    outcome: Outcome = Outcome.PENDING
+    message: str = ""
+    attempts: int = 0
+    duration_s: float = 0.0
+    readings: list[Reading] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)     # inspection anomaly flags
+
+
+@dataclass
+class ExecutionResult:
+    code: ResultCode
+    reason: str
+    steps: list[StepResult]
+
+    @property
+    def readings(self) -> list[Reading]:
+        return [r for s in self.steps for r in s.readings]
+
+
+@dataclass(frozen=True)
+class MotionResult:
+    """Outcome of a navigation or arm request.  ``code``: succeeded, blocked, aborted,
+    canceled, rejected (invalid goal: do not retry), timeout, unavailable (no server)."""
+    code: str
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == "succeeded"
+
+    @property
+    def retryable(self) -> bool:
+        return self.code in ("blocked", "aborted", "timeout", "unavailable")
+
+
+@dataclass(frozen=True)
+class SafetySnapshot:
+    """The supervisor's latest state as the executor sees it; ``age_s`` since it arrived
+    (``inf`` when none has)."""
+    level: SafetyLevel
+    estop_latched: bool
+    reasons: tuple[str, ...]
+    age_s: float
+
+    @property
+    def stopped(self) -> bool:
+        return self.estop_latched or self.level >= SafetyLevel.PROTECTIVE_STOP
+
+
+class RobotPorts(Protocol):
+    """What skills may ask of the robot.  Every call blocks at most its timeout (simulated
+    or robot time, as :meth:`now` counts it) and never raises for an ordinary failure: it
+    reports it in the returned value."""
+
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+    def safety(self) -> SafetySnapshot: ...
+
+    def robot_pose(self) -> tuple[float, float, float] | None: ...
+
+    def navigate(self, place_id: str, timeout_s: float) -> MotionResult: ...
+
+    def move_arm_named(self, name: str, timeout_s: float) -> MotionResult: ...
+
+    def move_arm_pose(self, xyz_map: Sequence[float], rpy: Sequence[float],
+                      timeout_s: float) -> MotionResult: ...
+
+    def set_gripper(self, opening_m: float, timeout_s: float) -> float | None:
+        """Command the gripper opening [m] and return the opening reached (None: no
+        joint state)."""
+        ...
+
+    def gauge_readings(self, asset_id: str, since_s: float) -> list[Reading]: ...
+
+    def fiducial_seen(self, tag_id: int, since_s: float) -> bool: ...
+
+    def object_position(self, object_id: str) -> tuple[float, float, float] | None: ...
+
+    def save_image(self, name: str) -> str | None:
+        """Save the latest camera image under the run's folder; its path, or None."""
+        ...
+
+    def confirm(self, question: str, plan_id: str, timeout_s: float) -> bool | None:
+        """Ask a supervisor to confirm; True/False as answered, None on timeout."""
+        ...
+
+    def stop_motion(self) -> None: ...
+
+    def log(self, message: str) -> None: ...
+
+
+def outcome_counts(steps: Sequence[StepResult]) -> dict[str, int]:
+    """How many steps ended in each outcome (for reports)."""
+    out: dict[str, int] = {}
+    for s in steps:
+        out[s.outcome.name.lower()] = out.get(s.outcome.name.lower(), 0) + 1
+    return out

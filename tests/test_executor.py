@@ -1,0 +1,253 @@
+"""Task executor core: step protocol (re-check, pause on stops, retries, safe state, confirm).
+
+``ScriptedPorts`` is a test double of the robot for these unit tests of the runner's logic
+(it keeps the RobotPorts contract: a simulated clock, navigation/arm results from a script,
+gauge readings on a schedule); the node and mission tests use the real stack.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+
+import pytest
+
+from sitebot.executor import (ExecutorConfig, MotionResult, Outcome, Plan, PlanRunner,
+                              Reading, ResultCode, SafetyLevel, SafetySnapshot, Step,
+                              check_plan, check_step)
+from sitebot.world import load_world
+
+REG = load_world("substation").registry
+
+
+@dataclass
+class ScriptedPorts:
+    """Test double of the robot: time advances only through sleep() and motions."""
+    t: float = 0.0
+    nav_script: list[str] = field(default_factory=list)     # codes returned in order
+    nav_time_s: float = 10.0
+    arm_code: str = "succeeded"
+    stops: list[tuple[float, float]] = field(default_factory=list)   # (from, to) stopped
+    gauge_value: float | None = 1.2
+    gauge_valid: bool = True
+    confirm_answer: bool | None = True
+    gripper_reached: float = 0.02
+    calls: list[str] = field(default_factory=list)
+    pose: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+    def safety(self) -> SafetySnapshot:
+        stopped = any(a <= self.t < b for a, b in self.stops)
+        return SafetySnapshot(SafetyLevel.PROTECTIVE_STOP if stopped else SafetyLevel.NORMAL,
+                              False, ("person within 0.5 m",) if stopped else (), 0.05)
+
+    def robot_pose(self):
+        return self.pose
+
+    def navigate(self, place_id: str, timeout_s: float) -> MotionResult:
+        self.calls.append(f"nav:{place_id}")
+        self.t += self.nav_time_s
+        code = self.nav_script.pop(0) if self.nav_script else "succeeded"
+        if code == "succeeded":
+            p = REG.place(place_id).pose
+            self.pose = (p.x, p.y, p.yaw)
+        return MotionResult(code, "corridor blocked" if code == "blocked" else "")
+
+    def move_arm_named(self, name: str, timeout_s: float) -> MotionResult:
+        self.calls.append(f"arm:{name}")
+        self.t += 2.0
+        return MotionResult(self.arm_code)
+
+    def move_arm_pose(self, xyz, rpy, timeout_s) -> MotionResult:
+        self.calls.append("arm:pose")
+        self.t += 2.0
+        return MotionResult(self.arm_code)
+
+    def set_gripper(self, opening_m: float, timeout_s: float):
+        self.calls.append(f"gripper:{opening_m:g}")
+        return max(opening_m, self.gripper_reached) if opening_m < 0.01 else opening_m
+
+    def gauge_readings(self, asset_id: str, since_s: float):
+        if self.gauge_value is None:
+            return []
+        n = int((self.t - since_s) / 0.5)          # one reading per 0.5 s
+        return [Reading(asset_id, self.gauge_value + 0.001 * (k % 2), "bar", 0.9,
+                        self.gauge_valid, "" if self.gauge_valid else "glare", since_s + k)
+                for k in range(n)]
+
+    def fiducial_seen(self, tag_id: int, since_s: float) -> bool:
+        return True
+
+    def object_position(self, object_id: str):
+        return (-6.3, 13.45, 0.825)
+
+    def save_image(self, name: str):
+        self.calls.append(f"image:{name}")
+        return f"/tmp/{name}.png"
+
+    def confirm(self, question: str, plan_id: str, timeout_s: float):
+        self.calls.append(f"confirm:{question}")
+        return self.confirm_answer
+
+    def stop_motion(self) -> None:
+        self.calls.append("stop")
+
+    def log(self, message: str) -> None:
+        pass
+
+
+def plan(*steps: tuple, role: str = "operator") -> Plan:
+    return Plan(tuple(Step(s, dict(a)) for s, a in steps), plan_id="p1", role=role)
+
+
+GAUGE_PLAN = plan(("navigate_to", {"place": "t1_bay"}),
+                  ("read_gauge", {"asset": "t1_oil_pressure_gauge"}),
+                  ("dock", {}))
+
+
+def test_gauge_mission_succeeds_with_median_reading() -> None:
+    ports = ScriptedPorts()
+    res = PlanRunner(REG, ports).run(GAUGE_PLAN)
+    assert res.code is ResultCode.SUCCEEDED, res.reason
+    assert [s.outcome for s in res.steps] == [Outcome.SUCCEEDED] * 3
+    (r,) = res.readings
+    assert r.asset_id == "t1_oil_pressure_gauge" and r.unit == "bar"
+    assert r.value == pytest.approx(1.2, abs=0.002) and r.confidence == pytest.approx(0.9)
+    assert ports.calls[0] == "nav:t1_bay" and ports.calls[-1].startswith("nav:")
+    assert "arm:camera_view" in ports.calls
+
+
+def test_blocked_navigation_is_retried_and_recovers() -> None:
+    ports = ScriptedPorts(nav_script=["blocked", "succeeded"])
+    res = PlanRunner(REG, ports).run(GAUGE_PLAN)
+    assert res.code is ResultCode.SUCCEEDED
+    assert res.steps[0].attempts == 2 and res.steps[0].outcome is Outcome.SUCCEEDED
+    assert ports.calls.count("nav:t1_bay") == 2
+
+
+def test_persistent_block_fails_plan_and_leaves_safe_state() -> None:
+    ports = ScriptedPorts(nav_script=["succeeded", "blocked", "blocked"])
+    p = plan(("navigate_to", {"place": "t1_bay"}),
+             ("read_gauge", {"asset": "t1_oil_pressure_gauge"}),
+             ("navigate_to", {"place": "t2_bay"}), ("dock", {}))
+    res = PlanRunner(REG, ports, ExecutorConfig(max_attempts=2)).run(p)
+    assert res.code is ResultCode.FAILED
+    assert [s.outcome for s in res.steps] == [Outcome.SUCCEEDED, Outcome.SUCCEEDED,
+                                              Outcome.FAILED, Outcome.SKIPPED]
+    assert "blocked" in res.reason and "after 2 attempts" in res.reason
+    assert ports.calls[-2:] == ["stop", "arm:stow"]     # stopped, arm stowed
+
+
+def test_protective_stop_pauses_then_resumes() -> None:
+    ports = ScriptedPorts(stops=[(0.0, 7.5)])
+    events: list[str] = []
+    res = PlanRunner(REG, ports).run(GAUGE_PLAN, feedback=lambda i, n, s, r: events.append(s))
+    assert res.code is ResultCode.SUCCEEDED
+    assert events[0] == "paused: protective stop"
+    assert ports.calls[0] == "nav:t1_bay"
+    # the first motion starts only after the stop is released
+    assert res.steps[0].duration_s == pytest.approx(7.5 + 10.0, abs=0.11)
+
+
+def test_long_stop_aborts_within_limit() -> None:
+    ports = ScriptedPorts(stops=[(0.0, 1e9)])
+    res = PlanRunner(REG, ports, ExecutorConfig(pause_limit_s=30.0)).run(GAUGE_PLAN)
+    assert res.code is ResultCode.ABORTED
+    assert "stopped for more than 30 s" in res.reason
+    assert 30.0 <= ports.t <= 30.3
+    assert "nav:t1_bay" not in ports.calls
+
+
+def test_unreadable_gauge_fails_without_a_value() -> None:
+    ports = ScriptedPorts(gauge_valid=False)
+    res = PlanRunner(REG, ports, ExecutorConfig(gauge_timeout_s=5.0)).run(GAUGE_PLAN)
+    assert res.code is ResultCode.FAILED
+    assert res.readings == []
+    assert "glare" in res.steps[1].message and res.steps[1].attempts == 2
+
+
+def test_valve_needs_supervisor_and_confirmation() -> None:
+    steps = (("navigate_to", {"place": "t1_valve_stand"}),
+             ("operate_valve", {"asset": "t1_cooling_valve", "action": "close"}))
+    res = PlanRunner(REG, ScriptedPorts()).run(plan(*steps, role="operator"))
+    assert res.code is ResultCode.REJECTED and "supervisor" in res.reason
+    declined = ScriptedPorts(confirm_answer=False)
+    res = PlanRunner(REG, declined).run(plan(*steps, role="supervisor"))
+    assert res.code is ResultCode.ABORTED
+    assert res.steps[1].outcome is Outcome.DECLINED and "declined" in res.reason
+    assert not any(c.startswith("arm:valve") for c in declined.calls)
+    silent = ScriptedPorts(confirm_answer=None)
+    res = PlanRunner(REG, silent).run(plan(*steps, role="supervisor"))
+    assert res.steps[1].outcome is Outcome.DECLINED and "no confirmation" in res.reason
+    ok = ScriptedPorts()
+    res = PlanRunner(REG, ok).run(plan(*steps, role="supervisor"))
+    assert res.code is ResultCode.SUCCEEDED and "arm:valve_close" in ok.calls
+    pre = ScriptedPorts(confirm_answer=False)
+    res = PlanRunner(REG, pre).run(plan(*steps, role="supervisor"), confirmed=True)
+    assert res.code is ResultCode.SUCCEEDED
+    assert not any(c.startswith("confirm:") for c in pre.calls)
+
+
+def test_pick_and_place_track_the_held_object() -> None:
+    ports = ScriptedPorts()
+    p = plan(("navigate_to", {"place": "tool_bench"}), ("pick", {"object": "voltage_detector"}),
+             ("navigate_to", {"place": "t2_bay"}), ("place", {"place": "t2_bay"}))
+    res = PlanRunner(REG, ports).run(p)
+    assert res.code is ResultCode.SUCCEEDED, res.reason
+    assert "holding voltage_detector" in res.steps[1].message
+    assert "gripper:0.04" in ports.calls and ports.calls[-1] == "arm:stow"
+    missed = ScriptedPorts(gripper_reached=0.0)
+    res = PlanRunner(REG, missed).run(p)
+    assert res.code is ResultCode.FAILED and "missed" in res.steps[1].message
+    place_only = plan(("navigate_to", {"place": "t2_bay"}), ("place", {"place": "t2_bay"}))
+    res = PlanRunner(REG, ScriptedPorts()).run(place_only)
+    assert res.code is ResultCode.FAILED and "nothing in the gripper" in res.reason
+
+
+def test_recheck_refuses_forbidden_and_malformed_steps() -> None:
+    assert check_step(Step("navigate_to", {"place": "t1_bay"}), REG, "operator") is None
+    assert "unknown skill" in check_step(Step("fly", {}), REG, "operator")
+    assert "takes arguments" in check_step(Step("navigate_to", {}), REG, "operator")
+    assert "no place 'nowhere'" in check_step(Step("navigate_to", {"place": "nowhere"}),
+                                              REG, "operator")
+    assert "not a gauge" in check_step(Step("read_gauge", {"asset": "t1"}), REG, "operator")
+    cb = [p.id for p in REG.places if any(z.kind.value == "restricted" and z.contains(p.pose.x, p.pose.y)
+                                          for z in REG.zones)]
+    assert cb, "the substation has a place in its restricted breaker bay"
+    msg = check_step(Step("navigate_to", {"place": cb[0]}), REG, "operator")
+    assert "restricted zone 'breaker_bay_zone'" in msg
+    assert check_step(Step("navigate_to", {"place": cb[0]}), REG, "supervisor") is None
+    assert "no steps" in check_plan(Plan(()), REG)
+    assert "unknown role" in check_plan(plan(("dock", {}), role="admin"), REG)
+
+
+def test_cancel_marks_remaining_steps() -> None:
+    ports = ScriptedPorts()
+    cancel = threading.Event()
+
+    def fb(i, n, state, r):
+        if i == 1:
+            cancel.set()
+    res = PlanRunner(REG, ports).run(GAUGE_PLAN, feedback=fb, cancel=cancel)
+    assert res.code is ResultCode.CANCELED
+    assert res.steps[0].outcome is Outcome.SUCCEEDED
+    # the gauge wait notices the cancel; the dock never starts
+    assert [s.outcome for s in res.steps[1:]] == [Outcome.CANCELED] * 2
+    assert not any(c.startswith("nav:") and c != "nav:t1_bay" for c in ports.calls)
+    assert "stop" in ports.calls
+
+
+def test_patrol_visits_route_and_saves_images() -> None:
+    route = REG.routes[0]
+    ports = ScriptedPorts()
+    res = PlanRunner(REG, ports).run(plan(("patrol", {"route": route.id})))
+    assert res.code is ResultCode.SUCCEEDED
+    navs = [c[4:] for c in ports.calls if c.startswith("nav:")]
+    assert navs == list(route.waypoints) + ([route.waypoints[0]] if route.loop else [])
+    assert len(res.steps[0].images) == len(navs)
+    assert all(math.isfinite(s.duration_s) for s in res.steps)
