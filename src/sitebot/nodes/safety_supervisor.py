@@ -38,7 +38,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import Marker, MarkerArray
 
-from sitebot_interfaces.msg import SafetyState, TrackedPersonArray
+from sitebot_interfaces.msg import LocalizationStatus, SafetyState, TrackedPersonArray
 
 from ..control.kernel import StopCategory
 from ..kinematics import JointTransformer, quaternion_to_yaw, transform_matrix
@@ -105,6 +105,7 @@ class SafetySupervisorNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("safety_supervisor", **kwargs)
         self.p = declare_schema(self, SCHEMA, on_change=self._on_params)
+        self.loc_status: tuple[LocalizationStatus, float] | None = None
         p = self.p
         cfg = safety_config_from_params({s.name: p[s.name] for s in CORE_SCHEMA})
         world = load_world(p["world"])
@@ -143,6 +144,8 @@ class SafetySupervisorNode(Node):
         self.create_subscription(TrackedPersonArray, "people", self.on_people, QOS_SENSOR)
         self.create_subscription(Odometry, "odom", self.on_odom, QOS_STATE)
         self.create_subscription(Odometry, "odometry/filtered", self.on_localization, QOS_STATE)
+        self.create_subscription(LocalizationStatus, "localization/status",
+                                 self.on_localization_status, QOS_STATE)
         self.create_subscription(BatteryState, "battery_state", self.on_battery, QOS_SENSOR)
         self.create_subscription(Bool, "safety/estop", self.on_estop, QOS_COMMAND)
         self.create_subscription(Bool, "teleop/deadman", self.on_deadman, QOS_COMMAND)
@@ -275,7 +278,23 @@ class SafetySupervisorNode(Node):
         state = RobotState(pp.position.x, pp.position.y, yaw, tw.linear.x, tw.angular.z,
                            convert.from_time(msg.header.stamp))
         self.sup.on_localization(state, self.now(),
-                                 cov_trace_m2=msg.pose.covariance[0] + msg.pose.covariance[7])
+                                 cov_trace_m2=msg.pose.covariance[0] + msg.pose.covariance[7],
+                                 nis=self._filter_nis())
+
+    def on_localization_status(self, msg: LocalizationStatus) -> None:
+        self.loc_status = (msg, self.now())
+
+    def _filter_nis(self) -> float | None:
+        """The filter's recent NIS from localization/status (infinite when the filter
+        itself says it diverged; None when no fresh status arrived)."""
+        if self.loc_status is None:
+            return None
+        msg, at = self.loc_status
+        if self.now() - at > self.p["localization_timeout_s"]:
+            return None
+        if msg.diverged or msg.state == LocalizationStatus.STATE_DIVERGED:
+            return math.inf
+        return float(msg.nis_mean) if math.isfinite(msg.nis_mean) else math.inf
 
     def on_battery(self, msg: BatteryState) -> None:
         self._guard("battery_state", lambda: self.sup.on_battery(
