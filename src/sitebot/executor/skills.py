@@ -31,7 +31,8 @@ class ExecutorConfig:
     pause_limit_s: float = 120.0        # a protective stop longer than this aborts the plan
     safety_stale_s: float = 2.0         # no safety state for this long counts as stopped
     confirm_timeout_s: float = 120.0    # waiting for a supervisor's confirmation
-    use_arm: bool = True                # arm motions (camera view, stow) around skills
+    use_arm: bool = True                # arm motions (viewing pose, stow) around skills
+    view_pose: str = "stow"             # named arm pose that keeps the mast camera's view clear
     gripper_open_m: float = 0.04
     gripper_closed_m: float = 0.0
     gripper_holding_min_m: float = 0.004   # fingers stopped wider than this: holding
@@ -120,8 +121,8 @@ class ReadGauge(Skill, _ArmAside):
         if asset.kind is not AssetKind.GAUGE or asset.gauge is None:
             raise StepFailure(f"asset {asset.id!r} is a {asset.kind.value}, not a gauge",
                               retryable=False)
-        self.arm_to(ctx, "camera_view", required=False)
         cfg, ports = ctx.config, ctx.ports
+        self.arm_to(ctx, cfg.view_pose, required=False)
         t0 = ports.now()
         valid: list[Reading] = []
         last_reason = "no reading of this gauge arrived"
@@ -162,7 +163,7 @@ class Inspect(Skill, _ArmAside):
 
     def run(self, step: Step, ctx: SkillContext, result: StepResult) -> None:
         asset = ctx.registry.asset(step.args["asset"])
-        self.arm_to(ctx, "camera_view", required=False)
+        self.arm_to(ctx, ctx.config.view_pose, required=False)
         ports = ctx.ports
         t0 = ports.now()
         ports.sleep(1.0)                       # let a few frames arrive at the viewing pose

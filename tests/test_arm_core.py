@@ -1,0 +1,237 @@
+"""Arm planning core: FK against the URDF transformer, IK within tolerance, the collision
+model, plans collision-free when re-checked densely, ruckig limits on the samples, bad
+goals refused, the supervisor's validator accepts what we publish."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sitebot.arm.bench import bench_scene
+from sitebot.arm.collision import BOX, CYLINDER, Primitive, box_primitive, covering_spheres
+from sitebot.arm.config import parse_named_poses
+from sitebot.arm.kinematics import pose_matrix, rpy_matrix
+from sitebot.arm.motion import (CODE_INVALID_GOAL, CODE_NO_IK, ArmMotion, GoalRejected)
+from sitebot.arm.planner import path_length
+from sitebot.arm.timing import TimingError, time_parameterize
+from sitebot.errors import ConfigError
+from sitebot.kinematics import JointTransformer, transform_matrix
+from sitebot.safety.arm import joint_limits_from_description, validate_trajectory
+from sitebot.safety.types import TrajectoryPoint
+from sitebot.world import load_world
+
+
+@pytest.fixture(scope="module")
+def motion() -> ArmMotion:
+    m = ArmMotion({"seed": 3}, world=load_world("substation"))
+    bench_scene(m)
+    return m
+
+
+def _random_valid(m: ArmMotion, rng, n: int) -> list[np.ndarray]:
+    out = []
+    while len(out) < n:
+        q = rng.uniform(m.kin.lower, m.kin.upper)
+        if m.checker.is_valid(q):
+            out.append(q)
+    return out
+
+
+def test_fk_matches_the_urdf_transformer(motion) -> None:
+    kin = motion.kin
+    jt = JointTransformer(kin.desc.joints.values())
+    rng = np.random.default_rng(0)
+    for q in rng.uniform(kin.lower, kin.upper, size=(10, 6)):
+        pos = dict(zip(kin.joint_names, q))
+        pos["gripper_left_finger_joint"] = motion.p["gripper_opening_m"]
+        tfs = {t.child: t for t in jt.static_transforms() + jt.transforms(pos)}
+        F = kin.fk(q)
+        for i, link in enumerate(kin.frames):
+            m, lk = np.eye(4), link
+            while lk in tfs:
+                m = transform_matrix(tfs[lk]) @ m
+                lk = tfs[lk].parent
+            assert np.allclose(F[i], m, atol=1e-9), link
+
+
+def test_ik_reaches_targets_within_tolerance(motion) -> None:
+    kin = motion.kin
+    rng = np.random.default_rng(1)
+    reached = 0
+    for k, q in enumerate(rng.uniform(kin.lower, kin.upper, size=(12, 6))):
+        target = kin.tcp_pose(q)
+        res = kin.ik(target[:3, 3], target[:3, :3], seed=np.zeros(6), rng_seed=k,
+                     position_tol_m=1e-3, angle_tol_rad=1e-2)
+        assert res.ok, (q, res)
+        got = kin.tcp_pose(res.q)
+        assert np.linalg.norm(got[:3, 3] - target[:3, 3]) < 1e-3
+        cos = (np.trace(got[:3, :3].T @ target[:3, :3]) - 1) / 2
+        assert math.acos(min(1.0, cos)) < 1e-2
+        assert kin.within_limits(res.q)
+        reached += 1
+    assert reached == 12
+    # position + approach axis (roll free): tool z along the axis
+    res = kin.ik((0.6, 0.1, 0.6), approach_axis=(0, 0, -1), seed=np.zeros(6))
+    assert res.ok
+    tcp = kin.tcp_pose(res.q)
+    assert np.linalg.norm(tcp[:3, 3] - (0.6, 0.1, 0.6)) < 1e-3
+    assert tcp[2, 2] < -math.cos(1e-2)
+
+
+def test_covering_spheres_contain_the_primitive() -> None:
+    rng = np.random.default_rng(2)
+    for prim in (Primitive(CYLINDER, (0.045, 0.175), pose_matrix((0, 0, 0.175))),
+                 Primitive(BOX, (0.025, 0.06, 0.02), pose_matrix((0.1, 0, 0.02),
+                                                                 rpy_matrix(0.3, 0, 1.0)))):
+        c, r = covering_spheres(prim)
+        u = rng.uniform(-1, 1, size=(4000, 3))
+        if prim.kind == CYLINDER:
+            rad, h = prim.size
+            u = u[np.hypot(u[:, 0], u[:, 1]) <= 1.0]
+            local = u * np.array([rad, rad, h])
+        else:
+            local = u * np.asarray(prim.size)
+        pts = local @ prim.pose[:3, :3].T + prim.pose[:3, 3]
+        d = np.linalg.norm(pts[:, None] - c[None], axis=2) - r[None]
+        assert np.all(d.min(axis=1) <= 1e-12)
+
+
+def test_checker_finds_known_collisions(motion) -> None:
+    chk = motion.checker
+    assert chk.is_valid(motion.named["stow"])
+    # arm laid back onto the mast
+    why = chk.explain(np.array([0.0, -1.6, 0.0, 0.0, 0.0, 0.0]))
+    assert why is not None and "mast" in why
+    # folded so that the gripper reaches into the chassis
+    assert not chk.is_valid(np.array([0.0, 0.35, 2.45, 0.0, 0.3, 0.0]))
+    # the bench is in the way of 'reach' here; a box on the camera_view pose's gripper
+    assert "tool_bench_top" in chk.explain(motion.named["reach"])
+    q = motion.named["camera_view"]
+    assert chk.is_valid(q)
+    tcp = motion.kin.tcp_pose(q)[:3, 3]
+    saved = list(chk.scene)
+    chk.set_scene(saved + [box_primitive(tcp, (0.05, 0.05, 0.05), name="probe")])
+    try:
+        assert "probe" in chk.explain(q)
+    finally:
+        chk.set_scene(saved)
+    # batch and single checks agree
+    rng = np.random.default_rng(4)
+    Q = rng.uniform(motion.kin.lower, motion.kin.upper, size=(200, 6))
+    batch = chk.check_batch(Q)
+    single = np.array([chk.is_valid(q) for q in Q])
+    assert np.array_equal(batch, single)
+    assert 0.2 < batch.mean() < 0.95          # the scene is cluttered but not full
+
+
+def test_plans_are_collision_free_when_rechecked_densely(motion) -> None:
+    rng = np.random.default_rng(5)
+    qs = _random_valid(motion, rng, 16)
+    solved = 0
+    for a, b in zip(qs[::2], qs[1::2]):
+        res = motion.planner.plan(a, b, timeout_s=2.0)
+        assert res.ok, res.reason
+        solved += 1
+        assert np.allclose(res.path[0], a) and np.allclose(res.path[-1], b)
+        # 4x finer than the planner's own re-check, unpadded model
+        ok, bad, n = motion.checker.check_path(res.path, max_step_m=0.0025, padding_m=0.0)
+        assert ok, f"segment {bad} collides"
+        assert n > 10
+        assert path_length(res.path) <= res.raw_length + 1e-9
+    assert solved == 8
+
+
+def test_goal_in_collision_and_blocked_start_are_refused(motion) -> None:
+    with pytest.raises(GoalRejected) as e:
+        motion.joint_goal(joint_positions=[0.0, -1.6, 0.0, 0.0, 0.0, 0.0])
+    assert e.value.code == CODE_INVALID_GOAL and "collision" in e.value.reason
+    res = motion.planner.plan([0.0, -1.6, 0.0, 0.0, 0.0, 0.0], motion.named["stow"])
+    assert not res.ok and "start" in res.reason
+    with pytest.raises(GoalRejected) as e:
+        motion.joint_goal(joint_positions=[0.0, 0.0, math.inf, 0.0, 0.0, 0.0])
+    assert e.value.code == CODE_INVALID_GOAL
+    with pytest.raises(GoalRejected) as e:
+        motion.joint_goal(ee_position=(0.3, 0.0, 3.0))
+    assert e.value.code == CODE_NO_IK and "reach" in e.value.reason
+    with pytest.raises(GoalRejected) as e:
+        motion.joint_goal(ee_position=(0.6, 0.0, 0.6), ee_orientation=(0.0, 0.0, 0.0, 3.0))
+    assert e.value.code == CODE_INVALID_GOAL and "norm" in e.value.reason
+    with pytest.raises(GoalRejected):
+        motion.plan([0.0] * 6, motion.named["stow"], velocity_scale=1.5)
+
+
+def _check_limits(tr, vmax, amax, jmax) -> None:
+    t, p, v, a = tr.times, tr.positions, tr.velocities, tr.accelerations
+    dt = np.diff(t)[:, None]
+    v_fd = np.diff(p, axis=0) / dt
+    a_fd = np.diff(v, axis=0) / dt
+    j_fd = np.diff(a, axis=0) / dt
+    assert np.all(np.abs(v) <= vmax * (1 + 1e-6) + 1e-9)
+    assert np.all(np.abs(a) <= amax * (1 + 1e-6) + 1e-9)
+    # finite differences of the samples (mean over a step never exceeds the bound)
+    assert np.all(np.abs(v_fd) <= vmax * (1 + 1e-3) + 1e-6)
+    assert np.all(np.abs(a_fd) <= amax * (1 + 1e-3) + 1e-6)
+    assert np.all(np.abs(j_fd) <= jmax * (1 + 1e-3) + 1e-6)
+    # and they are consistent: positions integrate the velocities
+    assert np.abs(v_fd - 0.5 * (v[1:] + v[:-1])).max() < 0.05 * vmax.max()
+
+
+def test_ruckig_trajectories_respect_limits_and_follow_the_segments(motion) -> None:
+    path = np.array([motion.named["stow"], motion.named["ready"], motion.named["reach"],
+                     [1.0, 0.8, 0.5, -1.0, 0.6, 2.0]])
+    vmax = motion.vmax * 0.8
+    amax, jmax = motion.amax * 0.8, motion.jmax
+    tr = time_parameterize(path, vmax, amax, jmax, step_s=0.002, max_points=100000)
+    _check_limits(tr, vmax, amax, jmax)
+    assert np.allclose(tr.positions[-1], path[-1]) and np.allclose(tr.velocities[-1], 0)
+    assert abs(tr.duration - sum(tr.segment_durations)) < 1e-9
+    # phase synchronisation: every sample lies on its straight segment (what was checked)
+    starts = np.concatenate([[0], np.cumsum(tr.segment_durations)])
+    for t, q in zip(tr.times, tr.positions):
+        i = min(int(np.searchsorted(starts, t, side="right")) - 1, len(path) - 2)
+        d = path[i + 1] - path[i]
+        s = np.dot(q - path[i], d) / np.dot(d, d)
+        assert -1e-6 <= s <= 1 + 1e-6
+        assert np.linalg.norm(path[i] + s * d - q) < 1e-6
+    # each segment is time-optimal for its slowest joint: no faster than a rest-to-rest
+    # bang-bang profile at the velocity and acceleration limits allows
+    for i, dur in enumerate(tr.segment_durations):
+        dq = np.abs(path[i + 1] - path[i])
+        t_min = np.max(np.where(dq > vmax ** 2 / amax, dq / vmax + vmax / amax,
+                                2 * np.sqrt(dq / amax)))
+        assert dur >= t_min - 1e-9
+    # a coarse sampling keeps within max_points
+    tr2 = time_parameterize(path, vmax, amax, jmax, step_s=0.001, max_points=50)
+    assert len(tr2.times) <= 50 and np.allclose(tr2.positions[-1], path[-1])
+    with pytest.raises(TimingError):
+        time_parameterize(path, vmax, -amax, jmax)
+    with pytest.raises(TimingError):
+        time_parameterize(np.array([[0.0] * 6, [math.nan] * 6]), vmax, amax, jmax)
+
+
+def test_supervisor_accepts_the_published_trajectory(motion) -> None:
+    plan = motion.plan(motion.named["stow"], motion.named["ready"], velocity_scale=1.0)
+    tr = plan.trajectory
+    assert len(tr.times) <= motion.p["max_points"] and tr.times[0] > 0
+    limits = joint_limits_from_description(motion.desc, motion.kin.joint_names)
+    pts = [TrajectoryPoint(tuple(q), float(t), tuple(v))
+           for t, q, v in zip(tr.times, tr.positions, tr.velocities)]
+    ok, why = validate_trajectory(list(motion.kin.joint_names), pts, limits)
+    assert ok, why
+    # the kernel's acceleration limit is 2 x the velocity limit
+    assert np.all(np.abs(tr.accelerations) <= 2 * motion.vmax + 1e-9)
+
+
+def test_named_poses_parse_and_errors_name_the_entry(motion) -> None:
+    lo, hi = motion.kin.lower, motion.kin.upper
+    got = parse_named_poses(["a: 0 0 0 0 0 0", "b: 0.1, 0.2, 0.3, 0, 0, 0"], lo, hi)
+    assert set(got) == {"a", "b"} and got["b"][2] == pytest.approx(0.3)
+    for bad, text in ((["x 0 0 0 0 0 0"], "expected"), (["a: 0 0 0"], "3 values"),
+                      (["a: 0 9 0 0 0 0"], "joint 2"), (["a: 0 0 0 0 0 0", "a: 1 0 0 0 0 0"],
+                                                         "duplicate"),
+                      (["a: 0 nan 0 0 0 0"], "non-finite"), (["a: 0 x 0 0 0 0"], "numbers")):
+        with pytest.raises(ConfigError, match=text):
+            parse_named_poses(bad, lo, hi)
+    for name, q in motion.named.items():
+        assert motion.checker.kin.within_limits(q), name
