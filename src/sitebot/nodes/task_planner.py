@@ -1,0 +1,148 @@
+"""task_planner: plain-English commands in, validated task plans out (thin adapter over
+:mod:`sitebot.language`, which has the algorithm and no ROS).
+
+Subscribes ``task/command`` (sitebot_interfaces/TaskCommand: text, role, request_id,
+in_reply_to) and publishes ``task/plan`` (sitebot_interfaces/TaskPlan) with
+``plan_id = request_id``.  A clarify answer keeps the question pending (bounded), so that a
+command with ``in_reply_to`` = that plan_id answers it ("which gauge?" -> "the pressure
+one"), and the original instruction is planned again with the answer bound.  Plans holding
+operate_valve carry ``needs_confirmation=true`` in their explanation; the executor asks the
+operator before running that step (TaskPlan has no confirmation field; ExecutePlan's
+``confirmed`` carries the operator's answer).  Publishes /diagnostics (site, pending
+questions, answers by status, last latency, LLM fallbacks).
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+
+from sitebot_interfaces.msg import TaskCommand, TaskPlan, TaskStep
+
+from ..language import Answer, Dialogue, LLMConfig, PlannerConfig, TaskPlanner, load_site
+from ..language.grounding import GroundingConfig
+from ..params import ParamSpec, ParamType
+from .common import QOS_COMMAND, QOS_STATE, declare_schema, run_node
+
+F, B, S, I = ParamType.FLOAT, ParamType.BOOL, ParamType.STRING, ParamType.INT
+
+SCHEMA = (
+    ParamSpec("site", S, "substation", "site registry: a world name (substation, "
+              "construction, datacentre) or a .site.yaml file", read_only=True),
+    ParamSpec("default_role", S, "operator", "role used when a command's role is empty",
+              choices=("operator", "supervisor")),
+    ParamSpec("llm_url", S, "", "OpenAI-compatible chat-completions endpoint used as a "
+              "proposer ('' = $SITEBOT_LLM_URL, none: offline only)", read_only=True),
+    ParamSpec("llm_model", S, "", "model name for the endpoint ('' = $SITEBOT_LLM_MODEL)",
+              read_only=True),
+    ParamSpec("llm_timeout_s", F, 10.0, "endpoint timeout; then the offline answer", 0.5,
+              120.0, unit="s", read_only=True),
+    ParamSpec("max_pending_questions", I, 64, "clarify questions kept for replies (oldest "
+              "dropped)", 1, 10000),
+    ParamSpec("warm_on_start", B, True, "load the embedding model and embed the site's "
+              "names at start (else on the first instruction that needs them)",
+              read_only=True),
+    ParamSpec("use_embeddings", B, True, "ground by sentence embeddings after exact and "
+              "fuzzy matching", read_only=True),
+    ParamSpec("embed_min", F, 0.72, "cosine similarity needed to accept an embedding match",
+              0.0, 1.0, read_only=True),
+    ParamSpec("embed_margin", F, 0.08, "best minus second-best entity similarity needed, "
+              "else the planner asks", 0.0, 1.0, read_only=True),
+    ParamSpec("diagnostics_period_s", F, 1.0, "/diagnostics period", 0.1, 60.0, unit="s"),
+)
+
+_STATUS = {"ok": TaskPlan.STATUS_OK, "clarify": TaskPlan.STATUS_CLARIFY,
+           "refuse": TaskPlan.STATUS_REFUSE}
+
+
+def answer_to_msg(ans: Answer, plan_id: str, text: str, role: str, stamp) -> TaskPlan:
+    """A planner answer as a TaskPlan message."""
+    m = TaskPlan()
+    m.header.stamp = stamp
+    m.header.frame_id = "map"
+    m.plan_id = plan_id
+    m.status = _STATUS[ans.status]
+    for s in ans.steps:
+        ts = TaskStep()
+        ts.skill = s.skill
+        ts.arg_names = [n for n, _ in s.args]
+        ts.arg_values = [v for _, v in s.args]
+        m.steps.append(ts)
+    m.question, m.reason = ans.question, ans.reason
+    m.instruction, m.role, m.explanation = text, role, ans.explanation
+    return m
+
+
+class TaskPlannerNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("task_planner", **kwargs)
+        self.p = declare_schema(self, SCHEMA)
+        p = self.p
+        reg = load_site(p["site"])
+        llm = LLMConfig.from_env(p["llm_url"], p["llm_model"], timeout_s=p["llm_timeout_s"])
+        cfg = PlannerConfig(grounding=GroundingConfig(
+            use_embeddings=p["use_embeddings"], embed_min=p["embed_min"],
+            embed_margin=p["embed_margin"]))
+        self.planner = TaskPlanner(reg, cfg, llm)
+        self.dialogue = Dialogue(self.planner, p["max_pending_questions"])
+        t0 = time.perf_counter()
+        warm = self.planner.warm() if p["warm_on_start"] and p["use_embeddings"] else False
+        self.load_s = time.perf_counter() - t0
+        self.counts: Counter[str] = Counter()
+        self.last_latency_ms = 0.0
+        self.errors = 0
+        self.pub = self.create_publisher(TaskPlan, "task/plan", QOS_COMMAND)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", QOS_STATE)
+        self.create_subscription(TaskCommand, "task/command", self.on_command, QOS_COMMAND)
+        self.create_timer(p["diagnostics_period_s"], self.on_diagnostics)
+        self.get_logger().info(
+            f"planning for site '{reg.site}' ({sum(1 for _ in reg.entities())} entities); "
+            f"embeddings {'ready' if warm else 'lazy/off'} in {self.load_s:.1f} s; "
+            f"llm {'on: ' + llm.endpoint if self.planner.llm else 'off'}")
+
+    def on_command(self, msg: TaskCommand) -> None:
+        plan_id = msg.request_id or f"plan-{uuid.uuid4().hex[:12]}"
+        role = (msg.role or self.p["default_role"]).strip().lower()
+        t0 = time.perf_counter()
+        try:
+            ans = self.dialogue.handle(msg.text, role, plan_id, msg.in_reply_to)
+        except Exception as e:  # noqa: BLE001 - a bad command never takes the node down
+            self.errors += 1
+            self.get_logger().error(f"task/command {plan_id!r}: {type(e).__name__}: {e}",
+                                    throttle_duration_sec=1.0)
+            ans = Answer("refuse", reason=f"planner error: {type(e).__name__}: {e}",
+                         explanation="internal error")
+        self.last_latency_ms = 1e3 * (time.perf_counter() - t0)
+        self.counts[ans.status] += 1
+        self.pub.publish(answer_to_msg(ans, plan_id, msg.text, role,
+                                       self.get_clock().now().to_msg()))
+        self.get_logger().info(f"{plan_id}: {ans.status} "
+                               f"{'; '.join(str(s) for s in ans.steps) or ans.question or ans.reason}")
+
+    def on_diagnostics(self) -> None:
+        st = DiagnosticStatus()
+        st.name = "task_planner"
+        st.hardware_id = self.planner.registry.site
+        st.level = DiagnosticStatus.OK if not self.errors else DiagnosticStatus.WARN
+        st.message = "ok" if not self.errors else f"{self.errors} planner errors"
+        kv = {"site": self.planner.registry.site, "pending_questions": len(self.dialogue.pending),
+              "ok": self.counts["ok"], "clarify": self.counts["clarify"],
+              "refuse": self.counts["refuse"], "last_latency_ms": f"{self.last_latency_ms:.1f}",
+              "load_s": f"{self.load_s:.2f}", "llm": "on" if self.planner.llm else "off"}
+        st.values = [KeyValue(key=k, value=str(v)) for k, v in kv.items()]
+        arr = DiagnosticArray()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        arr.status = [st]
+        self.diag_pub.publish(arr)
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(lambda: TaskPlannerNode(), args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
