@@ -1,7 +1,7 @@
 """The ``sitebot`` command line.
 
   sitebot launch FILE [name:=value ...]   run a ROS 2 YAML launch file without ROS's launch
-  sitebot demo [--world W] [--out DIR]     the main job: a simulated site mission, headless
+  sitebot demo ["INSTRUCTION"] [--world W]   the main job: a simulated mission from English
   sitebot check FILE ...                   validate URDF/xacro, world, site registry,
                                            parameter and launch files
   sitebot bench sim                        simulation real-time factor benchmark
@@ -26,8 +26,8 @@ def _cmd_launch(argv: list[str]) -> int:
 
 
 def _cmd_demo(argv: list[str]) -> int:
-    from .demo import main as demo_main
-    return demo_main(argv)
+    from .mission import main as mission_main
+    return mission_main(argv)
 
 
 def _cmd_check(argv: list[str]) -> int:
@@ -45,6 +45,11 @@ def _cmd_plan(argv: list[str]) -> int:
     return plan_main(argv)
 
 
+def _cmd_regress(argv: list[str]) -> int:
+    from .regress.cli import main as regress_main
+    return regress_main(argv)
+
+
 def _cmd_eval(argv: list[str]) -> int:
     from .evaluate import main as eval_main
     return eval_main(argv)
@@ -52,10 +57,11 @@ def _cmd_eval(argv: list[str]) -> int:
 
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "launch": (_cmd_launch, "run a ROS 2 YAML launch file (nodes as separate processes)"),
-    "demo": (_cmd_demo, "run a simulated site mission headless and write its outputs"),
+    "demo": (_cmd_demo, "run a full simulated mission from an English instruction, headless"),
     "check": (_cmd_check, "validate URDF, world, site registry, parameter and launch files"),
     "bench": (_cmd_bench, "benchmarks that print figures"),
     "plan": (_cmd_plan, "turn a plain-English instruction into a validated task plan"),
+    "regress": (_cmd_regress, "run scenario suites headless (JUnit, HTML report, MCAP bags)"),
     "eval": (_cmd_eval, "evaluate perception, localization or the planner against ground truth"),
 }
 

@@ -11,11 +11,18 @@ publishes ``control/state``.
 Services: ``sim/reset`` (sitebot_interfaces/ResetWorld), ``sim/pause`` (std_srvs/SetBool),
 ``sim/step`` (sitebot_interfaces/StepSimulation).
 
+Fault injection (tests and ``sitebot regress``; see ``sitebot.sim.faults``): parameter
+``fault_schedule`` (a YAML/JSON file with a list of faults at sim times), topic ``sim/fault``
+(std_msgs/String: one fault or a list, as JSON; applied at the next step, or at its ``at``),
+and ``sim/fault_events`` (std_msgs/String, JSON: every fault's start and end, sim-time
+stamped; a bad fault is reported there with ``phase: error`` and logged, never raised).
+
 Physics runs in its own thread at a fixed step; the executor thread only stores commands
 and answers services.
 """
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -38,10 +45,11 @@ from ..control.kernel import kernel_joint_names
 from ..errors import SitebotError
 from ..kinematics import JointTransformer, Transform, yaw_to_quaternion
 from ..params import ParamSpec, ParamType
+from ..sim.faults import FaultInjector, parse_fault, parse_faults
 from ..sim.simulation import RobotSpawn, Sample, SampleKind, SensorRates, SimConfig, SiteSimulation
 from ..sim.sensors import CameraConfig, ImuConfig, LidarConfig, OdomConfig
 from . import convert
-from .common import QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema, run_node
+from .common import QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema, run_node
 from .control_io import ControlIO
 
 F, I, B, S = ParamType.FLOAT, ParamType.INT, ParamType.BOOL, ParamType.STRING
@@ -84,6 +92,8 @@ SCHEMA = (
               "without the safety supervisor)"),
     ParamSpec("control_state_rate_hz", F, 20.0, "control/state publication rate (sim time)",
               1.0, 500.0, unit="Hz"),
+    ParamSpec("fault_schedule", S, "", "file (YAML/JSON list of faults, sitebot.sim.faults) "
+              "applied at their sim times; '' = none"),
     ParamSpec("map_frame", S, "map", "world frame of ground truth"),
     ParamSpec("odom_frame", S, "odom", "odometry frame"),
     ParamSpec("base_frame", S, "base_footprint", "robot base frame (child of odom)"),
@@ -176,6 +186,10 @@ class SimulatorNode(Node):
         self.create_service(StepSimulation, "sim/step", self.on_step)
         self._publish_latched()
         self._rtf_measured = 0.0
+        self.fault_pub = self.create_publisher(String, "sim/fault_events", QOS_COMMAND)
+        self.faults = FaultInjector(self.sim, self._load_fault_schedule(), seed=self.p["seed"],
+                                    on_event=self._on_fault_event)
+        self.create_subscription(String, "sim/fault", self.on_fault, QOS_COMMAND)
         if not self.p["supervisor_required"]:
             self.get_logger().warning(
                 "supervisor_required is false: the control loop makes its own heartbeat; "
@@ -186,6 +200,42 @@ class SimulatorNode(Node):
             f"world '{self.sim.world.id}', robots {[n or '(default)' for n in self.sim.robots]}, "
             f"step {self.sim.config.time_step_s * 1e3:.3f} ms, "
             f"real-time factor {self.p['real_time_factor'] or 'max'}")
+
+    # ------------------------------------------------------------------ faults
+    def _load_fault_schedule(self) -> list:
+        path = self.p["fault_schedule"]
+        if not path:
+            return []
+        from ..yamlio import load_yaml
+        data = load_yaml(path)
+        faults = parse_faults(data.get("faults") if isinstance(data, dict) else data,
+                              f"{path}: faults")
+        self.get_logger().info(f"fault schedule {path}: {len(faults)} fault(s)")
+        return faults
+
+    def _on_fault_event(self, ev: dict) -> None:
+        # called from the physics thread; publishing is thread-safe in rclpy
+        (self.get_logger().error if ev.get("phase") == "error" else self.get_logger().info)(
+            f"fault {ev.get('kind')} {ev.get('phase')} at t={ev.get('t'):.3f} s"
+            + (f": {ev['error']}" if "error" in ev else ""))
+        try:
+            self.fault_pub.publish(String(data=json.dumps(ev)))
+        except Exception:                       # noqa: BLE001 - shutting down
+            pass
+
+    def on_fault(self, msg: String) -> None:
+        try:
+            data = json.loads(msg.data)
+            items = data if isinstance(data, list) else [data]
+            faults = [parse_fault(d, f"sim/fault[{i}]") for i, d in enumerate(items)]
+        except (ValueError, SitebotError) as e:
+            self.get_logger().error(f"sim/fault refused: {e}", throttle_duration_sec=1.0)
+            self.fault_pub.publish(String(data=json.dumps(
+                {"t": self.sim.time_s, "phase": "error", "kind": "invalid", "error": str(e)})))
+            return
+        with self._lock:
+            for f in faults:
+                self.faults.inject(f, self.sim.time_s)
 
     # ------------------------------------------------------------------ callbacks
     def on_reset(self, req: ResetWorld.Request, res: ResetWorld.Response) -> ResetWorld.Response:
@@ -229,7 +279,11 @@ class SimulatorNode(Node):
             while not self._stop.is_set():
                 with self._lock:
                     if self._pending_reset is not None:
+                        self.faults.clear()
                         self.sim.reset(self._pending_reset)
+                        self.faults = FaultInjector(self.sim, self._load_fault_schedule(),
+                                                    seed=self._pending_reset,
+                                                    on_event=self._on_fault_event)
                         self._pending_reset = None
                         next_clock = next_control_state = 0.0
                         wall0, sim0 = time.monotonic(), 0.0
@@ -243,6 +297,7 @@ class SimulatorNode(Node):
                 samples = self.sim.step()
                 t = self.sim.time_s
                 with self._lock:
+                    samples = self.faults.advance(t, samples)
                     if self._pending_steps > 0:
                         self._pending_steps -= 1
                         if self._pending_steps == 0:

@@ -1,0 +1,109 @@
+"""Everything a run needs on disk before the stack starts (no ROS): the per-run world file
+(start pose, actors), the parameter files of the simulator and the supervisor, the fault
+schedule, the launch file and its arguments, and the check of required executables."""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError
+from ..world import load_world, world_path
+from .scenario import Scenario, ScenarioError
+
+__all__ = ["prepare_run", "missing_nodes", "LAUNCH_FILES"]
+
+LAUNCH_FILES = {"none": "regress_base.launch.yaml", "tour": "regress_tour.launch.yaml",
+                "goals": "regress_nav.launch.yaml", "instruction": "regress_task.launch.yaml",
+                "plan": "regress_task.launch.yaml"}
+#: nodes each launch file starts besides the simulator and the supervisor
+LAUNCH_NODES = {"regress_base.launch.yaml": (), "regress_tour.launch.yaml": ("tour",),
+                "regress_nav.launch.yaml": ("localization", "navigation"),
+                "regress_task.launch.yaml": ("localization", "navigation", "camera_perception",
+                                             "spatial_perception", "arm_planner",
+                                             "task_planner", "task_executor")}
+
+
+def _node_available(name: str) -> bool:
+    exe = Path(sys.executable).parent / name
+    if not (exe.exists() or shutil.which(name)):
+        return False
+    try:
+        return importlib.util.find_spec(f"sitebot.nodes.{name}") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_nodes(sc: Scenario) -> list[str]:
+    """Executables the scenario needs that do not exist (yet) in this installation."""
+    need = list(sc.needed_nodes) + list(LAUNCH_NODES[LAUNCH_FILES[sc.mission.kind]])
+    return [n for n in dict.fromkeys(need) if not _node_available(n)]
+
+
+def _world_doc(sc: Scenario) -> dict[str, Any]:
+    src = world_path(sc.world)
+    try:
+        data = yaml.safe_load(src.read_text())
+    except OSError as e:
+        raise ScenarioError(f"world {sc.world!r}: {e}", file=sc.file, where="world") from None
+    site = Path(data["site"])
+    data["site"] = str(site if site.is_absolute() else (src.parent / site).resolve())
+    if sc.start is not None:
+        data.setdefault("spawn", {})["robot1"] = [float(v) for v in sc.start]
+    actors = [] if sc.actors_replace else list(data.get("actors") or [])
+    known = {a["id"] for a in actors}
+    for rid in sc.actors_remove:
+        if rid not in known:
+            raise ScenarioError(f"no actor {rid!r} in world {sc.world!r}; actors: "
+                                + ", ".join(sorted(known)), file=sc.file, where="actors.remove")
+    actors = [a for a in actors if a["id"] not in sc.actors_remove]
+    for a in sc.actors_add:
+        actors = [b for b in actors if b["id"] != a["id"]] + [dict(a)]
+    data["actors"] = actors
+    return data
+
+
+def prepare_run(sc: Scenario, run_dir: Path) -> dict[str, Any]:
+    """Write the run's files into ``run_dir``; returns launch file, launch arguments,
+    world file and audit log path."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    doc = _world_doc(sc)
+    wdir = run_dir / "world"
+    wdir.mkdir(exist_ok=True)
+    wfile = wdir / f"{doc['world']}.world.yaml"
+    wfile.write_text(yaml.safe_dump(doc, sort_keys=False))
+    try:
+        load_world(wfile)                   # the scenario's changes must give a valid world
+    except ConfigError as e:
+        raise ScenarioError(f"the world with this scenario's robot/actors is invalid: {e}",
+                            file=sc.file, where="actors") from None
+    schedule = [{"kind": "spawn_body", "at": 0.0, "label": f"body{i}", **dict(b)}
+                for i, b in enumerate(sc.bodies)]
+    schedule += [f.sim_fault() for f in sc.faults if not f.runner and f.at is not None]
+    (run_dir / "faults.yaml").write_text(yaml.safe_dump({"faults": schedule}, sort_keys=False))
+    audit = run_dir / "safety_audit.jsonl"
+    sim = {"world": str(wfile), "seed": sc.seed, "start_paused": True,
+           "real_time_factor": float(sc.real_time_factor), "camera_enabled": bool(sc.camera),
+           "fault_schedule": str(run_dir / "faults.yaml"), **dict(sc.sim)}
+    sup = {"use_sim_time": True, "world": str(wfile), "audit_log": str(audit),
+           **dict(sc.supervisor)}
+    (run_dir / "sim_params.yaml").write_text(yaml.safe_dump(
+        {"simulator": {"ros__parameters": sim}}, sort_keys=False))
+    (run_dir / "supervisor_params.yaml").write_text(yaml.safe_dump(
+        {"safety_supervisor": {"ros__parameters": sup}}, sort_keys=False))
+    launch = LAUNCH_FILES[sc.mission.kind]
+    args = {"sim_params": str(run_dir / "sim_params.yaml"),
+            "supervisor_params": str(run_dir / "supervisor_params.yaml")}
+    if sc.mission.kind != "none":
+        args["world"] = str(wfile)
+    if sc.mission.kind in ("instruction", "plan"):
+        args["site"] = sc.world if "/" not in sc.world else str(wfile)
+    if sc.mission.kind == "tour":
+        args.update(route=sc.mission.route, dock="true" if sc.mission.dock else "false",
+                    out_dir=str(run_dir))
+    return {"launch_file": launch, "launch_args": args, "world_file": str(wfile),
+            "audit_log": str(audit)}

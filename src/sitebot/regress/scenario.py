@@ -1,0 +1,529 @@
+"""Scenario files of ``sitebot regress``: schema, loading, variations (no ROS).
+
+A scenario is one YAML file (the format is documented in ``docs/regress.md``). Loading
+checks every key with :class:`sitebot.yamlio.Schema`, so an error names the file and the
+key path (``faults[2].sensor``). ``variations`` (a mapping of key paths to lists of values)
+expand one file into the cartesian product of runs, each checked on its own.
+"""
+from __future__ import annotations
+
+import copy
+import fnmatch
+import itertools
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from ..errors import ConfigError, SimulationError
+from ..registry import ID_PATTERN
+from ..sim.faults import FAULT_KINDS, parse_fault
+from ..yamlio import Schema, key_path, load_yaml
+
+__all__ = ["ScenarioError", "Scenario", "Mission", "FaultSpec", "Criteria", "SafetyExpectation",
+           "load_scenario", "load_scenarios", "collect_files", "expand", "MISSION_KINDS",
+           "RUNNER_FAULTS", "LEVELS", "select"]
+
+
+class ScenarioError(ConfigError):
+    """A scenario file is invalid (names the file and key)."""
+
+
+MISSION_KINDS = ("none", "tour", "goals", "instruction", "plan")
+#: faults the runner applies itself (the others go to the simulator)
+RUNNER_FAULTS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "kill_node": (("node",), ()),
+    "estop": (("pressed",), ()),
+    "reset": ((), ()),
+    "set_mode": (("mode",), ()),
+    "deadman": (("pressed",), ()),
+}
+LEVELS = {"NORMAL": 0, "REDUCED_SPEED": 1, "PROTECTIVE_STOP": 2, "EMERGENCY_STOP": 3}
+#: executables each mission kind needs beyond the simulator and the supervisor
+MISSION_NODES = {"none": (), "tour": ("tour",), "goals": ("navigation",),
+                 "instruction": ("task_planner", "task_executor"), "plan": ("task_executor",)}
+
+_TOP = ("scenario", "description", "tags", "world", "seed", "robot", "real_time_factor",
+        "camera", "duration", "wall_limit", "requires", "mission", "actors", "bodies",
+        "supervisor", "sim", "faults", "criteria", "variations")
+_MISSION = ("kind", "drive", "route", "dock", "goals", "text", "role", "steps")
+_ACTOR = ("id", "path", "speed", "loop", "height", "radius", "start_delay", "yields")
+_CRIT = ("mission", "time_limit", "min_separation", "no_keep_out", "no_collision",
+         "max_speed", "max_speed_near_people", "slow_zones", "safety_events", "resets",
+         "min_travel", "max_travel", "final_speed_below", "max_reading_error",
+         "expect_refusal", "max_level")
+_EVENT = ("level", "cause", "after_fault", "after", "within", "forbid")
+
+
+@dataclass(frozen=True)
+class Mission:
+    kind: str = "none"
+    drive: tuple[tuple[float, float, float, bool], ...] = ()   # (t, v, w, deadman)
+    route: str = ""
+    dock: bool = False
+    goals: tuple[Any, ...] = ()             # place ids or (x, y, yaw)
+    text: str = ""
+    role: str = "operator"
+    steps: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    index: int
+    kind: str
+    at: float | None                 # sim time; None: triggered by ``when``
+    when: Mapping[str, Any] | None
+    params: Mapping[str, Any]
+    runner: bool                     # applied by the runner (else by the simulator)
+
+    def sim_fault(self) -> dict[str, Any]:
+        """The mapping the simulator's fault parser takes."""
+        return {"kind": self.kind, "at": self.at or 0.0, "label": f"fault{self.index}",
+                **dict(self.params)}
+
+
+@dataclass(frozen=True)
+class SafetyExpectation:
+    level: int
+    cause: str = ""
+    after_fault: int | None = None
+    after: float | None = None
+    within: float = math.inf
+    forbid: bool = False
+
+
+@dataclass(frozen=True)
+class Criteria:
+    mission: str = "any"
+    time_limit: float | None = None
+    min_separation: float | None = None
+    no_keep_out: bool = True
+    no_collision: bool = True
+    max_speed: float | None = None
+    max_speed_near_people: tuple[float, float] | None = None    # (distance, speed)
+    slow_zones: bool = False
+    safety_events: tuple[SafetyExpectation, ...] = ()
+    resets: tuple[tuple[int, bool, str], ...] = ()               # (fault index, accepted, text)
+    min_travel: float | None = None
+    max_travel: float | None = None
+    final_speed_below: float | None = None
+    max_reading_error: float | None = None
+    expect_refusal: bool = False
+    max_level: int | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    file: Path | None
+    world: str
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    seed: int = 0
+    start: tuple[float, float, float] | None = None
+    real_time_factor: float = 1.0
+    camera: bool = False
+    duration: float = 60.0
+    wall_limit: float = 300.0
+    requires: tuple[str, ...] = ()
+    mission: Mission = field(default_factory=Mission)
+    actors_replace: bool = False
+    actors_add: tuple[Mapping[str, Any], ...] = ()
+    actors_remove: tuple[str, ...] = ()
+    bodies: tuple[Mapping[str, Any], ...] = ()
+    supervisor: Mapping[str, Any] = field(default_factory=dict)
+    sim: Mapping[str, Any] = field(default_factory=dict)
+    faults: tuple[FaultSpec, ...] = ()
+    criteria: Criteria = field(default_factory=Criteria)
+    variant: Mapping[str, Any] = field(default_factory=dict)
+    name: str = ""                    # id plus the variation values
+
+    @property
+    def needed_nodes(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(MISSION_NODES[self.mission.kind] + self.requires))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The resolved scenario (for run folders and reports)."""
+        from dataclasses import asdict
+        d = asdict(self)
+        d["file"] = str(self.file) if self.file else None
+        return d
+
+
+# ---------------------------------------------------------------------------- parsing
+class _Parser:
+    def __init__(self, s: Schema) -> None:
+        self.s = s
+
+    def parse(self, root: Mapping[str, Any], variant: Mapping[str, Any]) -> Scenario:
+        s = self.s
+        s.keys(root, "", allowed=_TOP, required=("scenario", "world"))
+        sid = s.string(root["scenario"], "scenario")
+        if not ID_PATTERN.match(sid):
+            s.fail(f"scenario id {sid!r} must be snake_case", "scenario")
+        world = s.string(root["world"], "world")
+        tags = s.string_list(root["tags"], "tags") if root.get("tags") is not None else ()
+        seed = s.integer(root.get("seed", 0), "seed", min_value=0, max_value=2**31 - 1)
+        start = None
+        if root.get("robot") is not None:
+            r = s.mapping(root["robot"], "robot")
+            s.keys(r, "robot", allowed=("start",))
+            if r.get("start") is not None:
+                start = s.vector(r["start"], "robot.start", 3, names="[x, y, yaw]")
+        rtf = s.number(root.get("real_time_factor", 1.0), "real_time_factor", min_value=0.0,
+                       max_value=50.0)
+        camera = s.check(root.get("camera", False), bool, "camera")
+        duration = s.number(root.get("duration", 60.0), "duration", min_value=0.0,
+                            min_exclusive=True, max_value=3600.0)
+        wall = s.number(root.get("wall_limit", 300.0), "wall_limit", min_value=0.0,
+                        min_exclusive=True, max_value=7200.0)
+        requires = s.string_list(root["requires"], "requires") if root.get("requires") else ()
+        mission = self.mission(root.get("mission"))
+        a_rep, a_add, a_rm = self.actors(root.get("actors"))
+        bodies = self.bodies(root.get("bodies"))
+        sup = dict(s.mapping(root["supervisor"], "supervisor")) if root.get("supervisor") else {}
+        sim = dict(s.mapping(root["sim"], "sim")) if root.get("sim") else {}
+        for k in ("world", "seed", "fault_schedule", "real_time_factor", "camera_enabled"):
+            if k in sim:
+                s.fail(f"simulator parameter {k!r} is set by the runner; use the scenario's "
+                       "own key", key_path("sim", k))
+        for k in ("world", "audit_log"):
+            if k in sup:
+                s.fail(f"supervisor parameter {k!r} is set by the runner",
+                       key_path("supervisor", k))
+        faults = self.faults(root.get("faults"))
+        crit = self.criteria(root.get("criteria"), len(faults), faults)
+        if mission.kind == "none" and not mission.drive and crit.mission not in ("any",):
+            s.fail("a mission of kind 'none' has no outcome; use mission: any",
+                   "criteria.mission")
+        name = sid + ("[" + ",".join(f"{k}={_fmt(v)}" for k, v in variant.items()) + "]"
+                      if variant else "")
+        return Scenario(id=sid, file=s.file, world=world,
+                        description=s.optional(root, "description", str, "", default=""),
+                        tags=tags, seed=seed, start=start, real_time_factor=rtf, camera=camera,
+                        duration=duration, wall_limit=wall, requires=requires, mission=mission,
+                        actors_replace=a_rep, actors_add=a_add, actors_remove=a_rm,
+                        bodies=bodies, supervisor=sup, sim=sim, faults=faults, criteria=crit,
+                        variant=dict(variant), name=name)
+
+    def mission(self, data: Any) -> Mission:
+        s = self.s
+        if data is None:
+            return Mission()
+        m = s.mapping(data, "mission")
+        s.keys(m, "mission", allowed=_MISSION, required=("kind",))
+        kind = s.choice(m["kind"], MISSION_KINDS, "mission.kind", what="mission kind")
+        allowed = {"none": ("drive",), "tour": ("route", "dock"), "goals": ("goals",),
+                   "instruction": ("text", "role"), "plan": ("steps", "role")}[kind]
+        for k in m:
+            if k != "kind" and k not in allowed:
+                s.fail(f"key {k!r} does not apply to a mission of kind {kind!r} (accepted: "
+                       f"{', '.join(allowed)})", key_path("mission", k))
+        drive = []
+        for i, d in enumerate(s.seq(m.get("drive", []) or [], "mission.drive")):
+            w = key_path("mission.drive", i)
+            if isinstance(d, list):
+                v = s.vector(d, w, (3, 4), names="[t, v, w] or [t, v, w, deadman(0/1)]")
+                drive.append((v[0], v[1], v[2], bool(v[3]) if len(v) == 4 else False))
+            else:
+                dm = s.mapping(d, w)
+                s.keys(dm, w, allowed=("t", "v", "w", "deadman"), required=("t",))
+                drive.append((s.number(dm["t"], key_path(w, "t"), min_value=0.0),
+                              s.number(dm.get("v", 0.0), key_path(w, "v"), min_value=-5.0,
+                                       max_value=5.0),
+                              s.number(dm.get("w", 0.0), key_path(w, "w"), min_value=-10.0,
+                                       max_value=10.0),
+                              s.check(dm.get("deadman", False), bool, key_path(w, "deadman"))))
+            if i and drive[-1][0] < drive[-2][0]:
+                s.fail("drive times must not decrease", key_path(w, 0))
+        goals = []
+        for i, g in enumerate(s.seq(m.get("goals", []) or [], "mission.goals")):
+            w = key_path("mission.goals", i)
+            goals.append(s.string(g, w) if isinstance(g, str)
+                         else s.vector(g, w, 3, names="[x, y, yaw] or a place id"))
+        if kind == "goals" and not goals:
+            s.fail("a goals mission needs at least one goal", "mission.goals")
+        text = s.optional(m, "text", str, "mission", default="")
+        if kind == "instruction" and not text.strip():
+            s.fail("an instruction mission needs its text", "mission.text")
+        steps = []
+        for i, st in enumerate(s.seq(m.get("steps", []) or [], "mission.steps")):
+            w = key_path("mission.steps", i)
+            sm = s.mapping(st, w)
+            s.keys(sm, w, allowed=("skill", "args"), required=("skill",))
+            s.string(sm["skill"], key_path(w, "skill"))
+            if sm.get("args") is not None:
+                s.mapping(sm["args"], key_path(w, "args"))
+            steps.append(dict(sm))
+        if kind == "plan" and not steps:
+            s.fail("a plan mission needs its steps", "mission.steps")
+        return Mission(kind=kind, drive=tuple(drive),
+                       route=s.optional(m, "route", str, "mission", default=""),
+                       dock=s.optional(m, "dock", bool, "mission", default=False),
+                       goals=tuple(goals), text=text,
+                       role=s.optional(m, "role", str, "mission", default="operator"),
+                       steps=tuple(steps))
+
+    def actors(self, data: Any) -> tuple[bool, tuple, tuple]:
+        s = self.s
+        if data is None:
+            return False, (), ()
+        a = s.mapping(data, "actors")
+        s.keys(a, "actors", allowed=("replace", "add", "remove"))
+        rep = s.optional(a, "replace", bool, "actors", default=False)
+        add = []
+        for i, act in enumerate(s.seq(a.get("add", []) or [], "actors.add")):
+            w = key_path("actors.add", i)
+            am = s.mapping(act, w)
+            s.keys(am, w, allowed=_ACTOR, required=("id", "path", "speed"))
+            pts = s.seq(am["path"], key_path(w, "path"), min_len=1)
+            for j, p in enumerate(pts):
+                s.vector(p, key_path(key_path(w, "path"), j), 2, names="[x, y]")
+            s.number(am["speed"], key_path(w, "speed"), min_value=0.0, min_exclusive=True,
+                     max_value=5.0)
+            add.append(dict(am))
+        rm = s.string_list(a["remove"], "actors.remove") if a.get("remove") else ()
+        return rep, tuple(add), rm
+
+    def bodies(self, data: Any) -> tuple:
+        s = self.s
+        out = []
+        for i, b in enumerate(s.seq(data or [], "bodies")):
+            w = key_path("bodies", i)
+            bm = s.mapping(b, w)
+            s.keys(bm, w, allowed=("id", "pose", "size"), required=("id", "pose", "size"))
+            try:
+                parse_fault({"kind": "spawn_body", **bm}, w)
+            except SimulationError as e:
+                s.fail(str(e).split(": ", 1)[-1], w)
+            out.append(dict(bm))
+        return tuple(out)
+
+    def faults(self, data: Any) -> tuple[FaultSpec, ...]:
+        s = self.s
+        out = []
+        for i, f in enumerate(s.seq(data or [], "faults")):
+            w = key_path("faults", i)
+            fm = dict(s.mapping(f, w))
+            kind = fm.get("kind")
+            if kind not in FAULT_KINDS and kind not in RUNNER_FAULTS:
+                s.fail(f"unknown fault kind {kind!r}; accepted: "
+                       + ", ".join(list(FAULT_KINDS) + list(RUNNER_FAULTS)), key_path(w, "kind"))
+            if ("at" in fm) == ("when" in fm):
+                s.fail("give exactly one of 'at' (sim time [s]) or 'when' (a condition)", w)
+            at = s.number(fm["at"], key_path(w, "at"), min_value=0.0) if "at" in fm else None
+            when = self.when(fm["when"], key_path(w, "when")) if "when" in fm else None
+            body = {k: v for k, v in fm.items() if k not in ("at", "when")}
+            if kind in RUNNER_FAULTS:
+                req, opt = RUNNER_FAULTS[kind]
+                s.keys(body, w, allowed=("kind",) + req + opt, required=req)
+                if kind in ("estop", "deadman"):
+                    s.check(body["pressed"], bool, key_path(w, "pressed"))
+                if kind == "set_mode":
+                    s.choice(body["mode"], ("automatic", "manual"), key_path(w, "mode"),
+                             what="mode")
+                if kind == "kill_node":
+                    s.string(body["node"], key_path(w, "node"))
+                params = {k: v for k, v in body.items() if k != "kind"}
+                out.append(FaultSpec(i, kind, at, when, params, True))
+            else:
+                try:
+                    parsed = parse_fault(body, w)
+                except SimulationError as e:
+                    msg = str(e)
+                    m = re.match(r"fault (\S+): (.*)", msg, re.S)
+                    s.fail(m.group(2) if m else msg, m.group(1) if m else w)
+                out.append(FaultSpec(i, kind, at, when, dict(parsed.params), False))
+        return tuple(out)
+
+    def when(self, data: Any, where: str) -> Mapping[str, Any]:
+        s = self.s
+        m = s.mapping(data, where)
+        s.keys(m, where, allowed=("level", "robot_near", "after_fault", "delay"))
+        if not any(k in m for k in ("level", "robot_near", "after_fault")):
+            s.fail("a condition needs 'level', 'robot_near' or 'after_fault'", where)
+        out: dict[str, Any] = {}
+        if "level" in m:
+            out["level"] = LEVELS[s.choice(m["level"], LEVELS, key_path(where, "level"),
+                                           what="safety level")]
+        if "robot_near" in m:
+            out["robot_near"] = s.vector(m["robot_near"], key_path(where, "robot_near"), 3,
+                                         names="[x, y, radius]")
+        if "after_fault" in m:
+            out["after_fault"] = s.integer(m["after_fault"], key_path(where, "after_fault"),
+                                           min_value=0)
+        out["delay"] = s.number(m.get("delay", 0.0), key_path(where, "delay"), min_value=0.0)
+        return out
+
+    def criteria(self, data: Any, n_faults: int, faults: Sequence[FaultSpec]) -> Criteria:
+        s = self.s
+        if data is None:
+            return Criteria()
+        c = s.mapping(data, "criteria")
+        s.keys(c, "criteria", allowed=_CRIT)
+
+        def num(k: str, lo: float | None = 0.0) -> float | None:
+            return None if c.get(k) is None else s.number(c[k], key_path("criteria", k),
+                                                          min_value=lo)
+        mission = s.choice(c.get("mission", "any"),
+                           ("any", "succeeded", "failed", "refused", "skipped_ok"),
+                           "criteria.mission", what="mission outcome") \
+            if c.get("mission") is not None else "any"
+        near = None
+        if c.get("max_speed_near_people") is not None:
+            w = "criteria.max_speed_near_people"
+            nm = s.mapping(c["max_speed_near_people"], w)
+            s.keys(nm, w, allowed=("distance", "speed"), required=("distance", "speed"))
+            near = (s.number(nm["distance"], key_path(w, "distance"), min_value=0.0),
+                    s.number(nm["speed"], key_path(w, "speed"), min_value=0.0))
+        events = []
+        for i, e in enumerate(s.seq(c.get("safety_events") or [], "criteria.safety_events")):
+            w = key_path("criteria.safety_events", i)
+            em = s.mapping(e, w)
+            s.keys(em, w, allowed=_EVENT, required=("level",))
+            lvl = LEVELS[s.choice(em["level"], LEVELS, key_path(w, "level"), what="safety level")]
+            af = None
+            if em.get("after_fault") is not None:
+                af = s.integer(em["after_fault"], key_path(w, "after_fault"), min_value=0)
+                if af >= n_faults:
+                    s.fail(f"no fault {af} (the scenario has {n_faults})",
+                           key_path(w, "after_fault"))
+            events.append(SafetyExpectation(
+                lvl, s.optional(em, "cause", str, w, default=""), af,
+                None if em.get("after") is None else s.number(em["after"], key_path(w, "after"),
+                                                              min_value=0.0),
+                math.inf if em.get("within") is None else s.number(
+                    em["within"], key_path(w, "within"), min_value=0.0),
+                s.optional(em, "forbid", bool, w, default=False)))
+        resets = []
+        for i, r in enumerate(s.seq(c.get("resets") or [], "criteria.resets")):
+            w = key_path("criteria.resets", i)
+            rm = s.mapping(r, w)
+            s.keys(rm, w, allowed=("fault", "accepted", "reason"), required=("fault", "accepted"))
+            fi = s.integer(rm["fault"], key_path(w, "fault"), min_value=0)
+            if fi >= n_faults or faults[fi].kind != "reset":
+                s.fail(f"fault {fi} is not a 'reset' fault", key_path(w, "fault"))
+            resets.append((fi, s.check(rm["accepted"], bool, key_path(w, "accepted")),
+                           s.optional(rm, "reason", str, w, default="")))
+        max_level = None
+        if c.get("max_level") is not None:
+            max_level = LEVELS[s.choice(c["max_level"], LEVELS, "criteria.max_level",
+                                        what="safety level")]
+        return Criteria(
+            mission=mission, time_limit=num("time_limit"), min_separation=num("min_separation",
+                                                                              None),
+            no_keep_out=s.optional(c, "no_keep_out", bool, "criteria", default=True),
+            no_collision=s.optional(c, "no_collision", bool, "criteria", default=True),
+            max_speed=num("max_speed"), max_speed_near_people=near,
+            slow_zones=s.optional(c, "slow_zones", bool, "criteria", default=False),
+            safety_events=tuple(events), resets=tuple(resets), min_travel=num("min_travel"),
+            max_travel=num("max_travel"), final_speed_below=num("final_speed_below"),
+            max_reading_error=num("max_reading_error"),
+            expect_refusal=s.optional(c, "expect_refusal", bool, "criteria", default=False),
+            max_level=max_level)
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+# ---------------------------------------------------------------------------- variations
+_PATH_RX = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _set_path(data: Any, path: str, value: Any, s: Schema, where: str) -> None:
+    parts: list[str | int] = []
+    for name, idx in _PATH_RX.findall(path):
+        parts.append(int(idx) if idx else name)
+    if not parts:
+        s.fail(f"empty key path {path!r}", where)
+    cur = data
+    for i, p in enumerate(parts[:-1]):
+        try:
+            cur = cur[p]
+        except (KeyError, IndexError, TypeError):
+            s.fail(f"key path {path!r}: {'.'.join(map(str, parts[:i + 1]))} does not exist "
+                   "in the scenario", where)
+    last = parts[-1]
+    if isinstance(last, int):
+        if not isinstance(cur, list) or last >= len(cur):
+            s.fail(f"key path {path!r}: index {last} does not exist", where)
+    elif not isinstance(cur, dict):
+        s.fail(f"key path {path!r}: {cur!r} is not a mapping", where)
+    cur[last] = value
+
+
+def expand(data: Mapping[str, Any], s: Schema) -> list[tuple[dict, dict]]:
+    """(document, variant values) for each combination of ``variations``."""
+    var = data.get("variations")
+    if var is None:
+        return [({k: v for k, v in data.items()}, {})]
+    vm = s.mapping(var, "variations")
+    keys = list(vm)
+    lists = []
+    for k in keys:
+        vals = s.seq(vm[k], key_path("variations", k), min_len=1)
+        lists.append(vals)
+    out = []
+    for combo in itertools.product(*lists):
+        doc = copy.deepcopy({k: v for k, v in data.items() if k != "variations"})
+        variant = {}
+        for k, v in zip(keys, combo):
+            _set_path(doc, k, copy.deepcopy(v), s, key_path("variations", k))
+            variant[k] = v
+        out.append((doc, variant))
+    return out
+
+
+def load_scenario(path: str | Path) -> list[Scenario]:
+    """Every run of one scenario file (one per variation)."""
+    p = Path(path)
+    data = load_yaml(p, error=ScenarioError)
+    s = Schema(p, ScenarioError)
+    if data is None:
+        s.fail("the file is empty; expected a mapping with 'scenario' and 'world'", "")
+    root = s.mapping(data, "")
+    out = []
+    for doc, variant in expand(root, s):
+        out.append(_Parser(s).parse(doc, variant))
+    return out
+
+
+def collect_files(targets: Iterable[str | Path]) -> list[Path]:
+    """Scenario files from files and directories (``*.yaml`` below a directory)."""
+    files: list[Path] = []
+    for t in targets:
+        p = Path(t)
+        if p.is_dir():
+            files += sorted(q for q in p.rglob("*.y*ml") if q.is_file())
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise ScenarioError("no such file or directory", file=p)
+    return files
+
+
+def load_scenarios(targets: Iterable[str | Path]) -> list[Scenario]:
+    out: list[Scenario] = []
+    for f in collect_files(targets):
+        out += load_scenario(f)
+    names = [s.name for s in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ScenarioError(f"scenario names repeated across files: {', '.join(dup)}")
+    return out
+
+
+def select(scenarios: Sequence[Scenario], pattern: str | None = None,
+           tags: Sequence[str] = ()) -> list[Scenario]:
+    """Scenarios whose name matches the glob ``pattern`` (or contains it) and that carry
+    every tag in ``tags``."""
+    out = []
+    for sc in scenarios:
+        if pattern and not (fnmatch.fnmatch(sc.name, pattern) or pattern in sc.name):
+            continue
+        if any(t not in sc.tags for t in tags):
+            continue
+        out.append(sc)
+    return out
