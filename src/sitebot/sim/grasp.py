@@ -62,9 +62,14 @@ class GraspAssist:
             if q > cfg.release_opening_m or not self._touching(self.held) and qd > 0:
                 self.release()
             return self.held
-        if qd > cfg.closing_speed_mps or q > cfg.release_opening_m:
+        if qd > cfg.closing_speed_mps or q > cfg.release_opening_m or not self.bodies:
             return None                                      # opening or wide open
+        tcp = pb.getLinkState(self.robot.body_id, self.tcp, computeForwardKinematics=True,
+                              physicsClientId=self.cid)[4]
         for body in self.bodies:
+            pos = pb.getBasePositionAndOrientation(body, physicsClientId=self.cid)[0]
+            if sum((a - b) ** 2 for a, b in zip(pos, tcp)) > 0.09:   # > 0.3 m away
+                continue
             if self._touching(body):
                 self._attach(body)
                 break

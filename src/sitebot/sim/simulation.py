@@ -30,6 +30,7 @@ from ..control.lockstep import LockstepController
 from ..kinematics import quaternion_to_yaw
 from ..urdf import RobotDescription, load_robot_description, write_urdf_file
 from ..world import WorldSpec, load_world
+from .grasp import GraspAssist
 from .robot import SimHardware, SimRobot, SimRobotConfig
 from .scene import Scene
 from .sensors import (Camera, CameraConfig, Imu, ImuConfig, Lidar, LidarConfig, OdomConfig,
@@ -129,6 +130,10 @@ class Controller(Protocol):
     def update(self, state: HardwareState, time_s: float) -> HardwareCommand: ...
 
     def reset(self) -> None: ...
+
+
+#: How often the grasp assist looks at the fingers [Hz] (a grasp takes ~1 s).
+GRASP_UPDATE_HZ = 30.0
 
 
 class _Stream:
@@ -238,6 +243,10 @@ class SiteSimulation:
             self.close()        # no PyBullet client or temporary folder left behind
             raise
         self._people_do_not_touch_robots()
+        movable = tuple(self.scene.movable_body_ids.values())
+        for rig in self.robots.values():
+            rig.grasp = GraspAssist(rig.body, movable)
+        self._grasp = _Stream(GRASP_UPDATE_HZ)
         if controller_factory is not None:
             for name, rig in self.robots.items():
                 rig.controller = controller_factory(self, name)
@@ -279,6 +288,9 @@ class SiteSimulation:
         self.step_count += 1
         t = self.time_s
         eps = 0.25 * dt
+        if self._grasp.due(t, eps):
+            for rig in self.robots.values():
+                rig.grasp.update()
         if self._actors.due(t, eps):
             self.scene.update(t, [(bp.x_m, bp.y_m) for bp in
                                   (rig.body.base_pose() for rig in self.robots.values())])
@@ -344,7 +356,10 @@ class SiteSimulation:
         """Robots back to their spawn poses, actors to their start, time to zero."""
         if seed is not None:
             self.config = _replace(self.config, seed=int(seed))
+        for rig in self.robots.values():
+            rig.grasp.release()
         self.scene.reset()
+        self._grasp.next_s = 0.0
         for i, (name, pose) in enumerate(self._spawns):
             rig = self.robots[name]
             rig.body.reset(pose)
