@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             spatial = None
         if spatial is not None:
             print()
-            rc = int(spatial.main(list(rest)) or 0)
+            rc = int(spatial.main(list(rest) + ["--repeat", str(args.repeat)]) or 0)
     return rc
 
 

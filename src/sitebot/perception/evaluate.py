@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             spatial = None
         if spatial is not None:
             print()
-            sub = list(rest) + ["--seed", str(args.seed)]
+            sub = list(rest) + ["--seed", str(args.seed), "--views", str(args.views)]
             if args.json:
                 sub += ["--json", args.json + ".spatial.json"]
             rc = max(rc, int(spatial.main(sub) or 0))
