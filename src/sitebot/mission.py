@@ -72,8 +72,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--world", default="substation")
     ap.add_argument("--role", default="operator", choices=("operator", "supervisor"))
     ap.add_argument("--out", default="out/demo", help="output folder (replaced)")
-    ap.add_argument("--real-time-factor", type=float, default=0.0,
-                    help="0 (default) runs the simulation as fast as the stack keeps up")
+    ap.add_argument("--real-time-factor", type=float, default=1.0,
+                    help="simulated seconds per wall second (default 1; 0 = as fast as "
+                         "the simulator can, which can starve perception on a small machine)")
     ap.add_argument("--timeout", type=float, default=1500.0, help="wall-clock limit [s]")
     ap.add_argument("--confirm", action="store_true",
                     help="answer 'yes' as a supervisor when the executor asks to confirm")

@@ -169,6 +169,7 @@ def load_params_file(path: str | Path) -> dict[str, dict[str, Any]]:
     if not isinstance(data, dict):
         raise ConfigError("a parameter file must be a mapping of node names to "
                           "'ros__parameters'", path)
+    _check_rcl_booleans(path)
     out: dict[str, dict[str, Any]] = {}
     for node_name, body in data.items():
         if not isinstance(body, dict) or "ros__parameters" not in body:
@@ -186,6 +187,33 @@ def load_params_file(path: str | Path) -> dict[str, dict[str, Any]]:
         _flatten(params, "", flat)
         out[str(node_name)] = flat
     return out
+
+
+#: Plain (unquoted) scalars that rcl's YAML parser reads as booleans although PyYAML reads
+#: them as strings: the same file would mean different things to `sitebot check` and ROS.
+_RCL_ONLY_BOOLEANS = {"y", "Y", "n", "N"}
+
+
+def _check_rcl_booleans(path: str | Path) -> None:
+    import yaml
+
+    text = Path(path).read_text()
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return                       # load_yaml already reported syntax errors
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(v for kv in node.value for v in kv)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.ScalarNode) and node.style is None \
+                and node.value in _RCL_ONLY_BOOLEANS:
+            raise ConfigError(f"unquoted {node.value!r} is a boolean to ROS 2's parameter "
+                              f"parser (rcl); quote it: \"{node.value}\"", path,
+                              f"line {node.start_mark.line + 1}")
 
 
 def _flatten(d: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
