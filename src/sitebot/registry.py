@@ -14,7 +14,8 @@ File format (YAML, all coordinates in the registry's ``frame``, metres and radia
     places:  [{id, name, aliases: [..], pose: [x, y, yaw]}]
     assets:  [{id, name, kind, aliases, place, gauge: {unit, min_value, max_value},
                fiducial: <AprilTag 36h11 id>, description}]
-    objects: [{id, name, kind, aliases, place, description}]
+    objects: [{id, name, kind, aliases, place, description,
+               pose: [x, y, z]}]      # optional: where it is kept (a tool-board slot)
     zones:   [{id, name, kind, polygon: [[x, y], ..], max_speed: <m/s>, roles: [..],
                aliases, description}]
     routes:  [{id, name, aliases, waypoints: [<place id>, ..], loop: <bool>}]
@@ -166,13 +167,15 @@ class Asset:
 
 @dataclass(frozen=True)
 class SiteObject:
-    """A movable thing (tool, part, container) normally kept at ``place``."""
+    """A movable thing (tool, part, container) normally kept at ``place``; ``pose`` is
+    where it is kept (x, y, z of its centre [m]) when the site surveyed it, else None."""
     id: str
     name: str
     kind: ObjectKind
     aliases: tuple[str, ...]
     place: str
     description: str = ""
+    pose: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -478,7 +481,7 @@ _MARKER_KEYS = ("tag", "size", "pose")
 _PLACE_KEYS = ("id", "name", "aliases", "pose")
 _ASSET_KEYS = ("id", "name", "kind", "aliases", "place", "gauge", "fiducial", "description")
 _GAUGE_KEYS = ("unit", "min_value", "max_value")
-_OBJECT_KEYS = ("id", "name", "kind", "aliases", "place", "description")
+_OBJECT_KEYS = ("id", "name", "kind", "aliases", "place", "description", "pose")
 _ZONE_KEYS = ("id", "name", "kind", "polygon", "max_speed", "roles", "aliases",
               "description")
 _ROUTE_KEYS = ("id", "name", "aliases", "waypoints", "loop")
@@ -649,8 +652,12 @@ class _Parser:
         ident = self._id(m, where)
         kind = _enum_choice(s, m["kind"], ObjectKind, key_path(where, "kind"), "object kind")
         place = s.string(m["place"], key_path(where, "place"))
+        pose = None
+        if m.get("pose") is not None:
+            x, y, z = s.vector(m["pose"], key_path(where, "pose"), 3, names="[x, y, z]")
+            pose = (float(x), float(y), float(z))
         return SiteObject(ident, self._name(m, where), kind, self._aliases(m, where), place,
-                          self._description(m, where))
+                          self._description(m, where), pose)
 
     def _zone(self, m: Mapping[str, Any], where: str) -> Zone:
         s = self.s

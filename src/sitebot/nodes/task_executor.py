@@ -271,26 +271,31 @@ class RosPorts:
         return self.tags.get(tag_id, -math.inf) >= since_s
 
     def object_position(self, object_id: str) -> tuple[float, float, float] | None:
-        """The object's position in the map: the perceived obstacle cluster nearest to
-        the arm's reach in front of the robot (objects carry no tags), or None."""
+        """Where the object is: the perceived small obstacle cluster within 0.15 m of where
+        the registry says it is kept (refined), else that surveyed position; None when the
+        registry has no position for it (objects carry no tags)."""
+        obj = self.node.registry.object(object_id)
+        if obj.pose is None:
+            return None
+        px, py, pz = obj.pose
         obs, pose = self.obstacles, self.pose
         if obs is None or pose is None:
-            return None
+            return obj.pose
         x, y, yaw = pose
-        best, best_d = None, math.inf
+        best, best_d = None, 0.15
         for o in obs.obstacles:
             c = o.center
-            if not (0.02 <= max(o.size.x, o.size.y) <= 0.4 and o.size.z <= 0.4):
+            if not (max(o.size.x, o.size.y) <= 0.4 and o.size.z <= 0.4):
                 continue
             if obs.header.frame_id == self.node.p["map_frame"]:
                 mx, my = c.x, c.y
             else:                                   # base frame
                 mx = x + c.x * math.cos(yaw) - c.y * math.sin(yaw)
                 my = y + c.x * math.sin(yaw) + c.y * math.cos(yaw)
-            d = math.hypot(mx - x, my - y)
-            if d < 1.0 and d < best_d:
-                best, best_d = (mx, my, c.z + o.size.z / 2.0), d
-        return best
+            d = math.hypot(mx - px, my - py)
+            if d < best_d:
+                best, best_d = (mx, my, pz), d
+        return best or obj.pose
 
     def save_image(self, name: str) -> str | None:
         img = self.image
