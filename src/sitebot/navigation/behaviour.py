@@ -1,0 +1,386 @@
+"""Goal handling, replanning and recovery: the navigation behaviour state machine.
+
+Core only (no ROS; time is an argument). One goal at a time::
+
+    planning -> following -> succeeded
+       |  ^         |  (path blocked ahead / arc would collide: replan at once)
+       v  |         v  (replan failed)
+     recovery: waiting -> backing_up -> rotating -> waiting ...   (replan after each)
+       |  gives up after ``blocked_timeout_s`` blocked -> blocked (with the reason)
+    paused: the supervisor's protective stop (any state); not counted as blocked; after
+            ``protective_stop_timeout_s`` -> blocked
+    emergency stop, no pose for ``pose_timeout_s``, goal older than ``goal_timeout_s``,
+    an invalid or forbidden goal, a goal unreachable on the site map itself -> aborted
+
+Backing up is checked behind (the reverse straight line on the costmap); a back-up that
+would collide is skipped. Rotating on the spot cannot touch anything with a circular
+footprint. Progress of ``progress_reset_m`` after a recovery clears the blocked clock.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import SitebotError
+from .controller import ControlOutput, RegulatedPurePursuit, wrap_angle
+from .costmap import INSCRIBED, Costmap
+from .planner import GlobalPlanner, Plan, PlanError
+
+__all__ = ["BehaviourConfig", "Goal", "SafetyInput", "Outcome", "NavStep", "Navigator",
+           "LEVEL_PROTECTIVE_STOP", "LEVEL_EMERGENCY_STOP", "TERMINAL"]
+
+LEVEL_PROTECTIVE_STOP = 2      # sitebot_interfaces/SafetyState levels
+LEVEL_EMERGENCY_STOP = 3
+TERMINAL = ("succeeded", "blocked", "aborted", "canceled")
+RECOVERIES = ("waiting", "backing_up", "rotating")
+
+
+@dataclass(frozen=True)
+class BehaviourConfig:
+    path_check_period_s: float = 0.3
+    replan_period_s: float = 0.0          # periodic replanning while following (0: off)
+    replan_cooldown_s: float = 1.0        # a collision within this of a replan: recovery
+    wait_s: float = 3.0
+    backup_distance_m: float = 0.3
+    backup_speed_mps: float = 0.1
+    rotate_angle_rad: float = 1.57
+    rotate_speed_radps: float = 0.5
+    blocked_timeout_s: float = 30.0
+    protective_stop_timeout_s: float = 60.0
+    pose_timeout_s: float = 5.0
+    goal_timeout_s: float = 600.0
+    progress_reset_m: float = 1.0
+
+    def __post_init__(self) -> None:
+        for k, v in self.__dict__.items():
+            if not math.isfinite(v) or v < 0:
+                raise SitebotError(f"behaviour: '{k}' must be a finite number >= 0, got {v!r}")
+
+
+@dataclass(frozen=True)
+class Goal:
+    x: float
+    y: float
+    yaw: float
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class SafetyInput:
+    """The supervisor's latest word: ``level`` (SafetyState levels), its current speed limit
+    [m/s] and reason codes."""
+    level: int = 0
+    speed_cap: float = math.inf
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: str        # succeeded | blocked | aborted | canceled
+    reason: str
+
+
+@dataclass(frozen=True)
+class NavStep:
+    v: float
+    w: float
+    state: str
+    distance_remaining_m: float
+    detail: str = ""
+    outcome: Outcome | None = None
+    new_plan: Plan | None = None
+
+
+class Navigator:
+    """Drives one goal to an :class:`Outcome`; call :meth:`step` at the control rate."""
+
+    def __init__(self, planner: GlobalPlanner, controller: RegulatedPurePursuit,
+                 config: BehaviourConfig = BehaviourConfig(),
+                 static_costmap: Costmap | None = None) -> None:
+        self.planner = planner
+        self.ctrl = controller
+        self.cfg = config
+        self.static = static_costmap
+        self.goal: Goal | None = None
+        self.state = "idle"
+        self.outcome: Outcome | None = None
+        self.plan: Plan | None = None
+        self.replans = 0
+        self.recoveries = 0
+        self.last_detail = ""
+        self._reset_timers(0.0)
+
+    def _reset_timers(self, t: float) -> None:
+        self.t_start = t
+        self.last_pose_t = t
+        self.paused_since: float | None = None
+        self.blocked_since: float | None = None
+        self.blocked_pose: tuple[float, float] | None = None
+        self.block_reason = ""
+        self.recovery_index = 0
+        self.rec_start_t = t
+        self.rec_start_pose: tuple[float, float, float] | None = None
+        self.rec_turned = 0.0
+        self.rec_last_yaw = 0.0
+        self.rec_dir = 1.0
+        self.next_check_t = t
+        self.next_replan_t = math.inf
+        self.last_replan_t = -math.inf
+        self.last_t: float | None = None
+
+    # ------------------------------------------------------------------ goal
+    def start(self, goal: Goal, t: float) -> Outcome | None:
+        """Take a new goal (preempting any other). Returns an ``aborted`` outcome at once for
+        a goal that is invalid, forbidden or unreachable on the site map; else None."""
+        self.goal = goal
+        self.plan = None
+        self.outcome = None
+        self.replans = self.recoveries = 0
+        self.ctrl.plan = None
+        self._reset_timers(t)
+        self.state = "planning"
+        try:
+            GlobalPlanner.check_pose(goal.x, goal.y, goal.yaw, "goal")
+            if self.static is not None:
+                self.planner.check_goal(self.static, goal.x, goal.y, goal.yaw)
+        except PlanError as e:
+            return self._finish("aborted", str(e))
+        return None
+
+    def cancel(self, reason: str = "canceled") -> Outcome:
+        if self.outcome is None:
+            self._finish("canceled", reason)
+        return self.outcome
+
+    def _finish(self, code: str, reason: str) -> Outcome:
+        self.outcome = Outcome(code, reason)
+        self.state = code
+        self.ctrl.reset_speed()
+        return self.outcome
+
+    @property
+    def active(self) -> bool:
+        return self.goal is not None and self.outcome is None
+
+    # ------------------------------------------------------------------ helpers
+    def _zero(self, state: str, remaining: float, detail: str = "", new_plan=None) -> NavStep:
+        self.ctrl.reset_speed()
+        self.last_detail = detail
+        return NavStep(0.0, 0.0, state, remaining, detail, self.outcome, new_plan)
+
+    def _remaining(self, pose) -> float:
+        if self.ctrl.plan is not None and self.state == "following":
+            return self.ctrl.remaining(pose[0], pose[1])
+        g = self.goal
+        return math.hypot(g.x - pose[0], g.y - pose[1]) if pose is not None else math.nan
+
+    def _replan(self, t: float, pose, costmap: Costmap) -> tuple[Plan | None, str]:
+        g = self.goal
+        self.last_replan_t = t
+        try:
+            plan = self.planner.plan(costmap, pose, (g.x, g.y, g.yaw))
+        except PlanError as e:
+            if e.code == "invalid_pose":
+                self._finish("aborted", str(e))
+            elif e.code == "unreachable" and self.static is not None and self.plan is None \
+                    and self.replans == 0:
+                # unreachable at the first attempt: is it the site itself?
+                try:
+                    self.planner.plan(self.static, pose, (g.x, g.y, g.yaw))
+                except PlanError as e2:
+                    if e2.code == "unreachable":
+                        self._finish("aborted", f"goal unreachable: {e2}")
+            return None, str(e)
+        self.plan = plan
+        self.replans += 1
+        self.ctrl.set_plan(plan, g.yaw)
+        self.next_check_t = t + self.cfg.path_check_period_s
+        if self.cfg.replan_period_s > 0:
+            self.next_replan_t = t + self.cfg.replan_period_s
+        return plan, ""
+
+    def path_blocked(self, pose, costmap: Costmap) -> tuple[float, float] | None:
+        """The first point of the remaining path (beyond the footprint) on which the
+        footprint would touch an obstacle, or None."""
+        if self.ctrl.plan is None:
+            return None
+        xy = self.ctrl.plan.xy[self.ctrl._idx:]
+        if len(xy) == 0:
+            return None
+        far = np.hypot(xy[:, 0] - pose[0], xy[:, 1] - pose[1]) > self.ctrl.cfg.footprint_radius_m
+        c = costmap.cost_at(xy[:, 0], xy[:, 1])
+        bad = np.flatnonzero((c >= INSCRIBED) & far)
+        return (float(xy[bad[0], 0]), float(xy[bad[0], 1])) if bad.size else None
+
+    def _enter_recovery(self, t: float, pose, reason: str) -> None:
+        if self.blocked_since is None:
+            self.blocked_since = t
+            self.blocked_pose = (pose[0], pose[1])
+            self.recovery_index = 0
+        self.block_reason = reason
+        self._begin_recovery(t, pose)
+
+    def _begin_recovery(self, t: float, pose) -> None:
+        self.state = RECOVERIES[self.recovery_index % len(RECOVERIES)]
+        self.recovery_index += 1
+        self.recoveries += 1
+        self.rec_start_t = t
+        self.rec_start_pose = tuple(pose)
+        self.rec_turned = 0.0
+        self.rec_last_yaw = pose[2]
+        self.ctrl.reset_speed()
+
+    def _after_recovery(self, t: float, pose, costmap: Costmap) -> NavStep:
+        plan, why = self._replan(t, pose, costmap)
+        if self.outcome is not None:
+            return self._zero(self.state, self._remaining(pose), self.outcome.reason)
+        if plan is not None:
+            self.state = "following"
+            return self._zero("following", self._remaining(pose), "replanned after recovery",
+                              plan)
+        self.block_reason = why
+        self._begin_recovery(t, pose)
+        return self._zero(self.state, self._remaining(pose), why)
+
+    # ------------------------------------------------------------------ step
+    def step(self, t: float, pose: tuple[float, float, float] | None, costmap: Costmap,
+             safety: SafetyInput = SafetyInput(), people: Sequence[tuple[float, float]] = ()
+             ) -> NavStep:
+        """One tick at time ``t`` [s]; ``pose`` None when no fresh pose is available."""
+        cfg = self.cfg
+        if self.goal is None:
+            return NavStep(0.0, 0.0, "idle", 0.0)
+        if self.outcome is not None:
+            return NavStep(0.0, 0.0, self.state, 0.0, self.outcome.reason, self.outcome)
+        if self.last_t is None or t < self.last_t:
+            # the clocks start at the first step (a node may take a goal before its clock
+            # runs, e.g. before the first /clock in simulation), and a clock that jumped
+            # back (a simulation reset) restarts them
+            paused = self.paused_since is not None
+            self._reset_timers(t)
+            if paused:
+                self.paused_since = t
+        dt = 0.0 if self.last_t is None else max(0.0, t - self.last_t)
+        self.last_t = t
+        if t - self.t_start > cfg.goal_timeout_s:
+            self._finish("aborted", f"goal not reached within {cfg.goal_timeout_s:g} s")
+            return self._zero(self.state, math.nan, self.outcome.reason)
+        if pose is None or not all(math.isfinite(v) for v in pose):
+            if t - self.last_pose_t > cfg.pose_timeout_s:
+                self._finish("aborted", f"no valid pose for {cfg.pose_timeout_s:g} s")
+            return self._zero(self.state, math.nan, "waiting for a valid pose")
+        self.last_pose_t = t
+        # ---------------------------------------------------------------- the supervisor
+        if safety.level >= LEVEL_EMERGENCY_STOP:
+            self._finish("aborted", "emergency stop: " + (", ".join(safety.reasons) or "latched"))
+            return self._zero(self.state, self._remaining(pose), self.outcome.reason)
+        if safety.level >= LEVEL_PROTECTIVE_STOP:
+            if self.paused_since is None:
+                self.paused_since = t
+            if t - self.paused_since > cfg.protective_stop_timeout_s:
+                self._finish("blocked", f"protective stop for more than "
+                             f"{cfg.protective_stop_timeout_s:g} s: "
+                             + (", ".join(safety.reasons) or "no reason given"))
+                return self._zero(self.state, self._remaining(pose), self.outcome.reason)
+            return self._zero("paused", self._remaining(pose),
+                              "protective stop: " + ", ".join(safety.reasons))
+        if self.paused_since is not None:
+            paused = t - self.paused_since         # the pause counts for no other clock
+            self.paused_since = None
+            if self.blocked_since is not None:
+                self.blocked_since += paused
+            self.rec_start_t += paused
+        # ---------------------------------------------------------------- blocked clock
+        if self.blocked_since is not None:
+            if t - self.blocked_since > cfg.blocked_timeout_s:
+                self._finish("blocked", f"blocked for more than {cfg.blocked_timeout_s:g} s "
+                             f"(tried wait, back up, rotate and replanning): {self.block_reason}")
+                return self._zero(self.state, self._remaining(pose), self.outcome.reason)
+            if self.state == "following" and math.hypot(
+                    pose[0] - self.blocked_pose[0], pose[1] - self.blocked_pose[1]) \
+                    > cfg.progress_reset_m:
+                self.blocked_since = None
+        # ---------------------------------------------------------------- states
+        if self.state == "planning":
+            plan, why = self._replan(t, pose, costmap)
+            if self.outcome is not None:
+                return self._zero(self.state, self._remaining(pose), self.outcome.reason)
+            if plan is None:
+                self._enter_recovery(t, pose, why)
+                return self._zero(self.state, self._remaining(pose), why)
+            self.state = "following"
+            return self._zero("following", self._remaining(pose), "planned", plan)
+        if self.state == "following":
+            return self._follow(t, dt, pose, costmap, safety, people)
+        if self.state == "waiting":
+            if t - self.rec_start_t >= cfg.wait_s:
+                return self._after_recovery(t, pose, costmap)
+            return self._zero("waiting", self._remaining(pose), self.block_reason)
+        if self.state == "backing_up":
+            sx, sy, _ = self.rec_start_pose
+            moved = math.hypot(pose[0] - sx, pose[1] - sy)
+            left = cfg.backup_distance_m - moved
+            too_long = t - self.rec_start_t > 3.0 * cfg.backup_distance_m / max(
+                cfg.backup_speed_mps, 1e-3) + 1.0
+            if left <= 0.01 or too_long:
+                return self._after_recovery(t, pose, costmap)
+            hit, _ = self.ctrl.arc_collides(costmap, pose, -cfg.backup_speed_mps, 0.0,
+                                            max(left, 0.05) + 0.05)
+            if hit:
+                return self._after_recovery(t, pose, costmap)   # nothing free behind: skip
+            self.last_detail = "backing up: " + self.block_reason
+            return NavStep(-cfg.backup_speed_mps, 0.0, "backing_up", self._remaining(pose),
+                           self.last_detail)
+        if self.state == "rotating":
+            self.rec_turned += abs(wrap_angle(pose[2] - self.rec_last_yaw))
+            self.rec_last_yaw = pose[2]
+            too_long = t - self.rec_start_t > 3.0 * cfg.rotate_angle_rad / max(
+                cfg.rotate_speed_radps, 1e-3) + 1.0
+            if self.rec_turned >= cfg.rotate_angle_rad or too_long:
+                return self._after_recovery(t, pose, costmap)
+            self.last_detail = "rotating: " + self.block_reason
+            return NavStep(0.0, cfg.rotate_speed_radps, "rotating", self._remaining(pose),
+                           self.last_detail)
+        raise SitebotError(f"navigator: unknown state {self.state!r}")  # pragma: no cover
+
+    def _follow(self, t, dt, pose, costmap, safety, people) -> NavStep:
+        cfg = self.cfg
+        new_plan = None
+        if t >= self.next_check_t:
+            self.next_check_t = t + cfg.path_check_period_s
+            where = self.path_blocked(pose, costmap)
+            due = t >= self.next_replan_t
+            if where is not None or due:
+                why = f"path blocked at ({where[0]:.2f}, {where[1]:.2f})" if where else ""
+                plan, err = self._replan(t, pose, costmap)
+                if self.outcome is not None:
+                    return self._zero(self.state, self._remaining(pose), self.outcome.reason)
+                if plan is None:
+                    self._enter_recovery(t, pose, f"{why or 'replanning failed'}: {err}")
+                    return self._zero(self.state, self._remaining(pose), self.block_reason)
+                new_plan = plan
+        out: ControlOutput = self.ctrl.compute(pose, dt, costmap, people, safety.speed_cap)
+        if out.status == "goal_reached":
+            label = self.goal.label or "the goal"
+            at = f"({self.goal.x:.2f}, {self.goal.y:.2f})"
+            self._finish("succeeded", f"reached {label}" + ("" if at in label else f" {at}"))
+            return NavStep(0.0, 0.0, self.state, out.distance_remaining_m, self.outcome.reason,
+                           self.outcome, new_plan)
+        if out.status == "collision_ahead":
+            if t - self.last_replan_t >= cfg.replan_cooldown_s:
+                plan, err = self._replan(t, pose, costmap)
+                if self.outcome is not None:
+                    return self._zero(self.state, self._remaining(pose), self.outcome.reason)
+                if plan is not None:
+                    return self._zero("following", self._remaining(pose),
+                                      f"replanned: {out.detail}", plan)
+                self._enter_recovery(t, pose, f"{out.detail}: {err}")
+            else:
+                self._enter_recovery(t, pose, f"{out.detail} (also after replanning)")
+            return self._zero(self.state, self._remaining(pose), self.block_reason, new_plan)
+        self.last_detail = out.detail
+        return NavStep(out.v, out.w, "following", out.distance_remaining_m, out.detail,
+                       None, new_plan)
