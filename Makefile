@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 OUT   ?= out/demo
 WORLD ?= substation
 
-.PHONY: setup demo test test-fast bench check clean
+.PHONY: setup demo test test-fast regress-ci bench check clean
 setup:
 	@scripts/setup_env.sh
 
@@ -16,12 +16,21 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q --durations=15 tests
 
+# the fast scenario subset that gates every change (the full suite: drop --tags ci)
+regress-ci: setup
+	$(VENV)/bin/sitebot regress tests/scenarios --tags ci --jobs 2 --out out/regress --junit out/regress/junit.xml
+
 test-fast: setup
 	$(PY) -m pytest -q -m "not integration" tests
 
 bench: setup
 	$(VENV)/bin/sitebot bench sim
 	$(VENV)/bin/sitebot bench control
+	$(VENV)/bin/sitebot bench nav
+	$(VENV)/bin/sitebot bench perception
+	$(VENV)/bin/sitebot bench localization
+	$(VENV)/bin/sitebot bench arm
+	$(VENV)/bin/sitebot bench planner
 
 check: setup
 	$(VENV)/bin/sitebot check urdf/sitebot.urdf.xacro worlds config launch

@@ -39,7 +39,7 @@ class ExecutorConfig:
     pregrasp_height_m: float = 0.15
     grasp_rpy: tuple[float, float, float] = (math.pi, 0.0, 0.0)   # tool pointing down
     place_forward_m: float = 0.6        # where 'place' puts things, ahead of the base
-    place_height_m: float = 0.85
+    place_height_m: float = 0.10        # TCP height when letting go: on the floor
 
 
 class StepFailure(Exception):

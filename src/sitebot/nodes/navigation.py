@@ -604,9 +604,12 @@ class NavigationNode(Node):
                 self.publish_plan(step.new_plan)
             if step.outcome is not None and was is None:
                 self._count(step.outcome)
-                log = self.get_logger().info if step.outcome.code == "succeeded" else \
-                    self.get_logger().warning
-                log(f"goal {nav.goal.label}: {step.outcome.code}: {step.outcome.reason}")
+                # one call site per severity: rclpy refuses a call site that changes it
+                text = f"goal {nav.goal.label}: {step.outcome.code}: {step.outcome.reason}"
+                if step.outcome.code == "succeeded":
+                    self.get_logger().info(text)
+                else:
+                    self.get_logger().warning(text)
                 self.zero_until = now + 0.5
                 self.send_zero()
                 return
