@@ -36,8 +36,10 @@ from .world import load_world
 
 __all__ = ["main", "DEFAULT_INSTRUCTION"]
 
-DEFAULT_INSTRUCTION = ("read the pressure gauges at the transformers, then bring the voltage "
-                       "detector to the T2 transformer bay and return to the dock")
+# (pick and place run in the executor and the arm, but the tool bench's tools lie beyond
+# this arm's top-down workspace from where the base can stand: see docs/executor.md)
+DEFAULT_INSTRUCTION = ("read the pressure gauges at the transformers, then inspect transformer "
+                       "T2 and return to the dock")
 #: A reading counts as correct within this fraction of the gauge's full scale
 #: (perception's aim: 2 % on 95 % of reports).
 READING_TOLERANCE_FS = 0.03

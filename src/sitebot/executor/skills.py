@@ -37,7 +37,9 @@ class ExecutorConfig:
     gripper_closed_m: float = 0.0
     gripper_holding_min_m: float = 0.004   # fingers stopped wider than this: holding
     pregrasp_height_m: float = 0.15
-    grasp_rpy: tuple[float, float, float] = (math.pi, 0.0, 0.0)   # tool pointing down
+    # TCP orientation for top-down grasps in the BASE frame (this arm: tool z down, tool x
+    # backwards, as in its 'ready' pose); the robot's heading is added for map-frame goals
+    grasp_rpy: tuple[float, float, float] = (math.pi, 0.0, math.pi)
     place_forward_m: float = 0.6        # where 'place' puts things, ahead of the base
     place_height_m: float = 0.10        # TCP height when letting go: on the floor
 
@@ -63,6 +65,15 @@ class SkillContext:
     holding: str | None = None          # object id in the gripper
     arm_stowed: bool = True
     notes: list[str] = field(default_factory=list)
+
+
+def _grasp_rpy(ctx: SkillContext) -> tuple[float, float, float]:
+    """The top-down grasp orientation in the map frame at the robot's current heading."""
+    r, p, y = ctx.config.grasp_rpy
+    pose = ctx.ports.robot_pose()
+    if pose is None:
+        raise StepFailure("robot pose unknown")
+    return (r, p, math.remainder(y + pose[2], math.tau))
 
 
 def _check_cancel(ctx: SkillContext) -> None:
@@ -195,12 +206,12 @@ class Pick(Skill, _ArmAside):
         if where is None:
             raise StepFailure(f"{obj.id} not found near {obj.place}", retryable=True)
         x, y, z = where
+        rpy = _grasp_rpy(ctx)
         ports.set_gripper(cfg.gripper_open_m, cfg.arm_timeout_s)
-        _motion(ports.move_arm_pose((x, y, z + cfg.pregrasp_height_m), cfg.grasp_rpy,
+        _motion(ports.move_arm_pose((x, y, z + cfg.pregrasp_height_m), rpy,
                                     cfg.arm_timeout_s), "arm above the object")
         ctx.arm_stowed = False
-        _motion(ports.move_arm_pose((x, y, z), cfg.grasp_rpy, cfg.arm_timeout_s),
-                "arm to the grasp")
+        _motion(ports.move_arm_pose((x, y, z), rpy, cfg.arm_timeout_s), "arm to the grasp")
         opening = ports.set_gripper(cfg.gripper_closed_m, cfg.arm_timeout_s)
         if opening is None or opening < cfg.gripper_holding_min_m:
             ports.set_gripper(cfg.gripper_open_m, cfg.arm_timeout_s)
@@ -208,7 +219,7 @@ class Pick(Skill, _ArmAside):
             raise StepFailure(f"grasp of {obj.id} missed (fingers closed to "
                               f"{(opening or 0.0) * 1000:.1f} mm)")
         ctx.holding = obj.id
-        _motion(ports.move_arm_pose((x, y, z + cfg.pregrasp_height_m), cfg.grasp_rpy,
+        _motion(ports.move_arm_pose((x, y, z + cfg.pregrasp_height_m), rpy,
                                     cfg.arm_timeout_s), "lift")
         self.arm_to(ctx, "carry", required=True)
         result.message = f"holding {obj.id} ({opening * 1000:.1f} mm)"
@@ -228,10 +239,11 @@ class Place(Skill, _ArmAside):
         x, y, yaw = pose
         tx = x + cfg.place_forward_m * math.cos(yaw)
         ty = y + cfg.place_forward_m * math.sin(yaw)
+        rpy = _grasp_rpy(ctx)
         _motion(ports.move_arm_pose((tx, ty, cfg.place_height_m + cfg.pregrasp_height_m),
-                                    cfg.grasp_rpy, cfg.arm_timeout_s), "arm over the drop point")
-        _motion(ports.move_arm_pose((tx, ty, cfg.place_height_m), cfg.grasp_rpy,
-                                    cfg.arm_timeout_s), "arm down")
+                                    rpy, cfg.arm_timeout_s), "arm over the drop point")
+        _motion(ports.move_arm_pose((tx, ty, cfg.place_height_m), rpy, cfg.arm_timeout_s),
+                "arm down")
         ports.set_gripper(cfg.gripper_open_m, cfg.arm_timeout_s)
         held, ctx.holding = ctx.holding, None
         self.arm_to(ctx, "stow", required=False)

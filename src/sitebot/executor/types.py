@@ -11,24 +11,15 @@ import enum
 from dataclasses import dataclass, field
 from typing import Mapping, Protocol, Sequence
 
+from ..language.types import HIGH_RISK_SKILLS, SKILLS
+
 __all__ = ["Step", "Plan", "Outcome", "ResultCode", "Reading", "StepResult",
            "ExecutionResult", "MotionResult", "SafetySnapshot", "RobotPorts", "SKILL_ARGS",
            "HIGH_RISK_SKILLS", "SafetyLevel"]
 
-#: The closed skill set and the argument names each takes (the design brief's skill table).
-SKILL_ARGS: Mapping[str, tuple[str, ...]] = {
-    "navigate_to": ("place",),
-    "read_gauge": ("asset",),
-    "inspect": ("asset",),
-    "pick": ("object",),
-    "place": ("place",),
-    "operate_valve": ("asset", "action"),
-    "patrol": ("route",),
-    "dock": (),
-}
-
-#: Skills that need the role ``supervisor`` and an explicit confirmation before they run.
-HIGH_RISK_SKILLS = frozenset({"operate_valve"})
+#: The closed skill set with its argument names, and the high-risk skills: one table,
+#: shared with the language planner (the design brief's skill table).
+SKILL_ARGS = SKILLS
 
 
 @dataclass(frozen=True)
