@@ -1,5 +1,6 @@
-"""The main job as a user runs it (`sitebot demo`), on a short route: exit code, outputs,
-and that the robot really got to each stop (checked against ground truth)."""
+"""The earlier main job, the scripted tour, as a user runs it (`sitebot demo --tour`), on a
+short route: exit code, outputs, and that the robot really got to each stop (checked against
+ground truth). The mission main job is tested in test_mission_sim.py."""
 from __future__ import annotations
 
 import json
@@ -18,9 +19,9 @@ SITEBOT = Path(sys.executable).with_name("sitebot")
 
 def test_demo_short_tour(tmp_path):
     out = tmp_path / "demo"
-    proc = subprocess.run([str(SITEBOT), "demo", "--world", "substation", "--route",
-                           "transformer_patrol", "--no-dock", "--out", str(out),
-                           "--timeout", "240"],
+    proc = subprocess.run([str(SITEBOT), "demo", "--tour", "--world", "substation",
+                           "--route", "transformer_patrol", "--no-dock", "--out", str(out),
+                           "--timeout", "240", "--real-time-factor", "0"],
                           capture_output=True, text=True, timeout=300,
                           # as a user runs it: no ROS_DOMAIN_ID set (regression: the demo's
                           # observer then listened on another domain than its processes)

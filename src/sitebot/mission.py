@@ -82,13 +82,10 @@ def main(argv: list[str]) -> int:
                     help="answer 'yes' as a supervisor when the executor asks to confirm")
     ap.add_argument("--tour", action="store_true",
                     help="the scripted tour of earlier versions instead of a mission")
-    a, rest = ap.parse_known_args(argv)
-    if a.tour:
+    if "--tour" in argv:                   # the tour has its own options (docs: --tour -h)
         from .demo import main as tour_main
-        return tour_main(["--world", a.world, "--out", a.out, "--timeout", str(a.timeout),
-                          "--real-time-factor", str(a.real_time_factor), *rest])
-    if rest:
-        ap.error(f"unrecognized arguments: {' '.join(rest)}")
+        return tour_main([x for x in argv if x != "--tour"])
+    a = ap.parse_args(argv)
 
     from nav_msgs.msg import Odometry
     from rosgraph_msgs.msg import Clock
