@@ -131,11 +131,13 @@ def declare_schema(node: Node, schema: Iterable[ParamSpec],
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None,
-             threads: int = 1) -> int:
+             threads: int = 1, on_exit: Callable[[Node], None] | None = None) -> int:
     """Init rclpy, build the node, spin until Ctrl-C or shutdown, clean up.
 
     :param threads: > 1 spins a MultiThreadedExecutor with that many threads (nodes whose
         callbacks block, e.g. action servers that wait on other actions).
+    :param on_exit: called with the node before it is destroyed (best effort: e.g. a last
+        zero velocity command); its exceptions are swallowed.
 
     Configuration errors (:class:`SitebotError`) are reported as one line and exit code 2,
     not a traceback.
@@ -163,6 +165,11 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None,
         return 0
     finally:
         if node is not None:
+            if on_exit is not None:
+                try:
+                    on_exit(node)
+                except Exception:  # noqa: BLE001 - best effort on the way out
+                    pass
             node.destroy_node()
         if rclpy.ok():
             rclpy.try_shutdown()

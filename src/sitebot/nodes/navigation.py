@@ -19,13 +19,11 @@ from __future__ import annotations
 import array
 import copy
 import math
-import sys
 import threading
 import time
 
 import numpy as np
 import rclpy
-import rclpy.executors
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
@@ -48,7 +46,8 @@ from ..params import ParamSpec, ParamType
 from ..registry import Place
 from ..urdf import load_robot_description
 from ..world import load_world
-from .common import QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema
+from .common import (QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema,
+                     run_node)
 
 F, I, B, S = ParamType.FLOAT, ParamType.INT, ParamType.BOOL, ParamType.STRING
 
@@ -680,30 +679,7 @@ class NavigationNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = NavigationNode()
-        executor = rclpy.executors.MultiThreadedExecutor(num_threads=3)
-        executor.add_node(node)
-        executor.spin()
-        return 0
-    except KeyboardInterrupt:
-        return 0
-    except SitebotError as e:
-        print(f"[ERROR] {e}", file=sys.stderr)
-        return 2
-    except rclpy.executors.ExternalShutdownException:
-        return 0
-    finally:
-        if node is not None:
-            try:
-                node.send_zero()
-            except Exception:  # noqa: BLE001 - best effort on the way out
-                pass
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.try_shutdown()
+    return run_node(NavigationNode, args, threads=3, on_exit=lambda n: n.send_zero())
 
 
 if __name__ == "__main__":  # pragma: no cover
