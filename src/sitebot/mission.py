@@ -46,10 +46,8 @@ READING_TOLERANCE_FS = 0.03
 
 
 def _pose(t: float, msg) -> tuple[float, float, float, float]:
-    from .kinematics import quaternion_to_yaw
-    p = msg.pose.pose
-    return (t, p.position.x, p.position.y, quaternion_to_yaw(
-        (p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w)))
+    from .nodes.convert import planar_pose
+    return (t, *planar_pose(msg.pose.pose))
 
 
 def check_readings(world, readings: list[dict]) -> list[dict]:

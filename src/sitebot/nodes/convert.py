@@ -11,7 +11,7 @@ from geometry_msgs.msg import Pose, PoseArray, TransformStamped
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CameraInfo, Image, Imu, JointState, LaserScan
 
-from ..kinematics import Transform, yaw_to_quaternion
+from ..kinematics import Transform, quaternion_to_yaw, yaw_to_quaternion
 
 __all__ = ["to_time", "from_time", "stamp_of", "transform_msg", "joint_state_msg", "odometry_msg",
            "imu_msg", "scan_msg", "image_rgb_msg", "image_depth_msg", "camera_info_msg",
@@ -41,6 +41,12 @@ def stamp_of(msg) -> float:
     if getattr(msg, "transforms", None):
         return from_time(msg.transforms[0].header.stamp)
     return float("nan")
+
+
+def planar_pose(pose: Pose) -> tuple[float, float, float]:
+    """(x, y, yaw) of a geometry_msgs/Pose (yaw from its quaternion)."""
+    q = pose.orientation
+    return (pose.position.x, pose.position.y, quaternion_to_yaw((q.x, q.y, q.z, q.w)))
 
 
 def transform_msg(t: Transform, stamp: Time) -> TransformStamped:

@@ -213,11 +213,9 @@ class LocalizationNode(Node):
         if msg.header.frame_id != self.p["map_frame"]:
             return self._reject("pose", "unknown_frame",
                                 f"frame '{msg.header.frame_id}' is not '{self.p['map_frame']}'")
-        pp = msg.pose.pose
-        yaw = quaternion_to_yaw((pp.orientation.x, pp.orientation.y, pp.orientation.z,
-                                 pp.orientation.w))
+        x, y, yaw = convert.planar_pose(msg.pose.pose)
         self._add("pose", Measurement("pose", convert.from_time(msg.header.stamp),
-                                      [pp.position.x, pp.position.y, yaw],
+                                      [x, y, yaw],
                                       _cov(msg.pose.covariance, [0, 1, 5])))
 
     def on_set_pose(self, msg: PoseWithCovarianceStamped) -> None:

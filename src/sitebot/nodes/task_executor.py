@@ -44,7 +44,7 @@ from sitebot_interfaces.msg import (FiducialDetectionArray, GaugeReading, Obstac
 from ..executor import (ExecutionResult, ExecutorConfig, MotionResult, Plan, PlanRunner,
                         Reading, ResultCode, SafetyLevel, SafetySnapshot, Step, StepResult)
 from ..executor.types import outcome_counts
-from ..kinematics import quaternion_to_yaw, rpy_to_quaternion
+from ..kinematics import rpy_to_quaternion
 from ..params import ParamSpec, ParamType
 from ..world import load_world
 from . import convert
@@ -442,17 +442,12 @@ class TaskExecutorNode(Node):
 
     def on_filtered(self, msg: Odometry) -> None:
         if self.p["pose_source"] == "filter":
-            p = msg.pose.pose
-            self._set_pose(p.position.x, p.position.y, quaternion_to_yaw(
-                (p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w)))
+            self._set_pose(*convert.planar_pose(msg.pose.pose))
 
     def on_odom(self, msg: Odometry) -> None:
         if self.p["pose_source"] != "dead_reckoning":
             return
-        p = msg.pose.pose
-        ox, oy = p.position.x, p.position.y
-        oyaw = quaternion_to_yaw((p.orientation.x, p.orientation.y, p.orientation.z,
-                                  p.orientation.w))
+        ox, oy, oyaw = convert.planar_pose(msg.pose.pose)
         sx, sy, syaw = self.spawn
         c, s = math.cos(syaw), math.sin(syaw)
         self._set_pose(sx + c * ox - s * oy, sy + s * ox + c * oy,
