@@ -37,6 +37,9 @@ NODES = {
     "arm_planner": "sitebot.nodes.arm_planner:main",
     "task_planner": "sitebot.nodes.task_planner:main",
     "task_executor": "sitebot.nodes.task_executor:main",
+    "web_console": "sitebot.nodes.web_console:main",
+    "teleop_relay": "sitebot.nodes.teleop_relay:main",
+    "site_viz": "sitebot.nodes.site_viz:main",
 }
 
 # C extensions (the control kernel of the control-loop issue) are added here.
@@ -68,6 +71,7 @@ setup(
     python_requires=">=3.10",
     package_dir={"": "src"},
     packages=find_packages("src", include=["sitebot", "sitebot.*"]),
+    package_data={"sitebot.console": ["static/*"]},
     ext_modules=EXT_MODULES,
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),

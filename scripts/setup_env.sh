@@ -59,6 +59,16 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then
     log "error: Open3D needs libusb-1.0; on Debian: sudo apt-get install -y libusb-1.0-0"; exit 2
   fi
 fi
+# The web console's browser tests drive Debian's chromium (a browser fetched by a test tool
+# cannot be downloaded here): packages chromium and chromium-driver.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing chromium and chromium-driver (web console browser tests)"
+    apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1; apt-get install -y -q chromium chromium-driver >/dev/null; }
+  else
+    log "warning: the web console's browser tests need chromium; on Debian: sudo apt-get install -y chromium chromium-driver"
+  fi
+fi
 "$vpy" -c 'import rclpy, pybullet, cv2, numpy, yaml, open3d, torch, ompl, ruckig' || { log "error: dependency install failed (see above)"; exit 1; }
 
 # Interface packages: standard ones missing from PyPI first, then the project's own.

@@ -57,8 +57,8 @@ def test_shipped_files_all_pass(capsys: pytest.CaptureFixture[str]) -> None:
     on_disk = sorted(p for d in SHIPPED_DIRS for p in (ROOT / d).rglob("*")
                      if p.is_file() and not any(part.startswith(".") or part == "__pycache__"
                                                 for part in p.relative_to(ROOT).parts))
-    checked = [p for p in on_disk if p.suffix not in (".xml", ".rviz")]
-    skipped = [p for p in on_disk if p.suffix in (".xml", ".rviz")]
+    checked = [p for p in on_disk if p.suffix != ".xml"]
+    skipped = [p for p in on_disk if p.suffix == ".xml"]
     ok = [ln for ln in lines if ln.startswith("OK   ")]
     assert len(ok) == len(checked) and len(lines) == len(on_disk), "\n".join(lines)
     for p in checked:
@@ -68,7 +68,7 @@ def test_shipped_files_all_pass(capsys: pytest.CaptureFixture[str]) -> None:
     # the kinds are told apart
     text = "\n".join(lines)
     for kind in ("robot description", "xacro macro library", "world '", "site registry",
-                 "parameters: simulator", "launch: "):
+                 "parameters: simulator", "launch: ", "rviz2 config: ", "console users: "):
         assert kind in text
 
 
@@ -282,13 +282,16 @@ def test_launch_with_required_argument_is_ok_with_note(
 def test_unknown_kinds_missing_paths_and_skips(capsys: pytest.CaptureFixture[str],
                                                tmp_path: Path) -> None:
     txt = write(tmp_path, "d/README.txt", "hello\n")
-    write(tmp_path, "d/view.rviz", "Panels: []\n")
+    write(tmp_path, "d/fastdds.xml", "<profiles/>\n")
     line = fail_line(capsys, txt)                      # named: an error
     assert "unknown kind of file; accepted: *.urdf" in line and "*.launch.yaml" in line
     code, lines = run_check(capsys, tmp_path / "d")    # found in a directory: skipped
     assert code == 0
     assert lines == [f"SKIP {txt} (not a kind of file sitebot checks)",
-                     f"SKIP {tmp_path / 'd' / 'view.rviz'} (RViz configuration, not checked)"]
+                     f"SKIP {tmp_path / 'd' / 'fastdds.xml'} (XML file, not checked)"]
+    # an rviz config without its fixed frame: named, with the key
+    bad = write(tmp_path, "e/view.rviz", "Visualization Manager:\n  Displays: []\n")
+    assert "Global Options.Fixed Frame missing" in fail_line(capsys, bad)
     assert fail_line(capsys, tmp_path / "nope.urdf") == \
         f"FAIL {tmp_path / 'nope.urdf'}: no such file or directory"
 

@@ -17,7 +17,10 @@ other ``*.yaml`` under a         ROS 2 parameter file: every node section is val
 top-level values hold            (:mod:`sitebot.schemas`); an unknown node is an error
 ``ros__parameters``              listing the known ones; ``/**`` sections are checked
                                  against every node that declares the parameter
-``*.xml``, ``*.rviz``            skipped, with a note
+``*.rviz``                       rviz2 display configuration: displays and tools parsed,
+                                 each with a class and a topic (sitebot.viz.rviz_config)
+``*_users.yaml``                 web console users (roles, salted PBKDF2 password hashes)
+``*.xml``                        skipped, with a note
 ==============================  ====================================================
 
 (``.yml`` is accepted wherever ``.yaml`` is.)  A file named on the command line whose
@@ -63,10 +66,11 @@ __all__ = ["main", "check_file", "classify", "CheckResult", "ACCEPTED_KINDS"]
 ACCEPTED_KINDS = ("*.urdf / *.xacro / *.urdf.xacro (robot description), *.world.yaml "
                   "(world), *.site.yaml (site registry), *.launch.yaml (launch), "
                   "parameter files (*.yaml under config/ or with 'ros__parameters'); "
-                  "*.xml and *.rviz are skipped")
+                  "*.rviz (rviz2 configuration), *_users.yaml (web console users); "
+                  "*.xml is skipped")
 
 _YAML = (".yaml", ".yml")
-_SKIPPED = {".xml": "XML file, not checked", ".rviz": "RViz configuration, not checked"}
+_SKIPPED = {".xml": "XML file, not checked"}
 _XACRO_NS = "{http://www.ros.org/wiki/xacro}"
 _XACRO_LIBRARY_TAGS = {_XACRO_NS + t for t in ("macro", "property", "arg", "include")}
 _WILDCARDS = ("**", "*")
@@ -111,8 +115,12 @@ def classify(path: Path) -> str | None:
         return "site"
     if _has_suffix(name, ".launch"):
         return "launch"
+    if _has_suffix(name, "_users"):
+        return "users"
     if name.endswith(_YAML):
         return "params" if "config" in path.parent.parts else "yaml"
+    if path.suffix == ".rviz":
+        return "rviz"
     if path.suffix in _SKIPPED:
         return "skip"
     return None
@@ -489,7 +497,23 @@ def _yaml_value(text: str) -> Any:
         return text
 
 
+def _check_rviz(path: Path) -> str:
+    from .viz.rviz_config import load_rviz_config
+    cfg = load_rviz_config(path)
+    return (f"rviz2 config: {len(cfg.displays)} displays, {len(cfg.tools)} tools, fixed "
+            f"frame '{cfg.fixed_frame}'")
+
+
+def _check_users(path: Path) -> str:
+    from .console.auth import load_users
+    store = load_users(path)
+    roles = sorted({u.role for u in store.users.values()})
+    return f"console users: {len(store)} ({', '.join(roles)})"
+
+
 _CHECKERS: dict[str, Callable[[Path], str]] = {
+    "users": _check_users,
+    "rviz": _check_rviz,
     "urdf": _check_urdf,
     "xacro": _check_xacro,
     "world": _check_world,

@@ -55,6 +55,11 @@ def _cmd_eval(argv: list[str]) -> int:
     return eval_main(argv)
 
 
+def _cmd_console(argv: list[str]) -> int:
+    from .console.cli import main as console_main
+    return console_main(argv)
+
+
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "launch": (_cmd_launch, "run a ROS 2 YAML launch file (nodes as separate processes)"),
     "demo": (_cmd_demo, "run a full simulated mission from an English instruction, headless"),
@@ -63,6 +68,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "plan": (_cmd_plan, "turn a plain-English instruction into a validated task plan"),
     "regress": (_cmd_regress, "run scenario suites headless (JUnit, HTML report, MCAP bags)"),
     "eval": (_cmd_eval, "evaluate perception, localization or the planner against ground truth"),
+    "console": (_cmd_console, "serve the web console (map, camera, e-stop, teleop, instructions)"),
 }
 
 

@@ -32,6 +32,9 @@ NODE_SCHEMAS: dict[str, str] = {
     "arm_planner": "sitebot.nodes.arm_planner:SCHEMA",
     "task_planner": "sitebot.nodes.task_planner:SCHEMA",
     "task_executor": "sitebot.nodes.task_executor:SCHEMA",
+    "web_console": "sitebot.nodes.web_console:SCHEMA",
+    "teleop_relay": "sitebot.nodes.teleop_relay:SCHEMA",
+    "site_viz": "sitebot.nodes.site_viz:SCHEMA",
 }
 
 _CACHE: dict[str, tuple["ParamSpec", ...]] = {}

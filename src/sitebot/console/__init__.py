@@ -1,0 +1,16 @@
+"""The web console's core (no rclpy): authentication, roles, message validation, rate
+limits, the teleop deadman arbiter, the state store and the asyncio HTTP + WebSocket server.
+
+The ROS side is one thin bridge, :mod:`sitebot.nodes.web_console`; the server only talks to
+a bridge object (:class:`sitebot.console.server.Bridge`), so everything here runs and is
+tested without a ROS graph.  See docs/console.md.
+"""
+from .auth import (PERMISSIONS, ROLES, AuthError, LoginLimiter, User, UserStore,
+                   hash_password, load_users, permitted, verify_password)
+from .protocol import ProtocolError, parse_message
+from .ratelimit import Throttle, TokenBucket
+from .teleop import TeleopArbiter
+
+__all__ = ["PERMISSIONS", "ROLES", "AuthError", "LoginLimiter", "User", "UserStore",
+           "hash_password", "load_users", "permitted", "verify_password", "ProtocolError",
+           "parse_message", "Throttle", "TokenBucket", "TeleopArbiter"]

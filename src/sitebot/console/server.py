@@ -1,0 +1,516 @@
+"""The console's server: the page over plain HTTP and the WebSocket on one port (asyncio,
+``websockets``; no rclpy).
+
+It talks to the robot only through a :class:`Bridge` (the ROS side implements it in
+:mod:`sitebot.nodes.web_console`; tests use a recording double).  The bridge writes what
+the robot sees into :attr:`ConsoleServer.store` and answers commands; its blocking calls
+(services) run in worker threads, so the event loop never waits on ROS.
+
+Per connection: a session (user, role, token), a token bucket for incoming commands (the
+emergency stop and the teleop release are never refused for rate), a throttled sender of
+changed state sections, and its share of the teleop arbiter: release, silence longer than
+the deadman timeout, and a closed connection all send a stop.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import itertools
+import json
+import logging
+import math
+import mimetypes
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any, Callable
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from .auth import PERMISSIONS, LoginLimiter, UserStore, permitted
+from .protocol import ProtocolError, clamp_twist, parse_message
+from .ratelimit import Throttle, TokenBucket
+from .state import PlanBook, StateStore
+from .teleop import TeleopArbiter
+
+__all__ = ["Bridge", "ServerConfig", "ConsoleServer", "STATIC_DIR"]
+
+STATIC_DIR = Path(__file__).parent / "static"
+_STATIC_FILES = ("index.html", "console.js", "console.css")
+_log = logging.getLogger("sitebot.console")
+
+
+class Bridge:
+    """What the server needs from the robot.  Blocking methods return (ok, message)."""
+
+    def estop(self, user: str) -> tuple[bool, str]:
+        raise NotImplementedError
+
+    def reset(self, user: str) -> tuple[bool, str]:
+        raise NotImplementedError
+
+    def set_mode(self, mode: str, user: str) -> tuple[bool, str]:
+        raise NotImplementedError
+
+    def teleop(self, v: float, w: float) -> None:
+        """One held-pad command: the twist with the deadman pressed (must not block)."""
+        raise NotImplementedError
+
+    def teleop_stop(self) -> None:
+        """Zero twist and deadman released (must not block)."""
+        raise NotImplementedError
+
+    def instruct(self, request_id: str, text: str, role: str, in_reply_to: str) -> None:
+        raise NotImplementedError
+
+    def run_plan(self, plan_id: str, confirmed: bool, user: str) -> tuple[bool, str]:
+        raise NotImplementedError
+
+    def cancel(self, user: str) -> tuple[bool, str]:
+        raise NotImplementedError
+
+    def confirm(self, plan_id: str, yes: bool, user: str) -> tuple[bool, str]:
+        raise NotImplementedError
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    state_rate_hz: float = 10.0
+    camera_rate_hz: float = 2.0
+    slow_period_s: float = 1.0            # audit tail, gauges, events
+    max_linear_mps: float = 0.5
+    max_angular_radps: float = 1.0
+    deadman_timeout_s: float = 0.3
+    teleop_tick_hz: float = 20.0
+    command_rate_hz: float = 25.0
+    command_burst: float = 40.0
+    max_message_bytes: int = 4096
+    login_max_failures: int = 5
+    login_window_s: float = 60.0
+    check_origin: bool = True
+    slow_sections: tuple[str, ...] = ("audit", "gauges", "events")
+
+
+@dataclass
+class Session:
+    cid: str
+    remote: str
+    bucket: TokenBucket
+    throttle: Throttle
+    user: str | None = None
+    role: str | None = None
+    token: str | None = None
+    seen: dict = field(default_factory=dict)
+    errors_logged_at: float = -math.inf
+    errors_suppressed: int = 0
+
+
+class ConsoleServer:
+    """``await run(stop_event)`` serves until the event is set (or :meth:`stop`)."""
+
+    def __init__(self, bridge: Bridge, users: UserStore, config: ServerConfig | None = None,
+                 *, map_data: dict | None = None, clock: Callable[[], float] = time.monotonic,
+                 log: Callable[[str, str], None] | None = None,
+                 audit: Callable[..., None] | None = None) -> None:
+        self.bridge = bridge
+        self.users = users
+        self.config = config or ServerConfig()
+        self.map_data = map_data or {}
+        self.clock = clock
+        self._log = log or (lambda level, text: _log.log(getattr(logging, level.upper(),
+                                                                 logging.INFO), text))
+        self._audit = audit
+        self.store = StateStore()
+        self.plans = PlanBook()
+        self.teleop = TeleopArbiter(self.config.deadman_timeout_s)
+        self.limiter = LoginLimiter(self.config.login_max_failures, self.config.login_window_s)
+        self.sessions: dict[str, Session] = {}
+        self.port: int | None = None
+        self.ready = threading.Event()
+        self.counts = {"connections": 0, "logins": 0, "login_failures": 0,
+                       "protocol_errors": 0, "rate_limited": 0, "forbidden": 0,
+                       "teleop_stops": 0}
+        self._ids = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._plans_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ plumbing
+    def log(self, level: str, text: str) -> None:
+        try:
+            self._log(level, text)
+        except Exception:  # noqa: BLE001 - logging never takes the server down
+            pass
+
+    def audit(self, event: str, **fields: Any) -> None:
+        if self._audit is not None:
+            try:
+                self._audit(event, **fields)
+            except Exception:  # noqa: BLE001
+                pass
+        self._event(f"{event}: " + ", ".join(f"{k}={v}" for k, v in fields.items()))
+
+    def _event(self, text: str) -> None:
+        events = list(self.store.get("events", []))
+        events.append({"t": round(time.time(), 3), "text": text[:300]})
+        self.store.set("events", events[-40:])
+
+    def stop(self) -> None:
+        """Thread-safe: stop serving."""
+        if self._loop is not None and self._stop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:            # the loop already ended
+                pass
+
+    def post_plan(self, plan: dict) -> None:
+        """Thread-safe (the bridge's thread): a planner answer arrived."""
+        with self._plans_lock:
+            self.plans.answer(plan)
+            self.store.set("plans", self.plans.recent())
+
+    # ------------------------------------------------------------------ HTTP
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        origin = request.headers.get("Origin")
+        if path == "/ws":
+            if self.config.check_origin and origin is not None:
+                host = request.headers.get("Host", "")
+                if origin.split("://", 1)[-1] != host:
+                    self.log("warning", f"websocket from origin {origin!r} refused "
+                                        f"(host {host!r})")
+                    return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
+            if "upgrade" not in request.headers.get("Connection", "").lower():
+                return connection.respond(HTTPStatus.UPGRADE_REQUIRED,
+                                          "WebSocket endpoint\n")
+            return None
+        name = "index.html" if path in ("/", "/index.html") else path.lstrip("/")
+        if name not in _STATIC_FILES:
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        try:
+            body = (STATIC_DIR / name).read_bytes()
+        except OSError:
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        if ctype.startswith("text/") or ctype.endswith("javascript"):
+            ctype += "; charset=utf-8"
+        headers = Headers([
+            ("Content-Type", ctype), ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"),
+            ("X-Frame-Options", "DENY"), ("Referrer-Policy", "no-referrer"),
+            ("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; "
+                                        "connect-src 'self' ws: wss:; frame-ancestors 'none'"),
+        ])
+        return Response(200, "OK", headers, body)
+
+    # ------------------------------------------------------------------ serving
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = stop or asyncio.Event()
+        c = self.config
+        async with serve(self.handler, c.host, c.port, process_request=self.process_request,
+                         max_size=2 ** 20, max_queue=32, ping_interval=5, ping_timeout=10,
+                         close_timeout=2,
+                         compression=None) as server:
+            socks = server.sockets
+            self.port = socks[0].getsockname()[1] if socks else c.port
+            tick = asyncio.create_task(self._teleop_loop())
+            self.ready.set()
+            self.log("info", f"web console on http://{c.host}:{self.port}/")
+            try:
+                await self._stop.wait()
+            finally:
+                tick.cancel()
+                if self.teleop.active:
+                    self.teleop.release(self.teleop.holder, "server stopping")
+                    self._send_stop("server stopping")
+
+    def _send_stop(self, reason: str) -> None:
+        self.counts["teleop_stops"] += 1
+        try:
+            self.bridge.teleop_stop()
+        except Exception as e:  # noqa: BLE001
+            self.log("error", f"teleop stop failed: {e}")
+        self.audit("teleop_stop", reason=reason)
+
+    async def _teleop_loop(self) -> None:
+        period = 1.0 / self.config.teleop_tick_hz
+        while True:
+            act = self.teleop.tick(self.clock())
+            if act is not None:
+                if act.kind == "drive":
+                    self._guarded(self.bridge.teleop, act.v, act.w)
+                else:
+                    self.log("warning", f"teleop stopped: {act.reason}")
+                    self._send_stop(act.reason)
+            await asyncio.sleep(period)
+
+    def _guarded(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001
+            self.log("error", f"bridge {getattr(fn, '__name__', fn)} failed: {e}")
+
+    async def handler(self, ws: ServerConnection) -> None:
+        c = self.config
+        remote = str(ws.remote_address[0]) if ws.remote_address else "?"
+        cid = f"c{next(self._ids)}"
+        s = Session(cid, remote, TokenBucket(c.command_rate_hz, c.command_burst),
+                    Throttle({"camera": 1.0 / c.camera_rate_hz,
+                              **{k: c.slow_period_s for k in c.slow_sections}},
+                             1.0 / c.state_rate_hz))
+        self.sessions[cid] = s
+        self.counts["connections"] += 1
+        sender = asyncio.create_task(self._sender(ws, s))
+        try:
+            async for raw in ws:
+                await self._on_message(ws, s, raw)
+        except ConnectionClosed as e:
+            if e.rcvd is not None and e.rcvd.code == 1009:
+                self.log("warning", f"{cid} ({remote}): closed: message over the size limit")
+        finally:
+            sender.cancel()
+            self.sessions.pop(cid, None)
+            act = self.teleop.release(cid, "connection closed")
+            if act is not None:
+                self.log("warning", f"{cid} ({s.user}): connection closed while driving: stop")
+                self._send_stop("connection closed")
+            if s.user:
+                self.audit("disconnect", user=s.user, client=cid)
+
+    async def _sender(self, ws: ServerConnection, s: Session) -> None:
+        period = 1.0 / self.config.state_rate_hz
+        try:
+            while True:
+                await asyncio.sleep(period)
+                if s.token is None:
+                    continue
+                changed = self.store.changed(s.seen, s.throttle, self.clock())
+                if changed:
+                    await ws.send(json.dumps({"type": "state", **changed},
+                                             separators=(",", ":"), allow_nan=False))
+        except (ConnectionClosed, asyncio.CancelledError):
+            pass
+        except Exception as e:  # noqa: BLE001 - a bad section must not kill the sender
+            self.log("error", f"{s.cid}: state not sent: {type(e).__name__}: {e}")
+
+    async def _send(self, ws: ServerConnection, obj: dict) -> None:
+        try:
+            await ws.send(json.dumps(obj, separators=(",", ":"), allow_nan=False))
+        except ConnectionClosed:
+            pass
+
+    async def _error(self, ws, s: Session, text: str, mid: Any = None,
+                     counter: str = "protocol_errors") -> None:
+        self.counts[counter] = self.counts.get(counter, 0) + 1
+        now = self.clock()
+        if now - s.errors_logged_at >= 1.0:
+            extra = f" (+{s.errors_suppressed} more)" if s.errors_suppressed else ""
+            self.log("warning", f"{s.cid} ({s.remote}, {s.user or 'not logged in'}): "
+                                f"{text}{extra}")
+            s.errors_logged_at, s.errors_suppressed = now, 0
+        else:
+            s.errors_suppressed += 1
+        out = {"type": "error", "message": text}
+        if mid is not None:
+            out["id"] = mid
+        await self._send(ws, out)
+
+    async def _reply(self, ws, cmd: dict, ok: bool, message: str, **extra: Any) -> None:
+        out = {"type": "reply", "cmd": cmd["type"], "ok": bool(ok), "message": message, **extra}
+        if "id" in cmd:
+            out["id"] = cmd["id"]
+        await self._send(ws, out)
+
+    # ------------------------------------------------------------------ commands
+    async def _on_message(self, ws, s: Session, raw: Any) -> None:
+        try:
+            cmd = parse_message(raw, self.config.max_message_bytes)
+        except ProtocolError as e:
+            await self._error(ws, s, f"rejected: {e}")
+            return
+        kind = cmd["type"]
+        now = self.clock()
+        if kind not in ("estop", "teleop_stop") and not s.bucket.take(now):
+            await self._error(ws, s, f"rate limited: {kind} refused (at most "
+                                     f"{self.config.command_rate_hz:g} commands/s)",
+                              cmd.get("id"), "rate_limited")
+            return
+        if kind == "ping":
+            await self._reply(ws, cmd, True, "pong")
+            return
+        if kind == "login":
+            await self._login(ws, s, cmd)
+            return
+        if s.token is None or not hmac.compare_digest(str(cmd.get("token", "")), s.token):
+            await self._error(ws, s, f"{kind}: not authenticated (log in first)", cmd.get("id"),
+                              "forbidden")
+            return
+        action = {"logout": "watch", "teleop_stop": "teleop", "answer": "instruct"}.get(kind,
+                                                                                         kind)
+        if not permitted(s.role, action):
+            allowed = sorted(PERMISSIONS.get(action, ()))
+            await self._error(ws, s, f"{kind}: not permitted for role {s.role} "
+                                     f"(needs {', '.join(allowed)})", cmd.get("id"), "forbidden")
+            return
+        try:
+            await getattr(self, f"_cmd_{kind}")(ws, s, cmd)
+        except Exception as e:  # noqa: BLE001 - one failed command never stops the server
+            self.log("error", f"{s.cid}: {kind} failed: {type(e).__name__}: {e}")
+            await self._reply(ws, cmd, False, f"{kind} failed: {e}")
+
+    async def _login(self, ws, s: Session, cmd: dict) -> None:
+        keys = (f"addr:{s.remote}", f"user:{cmd['user']}")
+        ok, retry = self.limiter.allowed(keys, self.clock())
+        if not ok:
+            self.counts["login_failures"] += 1
+            await self._error(ws, s, f"too many failed logins: retry in {math.ceil(retry)} s",
+                              cmd.get("id"), "login_failures")
+            return
+        user = await asyncio.to_thread(self.users.authenticate, cmd["user"], cmd["password"])
+        if user is None:
+            self.limiter.failure(keys, self.clock())
+            self.counts["login_failures"] += 1
+            self.audit("login_failed", user=cmd["user"][:64], remote=s.remote)
+            await self._error(ws, s, "invalid user name or password", cmd.get("id"),
+                              "login_failures")
+            return
+        self.limiter.success(keys)
+        act = self.teleop.release(s.cid, "new login")
+        if act is not None:
+            self._send_stop("new login")
+        s.user, s.role, s.token = user.name, user.role, secrets.token_urlsafe(24)
+        s.seen = {}
+        self.counts["logins"] += 1
+        self.audit("login", user=user.name, role=user.role, remote=s.remote, client=s.cid)
+        c = self.config
+        await self._send(ws, {"type": "welcome", "token": s.token, "user": user.name,
+                              "role": user.role,
+                              "permissions": sorted(a for a in PERMISSIONS
+                                                    if permitted(user.role, a)),
+                              "limits": {"max_linear_mps": c.max_linear_mps,
+                                         "max_angular_radps": c.max_angular_radps,
+                                         "teleop_period_s": 0.1,
+                                         "deadman_timeout_s": c.deadman_timeout_s}})
+        await self._send(ws, {"type": "map", **self.map_data})
+
+    async def _cmd_logout(self, ws, s: Session, cmd: dict) -> None:
+        if self.teleop.release(s.cid, "logout") is not None:
+            self._send_stop("logout")
+        self.audit("logout", user=s.user)
+        s.user = s.role = s.token = None
+        await self._reply(ws, cmd, True, "logged out")
+
+    async def _cmd_estop(self, ws, s: Session, cmd: dict) -> None:
+        if self.teleop.active:
+            self.teleop.release(self.teleop.holder, "emergency stop")
+            self._send_stop("emergency stop")
+        self.audit("estop", user=s.user, role=s.role)
+        ok, msg = await asyncio.to_thread(self.bridge.estop, s.user)
+        await self._reply(ws, cmd, ok, msg)
+
+    async def _cmd_reset(self, ws, s: Session, cmd: dict) -> None:
+        ok, msg = await asyncio.to_thread(self.bridge.reset, s.user)
+        self.audit("reset", user=s.user, ok=ok, message=msg)
+        await self._reply(ws, cmd, ok, msg if ok else f"reset refused: {msg}")
+
+    async def _cmd_mode(self, ws, s: Session, cmd: dict) -> None:
+        if cmd["mode"] == "automatic" and self.teleop.active:
+            self.teleop.release(self.teleop.holder, "mode change")
+            self._send_stop("mode change")
+        ok, msg = await asyncio.to_thread(self.bridge.set_mode, cmd["mode"], s.user)
+        self.audit("mode", user=s.user, mode=cmd["mode"], ok=ok)
+        await self._reply(ws, cmd, ok, msg)
+
+    async def _cmd_teleop(self, ws, s: Session, cmd: dict) -> None:
+        v, w = clamp_twist(cmd["v"], cmd["w"], self.config.max_linear_mps,
+                           self.config.max_angular_radps)
+        first = self.teleop.holder != s.cid
+        ok, reason = self.teleop.command(s.cid, v, w, self.clock())
+        if not ok:
+            await self._error(ws, s, f"teleop refused: {reason}", cmd.get("id"), "forbidden")
+            return
+        if first:
+            self.audit("teleop_start", user=s.user)
+            safety = self.store.get("safety") or {}
+            if safety.get("mode_requested", safety.get("mode")) != "manual":
+                asyncio.get_running_loop().run_in_executor(
+                    None, self.bridge.set_mode, "manual", s.user or "")
+            self._guarded(self.bridge.teleop, v, w)
+
+    async def _cmd_teleop_stop(self, ws, s: Session, cmd: dict) -> None:
+        if self.teleop.release(s.cid, "released") is not None:
+            self._send_stop("pad released")
+
+    async def _cmd_instruct(self, ws, s: Session, cmd: dict, in_reply_to: str = "") -> None:
+        text = cmd["text"].strip()
+        if not text:
+            await self._reply(ws, cmd, False, "empty instruction")
+            return
+        rid = f"console-{secrets.token_hex(4)}-{next(self._ids)}"
+        with self._plans_lock:
+            self.plans.request(rid, s.user or "", s.role or "", text, self.clock(), in_reply_to)
+        self.audit("instruct", user=s.user, role=s.role, request_id=rid, text=text,
+                   in_reply_to=in_reply_to)
+        await asyncio.to_thread(self.bridge.instruct, rid, text, s.role or "operator",
+                                in_reply_to)
+        await self._reply(ws, cmd, True, "sent to the planner", request_id=rid)
+
+    async def _cmd_answer(self, ws, s: Session, cmd: dict) -> None:
+        plan = self.plans.get(cmd["in_reply_to"])
+        if plan is None or plan.get("status") != "clarify":
+            await self._reply(ws, cmd, False, f"no open question {cmd['in_reply_to']!r}")
+            return
+        await self._cmd_instruct(ws, s, cmd, in_reply_to=cmd["in_reply_to"])
+
+    async def _cmd_run(self, ws, s: Session, cmd: dict) -> None:
+        plan = self.plans.get(cmd["plan_id"])
+        if plan is None:
+            await self._reply(ws, cmd, False, f"unknown plan {cmd['plan_id']!r}")
+            return
+        if plan.get("status") != "ok":
+            await self._reply(ws, cmd, False, f"plan {cmd['plan_id']} is a "
+                                              f"{plan.get('status')}, not a runnable plan")
+            return
+        confirmed = False
+        if plan.get("high_risk"):
+            if not permitted(s.role, "high_risk"):
+                await self._error(ws, s, "run: the plan has high-risk steps (operate_valve): "
+                                         "a supervisor must authorise it", cmd.get("id"),
+                                  "forbidden")
+                return
+            if not cmd.get("confirm_high_risk"):
+                await self._reply(ws, cmd, False, "the plan has high-risk steps: confirm them "
+                                                  "first")
+                return
+            confirmed = True
+        if self.teleop.active:
+            self.teleop.release(self.teleop.holder, "plan started")
+            self._send_stop("plan started")
+        safety = self.store.get("safety") or {}
+        if safety.get("mode_requested", safety.get("mode")) == "manual":
+            await asyncio.to_thread(self.bridge.set_mode, "automatic", s.user or "")
+        ok, msg = await asyncio.to_thread(self.bridge.run_plan, cmd["plan_id"], confirmed,
+                                          s.user or "")
+        self.audit("run", user=s.user, plan_id=cmd["plan_id"], confirmed=confirmed, ok=ok,
+                   message=msg)
+        await self._reply(ws, cmd, ok, msg)
+
+    async def _cmd_cancel(self, ws, s: Session, cmd: dict) -> None:
+        ok, msg = await asyncio.to_thread(self.bridge.cancel, s.user or "")
+        self.audit("cancel", user=s.user, ok=ok)
+        await self._reply(ws, cmd, ok, msg)
+
+    async def _cmd_confirm(self, ws, s: Session, cmd: dict) -> None:
+        ok, msg = await asyncio.to_thread(self.bridge.confirm, cmd["plan_id"],
+                                          cmd["answer"] == "yes", s.user or "")
+        self.audit("confirm", user=s.user, plan_id=cmd["plan_id"], answer=cmd["answer"])
+        await self._reply(ws, cmd, ok, msg)
