@@ -11,7 +11,7 @@ import pytest
 from sitebot.arm.bench import bench_scene
 from sitebot.arm.collision import BOX, CYLINDER, Primitive, box_primitive, covering_spheres
 from sitebot.arm.config import parse_named_poses
-from sitebot.arm.kinematics import pose_matrix, rpy_matrix
+from sitebot.arm.kinematics import matrix_to_quat, pose_matrix, rpy_matrix
 from sitebot.arm.motion import (CODE_INVALID_GOAL, CODE_NO_IK, ArmMotion, GoalRejected)
 from sitebot.arm.planner import path_length
 from sitebot.arm.timing import TimingError, time_parameterize
@@ -105,8 +105,11 @@ def test_checker_finds_known_collisions(motion) -> None:
     assert why is not None and "mast" in why
     # folded so that the gripper reaches into the chassis
     assert not chk.is_valid(np.array([0.0, 0.35, 2.45, 0.0, 0.3, 0.0]))
-    # the bench is in the way of 'reach' here; a box on the camera_view pose's gripper
-    assert "tool_bench_top" in chk.explain(motion.named["reach"])
+    # the tool trolley (0.5 m high, 0.65 m ahead) is in the way of a reach down to 0.4 m;
+    # a box on the camera_view pose's gripper
+    down = motion.kin.ik((0.9, 0.0, 0.40))
+    assert down.ok and "tool_bench_top" in chk.explain(down.q)
+    assert chk.explain(motion.named["reach"]) is None       # straight ahead above it
     q = motion.named["camera_view"]
     assert chk.is_valid(q)
     tcp = motion.kin.tcp_pose(q)[:3, 3]
@@ -159,6 +162,48 @@ def test_goal_in_collision_and_blocked_start_are_refused(motion) -> None:
     assert e.value.code == CODE_INVALID_GOAL and "norm" in e.value.reason
     with pytest.raises(GoalRejected):
         motion.plan([0.0] * 6, motion.named["stow"], velocity_scale=1.5)
+
+
+def test_the_object_to_grasp_is_exempt_only_for_its_own_goal() -> None:
+    """A perceived 5 cm tool box on an open floor spot: a grasp goal inside it is allowed
+    (the box left out of the scene while that goal is planned); a named goal afterwards
+    checks against it again, and a goal 10 cm away from the box does not exempt it."""
+    m = ArmMotion({"seed": 3})
+    tool = ((0.55, 0.0, 0.30), (0.05, 0.22, 0.05))
+    assert m.set_obstacles([tool]) == 1
+    down = np.array(rpy_matrix(math.pi, 0.0, math.pi / 2))
+    quat = matrix_to_quat(down)
+    q = m.joint_goal(ee_position=(0.55, 0.0, 0.31), ee_orientation=quat)
+    assert m.exempt == ["obstacle:0"]
+    assert m.checker.is_valid(q)                  # planned without the tool in the scene
+    m.joint_goal(named_pose="stow")
+    assert m.exempt == [] and not m.checker.is_valid(q)   # the tool is back
+    with pytest.raises(GoalRejected):
+        m.joint_goal(ee_position=(0.62, 0.0, 0.31), ee_orientation=quat)   # 4.5 cm off
+    assert m.exempt == []
+
+
+def test_a_start_a_hair_in_collision_is_repaired_a_deep_one_refused() -> None:
+    """Fingers closed on a tool that lies on a table measure a few mm inside the table's
+    box: the plan first moves to a valid state within 0.06 rad, then on; a start deep in
+    the box is still refused."""
+    m = ArmMotion({"seed": 3})
+    q = m.named["ready"]
+    tcp = m.kin.tcp_pose(q)[:3, 3]
+
+    def table(top: float):
+        m.set_obstacles([((tcp[0], 0.0, top - 0.2), (0.3, 0.3, 0.4))])
+        return m.checker.is_valid(q)
+    tops = np.arange(tcp[2] - 0.2, tcp[2] + 0.05, 0.001)
+    first = next(t for t in tops if not table(t))          # the table first touches
+    assert table(first + 0.002) is False                   # 2 mm inside
+    res = m.planner.plan(q, m.named["stow"])
+    assert res.ok and "start repaired" in res.reason
+    assert np.allclose(res.path[0], q) and np.abs(res.path[1] - q).max() <= 0.06 + 1e-9
+    assert m.checker.is_valid(res.path[1])
+    table(first + 0.10)                                    # 10 cm inside
+    res = m.planner.plan(q, m.named["stow"])
+    assert not res.ok and "start in collision" in res.reason
 
 
 def _check_limits(tr, vmax, amax, jmax) -> None:

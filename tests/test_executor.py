@@ -34,6 +34,9 @@ class ScriptedPorts:
     gripper_reached: float = 0.02
     calls: list[str] = field(default_factory=list)
     pose: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    approach_limit_m: float = 10.0
+    gripper_opens: bool = True
+    arm_goals: list = field(default_factory=list)
 
     def now(self) -> float:
         return self.t
@@ -58,6 +61,15 @@ class ScriptedPorts:
             self.pose = (p.x, p.y, p.yaw)
         return MotionResult(code, "corridor blocked" if code == "blocked" else "")
 
+    def approach(self, distance_m: float, timeout_s: float):
+        """Drives straight at 0.08 m/s, stopping short at ``approach_limit_m`` forward."""
+        d = min(distance_m, self.approach_limit_m) if distance_m > 0 else distance_m
+        self.calls.append(f"approach:{d:+.2f}")
+        self.t += abs(d) / 0.08
+        x, y, yaw = self.pose
+        self.pose = (x + d * math.cos(yaw), y + d * math.sin(yaw), yaw)
+        return MotionResult("succeeded", f"after {d:+.2f} m"), d
+
     def move_arm_named(self, name: str, timeout_s: float) -> MotionResult:
         self.calls.append(f"arm:{name}")
         self.t += 2.0
@@ -65,11 +77,14 @@ class ScriptedPorts:
 
     def move_arm_pose(self, xyz, rpy, timeout_s) -> MotionResult:
         self.calls.append("arm:pose")
+        self.arm_goals.append((tuple(xyz), tuple(rpy), self.pose))
         self.t += 2.0
         return MotionResult(self.arm_code)
 
     def set_gripper(self, opening_m: float, timeout_s: float):
         self.calls.append(f"gripper:{opening_m:g}")
+        if not self.gripper_opens:
+            return 0.0
         return max(opening_m, self.gripper_reached) if opening_m < 0.01 else opening_m
 
     def gauge_readings(self, asset_id: str, since_s: float):
@@ -84,7 +99,7 @@ class ScriptedPorts:
         return True
 
     def object_position(self, object_id: str):
-        return (-6.3, 13.45, 0.825)
+        return REG.object(object_id).pose
 
     def save_image(self, name: str):
         self.calls.append(f"image:{name}")
@@ -215,6 +230,68 @@ def test_pick_and_place_track_the_held_object() -> None:
     place_only = plan(("navigate_to", {"place": "t2_bay"}), ("place", {"place": "t2_bay"}))
     res = PlanRunner(REG, ScriptedPorts()).run(place_only)
     assert res.code is ResultCode.FAILED and "nothing in the gripper" in res.reason
+
+
+def test_pick_closes_in_grips_across_the_tool_and_backs_out() -> None:
+    """The tool lies 0.87 m ahead of the bench place: the pick drives 0.32 m closer (to
+    0.55 m), grasps with the fingers across the tool's long axis (grasp_yaw 0 -> tool x
+    along map x), and backs out by exactly what it drove."""
+    ports = ScriptedPorts()
+    p = plan(("navigate_to", {"place": "tool_bench"}), ("pick", {"object": "voltage_detector"}))
+    res = PlanRunner(REG, ports).run(p)
+    assert res.code is ResultCode.SUCCEEDED, res.reason
+    moves = [c for c in ports.calls if c.startswith("approach:")]
+    assert moves == ["approach:+0.32", "approach:-0.32"]
+    bench = REG.place("tool_bench").pose
+    assert ports.pose[:2] == pytest.approx((bench.x, bench.y), abs=1e-6)
+    (gx, gy, gz), (r, pitch, yaw), at = ports.arm_goals[0]
+    assert (gx, gy, gz) == pytest.approx((-6.1, 13.27, 0.525 + 0.015 + 0.15))
+    assert at[1] == pytest.approx(bench.y + 0.32, abs=1e-5)        # grasped from closer
+    assert abs(math.remainder(yaw, math.pi)) < 1e-9                  # tool x along map x
+    # stopped short by the laser gap: grasps from where it got to, still backs out that much
+    short = ScriptedPorts(approach_limit_m=0.2)
+    res = PlanRunner(REG, short).run(p)
+    assert res.code is ResultCode.SUCCEEDED, res.reason
+    assert [c for c in short.calls if c.startswith("approach:")] == ["approach:+0.20",
+                                                                     "approach:-0.20"]
+    # a missed grasp still backs out (the robot never stays wedged against the bench)
+    missed = ScriptedPorts(gripper_reached=0.0)
+    res = PlanRunner(REG, missed, ExecutorConfig(max_attempts=1)).run(p)
+    assert res.code is ResultCode.FAILED
+    assert [c for c in missed.calls if c.startswith("approach:")] == ["approach:+0.32",
+                                                                      "approach:-0.32"]
+    # fingers that do not open (a refused gripper command): no descent onto the tool
+    stuck = ScriptedPorts(gripper_opens=False)
+    res = PlanRunner(REG, stuck, ExecutorConfig(max_attempts=1)).run(p)
+    assert res.code is ResultCode.FAILED and "gripper did not open" in res.reason
+    assert stuck.arm_goals == []
+
+
+def test_front_gap_and_approach_speed() -> None:
+    from sitebot.executor.approach import (ApproachConfig, approach_distance, approach_speed,
+                                           front_gap)
+    cfg = ApproachConfig()
+    n = 361
+    inc = math.radians(1.0)
+    amin = -math.pi
+    ranges = [math.inf] * n
+    ranges[180] = 0.7            # straight ahead, 0.7 m from a laser 0.24 m ahead of base
+    ranges[90] = 0.2             # 90 deg to the right: outside the corridor ahead
+    assert front_gap(ranges, amin, inc, 30.0, (0.24, 0.0, 0.0), cfg) == \
+        pytest.approx(0.24 + 0.7 - 0.3)
+    assert front_gap([math.nan] * n, amin, inc, 30.0, (0.24, 0.0, 0.0), cfg) == math.inf
+    ranges[0] = 0.8              # straight behind: 0.8 - 0.24 behind the base origin
+    assert front_gap(ranges, amin, inc, 30.0, (0.24, 0.0, 0.0), cfg, backwards=True) == \
+        pytest.approx(0.8 - 0.24 - 0.3)
+    assert approach_speed(0.3, math.inf, cfg) == pytest.approx(0.08)
+    assert approach_speed(-0.3, math.inf, cfg) == pytest.approx(-0.08)
+    assert approach_speed(0.3, 0.2, cfg) == 0.0            # gap used up
+    assert approach_speed(0.005, math.inf, cfg) == 0.0     # within tolerance
+    assert approach_speed(math.nan, math.inf, cfg) == 0.0  # fail safe
+    assert 0.0 < approach_speed(0.02, math.inf, ApproachConfig(decel_mps2=0.1)) < 0.07  # slows
+    assert approach_distance((0.87, 0.1), 0.55, 0.6) == pytest.approx(0.32)
+    assert approach_distance((0.5, 0.0), 0.55, 0.6) == 0.0
+    assert approach_distance((2.0, 0.0), 0.55, 0.6) == 0.6
 
 
 def test_recheck_refuses_forbidden_and_malformed_steps() -> None:

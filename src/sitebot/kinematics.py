@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 __all__ = ["Transform", "rpy_to_quaternion", "quaternion_multiply", "axis_angle_quaternion",
-           "yaw_to_quaternion", "quaternion_to_yaw", "JointTransformer"]
+           "yaw_to_quaternion", "quaternion_to_yaw", "JointTransformer", "planar_frame_pose"]
 
 MOVING = ("revolute", "continuous", "prismatic")
 
@@ -139,3 +139,17 @@ def transform_matrix(t: Transform) -> np.ndarray:
                  [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
     m[:3, 3] = t.translation
     return m
+
+
+def planar_frame_pose(desc: Any, base: str, frame: str) -> tuple[float, float, float]:
+    """(x, y, yaw) of ``frame`` in ``base`` from the description's fixed joints (where a
+    laser or camera sits on the base).  ValueError when a moving joint lies between them."""
+    parent = {t.child: t for t in JointTransformer(desc.joints.values()).static_transforms()}
+    m = np.eye(4)
+    f = frame
+    while f != base:
+        if f not in parent:
+            raise ValueError(f"frame '{frame}' is not fixed to '{base}' in the URDF")
+        m = transform_matrix(parent[f]) @ m
+        f = parent[f].parent
+    return float(m[0, 3]), float(m[1, 3]), math.atan2(m[1, 0], m[0, 0])

@@ -36,10 +36,8 @@ from .world import load_world
 
 __all__ = ["main", "DEFAULT_INSTRUCTION"]
 
-# (pick and place run in the executor and the arm, but the tool bench's tools lie beyond
-# this arm's top-down workspace from where the base can stand: see docs/executor.md)
-DEFAULT_INSTRUCTION = ("read the pressure gauges at the transformers, then inspect transformer "
-                       "T2 and return to the dock")
+DEFAULT_INSTRUCTION = ("read the pressure gauges at the transformers, then bring the voltage "
+                       "detector to the T2 bay and return to the dock")
 #: A reading counts as correct within this fraction of the gauge's full scale
 #: (perception's aim: 2 % on 95 % of reports).
 READING_TOLERANCE_FS = 0.03
@@ -48,6 +46,37 @@ READING_TOLERANCE_FS = 0.03
 def _pose(t: float, msg) -> tuple[float, float, float, float]:
     from .nodes.convert import planar_pose
     return (t, *planar_pose(msg.pose.pose))
+
+
+#: A delivered object counts when its centre lies this close [m] to where 'place' puts it
+#: (``place_forward_m`` ahead of the place pose) and on the floor.
+DELIVERY_TOLERANCE_M = 0.35
+
+
+def check_deliveries(world, steps: list[dict], objects: list[tuple[float, dict]],
+                     place_forward_m: float = 0.6) -> list[dict]:
+    """Each pick-then-place of the report against where the simulator says the object
+    ended up (``objects``: (t, {object id: (x, y, z)}) samples of ``ground_truth/objects``)."""
+    rows, held = [], None
+    first = objects[0][1] if objects else {}
+    last = objects[-1][1] if objects else {}
+    for s in steps:
+        if s["skill"] == "pick" and s["outcome"] == "succeeded":
+            held = s["args"]["object"]
+        elif s["skill"] == "place" and held is not None:
+            place = world.registry.place(s["args"]["place"])
+            want = (place.x + place_forward_m * math.cos(place.yaw),
+                    place.y + place_forward_m * math.sin(place.yaw))
+            end = last.get(held)
+            start = first.get(held)
+            err = math.dist(end[:2], want) if end else math.inf
+            rows.append({"object": held, "place": place.id,
+                         "start": [round(v, 3) for v in start] if start else None,
+                         "end": [round(v, 3) for v in end] if end else None,
+                         "error_m": round(err, 3) if math.isfinite(err) else None,
+                         "ok": bool(end) and err <= DELIVERY_TOLERANCE_M and end[2] < 0.2})
+            held = None
+    return rows
 
 
 def check_readings(world, readings: list[dict]) -> list[dict]:
@@ -88,6 +117,7 @@ def main(argv: list[str]) -> int:
     from nav_msgs.msg import Odometry
     from rosgraph_msgs.msg import Clock
     from std_msgs.msg import String
+    from visualization_msgs.msg import MarkerArray
 
     from sitebot_interfaces.msg import TaskCommand, TaskPlan
 
@@ -119,6 +149,7 @@ def main(argv: list[str]) -> int:
     for topic in ("ground_truth/odom", "odom", "odometry/filtered"):
         rec.subscribe(Odometry, topic)
     rec.subscribe(Clock, "/clock", keep=False)
+    rec.subscribe(MarkerArray, "ground_truth/objects")
     rec.subscribe(TaskPlan, "task/plan", qos=QOS_COMMAND)
     rec.subscribe(String, "task/status", keep=True)
     rec.subscribe(String, "task/confirmation_request", qos=QOS_COMMAND)
@@ -178,6 +209,9 @@ def main(argv: list[str]) -> int:
     finally:
         truth = [_pose(t, m) for t, m in rec.get("ground_truth/odom")]
         filt = [_pose(t, m) for t, m in rec.get("odometry/filtered")]
+        objects = [(t, {mk.text: (mk.pose.position.x, mk.pose.position.y,
+                                  mk.pose.position.z) for mk in m.markers})
+                   for t, m in rec.get("ground_truth/objects")]
         clock = rec.get("/clock")
         sim_time = clock[-1][0] if clock else math.nan
         rec.close()
@@ -203,10 +237,11 @@ def main(argv: list[str]) -> int:
     cv2.imwrite(str(out / "map.png"), draw_map(world, truth, filt, []))
 
     readings = check_readings(world, report["readings"]) if report else []
+    deliveries = check_deliveries(world, report["steps"], objects) if report else []
     loc_err = _localization_error(truth, filt)
     dist = sum(math.dist(p[1:3], q[1:3]) for p, q in zip(truth, truth[1:]))
     ok = (not failure and report is not None and report["result"] == "succeeded"
-          and all(r["ok"] for r in readings))
+          and all(r["ok"] for r in readings) and all(d["ok"] for d in deliveries))
     summary = {
         "world": world.id, "instruction": a.instruction, "role": a.role, "success": ok,
         "failure": failure or (report["reason"] if report and report["result"] != "succeeded"
@@ -215,6 +250,7 @@ def main(argv: list[str]) -> int:
         "result": report["result"] if report else None,
         "steps": report["outcomes"] if report else {},
         "readings": readings,
+        "deliveries": deliveries,
         "safety_events": len(report["safety_events"]) if report else 0,
         "distance_travelled_m": round(dist, 2),
         "localization_error_m": loc_err,
@@ -274,6 +310,9 @@ def _print_summary(summary: dict, report: dict | None, out: Path) -> None:
         for r in summary["readings"]:
             print(f"{r['asset']:<28} {r['value']:>8.3f} {r['truth']:>8.3f} {r['unit']:<6} "
                   f"{100 * r['error_fs']:>10.2f}{'' if r['ok'] else '  <-- wrong'}")
+    for d in summary["deliveries"]:
+        print(f"\ndelivered {d['object']} to {d['place']}: ended at {d['end']}, "
+              f"{d['error_m']} m from the drop point{'' if d['ok'] else '  <-- wrong'}")
     le = summary["localization_error_m"]
     print(f"\nresult: {summary['result']}; {summary['distance_travelled_m']} m driven, "
           f"{summary['sim_time_s']} s simulated in {summary['wall_time_s']} s wall "
@@ -282,5 +321,5 @@ def _print_summary(summary: dict, report: dict | None, out: Path) -> None:
           + (f"; localization error RMS {le['rms']} m, max {le['max']} m" if le else "")
           + f"\noutputs in {out}")
     if not summary["success"]:
-        print(f"demo FAILED: {summary['failure'] or 'a reading is outside tolerance'}",
+        print(f"demo FAILED: {summary['failure'] or 'a reading or a delivery is wrong'}",
               file=sys.stderr)

@@ -15,7 +15,8 @@ File format (YAML, all coordinates in the registry's ``frame``, metres and radia
     assets:  [{id, name, kind, aliases, place, gauge: {unit, min_value, max_value},
                fiducial: <AprilTag 36h11 id>, description}]
     objects: [{id, name, kind, aliases, place, description,
-               pose: [x, y, z]}]      # optional: where it is kept (a tool-board slot)
+               pose: [x, y, z],       # optional: where it is kept (a tool-board slot)
+               grasp_yaw: <rad>}]     # optional: heading of its long axis (grip across it)
     zones:   [{id, name, kind, polygon: [[x, y], ..], max_speed: <m/s>, roles: [..],
                aliases, description}]
     routes:  [{id, name, aliases, waypoints: [<place id>, ..], loop: <bool>}]
@@ -176,6 +177,7 @@ class SiteObject:
     place: str
     description: str = ""
     pose: tuple[float, float, float] | None = None
+    grasp_yaw: float | None = None      # heading [rad] of its long axis: grip across it
 
 
 @dataclass(frozen=True)
@@ -481,7 +483,7 @@ _MARKER_KEYS = ("tag", "size", "pose")
 _PLACE_KEYS = ("id", "name", "aliases", "pose")
 _ASSET_KEYS = ("id", "name", "kind", "aliases", "place", "gauge", "fiducial", "description")
 _GAUGE_KEYS = ("unit", "min_value", "max_value")
-_OBJECT_KEYS = ("id", "name", "kind", "aliases", "place", "description", "pose")
+_OBJECT_KEYS = ("id", "name", "kind", "aliases", "place", "description", "pose", "grasp_yaw")
 _ZONE_KEYS = ("id", "name", "kind", "polygon", "max_speed", "roles", "aliases",
               "description")
 _ROUTE_KEYS = ("id", "name", "aliases", "waypoints", "loop")
@@ -656,8 +658,12 @@ class _Parser:
         if m.get("pose") is not None:
             x, y, z = s.vector(m["pose"], key_path(where, "pose"), 3, names="[x, y, z]")
             pose = (float(x), float(y), float(z))
+        grasp_yaw = None
+        if m.get("grasp_yaw") is not None:
+            grasp_yaw = float(s.number(m["grasp_yaw"], key_path(where, "grasp_yaw"),
+                                       min_value=-math.tau, max_value=math.tau))
         return SiteObject(ident, self._name(m, where), kind, self._aliases(m, where), place,
-                          self._description(m, where), pose)
+                          self._description(m, where), pose, grasp_yaw)
 
     def _zone(self, m: Mapping[str, Any], where: str) -> Zone:
         s = self.s

@@ -90,6 +90,8 @@ class ArmMotion:
         self.world = world
         self.world_prims: list[Primitive] = []
         self.obstacle_prims: list[Primitive] = []
+        self.exempt: list[str] = []          # obstacles left out for the current ee goal
+        self.exempt_at: np.ndarray | None = None
         self.base_pose: tuple[float, float, float] | None = None
         self.vmax = self.kin.velocity_limits.copy()
         self.amax = np.asarray(p["max_acceleration"], float)
@@ -152,7 +154,26 @@ class ArmMotion:
         return False
 
     def _update_scene(self) -> None:
-        self.checker.set_scene(list(self.world_prims) + list(self.obstacle_prims))
+        """Rebuild the checker's scene.  While an end-effector goal is planned
+        (``exempt_at``, set by :meth:`joint_goal`), a small perceived box within 3 cm of
+        the goal position is the object about to be grasped and is left out (MoveIt's
+        allowed-collision entry for the target)."""
+        obstacles = list(self.obstacle_prims)
+        exempt_at = self.exempt_at
+        self.exempt = []
+        if exempt_at is not None and obstacles:
+            from .collision import _PrimitiveTable
+            table = _PrimitiveTable(obstacles)
+            d = table.distances(np.asarray(exempt_at, float)[None])[0]
+            keep = []
+            for idx, di in zip(table.order, d):
+                prim = obstacles[idx]
+                if di < 0.03 and prim.bounding_radius() < 0.3:
+                    self.exempt.append(prim.name)
+                else:
+                    keep.append(prim)
+            obstacles = keep
+        self.checker.set_scene(list(self.world_prims) + obstacles)
 
     # ------------------------------------------------------------------ goals
     def joint_goal(self, *, named_pose: str = "", joint_positions: Sequence[float] = (),
@@ -168,6 +189,12 @@ class ArmMotion:
         if sum(kinds) != 1:
             raise GoalRejected(CODE_INVALID_GOAL, "give exactly one of named_pose, "
                                f"joint_positions, ee_pose (got {sum(kinds)})")
+        exempt_at = None
+        if ee_position is not None and np.isfinite(np.asarray(ee_position, float)).all():
+            exempt_at = np.asarray(ee_position, float).reshape(-1)[:3]
+        if exempt_at is not None or self.exempt_at is not None:
+            self.exempt_at = exempt_at
+            self._update_scene()
         if named_pose:
             if named_pose not in self.named:
                 raise GoalRejected(CODE_INVALID_GOAL, f"unknown named pose {named_pose!r}; "

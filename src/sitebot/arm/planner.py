@@ -141,6 +141,26 @@ class ArmPlanner:
         return p
 
     # ------------------------------------------------------------------ plan
+    #: largest joint offset [rad] of a start-state repair, and how many samples it tries
+    START_REPAIR_RAD = 0.06
+    START_REPAIR_SAMPLES = 200
+
+    def _repair_start(self, q0: np.ndarray) -> np.ndarray | None:
+        """A valid state within START_REPAIR_RAD of ``q0`` (per joint), nearest first of
+        seeded samples, or None."""
+        chk = self.checker
+        rng = np.random.default_rng(12345)
+        best, best_d = None, math.inf
+        for k in range(self.START_REPAIR_SAMPLES):
+            scale = self.START_REPAIR_RAD * (k + 1) / self.START_REPAIR_SAMPLES
+            q = np.clip(q0 + rng.uniform(-scale, scale, 6), chk.kin.lower, chk.kin.upper)
+            d = float(np.abs(q - q0).max())
+            if d < best_d and chk.is_valid(q):
+                best, best_d = q, d
+                if k > 20:
+                    break
+        return best
+
     def plan(self, start: Sequence[float], goal: Sequence[float], *,
              timeout_s: float | None = None, plain: bool = False) -> PlanResult:
         """A collision-free path start -> goal (joint vectors), or the reason why not."""
@@ -161,7 +181,17 @@ class ArmPlanner:
             return PlanResult(False, f"goal in collision or invalid: {why}")
         why = chk.explain(q0)
         if why:
-            return PlanResult(False, f"start in collision or invalid: {why}")
+            # a measured start a hair inside the scene (fingers closed on a tool that lies on
+            # a table; tracking error): move first to the nearest valid state close by,
+            # like MoveIt's FixStartStateCollision adapter; anything deeper is refused
+            fixed = self._repair_start(q0)
+            if fixed is None:
+                return PlanResult(False, f"start in collision or invalid: {why}")
+            res = self.plan(fixed, q1, timeout_s=timeout_s, plain=plain)
+            if res.ok:
+                res.path = np.vstack([q0[None], res.path])
+                res.reason = f"start repaired ({why}); " + res.reason
+            return res
         # direct connection first (cheap; the common case for small moves)
         if chk.check_motion(q0, q1):
             path = np.array([q0, q1])

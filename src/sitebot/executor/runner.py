@@ -200,6 +200,13 @@ class PlanRunner:
                     res.outcome = Outcome.CANCELED
                     return ResultCode.CANCELED, f"{label}: canceled"
                 if f.retryable and res.attempts < cfg.max_attempts:
+                    # a blocked path or a missed grasp may clear: wait before trying again
+                    if feedback:
+                        feedback(i, n, f"attempt {res.attempts} failed, retrying in "
+                                 f"{cfg.retry_wait_s:g} s", res)
+                    t_retry = ports.now() + cfg.retry_wait_s
+                    while ports.now() < t_retry and not cancel.is_set():
+                        ports.sleep(min(0.1, cfg.retry_wait_s))
                     continue
                 res.outcome = f.outcome
                 res.duration_s = ports.now() - t0

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..registry import AssetKind, SiteRegistry
+from .approach import approach_distance
 from .types import (MotionResult, Outcome, Plan, Reading, RobotPorts, Step, StepResult)
 
 __all__ = ["ExecutorConfig", "SkillContext", "Skill", "SKILLS", "StepFailure"]
@@ -28,6 +29,7 @@ class ExecutorConfig:
     gauge_samples: int = 3              # valid readings combined (median) per read_gauge
     gauge_max_spread: float = 0.03      # of full scale: readings disagreeing more -> retry
     max_attempts: int = 2               # per step (a retry re-sends the request)
+    retry_wait_s: float = 5.0           # pause before a retry (a blocked path may clear)
     pause_limit_s: float = 120.0        # a protective stop longer than this aborts the plan
     safety_stale_s: float = 2.0         # no safety state for this long counts as stopped
     confirm_timeout_s: float = 120.0    # waiting for a supervisor's confirmation
@@ -42,6 +44,11 @@ class ExecutorConfig:
     grasp_rpy: tuple[float, float, float] = (math.pi, 0.0, math.pi)
     place_forward_m: float = 0.6        # where 'place' puts things, ahead of the base
     place_height_m: float = 0.10        # TCP height when letting go: on the floor
+    grasp_forward_m: float = 0.55       # a pick closes in until the object is this far ahead
+    grasp_above_centre_m: float = 0.015  # grip this far above the object's centre: the
+                                         # fingers clear the surface it lies on
+    approach_max_m: float = 0.6         # longest straight approach of a pick
+    approach_timeout_s: float = 30.0
 
 
 class StepFailure(Exception):
@@ -63,17 +70,32 @@ class SkillContext:
     confirmed: bool = False
     cancel: threading.Event = field(default_factory=threading.Event)
     holding: str | None = None          # object id in the gripper
+    grasp_pose: tuple | None = None     # ((x, y, z), rpy, opening) while not yet lifted
+    approached_m: float = 0.0           # driven in by a pick's approach, not yet backed out
     arm_stowed: bool = True
     notes: list[str] = field(default_factory=list)
 
 
-def _grasp_rpy(ctx: SkillContext) -> tuple[float, float, float]:
-    """The top-down grasp orientation in the map frame at the robot's current heading."""
-    r, p, y = ctx.config.grasp_rpy
+def _grasp_yaws(ctx: SkillContext, long_axis_yaw: float | None = None) -> list[float]:
+    """Candidate yaws (map frame) of the top-down grasp, best first: the configured one at
+    the robot's heading, or, for an object whose long axis heads ``long_axis_yaw``, the two
+    yaws that put the tool's x along that axis (the fingers, closing along the tool's y,
+    grip across it), the one nearer the configured wrist orientation first."""
     pose = ctx.ports.robot_pose()
     if pose is None:
         raise StepFailure("robot pose unknown")
-    return (r, p, math.remainder(y + pose[2], math.tau))
+    yaw = ctx.config.grasp_rpy[2] + pose[2]
+    if long_axis_yaw is None:
+        return [math.remainder(yaw, math.tau)]
+    cands = sorted((long_axis_yaw, long_axis_yaw + math.pi),
+                   key=lambda a: abs(math.remainder(a - yaw, math.tau)))
+    return [math.remainder(a, math.tau) for a in cands]
+
+
+def _grasp_rpy(ctx: SkillContext) -> tuple[float, float, float]:
+    """The top-down orientation (map frame) at the robot's current heading."""
+    r, p, _ = ctx.config.grasp_rpy
+    return (r, p, _grasp_yaws(ctx)[0])
 
 
 def _check_cancel(ctx: SkillContext) -> None:
@@ -195,34 +217,100 @@ class Inspect(Skill, _ArmAside):
 
 
 class Pick(Skill, _ArmAside):
+    """Close in on the object (a short straight approach when navigation left it beyond
+    the arm's top-down workspace), grasp it from above, lift, fold the arm to 'carry' and
+    back out the way the base came."""
     name = "pick"
 
     def run(self, step: Step, ctx: SkillContext, result: StepResult) -> None:
         obj = ctx.registry.object(step.args["object"])
+        cfg, ports = ctx.config, ctx.ports
+        if ctx.holding == obj.id and ctx.grasp_pose is not None:
+            # an earlier attempt closed on it and then failed to lift or fold: go on from there
+            self._lift(ctx, result)
+            self._back_out(ctx)
+            return
         if ctx.holding is not None:
             raise StepFailure(f"already holding {ctx.holding}", retryable=False)
-        cfg, ports = ctx.config, ctx.ports
         where = ports.object_position(obj.id)
+        pose = ports.robot_pose()
         if where is None:
             raise StepFailure(f"{obj.id} not found near {obj.place}", retryable=True)
+        if pose is None:
+            raise StepFailure("robot pose unknown")
+        self.arm_to(ctx, "stow", required=False)
+        dx, dy = where[0] - pose[0], where[1] - pose[1]
+        ahead = (dx * math.cos(pose[2]) + dy * math.sin(pose[2]),
+                 -dx * math.sin(pose[2]) + dy * math.cos(pose[2]))
+        want = approach_distance(ahead, cfg.grasp_forward_m, cfg.approach_max_m)
+        if want > 0.0:
+            r, driven = ports.approach(want, cfg.approach_timeout_s)
+            ctx.approached_m += driven
+            _motion(r, f"approach to {obj.id}")
+            ports.log(f"pick {obj.id}: approached {driven:.2f} of {want:.2f} m ({r.reason})")
+            where = ports.object_position(obj.id) or where     # refined from closer
+        try:
+            self._grasp(obj.id, where, obj.grasp_yaw, ctx, result)
+        except StepFailure:
+            if ctx.grasp_pose is None:     # not left gripping it on the table: back out
+                self._back_out(ctx)
+            raise
+        self._back_out(ctx)
+
+    @staticmethod
+    def _back_out(ctx: SkillContext) -> None:
+        """Drive back the way the approach came (the arm is folded or above the table)."""
+        if abs(ctx.approached_m) <= 0.01:
+            return
+        r, back = ctx.ports.approach(-ctx.approached_m, ctx.config.approach_timeout_s)
+        ctx.approached_m += back
+        if not r.ok:
+            ctx.notes.append(f"backing out after the pick: {r.code} ({r.reason})")
+
+    def _grasp(self, obj_id: str, where: tuple[float, float, float],
+               long_axis_yaw: float | None, ctx: SkillContext, result: StepResult) -> None:
+        cfg, ports = ctx.config, ctx.ports
         x, y, z = where
-        rpy = _grasp_rpy(ctx)
-        ports.set_gripper(cfg.gripper_open_m, cfg.arm_timeout_s)
-        _motion(ports.move_arm_pose((x, y, z + cfg.pregrasp_height_m), rpy,
-                                    cfg.arm_timeout_s), "arm above the object")
-        ctx.arm_stowed = False
-        _motion(ports.move_arm_pose((x, y, z), rpy, cfg.arm_timeout_s), "arm to the grasp")
+        z += cfg.grasp_above_centre_m
+        opened = ports.set_gripper(cfg.gripper_open_m, cfg.arm_timeout_s)
+        if opened is None or opened < cfg.gripper_open_m - 0.005:
+            # closed fingers would land on the object (a refused or stopped command)
+            raise StepFailure(f"gripper did not open (at {(opened or 0.0) * 1000:.1f} mm of "
+                              f"{cfg.gripper_open_m * 1000:.0f} mm)")
+        above = MotionResult("rejected", "no grasp orientation")
+        for yaw in _grasp_yaws(ctx, long_axis_yaw):
+            rpy = (cfg.grasp_rpy[0], cfg.grasp_rpy[1], yaw)
+            above = ports.move_arm_pose((x, y, z + cfg.pregrasp_height_m), rpy,
+                                        cfg.arm_timeout_s)
+            ctx.arm_stowed = False
+            if above.ok:
+                down = ports.move_arm_pose((x, y, z), rpy, cfg.arm_timeout_s)
+                if down.ok or down.code != "rejected":
+                    break
+                above = down            # no way down at this yaw: try the other one
+        if not above.ok:
+            _motion(above, "arm to the grasp")
+        else:
+            _motion(down, "arm to the grasp")
         opening = ports.set_gripper(cfg.gripper_closed_m, cfg.arm_timeout_s)
         if opening is None or opening < cfg.gripper_holding_min_m:
             ports.set_gripper(cfg.gripper_open_m, cfg.arm_timeout_s)
             self.arm_to(ctx, "stow", required=False)
-            raise StepFailure(f"grasp of {obj.id} missed (fingers closed to "
+            raise StepFailure(f"grasp of {obj_id} missed (fingers closed to "
                               f"{(opening or 0.0) * 1000:.1f} mm)")
-        ctx.holding = obj.id
+        ctx.holding = obj_id
+        ctx.grasp_pose = ((x, y, z), rpy, opening)
+        self._lift(ctx, result)
+
+    def _lift(self, ctx: SkillContext, result: StepResult) -> None:
+        """Straight up from the grasp, then fold to 'carry'."""
+        cfg, ports = ctx.config, ctx.ports
+        (x, y, z), rpy, opening = ctx.grasp_pose
         _motion(ports.move_arm_pose((x, y, z + cfg.pregrasp_height_m), rpy,
                                     cfg.arm_timeout_s), "lift")
         self.arm_to(ctx, "carry", required=True)
-        result.message = f"holding {obj.id} ({opening * 1000:.1f} mm)"
+        ctx.grasp_pose = None
+        result.message = f"holding {ctx.holding} ({opening * 1000:.1f} mm)"
 
 
 class Place(Skill, _ArmAside):

@@ -154,6 +154,11 @@ class RobotPorts(Protocol):
 
     def navigate(self, place_id: str, timeout_s: float) -> MotionResult: ...
 
+    def approach(self, distance_m: float, timeout_s: float) -> tuple[MotionResult, float]:
+        """Drive the base straight by ``distance_m`` (negative: backwards) at creeping
+        speed, stopping short of what the laser sees; the result and the distance driven."""
+        ...
+
     def move_arm_named(self, name: str, timeout_s: float) -> MotionResult: ...
 
     def move_arm_pose(self, xyz_map: Sequence[float], rpy: Sequence[float],

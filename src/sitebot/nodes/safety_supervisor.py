@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, TwistStamped
 from nav_msgs.msg import Odometry
@@ -41,7 +40,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from sitebot_interfaces.msg import LocalizationStatus, SafetyState, TrackedPersonArray
 
 from ..control.kernel import StopCategory
-from ..kinematics import JointTransformer, quaternion_to_yaw, transform_matrix
+from ..kinematics import planar_frame_pose, quaternion_to_yaw
 from ..params import ParamSpec, ParamType
 from ..registry import ZoneKind
 from ..safety.arm import ArmModel
@@ -86,19 +85,6 @@ _LEVEL_MSG = {SafetyLevel.NORMAL: SafetyState.LEVEL_NORMAL,
 _STOP_MSG = {StopCategory.NONE: SafetyState.STOP_NONE, StopCategory.CAT0: SafetyState.STOP_CATEGORY_0,
              StopCategory.CAT1: SafetyState.STOP_CATEGORY_1,
              StopCategory.CAT2: SafetyState.STOP_CATEGORY_2}
-
-
-def _sensor_pose(desc: Any, base: str, frame: str) -> SensorPose:
-    """Planar pose of ``frame`` in ``base`` from the URDF's fixed joints."""
-    parent = {t.child: t for t in JointTransformer(desc.joints.values()).static_transforms()}
-    m = np.eye(4)
-    f = frame
-    while f != base:
-        if f not in parent:
-            raise ValueError(f"frame '{frame}' is not fixed to '{base}' in the URDF")
-        m = transform_matrix(parent[f]) @ m
-        f = parent[f].parent
-    return SensorPose(float(m[0, 3]), float(m[1, 3]), math.atan2(m[1, 0], m[0, 0]))
 
 
 class SafetySupervisorNode(Node):
@@ -223,7 +209,8 @@ class SafetySupervisorNode(Node):
     def _scan(self, msg: LaserScan) -> None:
         frame = msg.header.frame_id
         if frame not in self.laser_pose:
-            self.laser_pose[frame] = _sensor_pose(self.desc, self.p["base_frame"], frame)
+            self.laser_pose[frame] = SensorPose(*planar_frame_pose(self.desc, self.p["base_frame"],
+                                                                  frame))
         self.sup.on_scan(np.asarray(msg.ranges, dtype=np.float64), msg.angle_min,
                          msg.angle_increment, self.now(),
                          stamp_s=convert.from_time(msg.header.stamp),

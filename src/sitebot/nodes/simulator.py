@@ -35,6 +35,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, Imu, JointState, LaserScan
 from nav_msgs.msg import Odometry
 from geometry_msgs.msg import PoseArray
+from visualization_msgs.msg import Marker, MarkerArray
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
 from tf2_msgs.msg import TFMessage
@@ -151,6 +152,11 @@ class _RobotIO:
         self.description = node.create_publisher(String, t("robot_description"), QOS_LATCHED)
         self.gt_odom = node.create_publisher(Odometry, t("ground_truth/odom"), QOS_STATE)
         self.gt_people = node.create_publisher(PoseArray, t("ground_truth/people"), QOS_STATE)
+        # where the movable objects (tools, parts) are: one CUBE marker each, ns "objects",
+        # text = the registry object id; 2 Hz (what a fetch moved where, for reports)
+        self.gt_objects = node.create_publisher(MarkerArray, t("ground_truth/objects"),
+                                                QOS_STATE)
+        self.gt_objects_t = -math.inf
         # the control loop's ROS side: cmd_vel, arm/joint_trajectory, safety/state in,
         # control/state out; the kernel ticks in lockstep with the physics
         ctl = node.sim.robot(name).controller
@@ -163,6 +169,19 @@ class _RobotIO:
             hardware_id="pybullet")
         ctl.lock = self.control.lock
         ctl.on_step = self.control.mark_stepped
+
+
+def _objects_markers(objects, stamp, frame: str) -> MarkerArray:
+    out = MarkerArray()
+    for i, (oid, (x, y, z)) in enumerate(sorted(objects.items())):
+        m = Marker(ns="objects", id=i, type=Marker.CUBE, action=Marker.ADD, text=oid)
+        m.header.stamp, m.header.frame_id = stamp, frame
+        m.pose.position.x, m.pose.position.y, m.pose.position.z = x, y, z
+        m.pose.orientation.w = 1.0
+        m.scale.x = m.scale.y = m.scale.z = 0.05
+        m.color.r, m.color.g, m.color.a = 1.0, 0.6, 1.0
+        out.markers.append(m)
+    return out
 
 
 class SimulatorNode(Node):
@@ -369,6 +388,9 @@ class SimulatorNode(Node):
         elif s.kind is SampleKind.GROUND_TRUTH:
             io.gt_odom.publish(convert.ground_truth_msg(s.data, stamp, p["map_frame"], p["base_frame"]))
             io.gt_people.publish(convert.people_pose_array(s.data.people, stamp, p["map_frame"]))
+            if s.data.objects and s.stamp_s - io.gt_objects_t >= 0.5:
+                io.gt_objects_t = s.stamp_s
+                io.gt_objects.publish(_objects_markers(s.data.objects, stamp, p["map_frame"]))
 
     def _publish_diagnostics(self) -> None:
         st = DiagnosticStatus(name=f"{self.get_name()}: physics", hardware_id="pybullet")

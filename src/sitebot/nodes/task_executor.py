@@ -33,7 +33,7 @@ from nav_msgs.msg import Odometry
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import Image, JointState, LaserScan
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
@@ -43,9 +43,11 @@ from sitebot_interfaces.msg import (FiducialDetectionArray, GaugeReading, Obstac
 
 from ..executor import (ExecutionResult, ExecutorConfig, MotionResult, Plan, PlanRunner,
                         Reading, ResultCode, SafetyLevel, SafetySnapshot, Step, StepResult)
+from ..executor.approach import ApproachConfig, approach_speed, front_gap
 from ..executor.types import outcome_counts
-from ..kinematics import rpy_to_quaternion
+from ..kinematics import planar_frame_pose, rpy_to_quaternion
 from ..params import ParamSpec, ParamType
+from ..urdf import load_robot_description
 from ..world import load_world
 from . import convert
 from .common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema, run_node
@@ -67,6 +69,8 @@ SCHEMA = (
               unit="s"),
     ParamSpec("gauge_samples", I, 3, "valid readings combined per read_gauge", 1, 20),
     ParamSpec("max_attempts", I, 2, "attempts per step", 1, 10),
+    ParamSpec("retry_wait_s", F, 5.0, "pause before retrying a failed step (a blocked path "
+              "may clear)", 0.0, 600.0, unit="s"),
     ParamSpec("pause_limit_s", F, 120.0, "a protective stop longer than this aborts the plan",
               1.0, 3600.0, unit="s"),
     ParamSpec("safety_stale_s", F, 2.0, "no safety state for this long counts as stopped",
@@ -77,6 +81,14 @@ SCHEMA = (
               120.0, unit="s"),
     ParamSpec("gripper_joint", S, "gripper_left_finger_joint", "the gripper's driven joint"),
     ParamSpec("gripper_time_s", F, 1.0, "duration of a gripper motion", 0.1, 10.0, unit="s"),
+    ParamSpec("approach_speed_mps", F, 0.08, "creeping speed of the short straight motions "
+              "before a grasp and after it", 0.01, 0.3, unit="m/s"),
+    ParamSpec("approach_min_gap_m", F, 0.2, "closest the chassis front comes to what the "
+              "laser sees while closing in on a work surface", 0.05, 1.0, unit="m"),
+    ParamSpec("grasp_forward_m", F, 0.55, "where a pick wants the object, ahead of the base "
+              "origin (inside the arm's top-down workspace)", 0.3, 0.8, unit="m"),
+    ParamSpec("approach_max_m", F, 0.6, "longest straight approach of a pick", 0.0, 1.5,
+              unit="m"),
     ParamSpec("base_frame", S, "base_footprint", "robot base frame"),
     ParamSpec("map_frame", S, "map", "map frame"),
 )
@@ -142,6 +154,9 @@ class RosPorts:
         self.confirm_answer: tuple[str, bool] | None = None
         self.active_goal = None
         self.run_dir = Path(".")
+        self.odom: tuple[float, float, float] | None = None        # odom frame
+        self.scan: tuple[float, LaserScan] | None = None           # (arrival, scan)
+        self.laser_pose: dict[str, tuple[float, float, float]] = {}
 
     # -- time ---------------------------------------------------------------------------
     def now(self) -> float:
@@ -241,6 +256,64 @@ class RosPorts:
          ps.pose.orientation.w) = q
         return self._run_goal(self.node.arm_client, MoveArm.Goal(ee_pose=ps), timeout_s,
                               _ARM_CODES, "arm")
+
+    def _publish_twist(self, v: float) -> None:
+        cmd = TwistStamped()
+        cmd.header.stamp = self.node.get_clock().now().to_msg()
+        cmd.header.frame_id = self.node.p["base_frame"]
+        cmd.twist.linear.x = float(v)
+        self.node.cmd_pub.publish(cmd)
+
+    def approach(self, distance_m: float, timeout_s: float) -> tuple[MotionResult, float]:
+        """Drive straight by ``distance_m`` (negative: backwards) on odometry, no closer to
+        what the laser sees than the configured gap (sitebot.executor.approach); returns
+        the result and the distance actually driven.  Stops short, with success, when the
+        gap is used up or the supervisor holds the base (no progress for 2 s)."""
+        cfg, node = self.node.approach_cfg, self.node
+        start = self.odom
+        if start is None or not math.isfinite(distance_m):
+            return MotionResult("unavailable", "no odometry"), 0.0
+        c, s = math.cos(start[2]), math.sin(start[2])
+        t_end = self.now() + timeout_s
+        travelled, why = 0.0, "reached"
+        progress_at, progress = self.now(), 0.0
+        try:
+            while True:
+                if node.cancel_event.is_set():
+                    return MotionResult("canceled", "plan canceled"), travelled
+                o = self.odom
+                travelled = (o[0] - start[0]) * c + (o[1] - start[1]) * s
+                now = self.now()
+                scan = self.scan
+                if scan is None or now - scan[0] > 0.5:
+                    return MotionResult("blocked", "no fresh laser scan for the approach"), \
+                        travelled
+                msg = scan[1]
+                gap = front_gap(msg.ranges, msg.angle_min, msg.angle_increment,
+                                msg.range_max, self.laser_pose.get(msg.header.frame_id,
+                                                                   (0.0, 0.0, 0.0)),
+                                cfg, backwards=distance_m < 0)
+                v = approach_speed(distance_m - travelled, gap, cfg)
+                if v == 0.0:
+                    if abs(distance_m - travelled) > cfg.tolerance_m:
+                        why = f"stopped {gap:.2f} m short of what the laser sees"
+                    break
+                if abs(travelled - progress) > 0.005:
+                    progress_at, progress = now, travelled
+                elif now - progress_at > 2.0:
+                    why = "held by the supervisor"
+                    break
+                if now > t_end:
+                    return MotionResult("timeout", f"approach took longer than "
+                                        f"{timeout_s:g} s"), travelled
+                self._publish_twist(v)
+                self.sleep(0.05)
+        finally:
+            self._publish_twist(0.0)
+        self.sleep(0.3)                  # let the base settle before the arm moves
+        o = self.odom
+        travelled = (o[0] - start[0]) * c + (o[1] - start[1]) * s
+        return MotionResult("succeeded", f"{why} after {travelled:+.2f} m"), travelled
 
     def set_gripper(self, opening_m: float, timeout_s: float) -> float | None:
         node = self.node
@@ -363,9 +436,14 @@ class TaskExecutorNode(Node):
         self.config = ExecutorConfig(
             nav_timeout_s=self.p["nav_timeout_s"], arm_timeout_s=self.p["arm_timeout_s"],
             gauge_timeout_s=self.p["gauge_timeout_s"], gauge_samples=self.p["gauge_samples"],
-            max_attempts=self.p["max_attempts"], pause_limit_s=self.p["pause_limit_s"],
+            max_attempts=self.p["max_attempts"], retry_wait_s=self.p["retry_wait_s"],
+            pause_limit_s=self.p["pause_limit_s"],
             safety_stale_s=self.p["safety_stale_s"],
-            confirm_timeout_s=self.p["confirm_timeout_s"], use_arm=self.p["use_arm"])
+            confirm_timeout_s=self.p["confirm_timeout_s"], use_arm=self.p["use_arm"],
+            grasp_forward_m=self.p["grasp_forward_m"], approach_max_m=self.p["approach_max_m"])
+        self.approach_cfg = ApproachConfig(speed_mps=self.p["approach_speed_mps"],
+                                           min_gap_m=self.p["approach_min_gap_m"])
+        self.desc = load_robot_description()
         self.ports = RosPorts(self)
         self.runner = PlanRunner(self.registry, self.ports, self.config)
         self.cancel_event = threading.Event()
@@ -391,6 +469,7 @@ class TaskExecutorNode(Node):
         self.create_subscription(Odometry, "odometry/filtered", self.on_filtered, QOS_STATE,
                                  callback_group=cb)
         self.create_subscription(Odometry, "odom", self.on_odom, QOS_STATE, callback_group=cb)
+        self.create_subscription(LaserScan, "scan", self.on_scan, QOS_SENSOR, callback_group=cb)
         self.create_subscription(Image, "camera/color/image_raw", self.on_image, QOS_SENSOR,
                                  callback_group=cb)
         self.create_subscription(GaugeReading, "gauges", self.on_gauge, QOS_SENSOR,
@@ -444,10 +523,22 @@ class TaskExecutorNode(Node):
         if self.p["pose_source"] == "filter":
             self._set_pose(*convert.planar_pose(msg.pose.pose))
 
+    def on_scan(self, msg: LaserScan) -> None:
+        self._guard("scan", self._scan, msg)
+
+    def _scan(self, msg: LaserScan) -> None:
+        frame = msg.header.frame_id
+        if frame not in self.ports.laser_pose:
+            self.ports.laser_pose[frame] = planar_frame_pose(self.desc, self.p["base_frame"],
+                                                             frame)
+        self.ports.scan = (self.ports.now(), msg)
+
     def on_odom(self, msg: Odometry) -> None:
+        ox, oy, oyaw = convert.planar_pose(msg.pose.pose)
+        if all(math.isfinite(v) for v in (ox, oy, oyaw)):
+            self.ports.odom = (ox, oy, oyaw)
         if self.p["pose_source"] != "dead_reckoning":
             return
-        ox, oy, oyaw = convert.planar_pose(msg.pose.pose)
         sx, sy, syaw = self.spawn
         c, s = math.cos(syaw), math.sin(syaw)
         self._set_pose(sx + c * ox - s * oy, sy + s * ox + c * oy,

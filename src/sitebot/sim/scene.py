@@ -290,6 +290,16 @@ class Scene:
                 return h.body_id
         raise SimulationError(f"no body {world_body_id!r} in world {self.world.id!r}")
 
+    def object_positions(self) -> dict[str, tuple[float, float, float]]:
+        """Registry object id -> the centre [m] of its body in the map frame, now."""
+        out = {}
+        for b in self.world.bodies:
+            if b.object and b.id in self._movable:
+                pos, _ = pb.getBasePositionAndOrientation(self._movable[b.id],
+                                                          physicsClientId=self.client_id)
+                out[b.object] = (float(pos[0]), float(pos[1]), float(pos[2]))
+        return out
+
     def object_body_id(self, object_id: str) -> int:
         """PyBullet id of the body that is registry object *object_id*."""
         for b in self.world.bodies:

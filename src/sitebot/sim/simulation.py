@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 import pybullet as pb
@@ -71,6 +71,8 @@ class GroundTruth:
     linear_velocity_mps: tuple[float, float, float]      # in the base frame
     angular_velocity_radps: tuple[float, float, float]   # in the base frame
     people: tuple                                        # scene.PersonState tuple
+    objects: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)
+    # registry object id -> its body's centre in the map frame (what a pick moved where)
 
 
 @dataclass(frozen=True)
@@ -349,7 +351,7 @@ class SiteSimulation:
         x, y, z, q = bp.x_m, bp.y_m, bp.z_m, bp.orientation_xyzw
         lin_b, ang_b = rig.body.base_twist()
         return GroundTruth(x, y, quaternion_to_yaw(q), z, tuple(q), tuple(lin_b), tuple(ang_b),
-                           tuple(self.scene.people()))
+                           tuple(self.scene.people()), self.scene.object_positions())
 
     # ------------------------------------------------------------------ lifecycle
     def reset(self, seed: int | None = None) -> None:
