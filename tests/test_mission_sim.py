@@ -66,8 +66,10 @@ def _mission(probe: Probe, tmp_path, request_id: str, text: str, role: str,
     """Launch the mission stack, send *text*, call ``during(probe, h)`` while it runs
     (until it returns True), and return the executor's final status."""
     cmd = probe.publisher(TaskCommand, "task/command", QOS_COMMAND)
+    # no gauge is read: a 320x240 camera (tags for the EKF) costs a quarter of the render
     with launched("mission.launch.yaml", {"world": "substation", "out_dir": str(tmp_path),
-                                          "real_time_factor": "1.0"}) as h:
+                                          "real_time_factor": "1.0", "camera_width": "320",
+                                          "camera_height": "240"}) as h:
         probe.wait_for(lambda: cmd.get_subscription_count() > 0
                        and probe.count("/clock") > 50, 120, "planner and clock", launch=h)
         cmd.publish(TaskCommand(request_id=request_id, role=role, text=text))
