@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 __all__ = ["Transform", "rpy_to_quaternion", "quaternion_multiply", "axis_angle_quaternion",
-           "yaw_to_quaternion", "quaternion_to_yaw", "JointTransformer", "planar_frame_pose"]
+           "yaw_to_quaternion", "quaternion_to_yaw", "JointTransformer", "fixed_transform", "planar_frame_pose"]
 
 MOVING = ("revolute", "continuous", "prismatic")
 
@@ -141,15 +141,21 @@ def transform_matrix(t: Transform) -> np.ndarray:
     return m
 
 
-def planar_frame_pose(desc: Any, base: str, frame: str) -> tuple[float, float, float]:
-    """(x, y, yaw) of ``frame`` in ``base`` from the description's fixed joints (where a
-    laser or camera sits on the base).  ValueError when a moving joint lies between them."""
-    parent = {t.child: t for t in JointTransformer(desc.joints.values()).static_transforms()}
+def fixed_transform(desc: Any, parent: str, child: str) -> np.ndarray:
+    """4x4 transform of frame ``child`` in ``parent`` through the description's fixed joints
+    (where a laser or camera sits on the base); ValueError when the chain is not fixed."""
+    up = {t.child: t for t in JointTransformer(desc.joints.values()).static_transforms()}
     m = np.eye(4)
-    f = frame
-    while f != base:
-        if f not in parent:
-            raise ValueError(f"frame '{frame}' is not fixed to '{base}' in the URDF")
-        m = transform_matrix(parent[f]) @ m
-        f = parent[f].parent
+    f = child
+    while f != parent:
+        if f not in up:
+            raise ValueError(f"frame '{child}' is not fixed to '{parent}' in the URDF")
+        m = transform_matrix(up[f]) @ m
+        f = up[f].parent
+    return m
+
+
+def planar_frame_pose(desc: Any, base: str, frame: str) -> tuple[float, float, float]:
+    """(x, y, yaw) of ``frame`` in ``base`` (:func:`fixed_transform` flattened)."""
+    m = fixed_transform(desc, base, frame)
     return float(m[0, 3]), float(m[1, 3]), math.atan2(m[1, 0], m[0, 0])

@@ -37,6 +37,7 @@ from ..perception.gauge import (DialLayout, GaugeReader, GaugeReaderConfig, layo
 from ..registry import load_registry
 from ..world import load_world
 from .common import QOS_SENSOR, QOS_STATE, declare_schema, run_node
+from .convert import FrameError, image_to_array  # noqa: F401 (image_to_array: public here too)
 
 F, B, S, I = ParamType.FLOAT, ParamType.BOOL, ParamType.STRING, ParamType.INT
 
@@ -76,41 +77,6 @@ SCHEMA = (
               0.0, 3600.0, unit="s"),
     ParamSpec("diagnostics_period_s", F, 1.0, "/diagnostics period", 0.1, 60.0, unit="s"),
 )
-
-ENCODINGS = {"rgb8": 3, "bgr8": 3, "mono8": 1}
-
-
-class FrameError(ValueError):
-    """A frame that cannot be processed (the message says why)."""
-
-
-def image_to_array(msg: Image) -> tuple[np.ndarray, str]:
-    """(uint8 RGB (H, W, 3) or grey (H, W) array, encoding) of an Image message.
-
-    :raises FrameError: empty, truncated, unsupported encoding, inconsistent step.
-    """
-    enc = msg.encoding.lower()
-    if enc not in ENCODINGS:
-        raise FrameError(f"unsupported encoding '{msg.encoding}' (accepted: "
-                         f"{', '.join(ENCODINGS)})")
-    ch = ENCODINGS[enc]
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    if h <= 0 or w <= 0:
-        raise FrameError(f"empty image ({w}x{h})")
-    if step < w * ch:
-        raise FrameError(f"step {step} < width {w} x {ch} bytes")
-    data = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, (bytes, bytearray))
-                         else msg.data, dtype=np.uint8)
-    if data.size < step * h:
-        raise FrameError(f"truncated image: {data.size} bytes < step {step} x height {h}")
-    rows = data[:step * h].reshape(h, step)[:, :w * ch]
-    if ch == 1:
-        return np.ascontiguousarray(rows), enc
-    arr = rows.reshape(h, w, 3)
-    if enc == "bgr8":
-        arr = arr[:, :, ::-1]
-    return np.ascontiguousarray(arr), enc
-
 
 def _pose_msg(T: np.ndarray) -> Pose:
     p = Pose()

@@ -195,3 +195,49 @@ def people_pose_array(people: Iterable, stamp: Time, frame_id: str) -> PoseArray
         pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = q
         m.poses.append(pose)
     return m
+
+
+# ---------------------------------------------------------------- images in
+ENCODINGS = {"rgb8": 3, "bgr8": 3, "mono8": 1}
+
+
+class FrameError(ValueError):
+    """A frame that cannot be processed (the message says why)."""
+
+
+def image_to_array(msg: Image) -> tuple[np.ndarray, str]:
+    """(uint8 RGB (H, W, 3) or grey (H, W) array, encoding) of an Image message.
+
+    :raises FrameError: empty, truncated, unsupported encoding, inconsistent step.
+    """
+    enc = msg.encoding.lower()
+    if enc not in ENCODINGS:
+        raise FrameError(f"unsupported encoding '{msg.encoding}' (accepted: "
+                         f"{', '.join(ENCODINGS)})")
+    ch = ENCODINGS[enc]
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    if h <= 0 or w <= 0:
+        raise FrameError(f"empty image ({w}x{h})")
+    if step < w * ch:
+        raise FrameError(f"step {step} < width {w} x {ch} bytes")
+    data = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, (bytes, bytearray))
+                         else msg.data, dtype=np.uint8)
+    if data.size < step * h:
+        raise FrameError(f"truncated image: {data.size} bytes < step {step} x height {h}")
+    rows = data[:step * h].reshape(h, step)[:, :w * ch]
+    if ch == 1:
+        return np.ascontiguousarray(rows), enc
+    arr = rows.reshape(h, w, 3)
+    if enc == "bgr8":
+        arr = arr[:, :, ::-1]
+    return np.ascontiguousarray(arr), enc
+
+
+def image_to_bgr(msg: Image) -> np.ndarray | None:
+    """A BGR (H, W, 3) or grey (H, W) uint8 array of an Image message (for cv2.imwrite and
+    encoders), None when the message is malformed (see :func:`image_to_array`)."""
+    try:
+        arr, enc = image_to_array(msg)
+    except FrameError:
+        return None
+    return arr if arr.ndim == 2 else np.ascontiguousarray(arr[:, :, ::-1])

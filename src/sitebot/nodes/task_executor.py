@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import cv2
-import numpy as np
 import rclpy
 from action_msgs.msg import GoalStatus
 from builtin_interfaces.msg import Duration
@@ -374,7 +373,7 @@ class RosPorts:
         img = self.image
         if img is None:
             return None
-        arr = _image_array(img)
+        arr = convert.image_to_bgr(img)
         if arr is None:
             return None
         folder = self.run_dir / "images"
@@ -411,19 +410,6 @@ class RosPorts:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:120]
-
-
-def _image_array(msg: Image) -> np.ndarray | None:
-    """A BGR (or mono) uint8 array from an Image message, None when it is malformed."""
-    ch = {"rgb8": 3, "bgr8": 3, "mono8": 1}.get(msg.encoding)
-    if ch is None or msg.height == 0 or msg.width == 0 or msg.step < msg.width * ch:
-        return None
-    data = np.frombuffer(bytes(msg.data), np.uint8)
-    if data.size < msg.step * msg.height:
-        return None
-    arr = data[:msg.step * msg.height].reshape(msg.height, msg.step)[:, :msg.width * ch]
-    arr = arr.reshape(msg.height, msg.width, ch) if ch == 3 else arr
-    return cv2.cvtColor(arr, cv2.COLOR_RGB2BGR) if msg.encoding == "rgb8" else arr
 
 
 class TaskExecutorNode(Node):
@@ -554,7 +540,7 @@ class TaskExecutorNode(Node):
         now = self.ports.now()
         crop_path = ""
         if msg.valid and msg.crop.width > 0 and self.busy.locked():
-            arr = _image_array(msg.crop)
+            arr = convert.image_to_bgr(msg.crop)
             if arr is not None:
                 folder = self.ports.run_dir / "readings"
                 folder.mkdir(parents=True, exist_ok=True)

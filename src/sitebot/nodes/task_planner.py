@@ -17,7 +17,6 @@ import time
 import uuid
 from collections import Counter
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 

@@ -26,7 +26,6 @@ import threading
 import time
 from typing import Any
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import TwistStamped
@@ -116,21 +115,6 @@ _YES_NO = {True: "yes", False: "no"}
 _RESULT_CODES = {0: "succeeded", 1: "failed", 2: "aborted", 3: "canceled", 4: "rejected"}
 _OUTCOMES = {0: "pending", 1: "succeeded", 2: "failed", 3: "skipped", 4: "declined",
              5: "canceled"}
-
-
-def image_to_bgr(msg: Image) -> np.ndarray | None:
-    """A BGR or mono uint8 array from an Image (rgb8, bgr8, mono8), None when malformed."""
-    ch = {"rgb8": 3, "bgr8": 3, "mono8": 1}.get(msg.encoding)
-    if ch is None or msg.height == 0 or msg.width == 0 or msg.step < msg.width * ch:
-        return None
-    data = np.frombuffer(bytes(msg.data), np.uint8)
-    if data.size < msg.step * msg.height:
-        return None
-    arr = data[:msg.step * msg.height].reshape(msg.height, msg.step)[:, :msg.width * ch]
-    if ch == 1:
-        return np.ascontiguousarray(arr)
-    arr = arr.reshape(msg.height, msg.width, 3)
-    return np.ascontiguousarray(arr[:, :, ::-1] if msg.encoding == "rgb8" else arr)
 
 
 def _wait(future, timeout_s: float) -> Any:
@@ -308,7 +292,7 @@ class WebConsoleNode(Node, Bridge):
         self._guard("camera/color/image_raw", self._image, msg)
 
     def _image(self, msg: Image) -> None:
-        arr = image_to_bgr(msg)
+        arr = convert.image_to_bgr(msg)
         if arr is None:
             self.warn("image", f"camera image with encoding {msg.encoding!r} "
                                f"{msg.width}x{msg.height} not shown (rgb8, bgr8, mono8)")
@@ -332,7 +316,7 @@ class WebConsoleNode(Node, Bridge):
         old = self.gauges.get(aid, {})
         entry["crop"] = old.get("crop")
         if msg.crop.width > 0 and t - self.gauge_crop_at.get(aid, -math.inf) >= 1.0:
-            arr = image_to_bgr(msg.crop)
+            arr = convert.image_to_bgr(msg.crop)
             if arr is not None:
                 entry["crop"] = encode_jpeg(arr, self.p["jpeg_quality"], 160)
                 self.gauge_crop_at[aid] = t

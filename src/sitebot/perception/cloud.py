@@ -142,16 +142,8 @@ def depth_to_points(depth_m: np.ndarray, K: np.ndarray, *, stride: int = 1,
 def mount_transform(description, parent: str, child: str) -> np.ndarray:
     """4x4 transform of frame ``child`` in ``parent`` through the URDF's fixed joints
     (a :class:`sitebot.urdf.RobotDescription`); ValueError if the chain is not fixed."""
-    from ..kinematics import JointTransformer, transform_matrix
-    up = {t.child: t for t in JointTransformer(description.joints.values()).static_transforms()}
-    m = np.eye(4)
-    f = child
-    while f != parent:
-        if f not in up:
-            raise ValueError(f"frame '{child}' is not fixed to '{parent}' in the URDF")
-        m = transform_matrix(up[f]) @ m
-        f = up[f].parent
-    return m
+    from ..kinematics import fixed_transform
+    return fixed_transform(description, parent, child)
 
 
 def transform_points(T: np.ndarray, p: np.ndarray) -> np.ndarray:
