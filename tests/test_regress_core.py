@@ -238,3 +238,112 @@ def test_flaky_incidents_and_reports(tmp_path):
     assert "min_separation" in h and "FAIL" in h and "Flaky" in h
     assert json.dumps(R.make_baseline(rs))
     assert math.isfinite(len(h))
+
+
+# ------------------------------------------------------------------ missions with the task stack
+TASK = """scenario: task
+world: substation
+duration: 60
+mission: {kind: instruction, text: "close the T2 cooling valve", role: supervisor, confirm: "no"}
+params:
+  navigation: {obstacle_decay_s: 60.0}
+faults:
+- {when: {task_status: "attempt 1 failed"}, kind: remove_body, id: wall}
+criteria: {mission: declined, step_attempts: [1, 1]}
+"""
+
+
+@pytest.mark.parametrize("change, where, words", [
+    (('confirm: "no"', "confirm: no"), "mission.confirm", "quote the answer"),
+    (('confirm: "no"', 'confirm: "maybe"'), "mission.confirm", "maybe"),
+    (("mission: declined", "mission: rejected"), "criteria.mission", "declined"),
+    (("step_attempts: [1, 1]", "step_attempts: [1, two]"), "criteria.step_attempts[1]",
+     "int"),
+    (("step_attempts: [1, 1]", "step_attempts: []"), "criteria.step_attempts", "at least 1"),
+    (('task_status: "attempt 1 failed"', 'task_status: ""'), "faults[0].when.task_status",
+     "non-empty"),
+    (("navigation: {", "simulator: {"), "params.simulator", "keys 'sim'"),
+    (("obstacle_decay_s: 60.0", "obstacle_decay_s: {a: 1}"),
+     "params.navigation.obstacle_decay_s", "a number, string"),
+])
+def test_task_mission_keys_are_checked(tmp_path, change, where, words):
+    p = write(tmp_path, TASK.replace(*change))
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(p)
+    msg = str(e.value)
+    assert str(p) in msg and where in msg and words in msg, msg
+
+
+def test_task_mission_loads_and_prepares_the_stack(tmp_path):
+    (sc,) = load_scenario(write(tmp_path, TASK))
+    assert sc.mission.confirm == "no" and sc.criteria.mission == "declined"
+    assert sc.criteria.step_attempts == (1, 1)
+    assert sc.faults[0].when["task_status"] == "attempt 1 failed"
+    prep = prepare_run(sc, tmp_path / "run")
+    a = prep["launch_args"]
+    assert prep["launch_file"] == "regress_task.launch.yaml"
+    assert (a["camera"], a["planner"], a["pose_source"]) == ("false", "true", "filter")
+    import yaml
+    nodes = yaml.safe_load(Path(a["node_params"]).read_text())
+    assert nodes == {"navigation": {"ros__parameters": {"obstacle_decay_s": 60.0}}}
+    sup = yaml.safe_load((tmp_path / "run" / "supervisor_params.yaml").read_text())
+    sup = sup["safety_supervisor"]["ros__parameters"]
+    assert sup["people_required"] is True and sup["localization_source"] == "filter"
+    # a node that does not run in the mission's stack is named
+    bad = TASK.replace("kind: instruction", "kind: none").replace(
+        ', text: "close the T2 cooling valve", role: supervisor, confirm: "no"', "")
+    with pytest.raises(ScenarioError, match=r"params\.navigation.*kind 'none'"):
+        load_scenario(write(tmp_path, bad.replace("mission: declined", "mission: any"), "n.yaml"))
+
+
+def test_removed_bodies_count_only_while_present_and_attempts_are_judged():
+    """A wall the robot drives through after it was removed is no collision; one present
+    at that time is. The step attempts of the executor's result are checked."""
+    sc = load_scenario(SUITE / "substation_blocked_path_retry.yaml")[0]
+    world = load_world("substation")
+    world = world.__class__(**{**world.__dict__, "actors": ()})
+    # straight north through the south wall (y = -8.1) from (-11, -10) to (-11, -7)
+    truth = [(i * 0.1, -11.0, -10.0 + 0.03 * i, 1.57, 0.3) for i in range(101)]
+    rec = {"truth": truth, "people": [], "safety": [], "cmd_in": [], "cmd_out": [],
+           "sim_faults": [{"t": 0.0, "phase": "start", "kind": "spawn_body", "id": b["id"]}
+                          for b in sc.bodies]}
+    mission = {"outcome": "succeeded", "details": {"result": {"code": 0, "steps": [
+        {"outcome": 1, "attempts": 2, "readings": []}]}}}
+    run = {"sim_time_s": 10.0, "wall_s": 12.0, "run_wall_s": 10.0, "events": [],
+           "mission": mission, "fault_time": {}, "failed": [], "killed": []}
+    m = compute_metrics(sc, world, rec, run)
+    assert m["static_clearance_m"] < 0 and m["step_attempts"] == [2]
+    checks = {c.name: c for c in judge(sc, m, run, rec)}
+    assert not checks["no_collision"].ok and checks["step_attempts"].ok
+    # the walls removed at t = 4 s: the robot reaches y = -8.1 only at t = 6.3 s
+    rec["sim_faults"] += [{"t": 4.0, "phase": "start", "kind": "remove_body", "id": b["id"]}
+                          for b in sc.bodies]
+    m = compute_metrics(sc, world, rec, run)
+    assert m["static_clearance_m"] == pytest.approx(0.33, abs=0.01)   # at t = 3.9 s
+    mission["details"]["result"]["steps"][0]["attempts"] = 1
+    m = compute_metrics(sc, world, rec, run)
+    checks = {c.name: c for c in judge(sc, m, run, rec)}
+    assert checks["no_collision"].ok and not checks["step_attempts"].ok
+    assert checks["step_attempts"].value == [1]
+
+
+def test_runs_are_ordered_longest_first():
+    from sitebot.regress.cli import estimate_wall_s, order_runs
+    scs = {s.name: s for s in load_scenarios([SUITE])}
+    runs = [(s, 0) for s in scs.values()]
+    names = [s.name for s, _ in order_runs(runs)]
+    assert names.index("datacentre_tour_cooling") < names.index("substation_scan_dropout")
+    assert estimate_wall_s(scs["substation_valve_refused_for_operator"]) < 20.0
+    # measured wall times of an earlier run win over the estimate
+    prev = {"substation_scan_dropout": 900.0}
+    assert order_runs(runs, prev)[0][0].name == "substation_scan_dropout"
+
+
+def test_executor_results_become_mission_outcomes():
+    from sitebot.regress.driver import _plan_outcome
+    ok, failed, declined = {"outcome": 1}, {"outcome": 2}, {"outcome": 4}
+    assert _plan_outcome(0, [ok, ok]) == "succeeded"
+    assert _plan_outcome(2, [ok, declined]) == "declined"      # aborted by the answer "no"
+    assert _plan_outcome(2, [ok, failed]) == "aborted"
+    assert _plan_outcome(1, [failed]) == "failed"
+    assert _plan_outcome(4, []) == "refused"

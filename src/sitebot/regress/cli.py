@@ -204,6 +204,41 @@ def _kill(p: subprocess.Popen, grace_s: float = 15.0) -> None:
             pass
 
 
+def estimate_wall_s(sc: Scenario, previous: dict[str, float] | None = None) -> float:
+    """Expected wall time [s] of one run: the last measured one (``previous``: name ->
+    worker wall time from an earlier results.json), else a guess from the scenario (start-up
+    of its stack plus its duration; task-stack missions usually end well before theirs)."""
+    if previous and sc.name in previous:
+        return previous[sc.name]
+    kind = sc.mission.kind
+    startup = {"none": 5.0, "tour": 5.0, "goals": 6.0}.get(kind, 10.0)
+    sim = sc.duration if kind in ("none", "tour", "goals") else 0.5 * sc.duration
+    if sc.criteria.mission == "refused":
+        sim = 2.0
+    rtf = min(max(sc.real_time_factor, 0.2), 1.0) * (0.85 if sc.camera else 1.0)
+    return startup + sim / rtf
+
+
+def order_runs(runs: list[tuple[Scenario, int]], previous: dict[str, float] | None = None
+               ) -> list[tuple[Scenario, int]]:
+    """Longest first (so that two parallel jobs end close together instead of one long
+    mission starting last); ties keep the file order."""
+    return sorted(runs, key=lambda r: -estimate_wall_s(r[0], previous))
+
+
+def _previous_walls(out: Path) -> dict[str, float]:
+    try:
+        data = json.loads((out / "results.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    walls: dict[str, float] = {}
+    for r in data.get("runs", []):
+        w = r.get("worker_wall_s")
+        if isinstance(w, (int, float)) and r.get("name") and r.get("status") != "skipped":
+            walls[r["name"]] = max(walls.get(r["name"], 0.0), float(w))
+    return walls
+
+
 def _default_targets() -> list[str]:
     for cand in (Path("tests/scenarios"), Path(__file__).resolve().parents[3] / "tests/scenarios"):
         if cand.is_dir():
@@ -229,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--labels", help="an incidents.csv with labels to carry into the new index")
     ap.add_argument("--list", action="store_true", help="list the selected runs and exit")
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
+    ap.add_argument("--no-order", action="store_true", help="run in file order (default: "
+                    "longest first, by the last results.json in --out or an estimate)")
     a = ap.parse_args(list(sys.argv[1:] if argv is None else argv))
     if a.jobs < 1 or a.repeat < 1:
         print("sitebot regress: error: --jobs and --repeat must be >= 1", file=sys.stderr)
@@ -250,6 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return 0
     out = Path(a.out).resolve()
+    if not a.no_order:
+        runs = order_runs(runs, _previous_walls(out))
     if (out / "runs").exists():
         shutil.rmtree(out / "runs")
     out.mkdir(parents=True, exist_ok=True)

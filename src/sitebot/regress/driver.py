@@ -38,8 +38,8 @@ from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
 
-from sitebot_interfaces.msg import (ControllerStatus, SafetyState, TaskCommand, TaskPlan,
-                                    TaskStep, TrackedPersonArray)
+from sitebot_interfaces.msg import (ControllerStatus, SafetyState, StepOutcome, TaskCommand,
+                                    TaskPlan, TaskStep, TrackedPersonArray)
 
 from ..kinematics import quaternion_to_yaw
 from ..nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE
@@ -63,6 +63,8 @@ RECORDED: dict[str, tuple[str, type, QoSProfile]] = {
     "people": ("sitebot_interfaces/msg/TrackedPersonArray", TrackedPersonArray, QOS_SENSOR),
     "odometry/filtered": ("nav_msgs/msg/Odometry", Odometry, QOS_STATE),
     "task/plan": ("sitebot_interfaces/msg/TaskPlan", TaskPlan, QOS_COMMAND),
+    "task/status": ("std_msgs/msg/String", String, QOS_STATE),
+    "task/confirmation_request": ("std_msgs/msg/String", String, QOS_COMMAND),
 }
 EVENTS_TOPIC = ("regress/events", "std_msgs/msg/String")
 
@@ -92,8 +94,11 @@ class _Driver:
         self.pose: tuple[float, float] | None = None
         self.events: list[dict] = []                # runner events (faults, resets, mission)
         self.fault_time: dict[int, float] = {}      # fault index -> sim time it started
+        self.task_states: list[str] = []            # executor task/status 'state' values
+        self.confirm_requests: list[dict] = []      # executor task/confirmation_request
         self.clock_count = 0
         self.drive_on = False
+        self._drive_t = -math.inf                   # sim time of the last scripted output
         n = self.node
         for topic, (_, cls, qos) in RECORDED.items():
             n.create_subscription(cls, topic, self._recorder(topic), qos, raw=True)
@@ -103,6 +108,7 @@ class _Driver:
         self.deadman_pub = n.create_publisher(Bool, "teleop/deadman", QOS_COMMAND)
         self.fault_pub = n.create_publisher(String, "sim/fault", QOS_COMMAND)
         self.task_pub = n.create_publisher(TaskCommand, "task/command", QOS_COMMAND)
+        self.confirm_pub = n.create_publisher(TaskCommand, "task/confirm", QOS_COMMAND)
         self.pause_cli = n.create_client(SetBool, "sim/pause")
         self.reset_cli = n.create_client(Trigger, "safety/reset")
         self.param_cli = n.create_client(SetParameters, "safety_supervisor/set_parameters")
@@ -135,6 +141,19 @@ class _Driver:
                 label = str(ev.get("label", ""))
                 if label.startswith("fault") and ev.get("phase") == "start":
                     self.fault_time.setdefault(int(label[5:]), float(ev["t"]))
+            elif topic in ("task/status", "task/confirmation_request"):
+                try:
+                    d = json.loads(deserialize_message(data, String).data)
+                except ValueError:
+                    return
+                if not isinstance(d, dict):
+                    return
+                if topic == "task/status":
+                    with self.lock:
+                        self.task_states.append(str(d.get("state", "")))
+                else:
+                    with self.lock:
+                        self.confirm_requests.append(d)
         return cb
 
     def event(self, kind: str, **fields: Any) -> dict:
@@ -146,7 +165,9 @@ class _Driver:
     def on_clock(self, msg: Clock) -> None:
         self.sim_t = msg.clock.sec + msg.clock.nanosec * 1e-9
         self.clock_count += 1
-        if self.clock_count % 2 == 0:            # 50 Hz in sim time
+        # 50 Hz in sim time whatever the clock rate (100 Hz, or 50 Hz in task-stack runs)
+        if self.sim_t - self._drive_t >= 0.02 - 1e-6 or self.sim_t < self._drive_t:
+            self._drive_t = self.sim_t
             self._drive(msg)
 
     def _drive(self, clock: Clock) -> None:
@@ -203,6 +224,7 @@ class _Mission:
         self.goal_results: list[dict] = []
         self.plan_msg: TaskPlan | None = None
         self.sent_at: float | None = None
+        self.answered = 0                      # confirmation requests answered
         kind = sc.mission.kind
         n = drv.node
         if kind == "goals":
@@ -242,10 +264,34 @@ class _Mission:
             d.event("instruction_sent", text=m.text, role=m.role)
         self.sent_at = d.sim_t
 
+    def _answer_confirmations(self) -> None:
+        """Answer the executor's confirmation requests as a supervisor would (mission key
+        ``confirm``); each request once."""
+        d = self.drv
+        with d.lock:
+            reqs = list(d.confirm_requests[self.answered:])
+        for req in reqs:
+            self.answered += 1
+            answer = self.sc.mission.confirm
+            if not answer:
+                d.event("confirmation_request", question=str(req.get("question", "")),
+                        answered=False)
+                continue
+            m = TaskCommand()
+            m.request_id = f"regress_confirm_{self.answered}"
+            m.in_reply_to = str(req.get("plan_id", ""))
+            m.text = answer
+            m.role = "supervisor"
+            d.confirm_pub.publish(m)
+            d.event("confirmation_answered", question=str(req.get("question", "")),
+                    plan_id=m.in_reply_to, answer=answer)
+
     def poll(self) -> None:
         if self.done:
             return
         kind = self.sc.mission.kind
+        if kind in ("instruction", "plan"):
+            self._answer_confirmations()
         if kind == "none":
             return                                   # runs until the duration
         if kind == "tour":
@@ -299,13 +345,14 @@ class _Mission:
     def _send_plan(self, plan: TaskPlan) -> None:
         goal = self.goal_cls.Goal()
         goal.plan = plan
-        goal.confirmed = True
+        # unconfirmed when the scenario answers the executor's question itself
+        goal.confirmed = not self.sc.mission.confirm
         if not self.action.wait_for_server(timeout_sec=10.0):
             self.outcome, self.done = "failed", True
             self.details["error"] = "no execute_plan action server"
             return
         self.fut = self.action.send_goal_async(goal)
-        self.drv.event("plan_sent", steps=len(plan.steps))
+        self.drv.event("plan_sent", steps=len(plan.steps), confirmed=bool(goal.confirmed))
 
     def _poll_result(self) -> None:
         if self.fut is not None and self.fut.done() and self.result_fut is None:
@@ -316,9 +363,10 @@ class _Mission:
             self.result_fut = gh.get_result_async()
         if self.result_fut is not None and self.result_fut.done():
             res = self.result_fut.result().result
+            steps = [_step_outcome(s) for s in res.steps]
             self.details["result"] = {"code": int(res.code), "reason": res.reason,
-                                      "steps": [_step_outcome(s) for s in res.steps]}
-            self.outcome = {0: "succeeded", 4: "refused"}.get(int(res.code), "failed")
+                                      "steps": steps}
+            self.outcome = _plan_outcome(int(res.code), steps)
             self.done = True
             self.drv.event("mission_done", outcome=self.outcome, reason=res.reason)
 
@@ -364,6 +412,15 @@ class _Mission:
             self.fut = None
 
 
+def _plan_outcome(code: int, steps: list[dict]) -> str:
+    """The mission outcome of an ExecutePlan result: a declined confirmation is its own
+    outcome (the plan is aborted by the executor, on purpose)."""
+    if any(s.get("outcome") == StepOutcome.OUTCOME_DECLINED for s in steps):
+        return "declined"
+    return {0: "succeeded", 1: "failed", 2: "aborted", 3: "canceled",
+            4: "refused"}.get(code, "failed")
+
+
 def _plan_dict(p: TaskPlan) -> dict:
     return {"status": int(p.status), "reason": p.reason, "question": p.question,
             "steps": [{"skill": s.skill, "args": dict(zip(s.arg_names, s.arg_values))}
@@ -378,6 +435,11 @@ def _step_outcome(s: Any) -> dict:
             out[k] = v
         elif isinstance(v, (list, tuple)) and all(isinstance(x, (str, int, float)) for x in v):
             out[k] = list(v)
+    out["skill"] = s.step.skill
+    out["args"] = dict(zip(s.step.arg_names, s.step.arg_values))
+    out["readings"] = [{"asset_id": r.asset_id, "valid": bool(r.valid), "value": float(r.value),
+                        "unit": r.unit, "confidence": float(r.confidence),
+                        "failure_reason": r.failure_reason} for r in s.readings]
     return out
 
 
@@ -408,6 +470,10 @@ class _Faults:
             x, y, r = w["robot_near"]
             if d.pose is None or math.hypot(d.pose[0] - x, d.pose[1] - y) > r:
                 return False
+        if "task_status" in w:
+            with d.lock:
+                if not any(w["task_status"] in st for st in d.task_states):
+                    return False
         first = self._cond.setdefault(f.index, d.sim_t)     # when the condition first held
         return d.sim_t >= max(first, t0) + w.get("delay", 0.0)
 
@@ -480,12 +546,19 @@ class _Faults:
                         reason=res.results[0].reason if res and res.results else "no answer")
 
 
-def _graph_ready(drv: _Driver, nodes: list[str]) -> bool:
+def _graph_ready(drv: _Driver, nodes: list[str], mission: "_Mission") -> bool:
     names = set(drv.node.get_node_names())
     if not all(n in names for n in nodes):
         return False
     # the supervisor listens to cmd_vel_in and the simulator's pause service answers
-    return drv.cmd_pub.get_subscription_count() > 0 and drv.pause_cli.service_is_ready()
+    if not (drv.cmd_pub.get_subscription_count() > 0 and drv.pause_cli.service_is_ready()):
+        return False
+    # the mission's servers are up (so that sim time is not spent waiting for them): the
+    # planner listens to task/command, the action server answers
+    if mission.sc.mission.kind == "instruction" and drv.task_pub.get_subscription_count() == 0:
+        return False
+    action = getattr(mission, "action", None)
+    return action is None or action.server_is_ready()
 
 
 def run_scenario(sc: Scenario, out_dir: Path, launch_file: str, launch_args: dict[str, str],
@@ -511,7 +584,8 @@ def run_scenario(sc: Scenario, out_dir: Path, launch_file: str, launch_args: dic
                       on_line=lambda line: log.write(line + "\n")) as h:
             expected = [n.name for n in h.description.processes]
             deadline = t_wall0 + min(sc.wall_limit, 120.0)
-            while not _graph_ready(drv, expected):
+            mission = _Mission(drv, sc, h, out_dir)
+            while not _graph_ready(drv, expected, mission):
                 if h.failed or time.monotonic() > deadline:
                     aborted = ("a process died during start-up: " + ", ".join(h.failed)
                                if h.failed else "the stack did not come up within "
@@ -520,7 +594,6 @@ def run_scenario(sc: Scenario, out_dir: Path, launch_file: str, launch_args: dic
                     break
                 time.sleep(0.05)
             if not aborted:
-                mission = _Mission(drv, sc, h, out_dir)
                 faults = _Faults(drv, sc, h)
                 r = drv.call(drv.pause_cli, SetBool.Request(data=False))
                 if r is None or not r.success:
@@ -534,8 +607,9 @@ def run_scenario(sc: Scenario, out_dir: Path, launch_file: str, launch_args: dic
                 wall_end = t_wall0 + sc.wall_limit
                 while True:
                     now = time.monotonic()
-                    faults.poll()
-                    mission.poll()
+                    if drv.sim_t >= 0.0:             # the first /clock after unpausing
+                        faults.poll()
+                        mission.poll()
                     unexpected = [n for n in h.failed if n not in faults.killed]
                     if mission.done:
                         break
@@ -562,14 +636,14 @@ def run_scenario(sc: Scenario, out_dir: Path, launch_file: str, launch_args: dic
     wall_s = time.monotonic() - t_wall0
     return {
         "raw": drv.raw, "events": drv.events,
-        "mission": {"outcome": mission.outcome if mission else "not_started",
-                    "done": bool(mission and mission.done),
-                    "details": mission.details if mission else {}},
+        "mission": {"outcome": mission.outcome if mission and faults else "not_started",
+                    "done": bool(mission and faults and mission.done),
+                    "details": mission.details if mission and faults else {}},
         "exit_codes": codes, "failed": failed,
         "killed": faults.killed if faults else [],
         "resets": faults.resets if faults else {},
         "fault_time": drv.fault_time,
-        "sim_time_s": max(sim_end if mission else drv.sim_t, 0.0),
+        "sim_time_s": max(sim_end if mission and faults else drv.sim_t, 0.0),
         "wall_s": wall_s, "run_wall_s": (time.monotonic() - run_wall0)
         if math.isfinite(run_wall0) else 0.0,
         "startup_wall_s": startup, "aborted": aborted,

@@ -17,6 +17,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from ..registry import ZoneKind, point_in_polygon
 from ..world import WorldSpec
 from .scenario import LEVELS, Scenario
@@ -30,6 +32,9 @@ CONTACT_RADIUS_M = 0.30
 #: ignore the first second of sim time
 SETTLE_S = 1.0
 LEVEL_NAMES = {v: k for k, v in LEVELS.items()}
+#: StepOutcome.outcome values (sitebot_interfaces/msg/StepOutcome.msg)
+_OUTCOME_NAMES = {0: "pending", 1: "succeeded", 2: "failed", 3: "skipped", 4: "declined",
+                  5: "canceled"}
 _JUMP_M = 0.5          # a ground-truth step longer than this is a teleport, not travel
 
 
@@ -90,6 +95,33 @@ def timeline(safety: Sequence[tuple]) -> list[dict[str, Any]]:
     return segs
 
 
+def _body_windows(sc: Scenario, rec: Mapping[str, Any]) -> list[tuple[dict, float, float]]:
+    """(box, t_from, t_to) of every spawned body: from its spawn to its removal, as the
+    simulator reported them on ``sim/fault_events``; a body without events (none recorded)
+    counts as present throughout."""
+    boxes = list(sc.bodies) + [dict(f.params) for f in sc.faults if f.kind == "spawn_body"]
+    spawned: dict[str, float] = {}
+    removed: dict[str, float] = {}
+    for ev in rec.get("sim_faults", []):
+        if ev.get("phase") != "start" or "id" not in ev:
+            continue
+        t = float(ev.get("t") or 0.0)
+        if ev.get("kind") == "spawn_body":
+            spawned.setdefault(str(ev["id"]), t)
+        elif ev.get("kind") == "remove_body":
+            removed.setdefault(str(ev["id"]), t)
+    have_events = bool(rec.get("sim_faults"))
+    out = []
+    for b in boxes:
+        bid = str(b.get("id"))
+        if have_events and bid not in spawned:
+            continue                                   # never appeared
+        t0 = spawned.get(bid, 0.0) if have_events else 0.0
+        t1 = removed.get(bid, math.inf)
+        out.append((b, t0, t1))
+    return out
+
+
 def _forbidden_zones(world: WorldSpec, role: str) -> list:
     out = []
     for z in world.registry.zones:
@@ -107,7 +139,7 @@ def compute_metrics(sc: Scenario, world: WorldSpec, rec: Mapping[str, Any],
     role = str(sc.supervisor.get("role", ""))
     forbidden = _forbidden_zones(world, role)
     slow = [z for z in world.registry.zones if z.kind is ZoneKind.SLOW]
-    boxes = list(sc.bodies) + [dict(f.params) for f in sc.faults if f.kind == "spawn_body"]
+    boxes = _body_windows(sc, rec)
     near_d = sc.criteria.max_speed_near_people[0] if sc.criteria.max_speed_near_people else 1.5
     m: dict[str, Any] = {}
     path = 0.0
@@ -119,6 +151,14 @@ def compute_metrics(sc: Scenario, world: WorldSpec, rec: Mapping[str, Any],
     series = []                 # (t, speed, separation) for the report
     x0 = y0 = None
     travel = 0.0
+    # distance to static structure for every sample at once (world.clearance per sample is
+    # ~1.5 ms: seconds per run)
+    if truth:
+        xs = np.array([r[1] for r in truth])
+        ys = np.array([r[2] for r in truth])
+        clear = np.full(len(truth), np.inf)
+        for f in world.obstacle_footprints():
+            clear = np.minimum(clear, f.distance_grid(xs, ys))
     for i, (t, x, y, yaw, v) in enumerate(truth):
         if i:
             step = math.hypot(x - truth[i - 1][1], y - truth[i - 1][2])
@@ -142,9 +182,10 @@ def compute_metrics(sc: Scenario, world: WorldSpec, rec: Mapping[str, Any],
             d = polygon_signed_distance(x, y, z.polygon) - FOOTPRINT_RADIUS_M
             if d < ko_clear:
                 ko_clear, t_ko = d, t
-        c, _ = world.clearance(x, y)
-        for b in boxes:
-            c = min(c, _box_distance(x, y, b))
+        c = float(clear[i])
+        for b, b0, b1 in boxes:
+            if b0 - 1e-6 <= t < b1:
+                c = min(c, _box_distance(x, y, b))
         if c - CONTACT_RADIUS_M < static_clear:
             static_clear, t_static = c - CONTACT_RADIUS_M, t
         for z in slow:
@@ -198,6 +239,10 @@ def compute_metrics(sc: Scenario, world: WorldSpec, rec: Mapping[str, Any],
     m["fault_times_s"] = {str(k): round(v, 3) for k, v in run.get("fault_time", {}).items()}
     m["resets"] = {str(k): v for k, v in run.get("resets", {}).items()}
     m["reading_errors"] = _reading_errors(world, mission.get("details", {}))
+    steps = (mission.get("details", {}).get("result") or {}).get("steps", [])
+    m["step_attempts"] = [int(st.get("attempts", 0)) for st in steps]
+    m["step_outcomes"] = [_OUTCOME_NAMES.get(st.get("outcome"), str(st.get("outcome")))
+                          for st in steps]
     m["commands_in"] = len(rec.get("cmd_in", []))
     m["commands_out"] = len(rec.get("cmd_out", []))
     m["_series"] = series
@@ -281,6 +326,10 @@ def judge(sc: Scenario, m: Mapping[str, Any], run: Mapping[str, Any],
         lvl = LEVELS[m["max_level"]]
         checks.append(Check("max_level", lvl <= c.max_level, m["max_level"],
                             LEVEL_NAMES[c.max_level], f"after the first {SETTLE_S:g} s"))
+    if c.step_attempts is not None:
+        got = list(m.get("step_attempts") or [])
+        checks.append(Check("step_attempts", got == list(c.step_attempts), got,
+                            list(c.step_attempts), "attempts of each plan step"))
     if c.max_reading_error is not None:
         errs = [r["error"] for r in m["reading_errors"]]
         checks.append(Check("reading_error", bool(errs) and max(errs) <= c.max_reading_error,

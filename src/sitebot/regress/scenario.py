@@ -21,7 +21,7 @@ from ..registry import ID_PATTERN
 from ..sim.faults import FAULT_KINDS, parse_fault
 from ..yamlio import Schema, key_path, load_yaml
 
-__all__ = ["ScenarioError", "Scenario", "Mission", "FaultSpec", "Criteria", "SafetyExpectation",
+__all__ = ["ScenarioError", "Scenario", "Mission", "OUTCOMES", "FaultSpec", "Criteria", "SafetyExpectation",
            "load_scenario", "load_scenarios", "collect_files", "expand", "MISSION_KINDS",
            "RUNNER_FAULTS", "LEVELS", "select"]
 
@@ -31,6 +31,10 @@ class ScenarioError(ConfigError):
 
 
 MISSION_KINDS = ("none", "tour", "goals", "instruction", "plan")
+#: nodes whose parameters a scenario may override with ``params`` (the simulator and the
+#: supervisor have their own keys ``sim`` and ``supervisor``)
+PARAM_NODES = ("localization", "navigation", "camera_perception", "spatial_perception",
+               "arm_planner", "task_planner", "task_executor", "tour")
 #: faults the runner applies itself (the others go to the simulator)
 RUNNER_FAULTS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "kill_node": (("node",), ()),
@@ -46,13 +50,13 @@ MISSION_NODES = {"none": (), "tour": ("tour",), "goals": ("navigation",),
 
 _TOP = ("scenario", "description", "tags", "world", "seed", "robot", "real_time_factor",
         "camera", "duration", "wall_limit", "requires", "mission", "actors", "bodies",
-        "supervisor", "sim", "faults", "criteria", "variations")
-_MISSION = ("kind", "drive", "route", "dock", "goals", "text", "role", "steps")
+        "supervisor", "sim", "params", "faults", "criteria", "variations")
+_MISSION = ("kind", "drive", "route", "dock", "goals", "text", "role", "steps", "confirm")
 _ACTOR = ("id", "path", "speed", "loop", "height", "radius", "start_delay", "yields")
 _CRIT = ("mission", "time_limit", "min_separation", "no_keep_out", "no_collision",
          "max_speed", "max_speed_near_people", "slow_zones", "safety_events", "resets",
          "min_travel", "max_travel", "final_speed_below", "max_reading_error",
-         "expect_refusal", "max_level")
+         "expect_refusal", "max_level", "step_attempts")
 _EVENT = ("level", "cause", "after_fault", "after", "within", "forbid")
 
 
@@ -66,6 +70,14 @@ class Mission:
     text: str = ""
     role: str = "operator"
     steps: tuple[Mapping[str, Any], ...] = ()
+    #: "" = the ExecutePlan goal says confirmed (no question asked); "yes"/"no": the goal is
+    #: unconfirmed and the runner answers the executor's confirmation request with this
+    confirm: str = ""
+
+
+#: mission outcomes the runner reports (criteria.mission accepts these and "any")
+OUTCOMES = ("succeeded", "failed", "refused", "declined", "aborted", "canceled", "clarify",
+            "skipped_ok")
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,7 @@ class Criteria:
     max_reading_error: float | None = None
     expect_refusal: bool = False
     max_level: int | None = None
+    step_attempts: tuple[int, ...] | None = None                # attempts of each plan step
 
 
 @dataclass(frozen=True)
@@ -134,6 +147,7 @@ class Scenario:
     bodies: tuple[Mapping[str, Any], ...] = ()
     supervisor: Mapping[str, Any] = field(default_factory=dict)
     sim: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)   # node -> overrides
     faults: tuple[FaultSpec, ...] = ()
     criteria: Criteria = field(default_factory=Criteria)
     variant: Mapping[str, Any] = field(default_factory=dict)
@@ -192,6 +206,27 @@ class _Parser:
             if k in sup:
                 s.fail(f"supervisor parameter {k!r} is set by the runner",
                        key_path("supervisor", k))
+        params: dict[str, dict[str, Any]] = {}
+        if root.get("params"):
+            pm = s.mapping(root["params"], "params")
+            for node, over in pm.items():
+                w = key_path("params", node)
+                if node not in PARAM_NODES:
+                    s.fail(f"unknown node {node!r}; accepted: {', '.join(PARAM_NODES)} (the "
+                           "simulator and the supervisor: keys 'sim' and 'supervisor')", w)
+                om = dict(s.mapping(over, w))
+                for k, v in om.items():
+                    if not isinstance(v, (bool, int, float, str, list)):
+                        s.fail(f"parameter {k!r}: a number, string, boolean or list is "
+                               f"needed, got {type(v).__name__}", key_path(w, k))
+                params[node] = om
+        stack = {"none": (), "tour": ("tour",), "goals": ("localization", "navigation")}.get(
+            mission.kind, PARAM_NODES[:-1])
+        for node in params:
+            if node not in stack:
+                s.fail(f"node {node!r} does not run in a mission of kind {mission.kind!r} "
+                       f"(its nodes: {', '.join(stack) or 'simulator and supervisor only'})",
+                       key_path("params", node))
         faults = self.faults(root.get("faults"))
         crit = self.criteria(root.get("criteria"), len(faults), faults)
         if mission.kind == "none" and not mission.drive and crit.mission not in ("any",):
@@ -204,7 +239,8 @@ class _Parser:
                         tags=tags, seed=seed, start=start, real_time_factor=rtf, camera=camera,
                         duration=duration, wall_limit=wall, requires=requires, mission=mission,
                         actors_replace=a_rep, actors_add=a_add, actors_remove=a_rm,
-                        bodies=bodies, supervisor=sup, sim=sim, faults=faults, criteria=crit,
+                        bodies=bodies, supervisor=sup, sim=sim, params=params, faults=faults,
+                        criteria=crit,
                         variant=dict(variant), name=name)
 
     def mission(self, data: Any) -> Mission:
@@ -215,7 +251,8 @@ class _Parser:
         s.keys(m, "mission", allowed=_MISSION, required=("kind",))
         kind = s.choice(m["kind"], MISSION_KINDS, "mission.kind", what="mission kind")
         allowed = {"none": ("drive",), "tour": ("route", "dock"), "goals": ("goals",),
-                   "instruction": ("text", "role"), "plan": ("steps", "role")}[kind]
+                   "instruction": ("text", "role", "confirm"),
+                   "plan": ("steps", "role", "confirm")}[kind]
         for k in m:
             if k != "kind" and k not in allowed:
                 s.fail(f"key {k!r} does not apply to a mission of kind {kind!r} (accepted: "
@@ -258,12 +295,18 @@ class _Parser:
             steps.append(dict(sm))
         if kind == "plan" and not steps:
             s.fail("a plan mission needs its steps", "mission.steps")
+        confirm = ""
+        if m.get("confirm") is not None:
+            v = m["confirm"]
+            if isinstance(v, bool):          # YAML 1.1: an unquoted yes/no is a boolean
+                s.fail("quote the answer: confirm: \"yes\" or \"no\"", "mission.confirm")
+            confirm = s.choice(v, ("yes", "no"), "mission.confirm", what="confirmation answer")
         return Mission(kind=kind, drive=tuple(drive),
                        route=s.optional(m, "route", str, "mission", default=""),
                        dock=s.optional(m, "dock", bool, "mission", default=False),
                        goals=tuple(goals), text=text,
                        role=s.optional(m, "role", str, "mission", default="operator"),
-                       steps=tuple(steps))
+                       steps=tuple(steps), confirm=confirm)
 
     def actors(self, data: Any) -> tuple[bool, tuple, tuple]:
         s = self.s
@@ -340,9 +383,11 @@ class _Parser:
     def when(self, data: Any, where: str) -> Mapping[str, Any]:
         s = self.s
         m = s.mapping(data, where)
-        s.keys(m, where, allowed=("level", "robot_near", "after_fault", "delay"))
-        if not any(k in m for k in ("level", "robot_near", "after_fault")):
-            s.fail("a condition needs 'level', 'robot_near' or 'after_fault'", where)
+        s.keys(m, where, allowed=("level", "robot_near", "after_fault", "task_status",
+                                  "delay"))
+        if not any(k in m for k in ("level", "robot_near", "after_fault", "task_status")):
+            s.fail("a condition needs 'level', 'robot_near', 'after_fault' or 'task_status'",
+                   where)
         out: dict[str, Any] = {}
         if "level" in m:
             out["level"] = LEVELS[s.choice(m["level"], LEVELS, key_path(where, "level"),
@@ -353,6 +398,9 @@ class _Parser:
         if "after_fault" in m:
             out["after_fault"] = s.integer(m["after_fault"], key_path(where, "after_fault"),
                                            min_value=0)
+        if "task_status" in m:
+            # text the executor's task/status 'state' must contain
+            out["task_status"] = s.string(m["task_status"], key_path(where, "task_status"))
         out["delay"] = s.number(m.get("delay", 0.0), key_path(where, "delay"), min_value=0.0)
         return out
 
@@ -366,10 +414,14 @@ class _Parser:
         def num(k: str, lo: float | None = 0.0) -> float | None:
             return None if c.get(k) is None else s.number(c[k], key_path("criteria", k),
                                                           min_value=lo)
-        mission = s.choice(c.get("mission", "any"),
-                           ("any", "succeeded", "failed", "refused", "skipped_ok"),
+        mission = s.choice(c.get("mission", "any"), ("any",) + OUTCOMES,
                            "criteria.mission", what="mission outcome") \
             if c.get("mission") is not None else "any"
+        attempts = None
+        if c.get("step_attempts") is not None:
+            w = "criteria.step_attempts"
+            attempts = tuple(s.integer(v, key_path(w, i), min_value=0, max_value=100)
+                             for i, v in enumerate(s.seq(c["step_attempts"], w, min_len=1)))
         near = None
         if c.get("max_speed_near_people") is not None:
             w = "criteria.max_speed_near_people"
@@ -421,7 +473,7 @@ class _Parser:
             max_travel=num("max_travel"), final_speed_below=num("final_speed_below"),
             max_reading_error=num("max_reading_error"),
             expect_refusal=s.optional(c, "expect_refusal", bool, "criteria", default=False),
-            max_level=max_level)
+            max_level=max_level, step_attempts=attempts)
 
 
 def _fmt(v: Any) -> str:

@@ -73,9 +73,11 @@ def run_worker(spec: dict) -> dict[str, Any]:
     run = driver.run_scenario(sc, run_dir, prep["launch_file"], prep["launch_args"], env=env,
                               progress=lambda p: _emit("progress", p),
                               log_path=run_dir / "launch.log")
+    tp = time.monotonic()
     rec = driver.decode_records(run["raw"])
     world = load_world(prep["world_file"])
     m = compute_metrics(sc, world, rec, run)
+    t_metrics = time.monotonic() - tp
     series = m.pop("_series")
     checks = judge(sc, m, run, rec)
     status = "passed" if all(c.ok for c in checks) else "failed"
@@ -89,6 +91,7 @@ def run_worker(spec: dict) -> dict[str, Any]:
         (int(max(float(e.get("t") or 0.0), 0.0) * 1e9), driver.serialize_event(e))
         for e in events])
     bag_dir = run_dir / "bag"
+    tb = time.monotonic()
     try:
         write_bag(bag_dir, topics, custom={"scenario": sc.name, "seed": str(sc.seed),
                                            "verdict": status})
@@ -98,6 +101,8 @@ def run_worker(spec: dict) -> dict[str, Any]:
         checks_err = f"bag not written: {type(e).__name__}: {e}"
         events.append({"t": None, "kind": "error", "error": checks_err})
     m["bag_messages"] = sum(len(v[1]) for v in topics.values())
+    m["postprocess_wall_s"] = {"metrics": round(t_metrics, 2),
+                               "bag": round(time.monotonic() - tb, 2)}
     (run_dir / "metrics.json").write_text(json.dumps(m, indent=2))
     plot = {"truth": _downsample([(round(r[0], 2), round(r[1], 3), round(r[2], 3))
                                   for r in rec.get("truth", [])]),
