@@ -183,6 +183,20 @@ def test_the_object_to_grasp_is_exempt_only_for_its_own_goal() -> None:
     assert m.exempt == []
 
 
+def test_a_large_cluster_on_mapped_structure_is_left_to_the_map(motion) -> None:
+    """At the tool trolley (robot at the bench place), a perceived box bounding the trolley
+    and its board (1.2 x 0.7 x 1.2 m) touches mapped bodies: it is dropped (the map has
+    them exactly); the same box in open floor, and a small box, are kept."""
+    m = ArmMotion({"seed": 3}, world=load_world("substation"))
+    m.set_base_pose((-6.0, 12.4, math.pi / 2), force=True)
+    trolley = ((1.1, 0.0, 0.6), (0.7, 1.2, 1.2))            # base frame: 0.75-1.45 m ahead
+    assert m.set_obstacles([trolley]) == 0
+    m.set_base_pose((0.0, -2.0, 0.0), force=True)           # open yard: nothing mapped there
+    assert m.set_obstacles([trolley]) == 1
+    m.set_base_pose((-6.0, 12.4, math.pi / 2), force=True)
+    assert m.set_obstacles([((0.9, 0.0, 0.55), (0.1, 0.1, 0.1))]) == 1
+
+
 def test_a_start_a_hair_in_collision_is_repaired_a_deep_one_refused() -> None:
     """Fingers closed on a tool that lies on a table measure a few mm inside the table's
     box: the plan first moves to a valid state within 0.06 rad, then on; a start deep in

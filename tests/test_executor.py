@@ -245,9 +245,10 @@ def test_pick_closes_in_grips_across_the_tool_and_backs_out() -> None:
     bench = REG.place("tool_bench").pose
     assert ports.pose[:2] == pytest.approx((bench.x, bench.y), abs=1e-6)
     (gx, gy, gz), (r, pitch, yaw), at = ports.arm_goals[0]
-    assert (gx, gy, gz) == pytest.approx((-6.1, 13.27, 0.525 + 0.015 + 0.15))
+    assert (gx, gy, gz) == pytest.approx((-6.1, 13.27, 0.53 + 0.02 + 0.15))
     assert at[1] == pytest.approx(bench.y + 0.32, abs=1e-5)        # grasped from closer
     assert abs(math.remainder(yaw, math.pi)) < 1e-9                  # tool x along map x
+    assert "arm:carry_across" in ports.calls      # held across the robot (facing north)
     # stopped short by the laser gap: grasps from where it got to, still backs out that much
     short = ScriptedPorts(approach_limit_m=0.2)
     res = PlanRunner(REG, short).run(p)
@@ -336,3 +337,33 @@ def test_patrol_visits_route_and_saves_images() -> None:
     assert navs == list(route.waypoints) + ([route.waypoints[0]] if route.loop else [])
     assert len(res.steps[0].images) == len(navs)
     assert all(math.isfinite(s.duration_s) for s in res.steps)
+
+
+def test_station_tag_offset_corrects_the_pose_error_at_the_tool() -> None:
+    """The robot believes it is 4 cm further east and 3 cm further north than it is: the
+    station tag (105, at the substation trolley) then appears shifted by that error, and
+    the returned offset moves the tool with it; stale, far or implausible sightings give
+    no correction."""
+    from sitebot.executor.locate import station_offset
+    tag = next(m for m in REG.markers if m.tag == 105)
+    true = (-6.0, 12.76, math.pi / 2)
+    believed = (true[0] + 0.04, true[1] + 0.03, true[2])
+    # the tag in the base frame, as the camera sees it from the true pose
+    dx, dy = tag.x - true[0], tag.y - true[1]
+    c, s = math.cos(true[2]), math.sin(true[2])
+    in_base = (c * dx + s * dy, -s * dx + c * dy)
+    tool = REG.object("voltage_detector").pose
+    off = station_offset(believed, tool[:2], REG.markers, {105: (10.0, in_base)}, now=10.5)
+    assert off == pytest.approx((0.04, 0.03), abs=1e-9)
+    assert station_offset(believed, tool[:2], REG.markers, {105: (8.0, in_base)},
+                          now=10.5) is None                         # 2.5 s old
+    assert station_offset(believed, (0.0, -6.9), REG.markers, {105: (10.0, in_base)},
+                          now=10.5) is None                         # tag too far away
+    lost = (true[0] + 0.5, true[1], true[2])
+    assert station_offset(lost, tool[:2], REG.markers, {105: (10.0, in_base)},
+                          now=10.5) is None                         # 0.5 m: not trusted
+    assert station_offset(None, tool[:2], REG.markers, {105: (10.0, in_base)},
+                          now=10.5) is None
+    close = (true[0] + 0.01, true[1], true[2])                    # 1 cm: within tag noise
+    assert station_offset(close, tool[:2], REG.markers, {105: (10.0, in_base)},
+                          now=10.5) is None

@@ -112,6 +112,28 @@ def test_fully_blocked_tries_recoveries_then_gives_up_with_a_reason():
                         < INSCRIBED for _, _, _, p in back)
 
 
+def test_fence_seen_one_side_at_a_time_ends_in_blocked_by_the_stall_clock():
+    """Both corridors are closed at x = 5, but the robot only ever sees the wall in front of
+    it (within 2 m) and the other one's marks expire: it keeps detouring from one corridor
+    to the other, each time moving more than 1 m (which clears the blocked clock). The
+    stall clock gives up: no metre closer to the goal for stall_timeout_s."""
+    cm = corridors()
+    nav = navigator(cm, blocked_timeout_s=1000.0, stall_timeout_s=40.0, wait_s=2.0)
+    nav.start(Goal(9.0, 1.0, 0.0, "east"), 0.0)
+    run = Run(nav, cm, (1.0, 1.0, 0.0))
+
+    def hook(t, pose):
+        for y0, y1 in ((0.0, 1.8), (4.2, 6.0)):
+            if abs(pose[0] - 5.0) < 2.0 and y0 - 0.5 < pose[1] < y1 + 0.5:
+                wall(cm, 5.0, y0, y1, t)
+    out = run.go(400.0, hook)
+    assert out is not None and out.outcome.code == "blocked", out
+    assert "no progress toward the goal for more than 40 s" in out.outcome.reason
+    closest = min(math.hypot(9.0 - x, 1.0 - y) for x, y, _ in run.traj)
+    assert closest > 3.0                                   # never got past the fence
+    assert run.t < 40.0 + 60.0                             # gave up in bounded time
+
+
 def test_obstacle_that_goes_away_lets_the_robot_continue():
     cm = corridors()
     nav = navigator(cm, blocked_timeout_s=30.0, wait_s=2.0)

@@ -132,12 +132,29 @@ class ArmMotion:
             if not math.isfinite(yaw):
                 continue
             prim = box_primitive(c, np.abs(s), yaw, f"obstacle:{i}")
-            if self._overlaps_robot(prim, current_q):
+            if self._overlaps_robot(prim, current_q) or self._is_mapped_structure(prim):
                 continue
             kept.append(prim)
         self.obstacle_prims = kept
         self._update_scene()
         return len(kept)
+
+    #: perceived boxes with a half extent above this that touch mapped static bodies are
+    #: the structure itself (a wall, a bench with its tools) as one cluster's bounding box
+    LARGE_CLUSTER_HALF_M = 0.5
+
+    def _is_mapped_structure(self, prim: Primitive) -> bool:
+        """A large perceived box that touches the world's static bodies: that structure is
+        in the scene exactly already, and its axis-aligned bounding box (a wall plus the
+        bench in front of it, 0.8 x 2.4 x 1.3 m) would wall off the whole workspace."""
+        if max(prim.size) <= self.LARGE_CLUSTER_HALF_M or not self.world_prims:
+            return False
+        from .collision import _PrimitiveTable
+        half = np.asarray(prim.size, float)
+        corners = np.array([[sx, sy, sz] for sx in (-1, 0, 1) for sy in (-1, 0, 1)
+                            for sz in (-1, 0, 1)], float) * half
+        pts = corners @ prim.pose[:3, :3].T + prim.pose[:3, 3]
+        return bool((_PrimitiveTable(self.world_prims).distances(pts) < 0.05).any())
 
     def _overlaps_robot(self, prim: Primitive, q: Sequence[float] | None) -> bool:
         from .collision import _PrimitiveTable
@@ -249,10 +266,18 @@ class ArmMotion:
                           angle_tol_rad=self.p["goal_angle_tolerance_rad"],
                           rng_seed=int(self.p["seed"]), accept=self.checker.is_valid)
         if not res.ok:
+            # what stands in the way: the nearest solution that ignores collisions
+            free = self.kin.ik(pos, rot, approach_axis=approach_axis, seed=seed,
+                               n_seeds=int(self.p["ik_seeds"]),
+                               position_tol_m=self.p["goal_position_tolerance_m"],
+                               angle_tol_rad=self.p["goal_angle_tolerance_rad"],
+                               rng_seed=int(self.p["seed"]))
+            why = self.checker.explain(free.q) if free.ok else None
             raise GoalRejected(CODE_NO_IK, "no collision-free IK solution within tolerance "
                                f"(best: {res.position_error_m * 1000:.1f} mm, "
                                f"{math.degrees(res.angle_error_rad):.1f} deg after "
-                               f"{res.seeds} seeds)")
+                               f"{res.seeds} seeds)"
+                               + (f"; without collisions: {why}" if why else ""))
         return res.q
 
     # ------------------------------------------------------------------ plan

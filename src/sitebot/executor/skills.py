@@ -45,7 +45,7 @@ class ExecutorConfig:
     place_forward_m: float = 0.6        # where 'place' puts things, ahead of the base
     place_height_m: float = 0.10        # TCP height when letting go: on the floor
     grasp_forward_m: float = 0.55       # a pick closes in until the object is this far ahead
-    grasp_above_centre_m: float = 0.015  # grip this far above the object's centre: the
+    grasp_above_centre_m: float = 0.02   # grip this far above the object's centre: the
                                          # fingers clear the surface it lies on
     approach_max_m: float = 0.6         # longest straight approach of a pick
     approach_timeout_s: float = 30.0
@@ -249,6 +249,10 @@ class Pick(Skill, _ArmAside):
             _motion(r, f"approach to {obj.id}")
             ports.log(f"pick {obj.id}: approached {driven:.2f} of {want:.2f} m ({r.reason})")
             where = ports.object_position(obj.id) or where     # refined from closer
+        if obj.pose is not None:
+            off = math.dist(where[:2], obj.pose[:2])
+            ports.log(f"pick {obj.id}: grasping at ({where[0]:.3f}, {where[1]:.3f}, "
+                      f"{where[2]:.3f}), {100 * off:.1f} cm from its surveyed position")
         try:
             self._grasp(obj.id, where, obj.grasp_yaw, ctx, result)
         except StepFailure:
@@ -308,7 +312,12 @@ class Pick(Skill, _ArmAside):
         (x, y, z), rpy, opening = ctx.grasp_pose
         _motion(ports.move_arm_pose((x, y, z + cfg.pregrasp_height_m), rpy,
                                     cfg.arm_timeout_s), "lift")
-        self.arm_to(ctx, "carry", required=True)
+        # fold without turning the wrist much: a tool gripped across the robot (its long
+        # axis sideways) is carried across it, one gripped lengthwise lengthwise
+        pose = ports.robot_pose()
+        across = pose is not None and \
+            abs(math.sin(rpy[2] - (cfg.grasp_rpy[2] + pose[2]))) > math.sqrt(0.5)
+        self.arm_to(ctx, "carry_across" if across else "carry", required=True)
         ctx.grasp_pose = None
         result.message = f"holding {ctx.holding} ({opening * 1000:.1f} mm)"
 

@@ -49,6 +49,9 @@ class BehaviourConfig:
     rotate_angle_rad: float = 1.57
     rotate_speed_radps: float = 0.5
     blocked_timeout_s: float = 30.0
+    # no approach to the goal by progress_reset_m for this long (detours, recoveries and
+    # replans round obstacles that expire and reappear): give up (blocked)
+    stall_timeout_s: float = 90.0
     protective_stop_timeout_s: float = 60.0
     pose_timeout_s: float = 5.0
     goal_timeout_s: float = 600.0
@@ -130,6 +133,8 @@ class Navigator:
         self.next_replan_t = math.inf
         self.last_replan_t = -math.inf
         self.last_t: float | None = None
+        self.best_goal_d = math.inf            # closest straight-line approach to the goal
+        self.best_goal_t = t
 
     # ------------------------------------------------------------------ goal
     def start(self, goal: Goal, t: float) -> Outcome | None:
@@ -293,6 +298,17 @@ class Navigator:
             if self.blocked_since is not None:
                 self.blocked_since += paused
             self.rec_start_t += paused
+            self.best_goal_t += paused
+        # ---------------------------------------------------------------- progress clock
+        d_goal = math.hypot(self.goal.x - pose[0], self.goal.y - pose[1])
+        if d_goal < self.best_goal_d - cfg.progress_reset_m or not math.isfinite(
+                self.best_goal_d):
+            self.best_goal_d, self.best_goal_t = d_goal, t
+        elif t - self.best_goal_t > cfg.stall_timeout_s:
+            self._finish("blocked", f"no progress toward the goal for more than "
+                         f"{cfg.stall_timeout_s:g} s (closest {self.best_goal_d:.1f} m): "
+                         + (self.block_reason or "detours and recoveries"))
+            return self._zero(self.state, self._remaining(pose), self.outcome.reason)
         # ---------------------------------------------------------------- blocked clock
         if self.blocked_since is not None:
             if t - self.blocked_since > cfg.blocked_timeout_s:

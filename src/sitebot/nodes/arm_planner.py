@@ -291,7 +291,11 @@ class ArmPlannerNode(Node):
         except GoalRejected as e:
             self.counts["rejected"] += 1
             self.last_reason = e.reason
-            self.get_logger().warning(f"move_arm refused: {e.reason}")
+            boxes = "; ".join(
+                f"{o.name} at {np.round(o.pose[:3, 3], 2).tolist()} half "
+                f"{np.round(o.size, 2).tolist()}" for o in self.motion.obstacle_prims[:12])
+            self.get_logger().warning(f"move_arm refused: {e.reason} (perceived boxes, base "
+                                      f"frame: {boxes or 'none'})")
             handle.abort()
             return self._result(e.code, e.reason)
         except Exception as e:  # noqa: BLE001 - report, never crash

@@ -163,6 +163,12 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None,
         return 2
     except rclpy.executors.ExternalShutdownException:
         return 0
+    except RuntimeError:
+        # a message taken while SIGINT tears the context down ("Unable to convert call
+        # argument"): the shutdown was asked for, not a failure of the node
+        if not rclpy.ok():
+            return 0
+        raise
     finally:
         if node is not None:
             if on_exit is not None:

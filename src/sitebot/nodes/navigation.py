@@ -138,6 +138,9 @@ SCHEMA = (
               unit="rad"),
     ParamSpec("blocked_timeout_s", F, 30.0, "give up (blocked) after being blocked this long",
               1.0, 3600.0, unit="s"),
+    ParamSpec("stall_timeout_s", F, 90.0, "give up (blocked) after this long without getting "
+              "1 m closer to the goal (detours round obstacles that come and go)", 5.0,
+              3600.0, unit="s"),
     ParamSpec("protective_stop_timeout_s", F, 60.0, "give up (blocked) after a protective "
               "stop this long", 1.0, 3600.0, unit="s"),
     ParamSpec("goal_timeout_s", F, 600.0, "abort a goal not reached within this", 1.0, 86400.0,
@@ -209,7 +212,7 @@ class NavigationNode(Node):
         self.beh_cfg = BehaviourConfig(
             wait_s=p["wait_s"], backup_distance_m=p["backup_distance_m"],
             backup_speed_mps=p["backup_speed_mps"], rotate_angle_rad=p["rotate_angle_rad"],
-            blocked_timeout_s=p["blocked_timeout_s"],
+            blocked_timeout_s=p["blocked_timeout_s"], stall_timeout_s=p["stall_timeout_s"],
             protective_stop_timeout_s=p["protective_stop_timeout_s"],
             goal_timeout_s=p["goal_timeout_s"], replan_period_s=p["replan_period_s"],
             pose_timeout_s=max(5.0, 10 * p["pose_timeout_s"]))

@@ -43,6 +43,7 @@ from sitebot_interfaces.msg import (FiducialDetectionArray, GaugeReading, Obstac
 from ..executor import (ExecutionResult, ExecutorConfig, MotionResult, Plan, PlanRunner,
                         Reading, ResultCode, SafetyLevel, SafetySnapshot, Step, StepResult)
 from ..executor.approach import ApproachConfig, approach_speed, front_gap
+from ..executor.locate import station_offset
 from ..executor.types import outcome_counts
 from ..kinematics import planar_frame_pose, rpy_to_quaternion
 from ..params import ParamSpec, ParamType
@@ -156,6 +157,7 @@ class RosPorts:
         self.odom: tuple[float, float, float] | None = None        # odom frame
         self.scan: tuple[float, LaserScan] | None = None           # (arrival, scan)
         self.laser_pose: dict[str, tuple[float, float, float]] = {}
+        self.tag_poses: dict[int, tuple[float, tuple[float, float]]] = {}   # base frame
 
     # -- time ---------------------------------------------------------------------------
     def now(self) -> float:
@@ -168,7 +170,7 @@ class RosPorts:
         wall_end = time.monotonic() + max(1.0, 20.0 * seconds)
         while self.now() < t_end and time.monotonic() < wall_end and rclpy.ok(
                 context=self.node.context):
-            time.sleep(0.005)
+            time.sleep(0.01)
 
     def log(self, message: str) -> None:
         self.node.get_logger().info(message)
@@ -238,7 +240,24 @@ class RosPorts:
         goal = NavigateToPlace.Goal(place_id=place_id)
         return self._run_goal(self.node.nav_client, goal, timeout_s, _NAV_CODES, "navigation")
 
+    def _wait_until_motion_allowed(self, limit_s: float) -> MotionResult | None:
+        """An arm trajectory sent during a protective stop is refused by the supervisor:
+        wait (up to ``limit_s``) for the stop to clear; a result when it does not."""
+        t_end = self.now() + limit_s
+        while self.safety().stopped:
+            if self.node.cancel_event.is_set():
+                return MotionResult("canceled", "plan canceled")
+            if self.now() > t_end:
+                snap = self.safety()
+                return MotionResult("blocked", "protective stop: "
+                                    + (", ".join(snap.reasons) or "no reason given"))
+            self.sleep(0.1)
+        return None
+
     def move_arm_named(self, name: str, timeout_s: float) -> MotionResult:
+        held = self._wait_until_motion_allowed(min(15.0, self.node.p["pause_limit_s"]))
+        if held is not None:
+            return held
         goal = MoveArm.Goal(named_pose=name)
         return self._run_goal(self.node.arm_client, goal, timeout_s, _ARM_CODES, "arm")
 
@@ -246,6 +265,9 @@ class RosPorts:
                       timeout_s: float) -> MotionResult:
         if not all(math.isfinite(v) for v in (*xyz_map, *rpy)):
             return MotionResult("rejected", "non-finite end-effector goal")
+        held = self._wait_until_motion_allowed(min(15.0, self.node.p["pause_limit_s"]))
+        if held is not None:
+            return held
         ps = PoseStamped()
         ps.header.frame_id = self.node.p["map_frame"]
         ps.header.stamp = self.node.get_clock().now().to_msg()
@@ -367,7 +389,19 @@ class RosPorts:
             d = math.hypot(mx - px, my - py)
             if d < best_d:
                 best, best_d = (mx, my, pz), d
-        return best or obj.pose
+        where = best or obj.pose
+        off = self.station_offset(where[:2])
+        if off is None:
+            return where
+        # the tool lies where it was surveyed relative to the station's tag: shift it by
+        # how far off the robot's pose puts that tag (the pose error cancels in the arm's
+        # map-to-base transform)
+        return (where[0] + off[0], where[1] + off[1], where[2])
+
+    def station_offset(self, near: Sequence[float]) -> tuple[float, float] | None:
+        """The pose error at a tool station (sitebot.executor.locate.station_offset)."""
+        return station_offset(self.pose, near, self.node.registry.markers, self.tag_poses,
+                              self.now())
 
     def save_image(self, name: str) -> str | None:
         img = self.image
@@ -557,6 +591,9 @@ class TaskExecutorNode(Node):
         now = self.ports.now()
         for d in msg.detections:
             self.ports.tags[int(d.tag_id)] = now
+            p = d.pose_base.position
+            if math.isfinite(p.x) and math.isfinite(p.y) and (p.x, p.y) != (0.0, 0.0):
+                self.ports.tag_poses[int(d.tag_id)] = (now, (p.x, p.y))
 
     def on_obstacles(self, msg: ObstacleArray) -> None:
         self.ports.obstacles = msg
