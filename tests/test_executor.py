@@ -36,6 +36,7 @@ class ScriptedPorts:
     pose: tuple[float, float, float] = (0.0, 0.0, 0.0)
     approach_limit_m: float = 10.0
     gripper_opens: bool = True
+    pose_script: list[str] = field(default_factory=list)    # move_arm_pose codes in order
     arm_goals: list = field(default_factory=list)
 
     def now(self) -> float:
@@ -79,7 +80,7 @@ class ScriptedPorts:
         self.calls.append("arm:pose")
         self.arm_goals.append((tuple(xyz), tuple(rpy), self.pose))
         self.t += 2.0
-        return MotionResult(self.arm_code)
+        return MotionResult(self.pose_script.pop(0) if self.pose_script else self.arm_code)
 
     def set_gripper(self, opening_m: float, timeout_s: float):
         self.calls.append(f"gripper:{opening_m:g}")
@@ -261,6 +262,17 @@ def test_pick_closes_in_grips_across_the_tool_and_backs_out() -> None:
     assert res.code is ResultCode.FAILED
     assert [c for c in missed.calls if c.startswith("approach:")] == ["approach:+0.32",
                                                                       "approach:-0.32"]
+    # no way down at the first yaw: the other yaw (half a turn) is tried, from above again
+    turned = ScriptedPorts(pose_script=["succeeded", "rejected"])
+    res = PlanRunner(REG, turned, ExecutorConfig(max_attempts=1)).run(p)
+    assert res.code is ResultCode.SUCCEEDED, res.reason
+    yaws = [g[1][2] for g in turned.arm_goals]
+    assert len(yaws) >= 4 and abs(abs(math.remainder(yaws[2] - yaws[0], math.tau)) - math.pi) \
+        < 1e-9 and yaws[2] == yaws[3]
+    # a descent stopped by the arm (not a refusal) ends the attempt: no second yaw
+    stopped = ScriptedPorts(pose_script=["succeeded", "aborted"])
+    res = PlanRunner(REG, stopped, ExecutorConfig(max_attempts=1)).run(p)
+    assert res.code is ResultCode.FAILED and len(stopped.arm_goals) == 2
     # fingers that do not open (a refused gripper command): no descent onto the tool
     stuck = ScriptedPorts(gripper_opens=False)
     res = PlanRunner(REG, stuck, ExecutorConfig(max_attempts=1)).run(p)

@@ -281,21 +281,17 @@ class Pick(Skill, _ArmAside):
             # closed fingers would land on the object (a refused or stopped command)
             raise StepFailure(f"gripper did not open (at {(opened or 0.0) * 1000:.1f} mm of "
                               f"{cfg.gripper_open_m * 1000:.0f} mm)")
-        above = MotionResult("rejected", "no grasp orientation")
+        reached = MotionResult("rejected", "no grasp orientation")
         for yaw in _grasp_yaws(ctx, long_axis_yaw):
             rpy = (cfg.grasp_rpy[0], cfg.grasp_rpy[1], yaw)
-            above = ports.move_arm_pose((x, y, z + cfg.pregrasp_height_m), rpy,
-                                        cfg.arm_timeout_s)
+            reached = ports.move_arm_pose((x, y, z + cfg.pregrasp_height_m), rpy,
+                                          cfg.arm_timeout_s)
             ctx.arm_stowed = False
-            if above.ok:
-                down = ports.move_arm_pose((x, y, z), rpy, cfg.arm_timeout_s)
-                if down.ok or down.code != "rejected":
-                    break
-                above = down            # no way down at this yaw: try the other one
-        if not above.ok:
-            _motion(above, "arm to the grasp")
-        else:
-            _motion(down, "arm to the grasp")
+            if reached.ok:
+                reached = ports.move_arm_pose((x, y, z), rpy, cfg.arm_timeout_s)
+            if reached.code != "rejected":  # there, or failed in a way no other yaw mends
+                break
+        _motion(reached, "arm to the grasp")
         opening = ports.set_gripper(cfg.gripper_closed_m, cfg.arm_timeout_s)
         if opening is None or opening < cfg.gripper_holding_min_m:
             ports.set_gripper(cfg.gripper_open_m, cfg.arm_timeout_s)
