@@ -47,12 +47,12 @@ from setuptools import Extension  # noqa: E402  (kept with the list it serves)
 
 EXT_MODULES: list = [
     Extension(
-        "sitebot._control_kernel",
-        sources=["src/sitebot/native/_control_kernel.c",
-                 "src/sitebot/native/control_kernel.c",
-                 "src/sitebot/native/rt_loop.c"],
-        depends=["src/sitebot/native/control_kernel.h", "src/sitebot/native/rt_loop.h"],
-        include_dirs=["src/sitebot/native"],
+        "sitebot.control._control_kernel",
+        sources=["src/sitebot/control/native/_control_kernel.c",
+                 "src/sitebot/control/native/control_kernel.c",
+                 "src/sitebot/control/native/rt_loop.c"],
+        depends=["src/sitebot/control/native/control_kernel.h", "src/sitebot/control/native/rt_loop.h"],
+        include_dirs=["src/sitebot/control/native"],
         # -ffp-contract=off: no fused multiply-add, so C and the Python reference agree
         extra_compile_args=["-O2", "-std=c99", "-ffp-contract=off", "-Wall", "-Wextra",
                             "-Wno-unused-parameter", "-Wno-missing-field-initializers",

@@ -8,18 +8,19 @@ import math
 import numpy as np
 import pytest
 
-from sitebot.arm.bench import bench_scene
+from sitebot.tools.arm_bench import bench_scene
 from sitebot.arm.collision import BOX, CYLINDER, Primitive, box_primitive, covering_spheres
 from sitebot.arm.config import parse_named_poses
-from sitebot.arm.kinematics import matrix_to_quat, pose_matrix, rpy_matrix
+from sitebot.arm.kinematics import pose_matrix
+from sitebot.types import matrix_quaternion, rpy_matrix
 from sitebot.arm.motion import (CODE_INVALID_GOAL, CODE_NO_IK, ArmMotion, GoalRejected)
 from sitebot.arm.planner import path_length
 from sitebot.arm.timing import TimingError, time_parameterize
 from sitebot.errors import ConfigError
-from sitebot.kinematics import JointTransformer, transform_matrix
+from sitebot.description.kinematics import JointTransformer, transform_matrix
 from sitebot.safety.arm import joint_limits_from_description, validate_trajectory
 from sitebot.safety.types import TrajectoryPoint
-from sitebot.world import load_world
+from sitebot.sim.world import load_world
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +173,7 @@ def test_the_object_to_grasp_is_exempt_only_for_its_own_goal() -> None:
     tool = ((0.55, 0.0, 0.30), (0.05, 0.22, 0.05))
     assert m.set_obstacles([tool]) == 1
     down = np.array(rpy_matrix(math.pi, 0.0, math.pi / 2))
-    quat = matrix_to_quat(down)
+    quat = matrix_quaternion(down)
     q = m.joint_goal(ee_position=(0.55, 0.0, 0.31), ee_orientation=quat)
     assert m.exempt == ["obstacle:0"]
     assert m.checker.is_valid(q)                  # planned without the tool in the scene

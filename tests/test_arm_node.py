@@ -27,7 +27,7 @@ from sitebot.arm.motion import (CODE_ABORTED, CODE_CANCELED, CODE_INVALID_GOAL, 
                                 CODE_NO_PLAN, CODE_SUCCEEDED)
 from sitebot.nodes.arm_planner import ArmPlannerNode
 from sitebot.nodes.common import QOS_COMMAND, QOS_STATE
-from sitebot.urdf import ARM_JOINT_NAMES, load_robot_description
+from sitebot.description.urdf import ARM_JOINT_NAMES, load_robot_description
 
 STOW = np.array([float(v) for v in DEFAULT_NAMED_POSES[0].split(":")[1].split()])
 READY = np.array([float(v) for v in DEFAULT_NAMED_POSES[1].split(":")[1].split()])

@@ -14,10 +14,11 @@ from sitebot.nodes.camera_perception import CameraPerceptionNode, image_to_array
 from sitebot.nodes.common import QOS_SENSOR, QOS_STATE
 from sitebot.nodes.convert import camera_info_msg, image_rgb_msg, to_time
 from sitebot.perception.gauge import layouts_from_world
-from sitebot.perception.synthetic import (dial_texture, look_pose, paste_plane, pinhole_K,
+from sitebot.tools.synthetic_camera import (dial_texture, look_pose, paste_plane, pinhole_K,
                                           tag_texture)
-from sitebot.world import DialSpec, load_world
+from sitebot.sim.world import DialSpec, load_world
 from diagnostic_msgs.msg import DiagnosticArray
+
 from sitebot_interfaces.msg import FiducialDetectionArray, GaugeReading
 
 FRAME = "camera_color_optical_frame"

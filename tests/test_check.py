@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sitebot import check, schemas
+from sitebot.apps import check
+from sitebot.nodes import schemas
 from sitebot.errors import SitebotError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -331,7 +332,7 @@ def test_schema_lookup_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 
 
 def test_check_module_does_not_import_rclpy() -> None:
-    code = ("import sys; from sitebot.check import main; "
+    code = ("import sys; from sitebot.apps.check import main; "
             "rc = main(['urdf', 'worlds']); "
             "assert 'rclpy' not in sys.modules, 'rclpy imported'; sys.exit(rc)")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,

@@ -9,8 +9,8 @@ import pytest
 from sitebot.perception.cloud import (CloudConfig, CloudPipeline, DepthError, cluster_points,
                                       decode_depth, depth_to_points, fit_ground)
 from sitebot.perception.spatial_setup import robot_mounts
-from sitebot.perception.spatial_synth import default_camera, render_depth
-from sitebot.urdf import load_robot_description
+from sitebot.tools.spatial_synth import default_camera, render_depth
+from sitebot.description.urdf import load_robot_description
 
 W, H = 320, 240
 K = default_camera(W, H)

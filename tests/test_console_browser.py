@@ -27,7 +27,7 @@ from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Bool
 
 from sitebot.launcher import launched
-from sitebot.world import load_world
+from sitebot.sim.world import load_world
 from sitebot_interfaces.msg import SafetyState
 from rosprobe import Probe
 

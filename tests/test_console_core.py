@@ -214,7 +214,7 @@ def test_deadman_release_disconnect_and_a_second_operator():
 
 # ----------------------------------------------------------------------------- state helpers
 def test_map_payload_and_tail(tmp_path):
-    from sitebot.world import load_world
+    from sitebot.sim.world import load_world
     w = load_world("substation")
     m = map_payload(w)
     g = m["grid"]
@@ -527,7 +527,7 @@ def test_state_is_pushed_throttled(server):
 # ----------------------------------------------------------------------------- CLI
 def test_cli_maps_flags_to_node_parameters_and_hashes_passwords(monkeypatch, capsys):
     import io
-    from sitebot.console import cli
+    from sitebot.apps import console as cli
     ns = cli._parser().parse_args(["--port", "9000", "--users", "/etc/u.yaml",
                                    "--use-sim-time"])
     argv = cli.build_ros_args(ns, ["--ros-args", "-r", "odom:=/r1/odom"])

@@ -16,10 +16,10 @@ from rclpy.context import Context
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from sitebot.control import kernel as kmod
-from sitebot.control.kernel import (Reject, Status, StopCategory, kernel_config_from_description,
-                                    kernel_joint_names)
+from sitebot.control.kernel import (Reject, Status, kernel_config_from_description, kernel_joint_names)
+from sitebot.types import StopCategory
 from sitebot.nodes.control_io import ControlIO, PeriodStats, convert_trajectory
-from sitebot.urdf import load_robot_description
+from sitebot.description.urdf import load_robot_description
 from sitebot_interfaces.msg import SafetyState
 
 DESC = load_robot_description()

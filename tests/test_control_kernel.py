@@ -17,9 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sitebot.control import kernel as kmod
-from sitebot.control.kernel import (Interface, KernelConfig, KernelOutput, Reject, Status,
-                                    StopCategory, kernel_config_from_description,
-                                    kernel_joint_names)
+from sitebot.control.kernel import (Interface, KernelConfig, KernelOutput, Reject, Status, kernel_config_from_description, kernel_joint_names)
+from sitebot.types import StopCategory
 from sitebot.control.kernel_py import ControlKernel as PyKernel
 
 NONE, CAT0, CAT1, CAT2 = StopCategory.NONE, StopCategory.CAT0, StopCategory.CAT1, StopCategory.CAT2
@@ -44,7 +43,7 @@ def _classes() -> dict[str, type | None]:
 def kernel_cls(request):
     cls = _classes()[request.param]
     if cls is None:
-        pytest.skip("sitebot._control_kernel is not built (run scripts/setup_env.sh)")
+        pytest.skip("sitebot.control._control_kernel is not built (run scripts/setup_env.sh)")
     return cls
 
 
@@ -120,7 +119,7 @@ def test_config_validation_names_the_field(field, value):
 
 
 def test_config_from_description():
-    from sitebot.urdf import load_robot_description
+    from sitebot.description.urdf import load_robot_description
     desc = load_robot_description()
     cfg = kernel_config_from_description(desc)
     names = kernel_joint_names(desc)
@@ -172,7 +171,7 @@ def test_implementation_selection():
 def test_c_extension_is_built():
     """The extension must be built in this environment (setup_env.sh / pip install -e .)."""
     import importlib
-    mod = importlib.import_module("sitebot._control_kernel")
+    mod = importlib.import_module("sitebot.control._control_kernel")
     assert mod.MAX_JOINTS == kmod.MAX_JOINTS_C
 
 
@@ -875,7 +874,7 @@ def _random_session(cls, seed: int, ticks: int) -> tuple[np.ndarray, list]:
 
 def test_c_and_python_agree_over_a_long_random_sequence():
     if kmod.CControlKernel is None:
-        pytest.skip("sitebot._control_kernel is not built")
+        pytest.skip("sitebot.control._control_kernel is not built")
     for seed in (1, 2):
         a, ra = _random_session(PyKernel, seed, 6000)
         b, rb = _random_session(kmod.CControlKernel, seed, 6000)
@@ -910,7 +909,7 @@ def test_step_arguments_are_checked(kernel_cls):
 
 @pytest.fixture
 def raw_c():
-    ext = pytest.importorskip("sitebot._control_kernel")
+    ext = pytest.importorskip("sitebot.control._control_kernel")
     return ext
 
 

@@ -7,8 +7,9 @@ import math
 
 import pytest
 
-from sitebot.control.kernel import Status, StopCategory
-from sitebot.control.tracking import track_arm, track_base
+from sitebot.control.kernel import Status
+from sitebot.types import StopCategory
+from sitebot.tools.control_tracking import track_arm, track_base
 from sitebot.sim.simulation import SimConfig, SiteSimulation
 
 V = 0.5          # [m/s] cruise speed of these tests

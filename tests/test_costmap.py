@@ -8,8 +8,8 @@ import pytest
 
 from sitebot.errors import SitebotError
 from sitebot.navigation.costmap import INSCRIBED, LETHAL, Costmap, CostmapConfig
-from sitebot.registry import Zone, ZoneKind
-from sitebot.world import load_world
+from sitebot.site.registry import Zone, ZoneKind
+from sitebot.sim.world import load_world
 
 RES = 0.05
 

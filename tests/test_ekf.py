@@ -14,8 +14,8 @@ from sitebot.errors import ConfigError, ParameterError
 from sitebot.localization import smallmat
 from sitebot.localization.config import EkfConfig, chi2_upper, ekf_config_from_params
 from sitebot.localization.ekf import Ekf, Measurement
-from sitebot.localization.models import (measure, motion, motion_jacobian,
-                                         robot_pose_from_fix, wrap)
+from sitebot.localization.models import measure, motion, motion_jacobian, robot_pose_from_fix
+from sitebot.types import wrap_angle
 
 MARKERS = {1: (5.0, 0.0, 1.3, math.pi, 0.16), 2: (0.0, 5.0, 1.3, -math.pi / 2, 0.16),
            3: (5.0, 5.0, 1.5, math.pi, 0.2)}
@@ -29,7 +29,7 @@ def true_fix(tag: int, pose, noise=(0.0, 0.0, 0.0)):
     c, s = math.cos(yaw), math.sin(yaw)
     bx, by = c * (mx - x) + s * (my - y), -s * (mx - x) + c * (my - y)
     return Measurement("fiducial", 0.0, [bx + noise[0], by + noise[1],
-                                         wrap(myaw - yaw + noise[2])], None, tag=tag, height=mz)
+                                         wrap_angle(myaw - yaw + noise[2])], None, tag=tag, height=mz)
 
 
 def fix_at(t, tag, pose, noise=(0.0, 0.0, 0.0)):
@@ -133,7 +133,7 @@ def drive(ekf, t0, t1, v, w, rng, gyro_bias=0.0, pose0=(0.0, 0.0, 0.0), fixes=Fa
         t = round(t + 0.01, 6)
         x += v * math.cos(yaw + 0.5 * w * 0.01) * 0.01
         y += v * math.sin(yaw + 0.5 * w * 0.01) * 0.01
-        yaw = wrap(yaw + w * 0.01)
+        yaw = wrap_angle(yaw + w * 0.01)
         k += 1
         ekf.add(Measurement("imu", t, [math.nan, w + gyro_bias + rng.normal(0, 0.002)],
                             IMU_COV), now=t)
@@ -153,7 +153,7 @@ def test_static_robot_stays_put():
     drive(ekf, 0.0, 60.0, 0.0, 0.0, rng, gyro_bias=0.003)
     x, y, yaw = ekf.pose
     assert math.hypot(x - 1.0, y - 2.0) < 0.01
-    assert abs(wrap(yaw - 0.3)) < 0.01
+    assert abs(wrap_angle(yaw - 0.3)) < 0.01
     assert ekf.covariance_valid()
 
 
@@ -164,7 +164,7 @@ def test_straight_run_with_biased_gyro_converges():
     bias = 0.02
     true = drive(ekf, 0.0, 60.0, 0.5, 0.0, rng, gyro_bias=bias)
     assert ekf.x[5] == pytest.approx(bias, abs=0.002), "gyro bias estimated"
-    assert abs(wrap(ekf.pose[2] - true[2])) < 0.02
+    assert abs(wrap_angle(ekf.pose[2] - true[2])) < 0.02
     assert math.hypot(ekf.pose[0] - true[0], ekf.pose[1] - true[1]) < 0.3  # 30 m driven
     assert ekf.covariance_valid()
 
@@ -175,7 +175,7 @@ def test_fixes_correct_drift_and_estimate_is_consistent():
     ekf.initialize(0.0, (0.3, 0.2, 0.1), (0.5, 0.5, 0.2))      # 0.36 m, 0.1 rad off
     true = drive(ekf, 0.0, 20.0, 0.1, 0.05, rng, fixes=True)
     assert math.hypot(ekf.pose[0] - true[0], ekf.pose[1] - true[1]) < 0.03
-    assert abs(wrap(ekf.pose[2] - true[2])) < 0.02
+    assert abs(wrap_angle(ekf.pose[2] - true[2])) < 0.02
     assert ekf.stats["fiducial"].accepted >= 290
     assert not ekf.health(20.0).diverged
 

@@ -15,7 +15,7 @@ import pytest
 from sitebot.executor import (ExecutorConfig, MotionResult, Outcome, Plan, PlanRunner,
                               Reading, ResultCode, SafetyLevel, SafetySnapshot, Step,
                               check_plan, check_step)
-from sitebot.world import load_world
+from sitebot.sim.world import load_world
 
 REG = load_world("substation").registry
 

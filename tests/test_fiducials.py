@@ -7,8 +7,8 @@ import pytest
 from sitebot.perception.fiducials import (FiducialDetector, camera_mount, detector_for_registry,
                                           marker_pose, pose_in_base, pose_in_map,
                                           robot_pose_matrix)
-from sitebot.perception.synthetic import look_pose, paste_plane, pinhole_K, tag_texture
-from sitebot.world import load_world
+from sitebot.tools.synthetic_camera import look_pose, paste_plane, pinhole_K, tag_texture
+from sitebot.sim.world import load_world
 
 
 def _scene(tag_id, size, T, w=640, h=480, bg=110):

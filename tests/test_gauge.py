@@ -9,9 +9,9 @@ from sitebot.errors import ConfigError
 from sitebot.perception.fiducials import FiducialDetector
 from sitebot.perception.gauge import (DialLayout, GaugeReader, angle_of_value,
                                       layouts_from_world, parse_dial_layouts, value_of_angle)
-from sitebot.perception.synthetic import (dial_texture, look_pose, paste_plane, pinhole_K,
+from sitebot.tools.synthetic_camera import (dial_texture, look_pose, paste_plane, pinhole_K,
                                           tag_texture)
-from sitebot.world import DialSpec, load_world
+from sitebot.sim.world import DialSpec, load_world
 
 SPEC = DialSpec("bar", 0.0, 16.0)
 T_TAG_DIAL = np.eye(4)

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from sitebot.navigation.costmap import INSCRIBED, Costmap, CostmapConfig
 from sitebot.navigation.planner import GlobalPlanner, PlanError, PlannerConfig
-from sitebot.registry import Zone, ZoneKind
-from sitebot.world import load_world
+from sitebot.site.registry import Zone, ZoneKind
+from sitebot.sim.world import load_world
 
 RES = 0.05
 N = 120                                  # 6 m x 6 m maps

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sitebot.hardware import CommandMode, HardwareCommand, HardwareInterface, HardwareState
+from sitebot.control.hardware import CommandMode, HardwareCommand, HardwareInterface, HardwareState
 
 JOINTS = ("left_wheel_joint", "right_wheel_joint", "arm_joint_1")
 

@@ -1,4 +1,4 @@
-"""Forward kinematics (sitebot.kinematics): quaternions against transforms3d, joint transforms
+"""Forward kinematics (sitebot.description.kinematics): quaternions against transforms3d, joint transforms
 of the real robot description against PyBullet's link poses."""
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transforms3d.euler import euler2quat
 
-from sitebot.kinematics import (JointTransformer, Transform, quaternion_multiply,
-                                quaternion_to_yaw, rpy_to_quaternion, transform_matrix,
-                                yaw_to_quaternion)
+from sitebot.description.kinematics import JointTransformer, Transform, transform_matrix
+from sitebot.types import quaternion_multiply, quaternion_to_yaw, rpy_to_quaternion, yaw_to_quaternion
 from sitebot.sim.robot import SimRobot, SimRobotConfig
-from sitebot.urdf import RobotDescription, load_robot_description
+from sitebot.description.urdf import RobotDescription, load_robot_description
 
 ANGLE = st.floats(min_value=-math.pi, max_value=math.pi, allow_nan=False, allow_infinity=False)
 PROPS = settings(derandomize=True, max_examples=200, deadline=None)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sitebot.language.evaluate import evaluate, load_cases
+from sitebot.tools.planner_eval import evaluate, load_cases
 from sitebot.language.service import planner_for
 
 DATA = Path(__file__).parent / "data" / "planner"

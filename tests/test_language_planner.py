@@ -11,7 +11,7 @@ import pytest
 
 from sitebot.language import LLMConfig, Step, TaskPlanner, check_steps, canonical
 from sitebot.language.service import Dialogue, planner_for
-from sitebot.registry import parse_registry
+from sitebot.site.registry import parse_registry
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sitebot.localization.evaluate import evaluate_world, main
+from sitebot.tools.localization_eval import evaluate_world, main
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,12 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Imu
 from tf2_msgs.msg import TFMessage
 
-from sitebot.kinematics import quaternion_to_yaw, yaw_to_quaternion
-from sitebot.localization.models import compose
+from sitebot.types import quaternion_to_yaw, yaw_to_quaternion
+from sitebot.types import se2_compose
 from sitebot.nodes import convert
 from sitebot.nodes.common import QOS_SENSOR, QOS_STATE
 from sitebot.nodes.localization import LocalizationNode
-from sitebot.world import load_world
+from sitebot.sim.world import load_world
 from sitebot_interfaces.msg import (FiducialDetection, FiducialDetectionArray,
                                     LocalizationStatus)
 
@@ -209,7 +209,7 @@ def test_fuses_odom_imu_fiducials_and_publishes_pose_and_map_to_odom(rig):
     g = same[-1].pose.pose
     pose_then = (g.position.x, g.position.y, quaternion_to_yaw(
         (g.orientation.x, g.orientation.y, g.orientation.z, g.orientation.w)))
-    np.testing.assert_allclose(compose(mo, (0.5, 0.0, 0.0)), pose_then, atol=1e-6)
+    np.testing.assert_allclose(se2_compose(mo, (0.5, 0.0, 0.0)), pose_then, atol=1e-6)
     assert mo[1] == pytest.approx(START[1] + 0.2, abs=0.05)
     rig.spin_until(lambda: rig.got["status"] and rig.got["status"][-1].fixes_accepted >= 20,
                    5.0, "status with the fixes")

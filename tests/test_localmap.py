@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sitebot.perception.localmap import LocalMap, LocalMapConfig
-from sitebot.perception.spatial_synth import render_scan
+from sitebot.tools.spatial_synth import render_scan
 
 
 def wall_scan(x_wall=3.0):

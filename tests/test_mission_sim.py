@@ -15,7 +15,7 @@ from std_msgs.msg import String
 
 from sitebot.launcher import launched
 from sitebot.nodes.common import QOS_COMMAND
-from sitebot.world import load_world
+from sitebot.sim.world import load_world
 from sitebot_interfaces.msg import TaskCommand, TaskPlan
 from rosprobe import Probe
 

@@ -15,7 +15,7 @@ from tf2_msgs.msg import TFMessage
 from sitebot_interfaces.msg import SafetyState
 
 from sitebot.launcher import launched
-from sitebot.world import load_world
+from sitebot.sim.world import load_world
 from rosprobe import Probe, rate_hz
 
 pytestmark = pytest.mark.integration

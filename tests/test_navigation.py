@@ -13,7 +13,7 @@ from sitebot.navigation.behaviour import BehaviourConfig, Goal, Navigator, Safet
 from sitebot.navigation.controller import ControllerConfig, RegulatedPurePursuit
 from sitebot.navigation.costmap import INSCRIBED, Costmap, CostmapConfig
 from sitebot.navigation.planner import GlobalPlanner
-from sitebot.registry import Zone, ZoneKind
+from sitebot.site.registry import Zone, ZoneKind
 
 RES = 0.05
 DT = 0.05

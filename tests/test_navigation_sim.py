@@ -15,9 +15,9 @@ from nav_msgs.msg import OccupancyGrid, Odometry, Path
 from rclpy.action import ActionClient
 from rosgraph_msgs.msg import Clock
 
-from sitebot.kinematics import quaternion_to_yaw
+from sitebot.types import quaternion_to_yaw
 from sitebot.launcher import launched
-from sitebot.world import load_world
+from sitebot.sim.world import load_world
 from sitebot_interfaces.action import NavigateToPlace
 from sitebot_interfaces.msg import SafetyState
 from rosprobe import Probe

@@ -12,7 +12,7 @@ from rclpy.parameter import Parameter
 
 from sitebot.errors import ParameterError
 from sitebot.nodes.common import declare_schema
-from sitebot.params import ParamSpec, ParamType
+from sitebot.config.params import ParamSpec, ParamType
 
 T = ParamType
 SCHEMA = (

@@ -1,4 +1,4 @@
-"""Parameter schemas (sitebot.params): value validation, parameter files, node schemas."""
+"""Parameter schemas (sitebot.config.params): value validation, parameter files, node schemas."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import pytest
 
 from sitebot.errors import ConfigError, ParameterError
 from sitebot.nodes import simulator, tour
-from sitebot.params import (ParamSpec, ParamType, load_params_file, node_params_from_file,
+from sitebot.config.params import (ParamSpec, ParamType, load_params_file, node_params_from_file,
                             validate_params, validate_value)
 from sitebot.paths import data_path
 

@@ -9,8 +9,8 @@ import pytest
 from sitebot.perception.people import (Detection, PeopleTracker, PersonDetector,
                                        ScanError, DepthView, StaticMap, TrackerConfig,
                                        scan_points, segment_features, segment_scan)
-from sitebot.perception.spatial_synth import render_scan
-from sitebot.world import OccupancyGrid
+from sitebot.tools.spatial_synth import render_scan
+from sitebot.sim.world import OccupancyGrid
 
 LASER = (0.24, 0.0, 0.0)
 

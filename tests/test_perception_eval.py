@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from sitebot.perception.camera_eval import run_camera_eval, summarize
+from sitebot.tools.camera_eval import run_camera_eval, summarize
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from sitebot.errors import ConfigError, RegistryError
 from sitebot.paths import data_path
-from sitebot.registry import (AssetKind, ObjectKind, Pose2D, ZoneKind, load_registry,
+from sitebot.site.registry import (AssetKind, ObjectKind, Pose2D, ZoneKind, load_registry,
                               normalize_name, parse_registry, point_in_polygon,
                               polygon_self_intersection)
-from sitebot.yamlio import load_yaml
+from sitebot.config.yamlio import load_yaml
 
 SHIPPED = ("substation", "construction", "datacentre")
 

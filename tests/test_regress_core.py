@@ -16,7 +16,7 @@ from sitebot.regress.prepare import missing_nodes, prepare_run
 from sitebot.regress.scenario import ScenarioError, load_scenario, load_scenarios, select
 from sitebot.sim.faults import FaultInjector, parse_faults
 from sitebot.sim.simulation import SampleKind, SimConfig, SiteSimulation
-from sitebot.world import load_world
+from sitebot.sim.world import load_world
 
 SUITE = Path(__file__).parent / "scenarios"
 
@@ -328,7 +328,7 @@ def test_removed_bodies_count_only_while_present_and_attempts_are_judged():
 
 
 def test_runs_are_ordered_longest_first():
-    from sitebot.regress.cli import estimate_wall_s, order_runs
+    from sitebot.apps.regress import estimate_wall_s, order_runs
     scs = {s.name: s for s in load_scenarios([SUITE])}
     runs = [(s, 0) for s in scs.values()]
     names = [s.name for s, _ in order_runs(runs)]

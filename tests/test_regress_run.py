@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sitebot.regress import cli
+from sitebot.apps import regress as cli
 from sitebot.regress.bag import read_bag
 from sitebot.regress.results import REPRO_TOLERANCES
 

@@ -28,6 +28,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from ros2_control_double import ARM_JOINTS, WHEEL_JOINTS, Ros2ControlDouble
 from rosprobe import Probe
+
 from sitebot.control import kernel as kmod
 from sitebot.control.kernel import KernelOutput, Status
 from sitebot.control.ros2_control import (ContractError, ControllerType, DiffDriveContract,
@@ -388,8 +389,8 @@ def test_shipped_controller_config_matches_the_urdf_and_control_yaml() -> None:
     import xml.etree.ElementTree as ET
     from pathlib import Path
 
-    from sitebot.params import load_params_file
-    from sitebot.urdf import load_robot_description
+    from sitebot.config.params import load_params_file
+    from sitebot.description.urdf import load_robot_description
 
     root = Path(__file__).resolve().parents[1]
     desc = load_robot_description()

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from sitebot.control import kernel as kmod
-from sitebot.control.kernel import (Interface, KernelConfig, KernelOutput, Reject, Status,
-                                    StopCategory)
+from sitebot.control.kernel import Interface, KernelConfig, KernelOutput, Reject, Status
+from sitebot.types import StopCategory
 from sitebot.control.kernel_py import ControlKernel as PyKernel
 
 if kmod.CControlKernel is None:
-    pytest.skip("sitebot._control_kernel is not built (run scripts/setup_env.sh)",
+    pytest.skip("sitebot.control._control_kernel is not built (run scripts/setup_env.sh)",
                 allow_module_level=True)
 
 RtLoop = kmod.RtLoop

@@ -25,7 +25,7 @@ from sitebot.nodes.common import QOS_COMMAND
 from sitebot.paths import share_dir
 from sitebot.viz.rviz_config import (Endpoint, check_config, load_rviz_config,
                                      parse_rviz_config, resolve_topic)
-from sitebot.world import load_world
+from sitebot.sim.world import load_world
 from rosprobe import Probe
 
 RVIZ = share_dir() / "config" / "sitebot.rviz"

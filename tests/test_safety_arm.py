@@ -10,7 +10,7 @@ from sitebot.safety.arm import (ArmChain, ArmModel, JointLimit, WorkspaceKeepOut
                                 validate_trajectory)
 from sitebot.safety.config import SafetyConfig
 from sitebot.safety.types import TrajectoryPoint as P
-from sitebot.urdf import load_robot_description
+from sitebot.description.urdf import load_robot_description
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sitebot.safety.audit import AuditLog, sanitize
-from sitebot.safety.types import BaseCommand, SafetyLevel
+from sitebot.safety.types import BaseCommand
+from sitebot.types import SafetyLevel
 
 
 def lines(path):

@@ -1,8 +1,8 @@
 """The supervisor benchmark runs and prints its figures (timing is not asserted here:
-``python -m sitebot.safety.bench`` is the measurement)."""
+``python -m sitebot.tools.safety_bench`` is the measurement)."""
 from __future__ import annotations
 
-from sitebot.safety import bench
+from sitebot.tools import safety_bench as bench
 
 
 def test_bench_prints_figures(capsys):

@@ -7,9 +7,9 @@ from dataclasses import fields
 import pytest
 
 from sitebot.errors import ConfigError, SitebotError
-from sitebot.params import ParamType
+from sitebot.config.params import ParamType
 from sitebot.safety.config import SCHEMA, SafetyConfig, safety_config_from_params
-from sitebot.safety.types import Mode
+from sitebot.types import Mode
 
 
 def test_schema_matches_config_and_defaults():

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from sitebot.control.kernel import StopCategory
+from sitebot.types import StopCategory
 from sitebot.safety.config import SafetyConfig
 from sitebot.safety.estop import EmergencyStop
 from sitebot.safety.supervisor import Supervisor
-from sitebot.safety.types import BaseCommand, Cause, RobotState, SafetyLevel
+from sitebot.safety.types import BaseCommand, Cause, RobotState
+from sitebot.types import SafetyLevel
 
 
 def test_trigger_latches_and_reset_timing():

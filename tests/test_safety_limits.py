@@ -10,7 +10,8 @@ from hypothesis import given, settings, strategies as st
 from sitebot.safety.config import ModeLimits, SafetyConfig
 from sitebot.safety.limits import (CommandFilter, HoldToRun, apply_verdict,
                                    limit_acceleration, mode_verdict)
-from sitebot.safety.types import BaseCommand, Mode, SafetyLevel, Verdict
+from sitebot.safety.types import BaseCommand, Verdict
+from sitebot.types import Mode, SafetyLevel
 
 CFG = SafetyConfig()
 AUTO = CFG.mode_limits(Mode.AUTOMATIC)

@@ -28,9 +28,9 @@ from std_srvs.srv import Trigger
 
 from sitebot.launcher import launched
 from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR
-from sitebot.safety_latency import (PERSON_RADIUS_M, ROBOT_RADIUS_M, SPAWN, crossing_actor,
+from sitebot.tools.safety_latency import (PERSON_RADIUS_M, ROBOT_RADIUS_M, SPAWN, crossing_actor,
                                     separations, write_world)
-from sitebot.world import load_world
+from sitebot.sim.world import load_world
 from sitebot_interfaces.msg import SafetyState
 from rosprobe import Probe
 

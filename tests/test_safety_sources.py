@@ -11,7 +11,8 @@ from sitebot.safety.config import SafetyConfig
 from sitebot.safety.sources import (BatterySource, HeartbeatSource, LocalizationSource,
                                     ObstacleSet, OdometrySource, PeopleSource, ScanSource,
                                     cluster_scan)
-from sitebot.safety.types import Obstacle, RobotState, SafetyLevel, SensorPose
+from sitebot.safety.types import Obstacle, RobotState, SensorPose
+from sitebot.types import SafetyLevel
 
 CFG = SafetyConfig()
 INC = 2 * math.pi / 360

@@ -12,7 +12,8 @@ from sitebot.safety.config import SafetyConfig
 from sitebot.safety.sources import ObstacleSet
 from sitebot.safety.ssm import (SeparationMonitor, approach_factors, max_safe_speed,
                                 protective_separation, stopping_distance)
-from sitebot.safety.types import Obstacle, SafetyLevel
+from sitebot.safety.types import Obstacle
+from sitebot.types import SafetyLevel
 
 CFG = SafetyConfig()   # T_r 0.1, T_cl 0.05, a 1.0, C 0.1, Z_d 0.05, Z_r 0.05, footprint 0.4
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from sitebot.control.kernel import StopCategory
-from sitebot.registry import parse_registry
+from sitebot.types import StopCategory
+from sitebot.site.registry import parse_registry
 from sitebot.safety import (ArmModel, AuditLog, BaseCommand, Mode, Obstacle, RobotState,
                             SafetyConfig, SafetyLevel, Supervisor, TrajectoryPoint)
 from sitebot.safety.ssm import stopping_distance
@@ -242,7 +242,7 @@ def test_people_in_map_frame():
 
 
 def test_trajectories():
-    from sitebot.urdf import load_robot_description
+    from sitebot.description.urdf import load_robot_description
     names = [f"arm_joint_{i}" for i in range(1, 7)]
     pts = [TrajectoryPoint((0.0,) * 6, 0.5)]
     sup = Supervisor(FAST)

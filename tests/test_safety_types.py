@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from sitebot.safety.types import Cause, Mode, SafetyLevel, Verdict, combine
+from sitebot.safety.types import Cause, Verdict, combine
+from sitebot.types import Mode, SafetyLevel
 
 R = SafetyLevel.REDUCED_SPEED
 

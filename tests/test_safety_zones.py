@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
-from sitebot.registry import parse_registry
+from sitebot.site.registry import parse_registry
 from sitebot.safety.config import SafetyConfig
 from sitebot.safety.limits import apply_verdict
 from sitebot.safety.ssm import stopping_distance
-from sitebot.safety.types import RobotState, SafetyLevel
+from sitebot.safety.types import RobotState
+from sitebot.types import SafetyLevel
 from sitebot.safety.zones import PolygonGeometry, ZoneRule, arc_samples
 
 CFG = SafetyConfig()     # footprint 0.4, margin 0.1, step 0.05, lookahead 2 s, a 1, T 0.15

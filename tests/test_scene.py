@@ -18,7 +18,7 @@ from sitebot.errors import SimulationError
 from sitebot.sim.scene import Scene
 from sitebot.sim.textures import (dial_ticks, needle_angle, render_gauge_dial, tag_image,
                                   write_gauge_png, write_tag_png)
-from sitebot.world import DialSpec, Pose3D, ValveState, load_world
+from sitebot.sim.world import DialSpec, Pose3D, ValveState, load_world
 
 WORLDS = ("substation", "construction", "datacentre")
 

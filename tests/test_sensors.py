@@ -8,11 +8,11 @@ import numpy as np
 import pybullet as pb
 import pytest
 
-from sitebot.hardware import CommandMode, HardwareCommand
+from sitebot.control.hardware import CommandMode, HardwareCommand
 from sitebot.sim.robot import SimHardware, SimRobot, SimRobotConfig
 from sitebot.sim.sensors import (Camera, CameraConfig, Imu, ImuConfig, Lidar, LidarConfig,
                                  Lighting, OdomConfig, WheelOdometry, camera_intrinsics)
-from sitebot.urdf import RobotDescription, load_robot_description
+from sitebot.description.urdf import RobotDescription, load_robot_description
 
 STEP_S = 1.0 / 240.0
 

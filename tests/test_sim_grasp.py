@@ -5,10 +5,10 @@ import numpy as np
 import pybullet as pb
 import pytest
 
-from sitebot.hardware import CommandMode, HardwareCommand
+from sitebot.control.hardware import CommandMode, HardwareCommand
 from sitebot.sim.grasp import GraspAssist
 from sitebot.sim.robot import SimHardware, SimRobot, SimRobotConfig
-from sitebot.urdf import load_robot_description
+from sitebot.description.urdf import load_robot_description
 
 STEP_S = 1.0 / 240.0
 

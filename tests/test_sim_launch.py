@@ -14,7 +14,7 @@ from tf2_msgs.msg import TFMessage
 from geometry_msgs.msg import PoseArray
 
 from sitebot.launcher import launched
-from sitebot.params import load_params_file
+from sitebot.config.params import load_params_file
 from sitebot.paths import data_path
 from rosprobe import Probe, rate_hz
 

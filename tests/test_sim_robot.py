@@ -9,9 +9,9 @@ import pybullet as pb
 import pytest
 
 from sitebot.errors import SimulationError
-from sitebot.hardware import CommandMode, HardwareCommand
+from sitebot.control.hardware import CommandMode, HardwareCommand
 from sitebot.sim.robot import STOW_ARM_POSITIONS_RAD, SimHardware, SimRobot, SimRobotConfig
-from sitebot.urdf import RobotDescription, load_robot_description, write_urdf_file
+from sitebot.description.urdf import RobotDescription, load_robot_description, write_urdf_file
 
 STEP_S = 1.0 / 240.0
 

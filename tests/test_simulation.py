@@ -14,7 +14,7 @@ from sitebot.control.kernel import Reject, Status
 from sitebot.errors import SimulationError
 from sitebot.sim.simulation import (GroundTruth, RobotSpawn, Sample, SampleKind, SensorRates,
                                     SimConfig, SiteSimulation)
-from sitebot.world import load_world
+from sitebot.sim.world import load_world
 
 # no safety supervisor in these tests: the controller makes its own heartbeat
 NO_CAMERA = SimConfig(camera_enabled=False, supervisor_required=False)

@@ -17,7 +17,7 @@ from visualization_msgs.msg import MarkerArray
 
 from sitebot.nodes.common import QOS_LATCHED, QOS_STATE
 from sitebot.viz import scene
-from sitebot.world import load_world
+from sitebot.sim.world import load_world
 from sitebot_interfaces.msg import GaugeReading, SafetyState
 
 WORLD = load_world("substation")

@@ -1,8 +1,8 @@
 """The spatial evaluation against simulator ground truth on a small fixed set, thresholds
-asserted (the full run: python -m sitebot.perception.spatial_eval --views 40)."""
+asserted (the full run: python -m sitebot.tools.spatial_eval --views 40)."""
 from __future__ import annotations
 
-from sitebot.perception.spatial_eval import EvalConfig, main, run_eval, summarize
+from sitebot.tools.spatial_eval import EvalConfig, main, run_eval, summarize
 
 
 def test_small_fixed_set_meets_the_aims(tmp_path):

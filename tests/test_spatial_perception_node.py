@@ -22,8 +22,8 @@ from sitebot.nodes.common import QOS_SENSOR, QOS_STATE, QOS_LATCHED
 from sitebot.nodes.spatial_perception import (SpatialPerceptionNode, cloud_to_points,
                                               points_to_cloud)
 from sitebot.perception.spatial_setup import robot_mounts
-from sitebot.perception.spatial_synth import default_camera, render_depth, render_scan
-from sitebot.urdf import load_robot_description
+from sitebot.tools.spatial_synth import default_camera, render_depth, render_scan
+from sitebot.description.urdf import load_robot_description
 from sitebot_interfaces.msg import ObstacleArray, TrackedPersonArray
 
 MAP_POSE = (1.0, 2.0, math.pi / 2)

@@ -18,7 +18,7 @@ from std_msgs.msg import Bool
 
 from sitebot.launcher import launched
 from sitebot.nodes.common import QOS_COMMAND
-from sitebot.teleop import TeleopConfig, TeleopRelay, clamp_twist
+from sitebot.teleop.core import TeleopConfig, TeleopRelay, clamp_twist
 from sitebot_interfaces.msg import SafetyState
 from rosprobe import Probe
 

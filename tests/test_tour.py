@@ -10,7 +10,7 @@ import pytest
 
 from sitebot.errors import SitebotError
 from sitebot.tour import FollowerConfig, GridPlanner, PathFollower, tour_stops, wrap_angle
-from sitebot.world import OccupancyGrid, available_worlds, load_world
+from sitebot.sim.world import OccupancyGrid, available_worlds, load_world
 
 WORLDS = ("construction", "datacentre", "substation")
 RES = 0.1

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sitebot.errors import UrdfError
-from sitebot.urdf import (JointType, RobotDescription, load_robot_description, parse_urdf,
+from sitebot.description.urdf import (JointType, RobotDescription, load_robot_description, parse_urdf,
                           write_urdf_file)
 
 REQUIRED_LINKS = (

@@ -14,8 +14,8 @@ import yaml
 
 from sitebot.errors import RegistryError, WorldError
 from sitebot.paths import data_path
-from sitebot.registry import AssetKind, ZoneKind
-from sitebot.world import (LIGHTING_PRESETS, ROBOT_RADIUS_M, ActorSpec, Pose3D, Shape,
+from sitebot.site.registry import AssetKind, ZoneKind
+from sitebot.sim.world import (LIGHTING_PRESETS, ROBOT_RADIUS_M, ActorSpec, Pose3D, Shape,
                            ValveState, available_worlds, load_world, world_path)
 
 WORLDS = ("substation", "construction", "datacentre")

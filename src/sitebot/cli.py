@@ -14,49 +14,49 @@ import argparse
 import sys
 from typing import Callable
 
-from . import __version__
-from .errors import SitebotError
+from sitebot import __version__
+from sitebot.errors import SitebotError
 
 __all__ = ["main"]
 
 
 def _cmd_launch(argv: list[str]) -> int:
-    from .launcher import main as launch_main
+    from sitebot.launcher import main as launch_main
     return launch_main(argv)
 
 
 def _cmd_demo(argv: list[str]) -> int:
-    from .mission import main as mission_main
+    from sitebot.apps.demo import main as mission_main
     return mission_main(argv)
 
 
 def _cmd_check(argv: list[str]) -> int:
-    from .check import main as check_main
+    from sitebot.apps.check import main as check_main
     return check_main(argv)
 
 
 def _cmd_bench(argv: list[str]) -> int:
-    from .bench import main as bench_main
+    from sitebot.apps.bench import main as bench_main
     return bench_main(argv)
 
 
 def _cmd_plan(argv: list[str]) -> int:
-    from .language.cli import main as plan_main
+    from sitebot.apps.plan import main as plan_main
     return plan_main(argv)
 
 
 def _cmd_regress(argv: list[str]) -> int:
-    from .regress.cli import main as regress_main
+    from sitebot.apps.regress import main as regress_main
     return regress_main(argv)
 
 
 def _cmd_eval(argv: list[str]) -> int:
-    from .evaluate import main as eval_main
+    from sitebot.apps.evaluate import main as eval_main
     return eval_main(argv)
 
 
 def _cmd_console(argv: list[str]) -> int:
-    from .console.cli import main as console_main
+    from sitebot.apps.console import main as console_main
     return console_main(argv)
 
 

@@ -15,9 +15,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .errors import SitebotError
-from .registry import ZoneKind
-from .world import OccupancyGrid, WorldSpec
+from sitebot.errors import SitebotError
+from sitebot.site.registry import ZoneKind
+from sitebot.sim.world import OccupancyGrid, WorldSpec
 
 __all__ = ["TourStop", "tour_stops", "GridPlanner", "FollowerConfig", "PathFollower",
            "wrap_angle", "planning_grid"]

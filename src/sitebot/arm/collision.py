@@ -34,7 +34,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .kinematics import ArmKinematics, pose_matrix, rpy_matrix
+from sitebot.arm.kinematics import ArmKinematics, pose_matrix
+from sitebot.types import rpy_matrix
 
 __all__ = ["Primitive", "CollisionChecker", "world_scene", "box_primitive",
            "covering_spheres"]

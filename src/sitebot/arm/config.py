@@ -12,8 +12,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..params import ParamSpec, ParamType
+from sitebot.errors import ConfigError
+from sitebot.config.params import ParamSpec, ParamType
 
 __all__ = ["SCHEMA", "DEFAULT_NAMED_POSES", "parse_named_poses"]
 

@@ -1,6 +1,6 @@
 """Batched forward kinematics and inverse kinematics of the arm (numpy, no ROS).
 
-:class:`ArmKinematics` reads the chain from the URDF (:class:`sitebot.urdf.RobotDescription`):
+:class:`ArmKinematics` reads the chain from the URDF (:class:`sitebot.description.urdf.RobotDescription`):
 every link whose pose depends on the six arm joints (the arm links, the gripper palm and
 fingers, ``tool0``, ``gripper_tcp``) is expressed in the root frame (``base_footprint``)
 for a batch of joint vectors at once, ``(K, 6) -> (K, L, 4, 4)``.  Non-arm movable joints
@@ -20,54 +20,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["ArmKinematics", "IkResult", "rotation_about", "rpy_matrix", "quat_to_matrix",
-           "matrix_to_quat", "pose_matrix"]
+from sitebot.types import rpy_matrix
 
-
-def rpy_matrix(r: float, p: float, y: float) -> np.ndarray:
-    """URDF roll-pitch-yaw (fixed axes X, Y, Z) as a 3x3 rotation."""
-    cr, sr, cp, sp, cy, sy = (math.cos(r), math.sin(r), math.cos(p), math.sin(p),
-                              math.cos(y), math.sin(y))
-    return np.array([[cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
-                     [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
-                     [-sp, cp * sr, cp * cr]])
-
-
-def quat_to_matrix(q: Sequence[float]) -> np.ndarray:
-    """Unit quaternion (x, y, z, w) -> 3x3 rotation (normalised first)."""
-    x, y, z, w = (float(v) for v in q)
-    n = math.sqrt(x * x + y * y + z * z + w * w)
-    if not math.isfinite(n) or n < 1e-9:
-        raise ValueError(f"quaternion {tuple(q)} is not a rotation (norm {n:g})")
-    x, y, z, w = x / n, y / n, z / n, w / n
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
-
-
-def matrix_to_quat(m: np.ndarray) -> tuple[float, float, float, float]:
-    """3x3 rotation -> unit quaternion (x, y, z, w), w >= 0."""
-    m = np.asarray(m, dtype=float)
-    t = m[0, 0] + m[1, 1] + m[2, 2]
-    if t > 0:
-        s = math.sqrt(t + 1.0) * 2
-        w, x, y, z = 0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, \
-            (m[1, 0] - m[0, 1]) / s
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = math.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2]) * 2
-        w, x, y, z = (m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, \
-            (m[0, 2] + m[2, 0]) / s
-    elif m[1, 1] > m[2, 2]:
-        s = math.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2]) * 2
-        w, x, y, z = (m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, \
-            (m[1, 2] + m[2, 1]) / s
-    else:
-        s = math.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1]) * 2
-        w, x, y, z = (m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, \
-            (m[1, 2] + m[2, 1]) / s, 0.25 * s
-    if w < 0:
-        w, x, y, z = -w, -x, -y, -z
-    return (x, y, z, w)
+__all__ = ["ArmKinematics", "IkResult", "rotation_about", "pose_matrix"]
 
 
 def pose_matrix(xyz: Sequence[float], rot: np.ndarray | None = None) -> np.ndarray:

@@ -15,12 +15,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..urdf import load_robot_description
-from .collision import CollisionChecker, Primitive, box_primitive, world_scene
-from .config import param_defaults, parse_named_poses
-from .kinematics import ArmKinematics, pose_matrix, quat_to_matrix
-from .planner import ArmPlanner, PlannerSettings, PlanResult, seed_ompl
-from .timing import TimedTrajectory, time_parameterize
+from sitebot.description.urdf import load_robot_description
+from sitebot.arm.collision import CollisionChecker, Primitive, box_primitive, world_scene
+from sitebot.arm.config import param_defaults, parse_named_poses
+from sitebot.arm.kinematics import ArmKinematics, pose_matrix
+from sitebot.types import quaternion_matrix
+from sitebot.arm.planner import ArmPlanner, PlannerSettings, PlanResult, seed_ompl
+from sitebot.arm.timing import TimedTrajectory, time_parameterize
 
 __all__ = ["ArmMotion", "GoalRejected", "MotionPlan", "CODE_SUCCEEDED", "CODE_NO_PLAN",
            "CODE_NO_IK", "CODE_INVALID_GOAL", "CODE_ABORTED", "CODE_CANCELED",
@@ -149,7 +150,7 @@ class ArmMotion:
         bench in front of it, 0.8 x 2.4 x 1.3 m) would wall off the whole workspace."""
         if max(prim.size) <= self.LARGE_CLUSTER_HALF_M or not self.world_prims:
             return False
-        from .collision import _PrimitiveTable
+        from sitebot.arm.collision import _PrimitiveTable
         half = np.asarray(prim.size, float)
         corners = np.array([[sx, sy, sz] for sx in (-1, 0, 1) for sy in (-1, 0, 1)
                             for sz in (-1, 0, 1)], float) * half
@@ -157,7 +158,7 @@ class ArmMotion:
         return bool((_PrimitiveTable(self.world_prims).distances(pts) < 0.05).any())
 
     def _overlaps_robot(self, prim: Primitive, q: Sequence[float] | None) -> bool:
-        from .collision import _PrimitiveTable
+        from sitebot.arm.collision import _PrimitiveTable
         table = _PrimitiveTable([prim])
         body = [b for b in self.checker.body if b.name != "ground"]
         for b in body:
@@ -179,7 +180,7 @@ class ArmMotion:
         exempt_at = self.exempt_at
         self.exempt = []
         if exempt_at is not None and obstacles:
-            from .collision import _PrimitiveTable
+            from sitebot.arm.collision import _PrimitiveTable
             table = _PrimitiveTable(obstacles)
             d = table.distances(np.asarray(exempt_at, float)[None])[0]
             keep = []
@@ -254,7 +255,7 @@ class ArmMotion:
                 if abs(n - 1.0) > 0.05:
                     raise GoalRejected(CODE_INVALID_GOAL, f"orientation quaternion norm "
                                        f"{n:.3f} is not 1")
-                rot = quat_to_matrix(quat)
+                rot = quaternion_matrix(quat)
         reach = float(np.linalg.norm(pos - self.checker._shoulder))
         if reach > float(self.checker._lever[1]) + 0.05:
             raise GoalRejected(CODE_NO_IK, f"end-effector target {np.round(pos, 3).tolist()} "
@@ -310,10 +311,10 @@ class ArmMotion:
 
 
 def _covering(prim: Primitive) -> tuple[np.ndarray, np.ndarray]:
-    from .collision import covering_spheres
+    from sitebot.arm.collision import covering_spheres
     return covering_spheres(prim)
 
 
 def pose_from_xyz_quat(xyz: Sequence[float], quat: Sequence[float]) -> np.ndarray:
     """4x4 from a translation and a quaternion (x, y, z, w)."""
-    return pose_matrix(xyz, quat_to_matrix(quat))
+    return pose_matrix(xyz, quaternion_matrix(quat))

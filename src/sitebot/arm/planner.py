@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .collision import CollisionChecker
+from sitebot.arm.collision import CollisionChecker
 
 __all__ = ["ArmPlanner", "PlanResult", "PlannerSettings", "path_length"]
 

@@ -5,11 +5,11 @@ The ROS side is one thin bridge, :mod:`sitebot.nodes.web_console`; the server on
 a bridge object (:class:`sitebot.console.server.Bridge`), so everything here runs and is
 tested without a ROS graph.  See docs/console.md.
 """
-from .auth import (PERMISSIONS, ROLES, AuthError, LoginLimiter, User, UserStore,
+from sitebot.console.auth import (PERMISSIONS, ROLES, AuthError, LoginLimiter, User, UserStore,
                    hash_password, load_users, permitted, verify_password)
-from .protocol import ProtocolError, parse_message
-from .ratelimit import Throttle, TokenBucket
-from .teleop import TeleopArbiter
+from sitebot.console.protocol import ProtocolError, parse_message
+from sitebot.console.ratelimit import Throttle, TokenBucket
+from sitebot.console.teleop import TeleopArbiter
 
 __all__ = ["PERMISSIONS", "ROLES", "AuthError", "LoginLimiter", "User", "UserStore",
            "hash_password", "load_users", "permitted", "verify_password", "ProtocolError",

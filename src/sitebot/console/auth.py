@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from ..errors import SitebotError
+from sitebot.errors import SitebotError
 
 __all__ = ["ROLES", "PERMISSIONS", "permitted", "AuthError", "User", "UserStore",
            "hash_password", "verify_password", "load_users", "parse_users", "LoginLimiter",

@@ -33,11 +33,11 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from .auth import PERMISSIONS, LoginLimiter, UserStore, permitted
-from .protocol import ProtocolError, clamp_twist, parse_message
-from .ratelimit import Throttle, TokenBucket
-from .state import PlanBook, StateStore
-from .teleop import TeleopArbiter
+from sitebot.console.auth import PERMISSIONS, LoginLimiter, UserStore, permitted
+from sitebot.console.protocol import ProtocolError, clamp_twist, parse_message
+from sitebot.console.ratelimit import Throttle, TokenBucket
+from sitebot.console.state import PlanBook, StateStore
+from sitebot.console.teleop import TeleopArbiter
 
 __all__ = ["Bridge", "ServerConfig", "ConsoleServer", "STATIC_DIR"]
 

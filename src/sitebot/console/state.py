@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .ratelimit import Throttle
+from sitebot.console.ratelimit import Throttle
 
 __all__ = ["StateStore", "PlanBook", "map_payload", "plan_dict", "tail_jsonl", "encode_jpeg",
            "HIGH_RISK_SKILLS", "r3", "LEVEL_NAMES", "MODE_NAMES"]
@@ -118,7 +118,7 @@ def plan_dict(plan_id: str, status: str, steps: Iterable[tuple[str, dict]], *,
 
 
 def map_payload(world: Any, resolution_m: float = 0.1) -> dict:
-    """The static site map of a :class:`sitebot.world.WorldSpec`: occupancy bits (row-major,
+    """The static site map of a :class:`sitebot.sim.world.WorldSpec`: occupancy bits (row-major,
     row 0 = lowest y, ``numpy.packbits``, base64), zones, places and spawn poses."""
     grid = world.occupancy_grid(resolution_m, 0.0, keep_out=False)
     occ = np.asarray(grid.occupied, dtype=bool)

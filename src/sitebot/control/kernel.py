@@ -1,6 +1,6 @@
 """The control kernel's shared types and the implementation selector.
 
-``ControlKernel`` is the C kernel (``sitebot._control_kernel``) when the extension imports,
+``ControlKernel`` is the C kernel (``sitebot.control._control_kernel``) when the extension imports,
 else the pure-Python reference (:mod:`sitebot.control.kernel_py`);
 ``SITEBOT_PURE_PYTHON=1`` forces the reference.  ``IMPLEMENTATION`` says which one it is
 (``'c'`` or ``'python'``).  Both have exactly the API of ``docs/control.md``.
@@ -18,10 +18,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+
 __all__ = [
     "Status",
     "Reject",
-    "StopCategory",
     "Interface",
     "KernelConfig",
     "KernelOutput",
@@ -61,15 +61,6 @@ class Reject(enum.IntEnum):
     OUT_OF_LIMITS = 4
     TOO_MANY_POINTS = 5
     EMPTY = 6
-
-
-class StopCategory(enum.IntEnum):
-    """IEC 60204-1 stop categories, as in SafetyState.msg."""
-
-    NONE = 255
-    CAT0 = 0      # zero effort / brake at once
-    CAT1 = 1      # decelerate at the configured maximum, then hold
-    CAT2 = 2      # like CAT1 (power kept)
 
 
 class Interface(enum.IntEnum):
@@ -251,7 +242,7 @@ def kernel_joint_names(desc: Any) -> tuple[str, ...]:
 
 
 def kernel_config_from_description(desc: Any, **overrides: Any) -> KernelConfig:
-    """A :class:`KernelConfig` for a :class:`sitebot.urdf.RobotDescription`.
+    """A :class:`KernelConfig` for a :class:`sitebot.description.urdf.RobotDescription`.
 
     Joints: :func:`kernel_joint_names`; position, velocity and effort limits from the URDF
     (continuous joints: infinite position limits); ``acc_max`` = 2 * vel_max per second;
@@ -321,10 +312,10 @@ def kernel_config_from_description(desc: Any, **overrides: Any) -> KernelConfig:
 # implementation selection (kernel_py imports the types above, so this comes last)
 # ---------------------------------------------------------------------------------------
 
-from .kernel_py import ControlKernel as PyControlKernel  # noqa: E402
+from sitebot.control.kernel_py import ControlKernel as PyControlKernel  # noqa: E402
 
 try:
-    from .. import _control_kernel as _ext
+    from sitebot.control import _control_kernel as _ext
 except ImportError:          # extension not built: the reference is the kernel
     _ext = None
 
@@ -341,7 +332,7 @@ def _as_f64(name: str, value: Any) -> Any:
 
 if _ext is not None:
     class CControlKernel(_ext.ControlKernel):
-        """The C kernel (``sitebot._control_kernel``) with array-like arguments converted
+        """The C kernel (``sitebot.control._control_kernel``) with array-like arguments converted
         to contiguous float64 for the non-periodic calls; ``step`` goes straight to C."""
 
         __slots__ = ()

@@ -1,7 +1,7 @@
 """The pure-Python reference control kernel (same API and arithmetic as the C one).
 
 Every computation here is mirrored, operation for operation, in
-``src/sitebot/native/control_kernel.c``; ``tests/test_control_kernel.py`` runs one suite
+``src/sitebot/control/native/control_kernel.c``; ``tests/test_control_kernel.py`` runs one suite
 against both and checks that they agree to 1e-9.  See ``docs/control.md`` for the contract
 and its "Implementation notes (kernel)" for the decisions taken where it left room.
 """
@@ -12,8 +12,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .kernel import (Interface, KernelConfig, KernelOutput, Reject, Status,  # noqa: F401
-                     StopCategory)
+from sitebot.control.kernel import Interface, KernelConfig, KernelOutput, Reject, Status
+from sitebot.types import StopCategory
 
 __all__ = ["ControlKernel"]
 

@@ -3,7 +3,7 @@
 This is the PyBullet backend of the control loop. It owns the simulator's hardware seam
 (it replaced the foundation's velocity pass-through): each physics step the simulation calls
 :meth:`LockstepController.update` with the joints' state; the controller runs the kernel
-and returns a :class:`~sitebot.hardware.HardwareCommand`. Deterministic: the same inputs
+and returns a :class:`~sitebot.control.hardware.HardwareCommand`. Deterministic: the same inputs
 give the same commands.
 """
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..hardware import CommandMode, HardwareCommand, HardwareState
-from .kernel import (ControlKernel, Interface, KernelConfig, KernelOutput, Reject, Status,
-                     StopCategory)
+from sitebot.control.hardware import CommandMode, HardwareCommand, HardwareState
+from sitebot.control.kernel import (ControlKernel, Interface, KernelConfig, KernelOutput, Reject, Status)
+from sitebot.types import StopCategory
 
 __all__ = ["LockstepController"]
 

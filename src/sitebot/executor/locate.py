@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Iterable, Mapping, Sequence
 
-from ..registry import Marker
+from sitebot.site.registry import Marker
 
 __all__ = ["station_offset"]
 

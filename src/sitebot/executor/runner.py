@@ -19,9 +19,9 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from ..registry import AssetKind, SiteRegistry, ZoneKind
-from .skills import SKILLS, ExecutorConfig, SkillContext, StepFailure
-from .types import (SKILL_ARGS, ExecutionResult, Outcome, Plan, ResultCode, Step,
+from sitebot.site.registry import AssetKind, SiteRegistry, ZoneKind
+from sitebot.executor.skills import SKILLS, ExecutorConfig, SkillContext, StepFailure
+from sitebot.executor.types import (SKILL_ARGS, ExecutionResult, Outcome, Plan, ResultCode, Step,
                     StepResult)
 
 __all__ = ["PlanRunner", "check_step", "check_plan"]

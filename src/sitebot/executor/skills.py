@@ -13,9 +13,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ..registry import AssetKind, SiteRegistry
-from .approach import approach_distance
-from .types import (MotionResult, Outcome, Plan, Reading, RobotPorts, Step, StepResult)
+from sitebot.site.registry import AssetKind, SiteRegistry
+from sitebot.executor.approach import approach_distance
+from sitebot.executor.types import (MotionResult, Outcome, Plan, Reading, RobotPorts, Step, StepResult)
 
 __all__ = ["ExecutorConfig", "SkillContext", "Skill", "SKILLS", "StepFailure"]
 

@@ -11,7 +11,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Mapping, Protocol, Sequence
 
-from ..language.types import HIGH_RISK_SKILLS, SKILLS
+from sitebot.language.types import HIGH_RISK_SKILLS, SKILLS
+from sitebot.types import SafetyLevel
 
 __all__ = ["Step", "Plan", "Outcome", "ResultCode", "Reading", "StepResult",
            "ExecutionResult", "MotionResult", "SafetySnapshot", "RobotPorts", "SKILL_ARGS",
@@ -63,14 +64,6 @@ class ResultCode(enum.IntEnum):
     ABORTED = 2
     CANCELED = 3
     REJECTED = 4
-
-
-class SafetyLevel(enum.IntEnum):
-    """Mirrors sitebot_interfaces/SafetyState levels."""
-    NORMAL = 0
-    REDUCED_SPEED = 1
-    PROTECTIVE_STOP = 2
-    EMERGENCY_STOP = 3
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,12 @@ See docs/language.md.
 """
 from __future__ import annotations
 
-from .grounding import Grounder, GroundingConfig, load_embedder
-from .llm import LLMConfig
-from .planner import OfflinePlanner, PlannerConfig
-from .service import Dialogue, TaskPlanner, load_site, planner_for
-from .types import HIGH_RISK_SKILLS, SKILLS, Answer, Clarification, Step
-from .validator import canonical, check_steps
+from sitebot.language.grounding import Grounder, GroundingConfig, load_embedder
+from sitebot.language.llm import LLMConfig
+from sitebot.language.planner import OfflinePlanner, PlannerConfig
+from sitebot.language.service import Dialogue, TaskPlanner, load_site, planner_for
+from sitebot.language.types import HIGH_RISK_SKILLS, SKILLS, Answer, Clarification, Step
+from sitebot.language.validator import canonical, check_steps
 
 __all__ = ["TaskPlanner", "Dialogue", "OfflinePlanner", "PlannerConfig", "Grounder",
            "GroundingConfig", "LLMConfig", "Answer", "Step", "Clarification", "SKILLS",

@@ -30,9 +30,9 @@ from typing import Any, Callable, Iterable, Sequence
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
-from ..registry import (Asset, Dock, Place, Route, SiteObject, SiteRegistry, Zone, ZoneKind,
+from sitebot.site.registry import (Asset, Dock, Place, Route, SiteObject, SiteRegistry, Zone, ZoneKind,
                         normalize_name)
-from .text import (GENERIC_NOUNS, NUMBER_WORDS, STOPWORDS, clean, designator_parts,
+from sitebot.language.text import (GENERIC_NOUNS, NUMBER_WORDS, STOPWORDS, clean, designator_parts,
                    is_designator, singular, tokens)
 
 __all__ = ["Entry", "GroundResult", "Grounder", "GroundingConfig", "entity_type",

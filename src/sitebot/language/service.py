@@ -15,13 +15,13 @@ from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import SitebotError
-from ..paths import data_path
-from ..registry import SiteRegistry, load_registry
-from .llm import LLMConfig, LLMError, propose
-from .planner import OfflinePlanner, PlannerConfig
-from .types import HIGH_RISK_SKILLS, Answer, Clarification
-from .validator import canonical, check_steps
+from sitebot.errors import SitebotError
+from sitebot.paths import data_path
+from sitebot.site.registry import SiteRegistry, load_registry
+from sitebot.language.llm import LLMConfig, LLMError, propose
+from sitebot.language.planner import OfflinePlanner, PlannerConfig
+from sitebot.language.types import HIGH_RISK_SKILLS, Answer, Clarification
+from sitebot.language.validator import canonical, check_steps
 
 __all__ = ["TaskPlanner", "Dialogue", "load_site", "planner_for", "WORLD_NAMES"]
 

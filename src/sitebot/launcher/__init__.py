@@ -9,16 +9,11 @@ a :class:`~sitebot.errors.LaunchError` naming the file and line.
 * :func:`launched` -- context manager that runs a launch in the background (tests).
 * :func:`main` -- the ``sitebot launch`` subcommand.
 """
-from .model import ArgInfo, LaunchDescription, LaunchFile, NodeProcess
-from .parser import (
-    ExecutableResolver,
-    find_package_share,
-    format_param_value,
-    load_launch,
-    parse_launch_file,
-    resolve_executable,
-)
-from .runner import LaunchHandle, find_launch_file, launched, main, run
+from sitebot.launcher.model import ArgInfo, LaunchDescription, LaunchFile, NodeProcess
+from sitebot.launcher.packages import ExecutableResolver, find_package_share, resolve_executable
+from sitebot.launcher.params import format_param_value
+from sitebot.launcher.parser import load_launch, parse_launch_file
+from sitebot.launcher.runner import LaunchHandle, find_launch_file, launched, main, run
 
 __all__ = [
     "ArgInfo",

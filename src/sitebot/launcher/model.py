@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Union
 
-from .substitutions import Template
+from sitebot.launcher.substitutions import Template
 
 __all__ = [
     "Condition",

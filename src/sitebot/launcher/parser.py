@@ -16,597 +16,49 @@ The command line of a ``node`` follows launch_ros: ``<exe> [args] [--ros-args <r
 in the order of the param list] [-r from:=to (set_remap first)]``.  Inline parameters are
 passed as ``-p name:=<YAML value>`` (launch_ros writes them to a temporary params file; the
 effect on the node is the same) so that resolution writes no files.
+
+The parts, each module importing only the ones before it: :mod:`.yamlnodes` (YAML with
+line numbers) -> :mod:`.entities` (the supported tags, attribute checks) ->
+:mod:`.params` (parameters: parsing, typing, formatting) and :mod:`.packages` (packages
+and executables) -> :mod:`.actions` (tags to actions: :func:`parse_launch_file`) -> this
+module (resolution: :func:`load_launch`).
 """
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
-import json
-import math
 import os
 import re
 import shlex
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping
 
-import yaml
-
-from .. import paths
-from ..errors import LaunchError
-from .model import (
-    Action, ArgAction, ArgInfo, Condition, ExecutableAction, GroupAction, IncludeAction,
+from sitebot.errors import LaunchError
+from sitebot.launcher.actions import parse_launch_file
+from sitebot.launcher.model import (
+    Action, ArgAction, ArgInfo, ExecutableAction, GroupAction, IncludeAction,
     LaunchDescription, LaunchFile, LetAction, NodeAction, NodeProcess, ParamFile,
-    ParamItem, ParamValue, PushRosNamespaceAction, SetEnvAction, SetParameterAction,
-    SetRemapAction, UnsetEnvAction,
+    PushRosNamespaceAction, SetEnvAction, SetParameterAction, SetRemapAction,
+    UnsetEnvAction,
 )
-from .substitutions import Subst, Template, evaluate, evaluate_condition, parse_template
+from sitebot.launcher.packages import (
+    ExecutableResolver, find_package_prefix, find_package_share, resolve_executable,
+)
+from sitebot.launcher.params import ParamResolver, format_param_value
+from sitebot.launcher.substitutions import Subst, Template, evaluate, evaluate_condition
 
 __all__ = [
-    "ExecutableResolver",
     "parse_launch_file",
     "load_launch",
-    "resolve_executable",
-    "find_package_share",
-    "format_param_value",
-    "SUPPORTED_TAGS",
     "OUTPUT_MODES",
 ]
 
-#: ``resolver(package, executable)`` -> the command prefix that starts it, or None to fall
-#: back to the built-in lookup (console_scripts entry points, then AMENT_PREFIX_PATH).
-ExecutableResolver = Callable[[str, str], "Sequence[str] | None"]
-
-_COND = ("if", "unless")
-_PROC = ("output", "respawn", "respawn_delay", "cwd", "env", "launch-prefix")
-
-#: tag -> accepted attributes
-SUPPORTED_TAGS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "arg": ("name", "default", "description", "choice") + _COND,
-    "let": ("name", "value") + _COND,
-    "node": ("pkg", "exec", "name", "namespace", "args", "ros_args", "exec_name", "param",
-             "remap") + _PROC + _COND,
-    "executable": ("cmd", "name", "shell") + _PROC + _COND,
-    "group": ("scoped", "forwarding", "keep", "children") + _COND,
-    "include": ("file", "arg") + _COND,
-    "push-ros-namespace": ("namespace",) + _COND,
-    "push_ros_namespace": ("namespace",) + _COND,
-    "set_env": ("name", "value") + _COND,
-    "unset_env": ("name",) + _COND,
-    "set_parameter": ("name", "value") + _COND,
-    "set_remap": ("from", "to") + _COND,
-})
-
 OUTPUT_MODES = ("screen", "log", "both", "own_log", "full")
-_PARAM_TYPES = ("str", "bool", "float", "int", "list_of_str", "list_of_bool",
-                "list_of_float", "list_of_int", "yaml")
 _MAX_INCLUDE_DEPTH = 32
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_IDENT_PATH_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
-
-
-# =============================================================== YAML with line numbers
-
-
-@dataclass
-class _Y:
-    """A YAML node: ``kind`` is 'scalar' (value: Python scalar), 'seq' (list[_Y]) or 'map'
-    (dict[str, tuple[key_line, _Y]])."""
-
-    kind: str
-    value: Any
-    line: int
-
-
-def _load_yaml(path: Path) -> _Y | None:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise LaunchError(f"cannot read launch file: {e.strerror or e}", path) from None
-    except UnicodeDecodeError as e:
-        raise LaunchError(f"launch file is not UTF-8 text: {e}", path) from None
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        return _convert(loader, node, path)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        what = " ".join(x for x in (e.context, e.problem) if x) or "syntax error"
-        raise LaunchError(f"malformed YAML: {what}", path,
-                          mark.line + 1 if mark else None) from None
-    except yaml.YAMLError as e:
-        raise LaunchError(f"malformed YAML: {e}", path) from None
-    finally:
-        loader.dispose()
-
-
-def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: Path) -> _Y:
-    line = node.start_mark.line + 1
-    if isinstance(node, yaml.ScalarNode):
-        return _Y("scalar", loader.construct_object(node, deep=True), line)
-    if isinstance(node, yaml.SequenceNode):
-        return _Y("seq", [_convert(loader, n, path) for n in node.value], line)
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
-        out: dict[str, tuple[int, _Y]] = {}
-        for knode, vnode in node.value:
-            kline = knode.start_mark.line + 1
-            key = loader.construct_object(knode, deep=True) \
-                if isinstance(knode, yaml.ScalarNode) else None
-            if not isinstance(key, str):
-                raise LaunchError(f"keys must be strings, got {key!r}", path, kline)
-            if key in out:
-                raise LaunchError(f"duplicate key '{key}' (first on line {out[key][0]})",
-                                  path, kline)
-            out[key] = (kline, _convert(loader, vnode, path))
-        return _Y("map", out, line)
-    raise LaunchError("unsupported YAML node", path, line)  # pragma: no cover
-
-
-# ====================================================================== parsing to AST
-
-
-class _Entity:
-    """The attributes of one tag, with type checks that name file and line."""
-
-    def __init__(self, tag: str, node: _Y, file: str, line: int) -> None:
-        self.tag = tag
-        self.file = file
-        self.line = line
-        if node.kind != "map":
-            raise LaunchError(
-                f"'{tag}' must be a mapping of attributes, got "
-                + ("nothing" if node.kind == "scalar" and node.value is None
-                   else _yaml_kind(node)), file, node.line)
-        self.attrs: dict[str, tuple[int, _Y]] = node.value
-        accepted = SUPPORTED_TAGS[tag]
-        for key, (kline, _) in self.attrs.items():
-            if key not in accepted:
-                raise LaunchError(
-                    f"unsupported attribute '{key}' in '{tag}' (supported: "
-                    + ", ".join(accepted) + ")", file, kline)
-
-    def err(self, msg: str, line: int | None = None) -> LaunchError:
-        return LaunchError(msg, self.file, line if line is not None else self.line)
-
-    def has(self, key: str) -> bool:
-        return key in self.attrs
-
-    def raw(self, key: str, required: bool = False) -> _Y | None:
-        if key not in self.attrs:
-            if required:
-                raise self.err(f"'{self.tag}' needs the attribute '{key}'")
-            return None
-        return self.attrs[key][1]
-
-    def string(self, key: str, required: bool = False) -> tuple[str, int] | None:
-        node = self.raw(key, required)
-        if node is None:
-            return None
-        if node.kind != "scalar" or not isinstance(node.value, str):
-            hint = ""
-            if node.kind == "scalar" and node.value is not None:
-                hint = f" (quote it: {key}: \"{_yaml_scalar_text(node.value)}\"; ros2 launch " \
-                       "accepts only strings here)"
-            raise self.err(f"attribute '{key}' of '{self.tag}' must be a string, got "
-                           f"{_yaml_kind(node)}{hint}", node.line)
-        return node.value, node.line
-
-    def template(self, key: str, required: bool = False) -> Template | None:
-        got = self.string(key, required)
-        if got is None:
-            return None
-        return parse_template(got[0], self.file, got[1])
-
-    def boolean(self, key: str) -> bool | None:
-        node = self.raw(key)
-        if node is None:
-            return None
-        if node.kind != "scalar" or not isinstance(node.value, bool):
-            raise self.err(f"attribute '{key}' of '{self.tag}' must be true or false "
-                           f"(unquoted), got {_yaml_kind(node)}", node.line)
-        return node.value
-
-    def bool_or_template(self, key: str) -> bool | Template | None:
-        node = self.raw(key)
-        if node is None:
-            return None
-        if node.kind == "scalar" and isinstance(node.value, bool):
-            return node.value
-        return self.template(key)
-
-    def non_negative_float(self, key: str) -> float | None:
-        node = self.raw(key)
-        if node is None:
-            return None
-        if node.kind != "scalar" or isinstance(node.value, bool) \
-                or not isinstance(node.value, float) or node.value < 0 \
-                or not math.isfinite(node.value):
-            raise self.err(f"attribute '{key}' of '{self.tag}' must be a non-negative float "
-                           f"such as 1.0, got {_yaml_kind(node)}", node.line)
-        return node.value
-
-    def entities(self, key: str) -> list["_Sub"]:
-        node = self.raw(key)
-        if node is None:
-            return []
-        if node.kind != "seq" or not node.value or any(n.kind != "map" for n in node.value):
-            raise self.err(f"attribute '{key}' of '{self.tag}' must be a non-empty list of "
-                           "mappings", node.line)
-        return [_Sub(f"{self.tag}.{key}", n, self.file) for n in node.value]
-
-    def condition(self) -> Condition | None:
-        c_if = self.template("if")
-        c_unless = self.template("unless")
-        if c_if is not None and c_unless is not None:
-            raise self.err(f"'{self.tag}' cannot have both 'if' and 'unless'")
-        if c_if is not None:
-            return Condition(c_if, False)
-        if c_unless is not None:
-            return Condition(c_unless, True)
-        return None
-
-
-class _Sub(_Entity):
-    """An item of a list attribute (``param``, ``remap``, ``arg``, ``env``, ``keep``,
-    ``choice``): accepted keys depend on the list."""
-
-    _KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-        "node.param": ("name", "value", "type", "param", "from"),
-        "node.param.param": ("name", "value", "type", "param"),
-        "node.remap": ("from", "to"),
-        "node.env": ("name", "value"),
-        "executable.env": ("name", "value"),
-        "include.arg": ("name", "value"),
-        "group.keep": ("name", "value"),
-        "arg.choice": ("value",),
-    })
-
-    def __init__(self, tag: str, node: _Y, file: str) -> None:  # noqa: D107
-        self.tag = tag
-        self.file = file
-        self.line = node.line
-        self.attrs = node.value
-        accepted = self._KEYS[tag]
-        for key, (kline, _) in self.attrs.items():
-            if key not in accepted:
-                raise LaunchError(
-                    f"unsupported attribute '{key}' in '{tag}' item (supported: "
-                    + ", ".join(accepted) + ")", file, kline)
-
-    def entities(self, key: str) -> list["_Sub"]:
-        node = self.raw(key)
-        if node is None:
-            return []
-        if node.kind != "seq" or not node.value or any(n.kind != "map" for n in node.value):
-            raise self.err(f"'{key}' of '{self.tag}' must be a non-empty list of mappings",
-                           node.line)
-        tag = f"{self.tag}.{key}"
-        if tag not in self._KEYS:  # nested params nest further
-            tag = "node.param.param"
-        return [_Sub(tag, n, self.file) for n in node.value]
-
-
-def _yaml_kind(node: _Y) -> str:
-    if node.kind == "scalar":
-        v = node.value
-        return "nothing" if v is None else f"{type(v).__name__} {v!r}"
-    return "a list" if node.kind == "seq" else "a mapping"
-
-
-def _yaml_scalar_text(v: object) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
-
-
-def parse_launch_file(path: str | Path) -> LaunchFile:
-    """Parse one YAML launch file.
-
-    :raises LaunchError: malformed YAML, a tag or attribute that is not supported, or a
-        malformed substitution; the error names the file and line.
-    """
-    path = Path(path).absolute()
-    file = str(path)
-    root = _load_yaml(path)
-    if root is None or root.kind != "map" or "launch" not in root.value:
-        raise LaunchError("a YAML launch file must have the single top-level key 'launch'",
-                          file, root.line if root is not None else 1)
-    for key, (kline, _) in root.value.items():
-        if key != "launch":
-            raise LaunchError(f"unexpected top-level key '{key}' (only 'launch' is allowed)",
-                              file, kline)
-    kline, body = root.value["launch"]
-    if body.kind == "scalar" and body.value is None:
-        return LaunchFile(path, ())
-    if body.kind != "seq":
-        raise LaunchError("'launch' must be a list of actions", file, body.line)
-    return LaunchFile(path, _parse_actions(body, file))
-
-
-def _parse_actions(seq: _Y, file: str) -> tuple[Action, ...]:
-    out = []
-    for item in seq.value:
-        if item.kind != "map" or len(item.value) != 1:
-            raise LaunchError("each action must be a mapping with exactly one key, the tag "
-                              "(e.g. '- node: {...}')", file, item.line)
-        (tag, (tline, body)), = item.value.items()
-        if tag not in SUPPORTED_TAGS:
-            raise LaunchError(f"unsupported tag '{tag}' (supported: "
-                              + ", ".join(SUPPORTED_TAGS) + ")", file, tline)
-        out.append(_parse_action(_Entity(tag, body, file, tline)))
-    return tuple(out)
-
-
-def _parse_action(e: _Entity) -> Action:
-    cond = e.condition()
-    common = dict(file=e.file, line=e.line, condition=cond)
-    tag = e.tag
-    if tag == "arg":
-        name, nline = e.string("name", True)  # type: ignore[misc]
-        if not name:
-            raise e.err("argument name must not be empty", nline)
-        desc = e.string("description")
-        choices = None
-        if e.has("choice"):
-            choices = []
-            for c in e.entities("choice"):
-                v = c.string("value", True)
-                choices.append(v[0])  # type: ignore[index]
-            choices = tuple(choices)
-            default = e.string("default")
-            if default is not None and "$(" not in default[0] and default[0] not in choices:
-                raise e.err(f"default {default[0]!r} of argument '{name}' is not one of its "
-                            f"choices {list(choices)}", default[1])
-        return ArgAction(name=name, default=e.template("default"),
-                         description=desc[0] if desc else None, choices=choices, **common)
-    if tag == "let":
-        return LetAction(name=e.template("name", True), value=e.template("value", True),
-                         **common)
-    if tag == "node":
-        remaps = tuple((r.template("from", True), r.template("to", True))
-                       for r in e.entities("remap"))
-        params = tuple(_parse_param(p) for p in e.entities("param"))
-        return NodeAction(
-            executable=e.template("exec", True), package=e.template("pkg"),
-            name=e.template("name"), namespace=e.template("namespace"),
-            args=e.template("args"), ros_args=e.template("ros_args"),
-            exec_name=e.template("exec_name"), params=params, remaps=remaps,
-            **_process_attrs(e), **common)
-    if tag == "executable":
-        shell = e.boolean("shell")
-        if shell:
-            raise e.err("'shell: true' is not supported (run 'sh -c ...' as the cmd instead)",
-                        e.attrs["shell"][0])
-        return ExecutableAction(cmd=e.template("cmd", True), name=e.template("name"),
-                                **_process_attrs(e), **common)
-    if tag == "group":
-        scoped = e.boolean("scoped")
-        forwarding = e.boolean("forwarding")
-        keep = tuple((k.template("name", True), k.template("value", True))
-                     for k in e.entities("keep"))
-        children_node = e.raw("children", True)
-        if children_node.kind != "seq":  # type: ignore[union-attr]
-            raise e.err("'children' of 'group' must be a list of actions",
-                        children_node.line)  # type: ignore[union-attr]
-        return GroupAction(children=_parse_actions(children_node, e.file),  # type: ignore
-                           scoped=True if scoped is None else scoped,
-                           forwarding=True if forwarding is None else forwarding,
-                           keep=keep, **common)
-    if tag == "include":
-        args = tuple((a.template("name", True), a.template("value", True))
-                     for a in e.entities("arg"))
-        return IncludeAction(path=e.template("file", True), args=args, **common)
-    if tag in ("push-ros-namespace", "push_ros_namespace"):
-        return PushRosNamespaceAction(namespace=e.template("namespace", True), **common)
-    if tag == "set_env":
-        return SetEnvAction(name=e.template("name", True), value=e.template("value", True),
-                            **common)
-    if tag == "unset_env":
-        return UnsetEnvAction(name=e.template("name", True), **common)
-    if tag == "set_parameter":
-        return SetParameterAction(name=e.template("name", True),
-                                  value=e.template("value", True), **common)
-    if tag == "set_remap":
-        return SetRemapAction(src=e.template("from", True), dst=e.template("to", True),
-                              **common)
-    raise e.err(f"unsupported tag '{tag}'")  # pragma: no cover
-
-
-def _process_attrs(e: _Entity) -> dict[str, Any]:
-    env = tuple((v.template("name", True), v.template("value", True))
-                for v in e.entities("env"))
-    return dict(output=e.template("output"), respawn=e.bool_or_template("respawn"),
-                respawn_delay=e.non_negative_float("respawn_delay"), cwd=e.template("cwd"),
-                launch_prefix=e.template("launch-prefix"), env=env)
-
-
-def _parse_param(p: _Sub) -> ParamItem:
-    if p.has("from"):
-        for other in ("name", "value", "type", "param"):
-            if p.has(other):
-                raise p.err(f"a 'param' item with 'from' cannot also have '{other}'",
-                            p.attrs[other][0])
-        return ParamFile(path=p.template("from", True), file=p.file, line=p.line)
-    return _parse_param_value(p)
-
-
-def _parse_param_value(p: _Sub) -> ParamValue:
-    if not p.has("name"):
-        raise p.err("a 'param' item needs 'name' (with 'value' or nested 'param') or 'from'")
-    name = p.template("name", True)
-    ptype = p.string("type")
-    if ptype is not None and ptype[0] not in _PARAM_TYPES:
-        raise p.err(f"unknown parameter type '{ptype[0]}' (supported: "
-                    + ", ".join(_PARAM_TYPES) + ")", ptype[1])
-    has_value, has_nested = p.has("value"), p.has("param")
-    if has_value == has_nested:
-        raise p.err("a 'param' item needs exactly one of 'value' and nested 'param'")
-    if has_nested:
-        if ptype is not None:
-            raise p.err("'type' cannot be used with nested 'param'", ptype[1])
-        children = tuple(_parse_param_value(c) for c in p.entities("param"))
-        return ParamValue(name=name, file=p.file, line=p.line, children=children)
-    node = p.raw("value")
-    assert node is not None
-    return ParamValue(name=name, file=p.file, line=node.line,
-                      value=_param_literal(node, p), type=ptype[0] if ptype else None)
-
-
-def _param_literal(node: _Y, p: _Sub) -> Any:
-    if node.kind == "scalar":
-        v = node.value
-        if isinstance(v, str):
-            return parse_template(v, p.file, node.line)
-        if isinstance(v, (bool, int, float)):
-            return v
-        raise p.err(f"parameter value must be a string, number, boolean or list, got "
-                    f"{_yaml_kind(node)}", node.line)
-    if node.kind == "seq":
-        if not node.value:
-            raise p.err("a list parameter value must not be empty", node.line)
-        items = []
-        for item in node.value:
-            if item.kind != "scalar" or item.value is None or \
-                    not isinstance(item.value, (str, bool, int, float)):
-                raise p.err("list parameter values may only hold strings, numbers or "
-                            f"booleans, got {_yaml_kind(item)}", item.line)
-            items.append(parse_template(item.value, p.file, item.line)
-                         if isinstance(item.value, str) else item.value)
-        return tuple(items)
-    raise p.err("a parameter value cannot be a mapping (use nested 'param' items)",
-                node.line)
-
-
-# =============================================================== packages & executables
-
-
-def _ament_prefixes(environ: Mapping[str, str]) -> list[Path]:
-    return [Path(p) for p in environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
-
-
-def find_package_share(package: str, environ: Mapping[str, str] | None = None) -> Path:
-    """``$(find-pkg-share package)``: :func:`sitebot.paths.share_dir` for ``sitebot``,
-    otherwise ``<prefix>/share/<package>`` of the first AMENT_PREFIX_PATH prefix that has
-    the package (ament index marker or share directory).
-
-    :raises LookupError: when not found.
-    """
-    if package == "sitebot":
-        return paths.share_dir()
-    environ = os.environ if environ is None else environ
-    for prefix in _ament_prefixes(environ):
-        marker = prefix / "share" / "ament_index" / "resource_index" / "packages" / package
-        share = prefix / "share" / package
-        if marker.is_file() or share.is_dir():
-            return share
-    raise LookupError(f"package '{package}' not found (searched AMENT_PREFIX_PATH="
-                      f"{environ.get('AMENT_PREFIX_PATH', '')!r}; 'sitebot' is built in)")
-
-
-def _find_package_prefix(package: str, environ: Mapping[str, str]) -> Path:
-    if package == "sitebot":
-        share = paths.share_dir()
-        if share.name == "sitebot" and share.parent.name == "share":
-            return share.parent.parent
-        raise LookupError("package 'sitebot' runs from a source checkout and has no "
-                          f"install prefix (its data is in {share})")
-    return find_package_share(package, environ).parent.parent
-
-
-def _entry_point(package: str, executable: str) -> tuple[list[str] | None, list[str] | None]:
-    """(command, None) if found; (None, [console script names]) if the distribution exists
-    without it; (None, None) if there is no such distribution."""
-    try:
-        dist = importlib.metadata.distribution(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None, None
-    scripts = [ep for ep in dist.entry_points if ep.group == "console_scripts"]
-    for ep in scripts:
-        if ep.name == executable:
-            module, attr = ep.module, ep.attr
-            if not _IDENT_PATH_RE.match(module) or not _IDENT_PATH_RE.match(attr or ""):
-                return None, [s.name for s in scripts]
-            head, _, rest = attr.partition(".")
-            call = f"_entry.{rest}" if rest else "_entry"
-            code = (f"import sys; sys.argv[0] = {json.dumps(executable)}; "
-                    f"from {module} import {head} as _entry; sys.exit({call}())")
-            return [sys.executable, "-c", code], None
-    return None, sorted(s.name for s in scripts)
-
-
-def resolve_executable(package: str, executable: str,
-                       environ: Mapping[str, str] | None = None,
-                       resolver: ExecutableResolver | None = None) -> list[str]:
-    """The command prefix that runs ``executable`` of ``package``.
-
-    Order: ``resolver`` (if given and it returns a command); the ``console_scripts`` entry
-    point named ``executable`` of the installed Python distribution named ``package`` (run
-    with this interpreter); ``<prefix>/lib/<package>/<executable>`` in AMENT_PREFIX_PATH.
-
-    :raises LookupError: naming the package and executable, and what was searched.
-    """
-    environ = os.environ if environ is None else environ
-    if resolver is not None:
-        got = resolver(package, executable)
-        if got is not None:
-            return list(got)
-    cmd, scripts = _entry_point(package, executable)
-    if cmd is not None:
-        return cmd
-    prefixes = _ament_prefixes(environ)
-    in_ament = False
-    for prefix in prefixes:
-        candidate = prefix / "lib" / package / executable
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return [str(candidate)]
-        if (prefix / "lib" / package).is_dir() or (prefix / "share" / package).is_dir():
-            in_ament = True
-    if scripts is None and not in_ament:
-        raise LookupError(
-            f"package '{package}' not found: no installed Python distribution named "
-            f"'{package}' and no '{package}' in AMENT_PREFIX_PATH="
-            f"{environ.get('AMENT_PREFIX_PATH', '')!r} (executable '{executable}')"
-            + ("; install it with 'pip install -e .'" if package == "sitebot" else ""))
-    detail = []
-    if scripts is not None:
-        detail.append(f"console_scripts of '{package}': "
-                      + (", ".join(scripts) if scripts else "none"))
-    if in_ament:
-        detail.append(f"no executable lib/{package}/{executable} in AMENT_PREFIX_PATH")
-    raise LookupError(f"executable '{executable}' not found in package '{package}' ("
-                      + "; ".join(detail) + ")")
 
 
 # ========================================================================= resolution
-
-
-def format_param_value(value: object) -> str:
-    """A parameter value as the YAML text of a ``-p name:=value`` rule."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ".nan"
-        if math.isinf(value):
-            return ".inf" if value > 0 else "-.inf"
-        return repr(value)
-    if isinstance(value, str):
-        try:
-            plain = yaml.safe_load(value) == value and "\n" not in value
-        except yaml.YAMLError:
-            plain = False
-        return value if plain else json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(json.dumps(v, ensure_ascii=False) if isinstance(v, str)
-                               else format_param_value(v) for v in value) + "]"
-    raise TypeError(f"unsupported parameter value {value!r}")  # pragma: no cover
 
 
 def _prefix_namespace(base: str | None, ns: str | None) -> str | None:
@@ -659,7 +111,7 @@ class _Scope:
                       list(self.global_params), list(self.global_remaps))
 
 
-class _Resolver:
+class _Resolver(ParamResolver):
     """Walks the actions like ``ros2 launch`` visits them; implements SubstitutionContext."""
 
     def __init__(self, environ: Mapping[str, str], resolver: ExecutableResolver | None,
@@ -689,7 +141,7 @@ class _Resolver:
         return find_package_share(package, self.scope.environ)
 
     def find_package_prefix(self, package: str) -> Path:
-        return _find_package_prefix(package, self.scope.environ)
+        return find_package_prefix(package, self.scope.environ)
 
     # -- helpers
     def ev(self, t: Template) -> str:
@@ -935,90 +387,6 @@ class _Resolver:
         if cur is not None:
             result.append("".join(cur))
         return result
-
-    def param_values(self, p: ParamValue, prefix: str) -> list[tuple[str, object]]:
-        name = self.ev(p.name)
-        full = f"{prefix}.{name}" if prefix else name
-        if p.children:
-            out: list[tuple[str, object]] = []
-            for c in p.children:
-                out += self.param_values(c, full)
-            return out
-        return [(full, self.param_value(p, full))]
-
-    def param_value(self, p: ParamValue, name: str) -> object:
-        v, ptype = p.value, p.type
-        where = Template((), p.file, p.line)
-
-        def fail(msg: str) -> LaunchError:
-            return LaunchError(f"parameter '{name}': {msg}", p.file, p.line)
-
-        if isinstance(v, tuple):
-            items = []
-            for item in v:
-                if isinstance(item, Template):
-                    text = self.ev(item)
-                    item = text if ptype == "list_of_str" else self.yaml_value(text, name, item)
-                items.append(item)
-            return self.check_list(items, ptype, fail)
-        if isinstance(v, Template):
-            text = self.ev(v)
-            if ptype == "str":
-                return text
-            value = self.yaml_value(text, name, where)
-        else:
-            value = v
-        if ptype in (None, "yaml"):
-            return value
-        if ptype.startswith("list_of_"):
-            if not isinstance(value, list):
-                raise fail(f"expected a list for type {ptype}, got {value!r}")
-            return self.check_list(value, ptype, fail)
-        return self.check_scalar(value, ptype, fail)
-
-    @staticmethod
-    def check_scalar(value: object, ptype: str, fail: Callable[[str], LaunchError]) -> object:
-        if ptype == "float" and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        want = {"str": str, "int": int, "float": float, "bool": bool}[ptype]
-        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-            raise fail(f"expected {ptype}, got {value!r}")
-        return value
-
-    def check_list(self, items: list, ptype: str | None,
-                   fail: Callable[[str], LaunchError]) -> list:
-        if not items:
-            raise fail("a list value must not be empty")
-        if ptype is not None and ptype.startswith("list_of_"):
-            return [self.check_scalar(i, ptype[len("list_of_"):], fail) for i in items]
-        if ptype not in (None, "yaml"):
-            raise fail(f"expected {ptype}, got a list")
-        kinds = {type(i) for i in items}
-        if len(kinds) != 1 or not kinds <= {bool, int, float, str}:
-            raise fail("list items must all have the same type (bool, int, float or str), "
-                       f"got {items!r}")
-        return items
-
-    @staticmethod
-    def yaml_value(text: str, name: str, where: Template) -> object:
-        """A substituted string read with YAML rules, as launch_ros does."""
-        if text == "":
-            return ""
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise LaunchError(f"parameter '{name}': value {text!r} is not valid YAML (quote "
-                              "it inside the string, or give type: str)",
-                              where.file, where.line) from None
-        if isinstance(value, (bool, int, float, str)):
-            return value
-        if isinstance(value, list) and value and len({type(i) for i in value}) == 1 \
-                and type(value[0]) in (bool, int, float, str):
-            return value
-        raise LaunchError(f"parameter '{name}': value {text!r} reads as {value!r}; allowed "
-                          "are a bool, int, float, string or a non-empty list of one of "
-                          "those (give type: str to keep it a string)",
-                          where.file, where.line)
 
 
 def _unique_labels(procs: list[NodeProcess]) -> list[NodeProcess]:

@@ -35,10 +35,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import IO, Callable, Iterator, Mapping, Sequence
 
-from .. import paths
-from ..errors import LaunchError, SitebotError
-from .model import LaunchDescription, NodeProcess
-from .parser import ExecutableResolver, find_package_share, load_launch, parse_launch_file
+from sitebot import paths
+from sitebot.errors import LaunchError, SitebotError
+from sitebot.launcher.model import LaunchDescription, NodeProcess
+from sitebot.launcher.packages import ExecutableResolver, find_package_share
+from sitebot.launcher.parser import load_launch, parse_launch_file
 
 __all__ = ["LaunchHandle", "run", "launched", "main", "find_launch_file"]
 

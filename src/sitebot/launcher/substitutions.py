@@ -25,7 +25,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Callable, Mapping, Protocol
 
-from ..errors import LaunchError
+from sitebot.errors import LaunchError
 
 __all__ = [
     "Subst",

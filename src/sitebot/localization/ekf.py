@@ -20,10 +20,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .config import INPUT_FIELDS, EkfConfig, InputConfig, chi2_upper
-from . import smallmat
-from .models import (ANGULAR, IX, IY, IYAW, N, compose, inverse, measure, motion,
-                     robot_pose_from_fix, wrap)
+from sitebot.localization.config import INPUT_FIELDS, EkfConfig, InputConfig, chi2_upper
+from sitebot.localization import smallmat
+from sitebot.localization.models import (ANGULAR, IX, IY, IYAW, N, measure, motion, robot_pose_from_fix)
+from sitebot.types import se2_compose, se2_inverse, wrap_angle
 
 __all__ = ["markers_from_registry", "Ekf", "Measurement", "Result", "Health", "InputStats", "STATE_OK",
            "STATE_DEAD_RECKONING", "STATE_DIVERGED"]
@@ -99,7 +99,7 @@ class Health:
 
 
 def markers_from_registry(registry) -> dict[int, tuple[float, float, float, float, float]]:
-    """tag -> (x, y, z, yaw, size) of a :class:`~sitebot.registry.SiteRegistry`'s markers."""
+    """tag -> (x, y, z, yaw, size) of a :class:`~sitebot.site.registry.SiteRegistry`'s markers."""
     return {int(m.tag): (m.x, m.y, m.z, m.yaw, m.size_m) for m in registry.markers}
 
 
@@ -206,7 +206,7 @@ class Ekf:
         if not (keep_motion and self.initialized):
             self._x = [0.0] * N
             self._P = self._initial_P()
-        self._x[0], self._x[1], self._x[2] = vals[0], vals[1], wrap(vals[2])
+        self._x[0], self._x[1], self._x[2] = vals[0], vals[1], wrap_angle(vals[2])
         for i in range(3):
             for j in range(N):
                 self._P[i][j] = self._P[j][i] = 0.0
@@ -416,7 +416,7 @@ class Ekf:
         y, H = [], []
         for k, i in enumerate(pm.idx):
             d = pm.z[k] - h_all[i]
-            y.append(wrap(d) if pm.ang[k] else d)
+            y.append(wrap_angle(d) if pm.ang[k] else d)
             H.append(H_all[i])
         icfg = self.config.inputs[pm.source]
         R = pm.R
@@ -436,7 +436,7 @@ class Ekf:
                           nis, dof)
         if not all(math.isfinite(v) for v in x1):
             return Result(False, "numerical", nis, dof)
-        x1[IYAW] = wrap(x1[IYAW])
+        x1[IYAW] = wrap_angle(x1[IYAW])
         self._x, self._P = x1, P1
         if pm.source == "pose":
             self.initialized = True
@@ -466,12 +466,12 @@ class Ekf:
         if len(recent) < cfg.relocalize_min_fixes:
             return False
         now_pose = (self._x[IX], self._x[IY], self._x[IYAW])
-        moved = [compose(imp, compose(inverse(then), now_pose)) for _, imp, then, _ in recent]
+        moved = [se2_compose(imp, se2_compose(se2_inverse(then), now_pose)) for _, imp, then, _ in recent]
         best: list[int] = []
         for p in moved:
             group = [j for j, q in enumerate(moved)
                      if math.hypot(p[0] - q[0], p[1] - q[1]) <= cfg.relocalize_position_tol_m
-                     and abs(wrap(p[2] - q[2])) <= cfg.relocalize_yaw_tol_rad]
+                     and abs(wrap_angle(p[2] - q[2])) <= cfg.relocalize_yaw_tol_rad]
             if len(group) > len(best):
                 best = group
         tags = {recent[j][3] for j in best}

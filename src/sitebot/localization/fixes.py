@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
-from .ekf import Measurement
+from sitebot.localization.ekf import Measurement
 
 __all__ = ["PlanarFix", "planar_fix", "planar_fix_covariance", "fix_measurement",
-           "SimulatedDetector", "quaternion_matrix"]
+           "SimulatedDetector"]
 
 
 @dataclass(frozen=True)
@@ -28,18 +27,6 @@ class PlanarFix:
     by: float
     byaw: float
     height: float
-
-
-def quaternion_matrix(q: Sequence[float]) -> np.ndarray:
-    """3x3 rotation of a quaternion (x, y, z, w) (normalised here)."""
-    x, y, z, w = (float(v) for v in q)
-    n = math.sqrt(x * x + y * y + z * z + w * w)
-    if not n > 1e-9 or not math.isfinite(n):
-        raise ValueError(f"quaternion {tuple(q)!r} is not a rotation")
-    x, y, z, w = x / n, y / n, z / n, w / n
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
 def planar_fix(tag: int, T_base_tag: np.ndarray) -> PlanarFix:

@@ -24,16 +24,13 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["N", "IX", "IY", "IYAW", "IV", "IW", "IB", "wrap", "motion", "motion_jacobian",
-           "measure", "ANGULAR", "robot_pose_from_fix", "compose", "inverse"]
+from sitebot.types import wrap_angle
+
+__all__ = ["N", "IX", "IY", "IYAW", "IV", "IW", "IB", "motion", "motion_jacobian",
+           "measure", "ANGULAR", "robot_pose_from_fix"]
 
 N = 6
 IX, IY, IYAW, IV, IW, IB = range(N)
-
-
-def wrap(a: float) -> float:
-    """Angle wrapped to [-pi, pi)."""
-    return (a + math.pi) % (2.0 * math.pi) - math.pi
 
 
 def motion(x: Sequence[float], dt: float) -> tuple[list, tuple]:
@@ -43,7 +40,7 @@ def motion(x: Sequence[float], dt: float) -> tuple[list, tuple]:
     th = yaw + 0.5 * w * dt
     c, s = math.cos(th), math.sin(th)
     vdt = v * dt
-    out = [px + vdt * c, py + vdt * s, wrap(yaw + w * dt), v, w, b]
+    out = [px + vdt * c, py + vdt * s, wrap_angle(yaw + w * dt), v, w, b]
     f = (-vdt * s, c * dt, -0.5 * vdt * s * dt, vdt * c, s * dt, 0.5 * vdt * c * dt, dt)
     return out, f
 
@@ -84,7 +81,7 @@ def measure(source: str, x: Sequence[float],
         dx, dy = mx - x[IX], my - x[IY]
         bx = c * dx + s * dy
         by = -s * dx + c * dy
-        return [bx, by, wrap(myaw - x[IYAW])], (
+        return [bx, by, wrap_angle(myaw - x[IYAW])], (
             [-c, -s, by, 0.0, 0.0, 0.0],
             [s, -c, -bx, 0.0, 0.0, 0.0],
             [0.0, 0.0, -1.0, 0.0, 0.0, 0.0])
@@ -95,18 +92,8 @@ def robot_pose_from_fix(marker: tuple[float, float, float], bx: float, by: float
                         byaw: float) -> tuple[float, float, float]:
     """The robot's map pose implied by one fix (inverse of the fiducial model)."""
     mx, my, myaw = marker
-    yaw = wrap(myaw - byaw)
+    yaw = wrap_angle(myaw - byaw)
     c, s = math.cos(yaw), math.sin(yaw)
     return mx - (c * bx - s * by), my - (s * bx + c * by), yaw
 
 
-def compose(a: tuple[float, float, float], b: tuple[float, float, float]
-            ) -> tuple[float, float, float]:
-    """Planar pose composition a (+) b."""
-    c, s = math.cos(a[2]), math.sin(a[2])
-    return a[0] + c * b[0] - s * b[1], a[1] + s * b[0] + c * b[1], wrap(a[2] + b[2])
-
-
-def inverse(a: tuple[float, float, float]) -> tuple[float, float, float]:
-    c, s = math.cos(a[2]), math.sin(a[2])
-    return -c * a[0] - s * a[1], s * a[0] - c * a[1], wrap(-a[2])

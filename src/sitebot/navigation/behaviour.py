@@ -24,10 +24,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import SitebotError
-from .controller import ControlOutput, RegulatedPurePursuit, wrap_angle
-from .costmap import INSCRIBED, Costmap
-from .planner import GlobalPlanner, Plan, PlanError
+from sitebot.errors import SitebotError
+from sitebot.navigation.controller import ControlOutput, RegulatedPurePursuit
+from sitebot.types import wrap_angle
+from sitebot.navigation.costmap import INSCRIBED, Costmap
+from sitebot.navigation.planner import GlobalPlanner, Plan, PlanError
 
 __all__ = ["BehaviourConfig", "Goal", "SafetyInput", "Outcome", "NavStep", "Navigator",
            "LEVEL_PROTECTIVE_STOP", "LEVEL_EMERGENCY_STOP", "TERMINAL"]

@@ -27,16 +27,12 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import SitebotError
-from .costmap import INSCRIBED, LETHAL, Costmap
-from .planner import Plan
+from sitebot.errors import SitebotError
+from sitebot.navigation.costmap import INSCRIBED, LETHAL, Costmap
+from sitebot.navigation.planner import Plan
+from sitebot.types import wrap_angle
 
-__all__ = ["ControllerConfig", "ControlOutput", "RegulatedPurePursuit", "wrap_angle",
-           "arc_poses"]
-
-
-def wrap_angle(a: float) -> float:
-    return math.atan2(math.sin(a), math.cos(a))
+__all__ = ["ControllerConfig", "ControlOutput", "RegulatedPurePursuit", "arc_poses"]
 
 
 @dataclass(frozen=True)

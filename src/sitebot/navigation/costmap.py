@@ -1,6 +1,6 @@
 """The navigation costmap: static map + zones + perceived obstacles, inflated with a gradient.
 
-Core only (no ROS). One 2-D grid (row = y, column = x, like :class:`sitebot.world.OccupancyGrid`
+Core only (no ROS). One 2-D grid (row = y, column = x, like :class:`sitebot.sim.world.OccupancyGrid`
 and nav_msgs/OccupancyGrid) in the map frame, with Nav2's cost convention:
 
 * ``LETHAL`` (254): an obstacle cell (static map, a keep-out zone grown by the zone margin, a
@@ -33,8 +33,8 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from ..errors import SitebotError
-from ..registry import Zone, ZoneKind
+from sitebot.errors import SitebotError
+from sitebot.site.registry import Zone, ZoneKind
 
 __all__ = ["FREE", "INSCRIBED", "LETHAL", "CostmapConfig", "Costmap", "ForbiddenReason"]
 
@@ -164,7 +164,7 @@ class Costmap:
     @classmethod
     def from_world(cls, world, config: CostmapConfig = CostmapConfig(),
                    crop: tuple[float, float, float, float] | None = None) -> "Costmap":
-        """The static map of a :class:`~sitebot.world.WorldSpec` at the configured resolution,
+        """The static map of a :class:`~sitebot.sim.world.WorldSpec` at the configured resolution,
         with its registry's zones; ``crop`` = (x_min, y_min, x_max, y_max) [m] keeps a part."""
         grid = world.occupancy_grid(config.resolution_m, 0.0, keep_out=False)
         occ, ox, oy = grid.occupied, grid.origin_x, grid.origin_y

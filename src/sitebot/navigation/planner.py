@@ -38,8 +38,8 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
-from ..errors import SitebotError
-from .costmap import INSCRIBED, MAX_NON_OBSTACLE, Costmap
+from sitebot.errors import SitebotError
+from sitebot.navigation.costmap import INSCRIBED, MAX_NON_OBSTACLE, Costmap
 
 __all__ = ["PlannerConfig", "PlanError", "Plan", "GlobalPlanner", "grid_search"]
 

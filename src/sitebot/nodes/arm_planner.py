@@ -35,11 +35,11 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from sitebot_interfaces.action import MoveArm
 from sitebot_interfaces.msg import ObstacleArray
 
-from ..arm.config import SCHEMA
-from ..arm.motion import CODE_ABORTED, CODE_CANCELED, CODE_SUCCEEDED, ArmMotion, GoalRejected
-from ..kinematics import quaternion_to_yaw
-from ..world import load_world
-from .common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema, run_node
+from sitebot.arm.config import SCHEMA
+from sitebot.arm.motion import CODE_ABORTED, CODE_CANCELED, CODE_SUCCEEDED, ArmMotion, GoalRejected
+from sitebot.types import quaternion_to_yaw
+from sitebot.sim.world import load_world
+from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema, run_node
 
 __all__ = ["ArmPlannerNode", "SCHEMA", "main"]
 
@@ -256,7 +256,7 @@ class ArmPlannerNode(Node):
             p_b = np.array([c * d[0] + s * d[1], -s * d[0] + c * d[1], d[2]])
             q_b = quat
             if np.linalg.norm(quat) > 1e-9:
-                from ..kinematics import quaternion_multiply
+                from sitebot.types import quaternion_multiply
                 q_b = np.array(quaternion_multiply((0.0, 0.0, math.sin(-yaw / 2),
                                                     math.cos(-yaw / 2)), quat))
             return {"ee_position": p_b, "ee_orientation": q_b}

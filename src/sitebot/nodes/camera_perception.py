@@ -30,14 +30,14 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from sitebot_interfaces.msg import FiducialDetection, FiducialDetectionArray, GaugeReading
 
-from ..params import ParamSpec, ParamType
-from ..perception.fiducials import FiducialDetector, camera_mount, detector_for_registry
-from ..perception.gauge import (DialLayout, GaugeReader, GaugeReaderConfig, layouts_from_world,
+from sitebot.config.params import ParamSpec, ParamType
+from sitebot.perception.fiducials import FiducialDetector, camera_mount, detector_for_registry
+from sitebot.perception.gauge import (DialLayout, GaugeReader, GaugeReaderConfig, layouts_from_world,
                                 load_dial_layouts)
-from ..registry import load_registry
-from ..world import load_world
-from .common import QOS_SENSOR, QOS_STATE, declare_schema, run_node
-from .convert import FrameError, image_to_array  # noqa: F401 (image_to_array: public here too)
+from sitebot.site.registry import load_registry
+from sitebot.sim.world import load_world
+from sitebot.nodes.common import QOS_SENSOR, QOS_STATE, declare_schema, run_node
+from sitebot.nodes.convert import FrameError, image_to_array  # noqa: F401 (image_to_array: public here too)
 
 F, B, S, I = ParamType.FLOAT, ParamType.BOOL, ParamType.STRING, ParamType.INT
 
@@ -131,7 +131,7 @@ class CameraPerceptionNode(Node):
             layouts = layouts_from_world(world)
         else:
             if not p["site"]:
-                from ..errors import ParameterError
+                from sitebot.errors import ParameterError
                 raise ParameterError("node 'camera_perception': give 'world' or 'site'")
             registry = load_registry(p["site"])
             layouts = {}
@@ -397,7 +397,7 @@ def measure_throughput(img: np.ndarray, K: np.ndarray, n: int) -> float:
     """Frames/s of this node with every pipeline on (gauges every frame): frames published
     one after another over DDS, each waited for (``sitebot bench perception``)."""
     from rclpy.executors import SingleThreadedExecutor
-    from .convert import camera_info_msg, image_rgb_msg, to_time
+    from sitebot.nodes.convert import camera_info_msg, image_rgb_msg, to_time
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     try:

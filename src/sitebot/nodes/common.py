@@ -11,8 +11,8 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
 
-from ..errors import ParameterError, SitebotError
-from ..params import ParamSpec, ParamType, validate_value
+from sitebot.errors import ParameterError, SitebotError
+from sitebot.config.params import ParamSpec, ParamType, validate_value
 
 __all__ = ["QOS_SENSOR", "QOS_LATCHED", "QOS_COMMAND", "QOS_STATE", "declare_schema",
            "run_node"]

@@ -62,9 +62,10 @@ from trajectory_msgs.msg import JointTrajectory
 
 from sitebot_interfaces.msg import ControllerStatus, SafetyState
 
-from ..control.kernel import KernelOutput, Reject, Status, StopCategory
-from . import convert
-from .common import QOS_COMMAND, QOS_STATE
+from sitebot.control.kernel import KernelOutput, Reject, Status
+from sitebot.types import StopCategory
+from sitebot.nodes import convert
+from sitebot.nodes.common import QOS_COMMAND, QOS_STATE
 
 __all__ = ["ControlIO", "Rejection", "TrajectoryRejected", "convert_trajectory",
            "PeriodStats", "QOS_SAFETY"]

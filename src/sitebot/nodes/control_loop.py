@@ -58,18 +58,18 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from ..control import kernel as kmod
-from ..control.kernel import (Interface, KernelOutput, Status, kernel_config_from_description,
+from sitebot.control import kernel as kmod
+from sitebot.control.kernel import (Interface, KernelOutput, Status, kernel_config_from_description,
                               kernel_joint_names)
-from ..control.ros2_control import (ARM_CONTROLLER_TYPES, ContractError, ControllerType,
+from sitebot.control.ros2_control import (ARM_CONTROLLER_TYPES, ContractError, ControllerType,
                                     DiffDriveContract, ForwardCommandContract,
                                     JointStateMapper, TrajectoryCommandContract,
                                     controller_topic)
-from ..errors import ParameterError
-from ..params import ParamSpec, ParamType
-from . import convert
-from .common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema, run_node
-from .control_io import ControlIO, PeriodStats
+from sitebot.errors import ParameterError
+from sitebot.config.params import ParamSpec, ParamType
+from sitebot.nodes import convert
+from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema, run_node
+from sitebot.nodes.control_io import ControlIO, PeriodStats
 
 __all__ = ["SCHEMA", "ControlLoopNode", "main"]
 
@@ -149,7 +149,7 @@ class ControlLoopNode(Node):
         p = self.p = declare_schema(self, SCHEMA)
         self._closed = False
         self._rt = None
-        from ..urdf import load_robot_description   # numpy/xacro: keep import cost here
+        from sitebot.description.urdf import load_robot_description   # numpy/xacro: keep import cost here
 
         prefix = p["joint_prefix"]
         desc = load_robot_description(p["description_file"] or None,
@@ -253,7 +253,7 @@ class ControlLoopNode(Node):
         ros_now = self._now
         if self.p["use_rt_thread"]:
             if kmod.RtLoop is None or kmod.CControlKernel is None:
-                why = ("C RtLoop not available (the extension sitebot._control_kernel is not "
+                why = ("C RtLoop not available (the extension sitebot.control._control_kernel is not "
                        "built): the kernel steps in Python from an rclpy timer")
             elif kmod.IMPLEMENTATION != "c":
                 why = ("C RtLoop not used: SITEBOT_PURE_PYTHON=1 selects the Python kernel, "

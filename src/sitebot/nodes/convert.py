@@ -7,11 +7,12 @@ from typing import Iterable, Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Pose, PoseArray, TransformStamped
+from geometry_msgs.msg import Pose, PoseArray, Quaternion, TransformStamped
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CameraInfo, Image, Imu, JointState, LaserScan
 
-from ..kinematics import Transform, quaternion_to_yaw, yaw_to_quaternion
+from sitebot.description.kinematics import Transform
+from sitebot.types import Pose2D, quaternion_to_yaw, yaw_to_quaternion
 
 __all__ = ["to_time", "from_time", "stamp_of", "transform_msg", "joint_state_msg", "odometry_msg",
            "imu_msg", "scan_msg", "image_rgb_msg", "image_depth_msg", "camera_info_msg",
@@ -43,10 +44,14 @@ def stamp_of(msg) -> float:
     return float("nan")
 
 
-def planar_pose(pose: Pose) -> tuple[float, float, float]:
+def msg_yaw(q: Quaternion) -> float:
+    """Heading [rad] of a geometry_msgs/Quaternion."""
+    return quaternion_to_yaw((q.x, q.y, q.z, q.w))
+
+
+def planar_pose(pose: Pose) -> Pose2D:
     """(x, y, yaw) of a geometry_msgs/Pose (yaw from its quaternion)."""
-    q = pose.orientation
-    return (pose.position.x, pose.position.y, quaternion_to_yaw((q.x, q.y, q.z, q.w)))
+    return Pose2D(pose.position.x, pose.position.y, msg_yaw(pose.orientation))
 
 
 def transform_msg(t: Transform, stamp: Time) -> TransformStamped:

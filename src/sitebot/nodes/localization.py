@@ -27,17 +27,17 @@ from tf2_msgs.msg import TFMessage
 
 from sitebot_interfaces.msg import FiducialDetectionArray, LocalizationStatus
 
-from ..kinematics import quaternion_to_yaw, yaw_to_quaternion
-from ..localization.config import SCHEMA as CORE_SCHEMA
-from ..localization.config import ekf_config_from_params
-from ..localization.ekf import Ekf, Measurement, markers_from_registry
-from ..localization.fixes import (fix_measurement, planar_fix, planar_fix_covariance,
-                                  quaternion_matrix)
-from ..localization.models import compose, inverse
-from ..params import ParamSpec, ParamType
-from ..world import load_world
-from . import convert
-from .common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema, run_node
+from sitebot.types import quaternion_to_yaw, yaw_to_quaternion
+from sitebot.localization.config import SCHEMA as CORE_SCHEMA
+from sitebot.localization.config import ekf_config_from_params
+from sitebot.localization.ekf import Ekf, Measurement, markers_from_registry
+from sitebot.localization.fixes import fix_measurement, planar_fix, planar_fix_covariance
+from sitebot.types import quaternion_matrix
+from sitebot.types import se2_compose, se2_inverse
+from sitebot.config.params import ParamSpec, ParamType
+from sitebot.sim.world import load_world
+from sitebot.nodes import convert
+from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema, run_node
 
 F, B, S, FA, SA = (ParamType.FLOAT, ParamType.BOOL, ParamType.STRING, ParamType.FLOAT_ARRAY,
                    ParamType.STRING_ARRAY)
@@ -278,7 +278,7 @@ class LocalizationNode(Node):
         m.twist.covariance = tc.reshape(36).tolist()
         self.odom_pub.publish(m)
         if p["publish_tf"] and self.odom_pose is not None:
-            mo = compose((float(x[0]), float(x[1]), float(x[2])), inverse(self.odom_pose))
+            mo = se2_compose((float(x[0]), float(x[1]), float(x[2])), se2_inverse(self.odom_pose))
             tf = TransformStamped()
             tf.header.stamp = stamp
             tf.header.frame_id = p["map_frame"]

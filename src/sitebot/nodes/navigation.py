@@ -35,18 +35,20 @@ from sensor_msgs.msg import LaserScan
 from sitebot_interfaces.action import NavigateToPlace
 from sitebot_interfaces.msg import SafetyState, TrackedPersonArray
 
-from ..errors import SitebotError
-from ..kinematics import JointTransformer, quaternion_to_yaw, transform_matrix, yaw_to_quaternion
-from ..navigation.behaviour import BehaviourConfig, Goal, Navigator, SafetyInput
-from ..navigation.controller import ControllerConfig, RegulatedPurePursuit, wrap_angle
-from ..navigation.costmap import Costmap, CostmapConfig
-from ..navigation.planner import GlobalPlanner, PlannerConfig
-from ..params import ParamSpec, ParamType
-from ..registry import Place
-from ..urdf import load_robot_description
-from ..world import load_world
-from .common import (QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema,
+from sitebot.errors import SitebotError
+from sitebot.description.kinematics import JointTransformer, transform_matrix
+from sitebot.navigation.behaviour import BehaviourConfig, Goal, Navigator, SafetyInput
+from sitebot.navigation.controller import ControllerConfig, RegulatedPurePursuit
+from sitebot.navigation.costmap import Costmap, CostmapConfig
+from sitebot.navigation.planner import GlobalPlanner, PlannerConfig
+from sitebot.config.params import ParamSpec, ParamType
+from sitebot.site.registry import Place
+from sitebot.description.urdf import load_robot_description
+from sitebot.sim.world import load_world
+from sitebot.nodes.common import (QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema,
                      run_node)
+from sitebot.nodes.convert import msg_yaw, planar_pose
+from sitebot.types import se2_compose, se2_inverse, yaw_to_quaternion
 
 F, I, B, S = ParamType.FLOAT, ParamType.INT, ParamType.BOOL, ParamType.STRING
 
@@ -153,22 +155,6 @@ _RESULT = {"succeeded": NavigateToPlace.Result.CODE_SUCCEEDED,
            "blocked": NavigateToPlace.Result.CODE_BLOCKED,
            "aborted": NavigateToPlace.Result.CODE_ABORTED,
            "canceled": NavigateToPlace.Result.CODE_CANCELED}
-
-
-def _yaw_of(q) -> float:
-    return quaternion_to_yaw((q.x, q.y, q.z, q.w))
-
-
-def _compose(a: tuple[float, float, float], b: tuple[float, float, float]
-             ) -> tuple[float, float, float]:
-    """Pose b (in a's frame) in a's parent frame."""
-    c, s = math.cos(a[2]), math.sin(a[2])
-    return (a[0] + c * b[0] - s * b[1], a[1] + s * b[0] + c * b[1], wrap_angle(a[2] + b[2]))
-
-
-def _inverse(a: tuple[float, float, float]) -> tuple[float, float, float]:
-    c, s = math.cos(a[2]), math.sin(a[2])
-    return (-c * a[0] - s * a[1], s * a[0] - c * a[1], -a[2])
 
 
 class NavigationNode(Node):
@@ -299,7 +285,7 @@ class NavigationNode(Node):
         else:
             pose, t = self.odom_pose, self.odom_t
             if pose is not None:
-                pose = _compose(self.spawn, pose)
+                pose = se2_compose(self.spawn, pose)
         if pose is None or now - t > self.p["pose_timeout_s"]:
             return None
         return pose
@@ -308,14 +294,14 @@ class NavigationNode(Node):
     def on_odom(self, msg: Odometry) -> None:
         try:
             pp = msg.pose.pose
-            pose = (pp.position.x, pp.position.y, _yaw_of(pp.orientation))
+            pose = planar_pose(pp)
             if not all(math.isfinite(v) for v in pose):
                 raise ValueError(f"non-finite pose {pose}")
             self.odom_pose, self.odom_t = pose, self.now()
             if self.p["pose_source"] == "dead_reckoning":
                 self.map_odom = self.spawn
             elif self.filter_pose is not None:
-                self.map_odom = _compose(self.filter_pose, _inverse(pose))
+                self.map_odom = se2_compose(self.filter_pose, se2_inverse(pose))
         except Exception as e:  # noqa: BLE001 - bad input never takes the node down
             self._bad("odom", e)
 
@@ -325,7 +311,7 @@ class NavigationNode(Node):
                 raise ValueError(f"frame '{msg.header.frame_id}', expected "
                                  f"'{self.p['map_frame']}'")
             pp = msg.pose.pose
-            pose = (pp.position.x, pp.position.y, _yaw_of(pp.orientation))
+            pose = planar_pose(pp)
             if not all(math.isfinite(v) for v in pose):
                 raise ValueError(f"non-finite pose {pose}")
             self.filter_pose, self.filter_t = pose, self.now()
@@ -355,7 +341,7 @@ class NavigationNode(Node):
             pose = self.pose(now)
             if pose is None:
                 return
-            lp = _compose(pose, self._laser(msg.header.frame_id))
+            lp = se2_compose(pose, self._laser(msg.header.frame_id))
             with self.lock:
                 self.costmap.integrate_scan(lp, np.asarray(msg.ranges, float), msg.angle_min,
                                             msg.angle_increment, msg.range_min, msg.range_max,
@@ -372,14 +358,14 @@ class NavigationNode(Node):
             if len(msg.data) != w * h:
                 raise ValueError(f"{len(msg.data)} values for {w}x{h} cells")
             origin = (info.origin.position.x, info.origin.position.y,
-                      _yaw_of(info.origin.orientation))
+                      msg_yaw(info.origin.orientation))
             frame = msg.header.frame_id
             if frame == self.p["map_frame"]:
                 grid_pose = origin
             elif frame == self.p["odom_frame"]:
                 if self.map_odom is None:
                     return
-                grid_pose = _compose(self.map_odom, origin)
+                grid_pose = se2_compose(self.map_odom, origin)
             else:
                 raise ValueError(f"unknown frame '{frame}' (expected '{self.p['odom_frame']}' "
                                  f"or '{self.p['map_frame']}')")
@@ -402,7 +388,7 @@ class NavigationNode(Node):
                 if frame == self.p["map_frame"]:
                     out.append((q.x, q.y))
                 elif pose is not None:
-                    x, y, _ = _compose(pose, (q.x, q.y, 0.0))
+                    x, y, _ = se2_compose(pose, (q.x, q.y, 0.0))
                     out.append((x, y))
             self.people, self.people_t = out, now
         except Exception as e:  # noqa: BLE001
@@ -423,7 +409,7 @@ class NavigationNode(Node):
             info = msg.info
             if msg.header.frame_id and msg.header.frame_id != self.p["map_frame"]:
                 raise ValueError(f"frame '{msg.header.frame_id}', expected '{self.p['map_frame']}'")
-            if abs(_yaw_of(info.origin.orientation)) > 1e-3:
+            if abs(msg_yaw(info.origin.orientation)) > 1e-3:
                 raise ValueError("rotated map origins are not supported")
             w, h = int(info.width), int(info.height)
             if len(msg.data) != w * h:
@@ -449,11 +435,11 @@ class NavigationNode(Node):
             raise SitebotError(f"goal pose has non-finite values {vals}")
         if abs(q.x) + abs(q.y) + abs(q.z) + abs(q.w) < 1e-9:
             raise SitebotError("goal pose has a zero quaternion")
-        x, y, yaw = ps.pose.position.x, ps.pose.position.y, _yaw_of(q)
+        x, y, yaw = planar_pose(ps.pose)
         if frame == self.p["map_frame"]:
             return Goal(x, y, yaw, label or f"pose ({x:.2f}, {y:.2f})")
         if frame == self.p["odom_frame"] and self.map_odom is not None:
-            gx, gy, gyaw = _compose(self.map_odom, (x, y, yaw))
+            gx, gy, gyaw = se2_compose(self.map_odom, (x, y, yaw))
             return Goal(gx, gy, gyaw, label or f"pose ({x:.2f}, {y:.2f}) in {frame}")
         raise SitebotError(f"goal pose in unknown frame '{frame}' (accepted: "
                            f"'{self.p['map_frame']}', '{self.p['odom_frame']}')")

@@ -10,8 +10,8 @@ import math
 from nav_msgs.msg import Odometry
 from rosgraph_msgs.msg import Clock
 
-from ..kinematics import quaternion_to_yaw
-from .recorder import TopicRecorder
+from sitebot.types import quaternion_to_yaw
+from sitebot.nodes.recorder import TopicRecorder
 
 __all__ = ["TrajectoryObserver"]
 

@@ -13,8 +13,8 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile
 
-from .common import QOS_LATCHED, QOS_SENSOR, QOS_STATE
-from .convert import stamp_of
+from sitebot.nodes.common import QOS_LATCHED, QOS_SENSOR, QOS_STATE
+from sitebot.nodes.convert import stamp_of
 
 __all__ = ["TopicRecorder", "stamp_of"]
 

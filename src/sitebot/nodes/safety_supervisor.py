@@ -39,21 +39,22 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from sitebot_interfaces.msg import LocalizationStatus, SafetyState, TrackedPersonArray
 
-from ..control.kernel import StopCategory
-from ..kinematics import planar_frame_pose, quaternion_to_yaw
-from ..params import ParamSpec, ParamType
-from ..registry import ZoneKind
-from ..safety.arm import ArmModel
-from ..safety.audit import AuditLog
-from ..safety.config import SCHEMA as CORE_SCHEMA
-from ..safety.config import safety_config_from_params
-from ..safety.supervisor import Supervisor
-from ..safety.types import (BaseCommand, Obstacle, RobotState, SafetyLevel, SensorPose,
-                            TrajectoryPoint)
-from ..urdf import load_robot_description
-from ..world import load_world
-from . import convert
-from .common import QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema, run_node
+from sitebot.types import StopCategory
+from sitebot.description.kinematics import planar_frame_pose
+from sitebot.types import quaternion_to_yaw
+from sitebot.config.params import ParamSpec, ParamType
+from sitebot.site.registry import ZoneKind
+from sitebot.safety.arm import ArmModel
+from sitebot.safety.audit import AuditLog
+from sitebot.safety.config import SCHEMA as CORE_SCHEMA
+from sitebot.safety.config import safety_config_from_params
+from sitebot.safety.supervisor import Supervisor
+from sitebot.safety.types import BaseCommand, Obstacle, RobotState, SensorPose, TrajectoryPoint
+from sitebot.types import SafetyLevel
+from sitebot.description.urdf import load_robot_description
+from sitebot.sim.world import load_world
+from sitebot.nodes import convert
+from sitebot.nodes.common import QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema, run_node
 
 F, B, S = ParamType.FLOAT, ParamType.BOOL, ParamType.STRING
 

@@ -42,16 +42,17 @@ from tf2_msgs.msg import TFMessage
 
 from sitebot_interfaces.srv import ResetWorld, StepSimulation
 
-from ..control.kernel import kernel_joint_names
-from ..errors import SitebotError
-from ..kinematics import JointTransformer, Transform, yaw_to_quaternion
-from ..params import ParamSpec, ParamType
-from ..sim.faults import FaultInjector, parse_fault, parse_faults
-from ..sim.simulation import RobotSpawn, Sample, SampleKind, SensorRates, SimConfig, SiteSimulation
-from ..sim.sensors import CameraConfig, ImuConfig, LidarConfig, OdomConfig
-from . import convert
-from .common import QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema, run_node
-from .control_io import ControlIO
+from sitebot.control.kernel import kernel_joint_names
+from sitebot.errors import SitebotError
+from sitebot.description.kinematics import JointTransformer, Transform
+from sitebot.types import yaw_to_quaternion
+from sitebot.config.params import ParamSpec, ParamType
+from sitebot.sim.faults import FaultInjector, parse_fault, parse_faults
+from sitebot.sim.simulation import RobotSpawn, Sample, SampleKind, SensorRates, SimConfig, SiteSimulation
+from sitebot.sim.sensors import CameraConfig, ImuConfig, LidarConfig, OdomConfig
+from sitebot.nodes import convert
+from sitebot.nodes.common import QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema, run_node
+from sitebot.nodes.control_io import ControlIO
 
 F, I, B, S = ParamType.FLOAT, ParamType.INT, ParamType.BOOL, ParamType.STRING
 
@@ -225,7 +226,7 @@ class SimulatorNode(Node):
         path = self.p["fault_schedule"]
         if not path:
             return []
-        from ..yamlio import load_yaml
+        from sitebot.config.yamlio import load_yaml
         data = load_yaml(path)
         faults = parse_faults(data.get("faults") if isinstance(data, dict) else data,
                               f"{path}: faults")

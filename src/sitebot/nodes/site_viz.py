@@ -27,11 +27,11 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from sitebot_interfaces.msg import GaugeReading, SafetyState
 
-from ..kinematics import yaw_to_quaternion
-from ..params import ParamSpec, ParamType
-from ..viz import scene
-from ..world import load_world
-from .common import QOS_LATCHED, QOS_STATE, declare_schema, run_node
+from sitebot.types import yaw_to_quaternion
+from sitebot.config.params import ParamSpec, ParamType
+from sitebot.viz import scene
+from sitebot.sim.world import load_world
+from sitebot.nodes.common import QOS_LATCHED, QOS_STATE, declare_schema, run_node
 
 F, B, S = ParamType.FLOAT, ParamType.BOOL, ParamType.STRING
 

@@ -34,16 +34,17 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from sitebot_interfaces.msg import Obstacle, ObstacleArray, TrackedPerson, TrackedPersonArray
 
-from ..errors import SitebotError
-from ..kinematics import quaternion_to_yaw, yaw_to_quaternion
-from ..perception.cloud import DepthError, decode_depth, mount_transform
-from ..perception.people import ScanError, se2_apply, se2_compose, se2_inverse
-from ..perception.spatial_pipeline import SpatialPerception
-from ..perception.spatial_setup import SCHEMA, spatial_config_from_params
-from ..urdf import load_robot_description
-from ..world import load_world
-from . import convert
-from .common import QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema, run_node
+from sitebot.errors import SitebotError
+from sitebot.types import quaternion_to_yaw, yaw_to_quaternion
+from sitebot.perception.cloud import DepthError, decode_depth, mount_transform
+from sitebot.perception.people import ScanError
+from sitebot.types import se2_apply, se2_compose, se2_inverse
+from sitebot.perception.spatial_pipeline import SpatialPerception
+from sitebot.perception.spatial_setup import SCHEMA, spatial_config_from_params
+from sitebot.description.urdf import load_robot_description
+from sitebot.sim.world import load_world
+from sitebot.nodes import convert
+from sitebot.nodes.common import QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema, run_node
 
 __all__ = ["SCHEMA", "SpatialPerceptionNode", "points_to_cloud", "cloud_to_points", "main"]
 

@@ -40,17 +40,18 @@ from sitebot_interfaces.action import ExecutePlan, MoveArm, NavigateToPlace
 from sitebot_interfaces.msg import (FiducialDetectionArray, GaugeReading, ObstacleArray,
                                     SafetyState, StepOutcome, TaskCommand, TaskPlan, TaskStep)
 
-from ..executor import (ExecutionResult, ExecutorConfig, MotionResult, Plan, PlanRunner,
+from sitebot.executor import (ExecutionResult, ExecutorConfig, MotionResult, Plan, PlanRunner,
                         Reading, ResultCode, SafetyLevel, SafetySnapshot, Step, StepResult)
-from ..executor.approach import ApproachConfig, approach_speed, front_gap
-from ..executor.locate import station_offset
-from ..executor.types import outcome_counts
-from ..kinematics import planar_frame_pose, rpy_to_quaternion
-from ..params import ParamSpec, ParamType
-from ..urdf import load_robot_description
-from ..world import load_world
-from . import convert
-from .common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema, run_node
+from sitebot.executor.approach import ApproachConfig, approach_speed, front_gap
+from sitebot.executor.locate import station_offset
+from sitebot.executor.types import outcome_counts
+from sitebot.description.kinematics import planar_frame_pose
+from sitebot.types import rpy_to_quaternion
+from sitebot.config.params import ParamSpec, ParamType
+from sitebot.description.urdf import load_robot_description
+from sitebot.sim.world import load_world
+from sitebot.nodes import convert
+from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema, run_node
 
 F, I, B, S = ParamType.FLOAT, ParamType.INT, ParamType.BOOL, ParamType.STRING
 

@@ -22,10 +22,10 @@ from rclpy.node import Node
 
 from sitebot_interfaces.msg import TaskCommand, TaskPlan, TaskStep
 
-from ..language import Answer, Dialogue, LLMConfig, PlannerConfig, TaskPlanner, load_site
-from ..language.grounding import GroundingConfig
-from ..params import ParamSpec, ParamType
-from .common import QOS_COMMAND, QOS_STATE, declare_schema, run_node
+from sitebot.language import Answer, Dialogue, LLMConfig, PlannerConfig, TaskPlanner, load_site
+from sitebot.language.grounding import GroundingConfig
+from sitebot.config.params import ParamSpec, ParamType
+from sitebot.nodes.common import QOS_COMMAND, QOS_STATE, declare_schema, run_node
 
 F, B, S, I = ParamType.FLOAT, ParamType.BOOL, ParamType.STRING, ParamType.INT
 

@@ -7,7 +7,7 @@ with ``keyboard_stamped: true``, as that tool's ``stamped`` parameter), ``joy``
 Outputs: ``cmd_vel_in`` (geometry_msgs/TwistStamped, into the safety supervisor),
 ``teleop/deadman`` (std_msgs/Bool, the hold-to-run flag), ``/diagnostics``.
 
-The rules live in :mod:`sitebot.teleop` (core, no ROS; docs/rviz.md): motion is relayed at
+The rules live in :mod:`sitebot.teleop.core` (core, no ROS; docs/rviz.md): motion is relayed at
 ``publish_rate_hz`` with the deadman true while a source is held (keyboard: a message within
 ``hold_timeout_s``; joystick: the enable button pressed in a fresh message), then zero with the
 deadman false ``stop_repeats`` times, then silence. Non-finite input stops.
@@ -27,9 +27,9 @@ from std_msgs.msg import Bool
 
 from sitebot_interfaces.msg import SafetyState
 
-from ..params import ParamSpec, ParamType
-from ..teleop import TeleopConfig, TeleopRelay
-from .common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema, run_node
+from sitebot.config.params import ParamSpec, ParamType
+from sitebot.teleop.core import TeleopConfig, TeleopRelay
+from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema, run_node
 
 F, B, S, I = ParamType.FLOAT, ParamType.BOOL, ParamType.STRING, ParamType.INT
 

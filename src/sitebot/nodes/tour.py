@@ -21,13 +21,13 @@ from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from sensor_msgs.msg import Image, LaserScan
 
-from ..errors import SitebotError
-from ..kinematics import quaternion_to_yaw
-from ..params import ParamSpec, ParamType
-from ..tour import (FollowerConfig, GridPlanner, PathFollower, planning_grid, tour_stops,
+from sitebot.errors import SitebotError
+from sitebot.types import quaternion_to_yaw
+from sitebot.config.params import ParamSpec, ParamType
+from sitebot.tour import (FollowerConfig, GridPlanner, PathFollower, planning_grid, tour_stops,
                     wrap_angle)
-from ..world import load_world
-from .common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema
+from sitebot.sim.world import load_world
+from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema
 
 F, I, B, S = ParamType.FLOAT, ParamType.INT, ParamType.BOOL, ParamType.STRING
 

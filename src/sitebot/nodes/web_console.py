@@ -44,17 +44,17 @@ from sitebot_interfaces.action import ExecutePlan
 from sitebot_interfaces.msg import (GaugeReading, SafetyState, TaskCommand, TaskPlan,
                                     TrackedPersonArray)
 
-from ..console.auth import load_users
-from ..console.server import Bridge, ConsoleServer, ServerConfig
-from ..console.state import (LEVEL_NAMES, MODE_NAMES, encode_jpeg, map_payload, plan_dict,
+from sitebot.console.auth import load_users
+from sitebot.console.server import Bridge, ConsoleServer, ServerConfig
+from sitebot.console.state import (LEVEL_NAMES, MODE_NAMES, encode_jpeg, map_payload, plan_dict,
                              r3, tail_jsonl)
-from ..errors import SitebotError
-from ..params import ParamSpec, ParamType
-from ..paths import data_path
-from ..safety.audit import AuditLog
-from ..world import load_world
-from . import convert
-from .common import QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema
+from sitebot.errors import SitebotError
+from sitebot.config.params import ParamSpec, ParamType
+from sitebot.paths import data_path
+from sitebot.safety.audit import AuditLog
+from sitebot.sim.world import load_world
+from sitebot.nodes import convert
+from sitebot.nodes.common import QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema
 
 F, I, B, S = ParamType.FLOAT, ParamType.INT, ParamType.BOOL, ParamType.STRING
 

@@ -141,8 +141,8 @@ def depth_to_points(depth_m: np.ndarray, K: np.ndarray, *, stride: int = 1,
 
 def mount_transform(description, parent: str, child: str) -> np.ndarray:
     """4x4 transform of frame ``child`` in ``parent`` through the URDF's fixed joints
-    (a :class:`sitebot.urdf.RobotDescription`); ValueError if the chain is not fixed."""
-    from ..kinematics import fixed_transform
+    (a :class:`sitebot.description.urdf.RobotDescription`); ValueError if the chain is not fixed."""
+    from sitebot.description.kinematics import fixed_transform
     return fixed_transform(description, parent, child)
 
 

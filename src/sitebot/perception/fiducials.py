@@ -20,8 +20,8 @@ Frames and conventions
   small motion of the tag (translation + rotation about the camera axes) and ``sigma`` the
   pixel noise (``max(pixel_noise_px, RMS reprojection error)``).
 
-World poses: a :class:`~sitebot.world.FiducialSpec` or registry
-:class:`~sitebot.registry.Marker` faces along its local +x with +z up; :func:`marker_pose`
+World poses: a :class:`~sitebot.sim.world.FiducialSpec` or registry
+:class:`~sitebot.site.registry.Marker` faces along its local +x with +z up; :func:`marker_pose`
 returns the tag frame above in the map.
 """
 from __future__ import annotations
@@ -213,8 +213,8 @@ def robot_pose_matrix(x: float, y: float, yaw: float, z: float = 0.0) -> np.ndar
 
 def marker_pose(marker: Any) -> np.ndarray:
     """4x4 pose of the tag frame (x right, y down, z into the face) in the map for a world
-    :class:`~sitebot.world.FiducialSpec` (uses its full pose) or a registry
-    :class:`~sitebot.registry.Marker` (x, y, z, yaw; face looking along yaw)."""
+    :class:`~sitebot.sim.world.FiducialSpec` (uses its full pose) or a registry
+    :class:`~sitebot.site.registry.Marker` (x, y, z, yaw; face looking along yaw)."""
     T = np.eye(4)
     if hasattr(marker, "pose"):                 # world FiducialSpec
         T[:3, :3] = marker.pose.rotation() @ R_LOCAL_TAG
@@ -228,12 +228,12 @@ def marker_pose(marker: Any) -> np.ndarray:
 def camera_mount(description: Any = None, base_frame: str = "base_footprint",
                  camera_frame: str = "camera_color_optical_frame") -> np.ndarray:
     """4x4 pose of *camera_frame* in *base_frame* from the URDF's fixed joints
-    (:func:`sitebot.urdf.load_robot_description` when *description* is None).
+    (:func:`sitebot.description.urdf.load_robot_description` when *description* is None).
 
     :raises ValueError: when the camera frame is not fixed to the base frame.
     """
-    from ..kinematics import JointTransformer, transform_matrix
-    from ..urdf import load_robot_description
+    from sitebot.description.kinematics import JointTransformer, transform_matrix
+    from sitebot.description.urdf import load_robot_description
     desc = description if description is not None else load_robot_description()
     prefix = getattr(desc, "prefix", "")
     base = base_frame if base_frame.startswith(prefix) else prefix + base_frame

@@ -19,7 +19,7 @@ dial's centre and orientation in the frame of the tag mounted with it, its radiu
    occluded (face sectors that do not look like the face), needle missing, too short,
    too fat or not at the centre, needle off the scale.
 
-Angles follow :class:`sitebot.world.DialSpec`: degrees on the face seen from the front,
+Angles follow :class:`sitebot.sim.world.DialSpec`: degrees on the face seen from the front,
 counter-clockwise from 3 o'clock; the needle points at ``start_deg`` for ``min_value`` and
 ``end_deg`` for ``max_value``.  Radii in the layout are fractions of ``radius_m`` (the dial's
 outer radius), like the simulator's textures (:mod:`sitebot.sim.textures`).
@@ -37,9 +37,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..errors import ConfigError
-from ..yamlio import Schema, key_path, load_yaml
-from .fiducials import TagDetection, marker_pose
+from sitebot.errors import ConfigError
+from sitebot.config.yamlio import Schema, key_path, load_yaml
+from sitebot.perception.fiducials import TagDetection, marker_pose
 
 __all__ = ["DialLayout", "GaugeReading", "GaugeReader", "GaugeReaderConfig",
            "layouts_from_world", "load_dial_layouts", "parse_dial_layouts", "value_of_angle",
@@ -122,11 +122,11 @@ def _translation(xyz: Sequence[float]) -> np.ndarray:
 
 
 def layouts_from_world(world: Any) -> dict[str, DialLayout]:
-    """Dial layouts of every gauge of a :class:`~sitebot.world.WorldSpec` whose asset carries
+    """Dial layouts of every gauge of a :class:`~sitebot.sim.world.WorldSpec` whose asset carries
     a fiducial, keyed by asset id (the simulator's ground truth of where dials are)."""
     out: dict[str, DialLayout] = {}
     reg = world.registry
-    from .fiducials import R_LOCAL_TAG
+    from sitebot.perception.fiducials import R_LOCAL_TAG
     for g in world.gauges:
         asset = reg.asset(g.asset)
         if asset.fiducial is None:

@@ -28,10 +28,10 @@ from typing import Iterable, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+
 __all__ = ["ScanError", "scan_points", "segment_scan", "SegmentFeatures", "segment_features",
            "ClassifierConfig", "SegmentClassifier", "Detection", "DetectorConfig",
-           "PersonDetector", "TrackerConfig", "Track", "PeopleTracker", "StaticMap",
-           "se2_apply", "se2_compose", "se2_inverse"]
+           "PersonDetector", "TrackerConfig", "Track", "PeopleTracker", "StaticMap"]
 
 
 class ScanError(ValueError):
@@ -39,27 +39,6 @@ class ScanError(ValueError):
 
 
 # ------------------------------------------------------------------------------ SE(2)
-def se2_apply(pose: Sequence[float], xy: np.ndarray) -> np.ndarray:
-    """Points (N, 2) given in the frame at ``pose`` (x, y, yaw) -> the parent frame."""
-    x, y, th = pose
-    c, s = math.cos(th), math.sin(th)
-    p = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-    return np.column_stack([x + c * p[:, 0] - s * p[:, 1], y + s * p[:, 0] + c * p[:, 1]])
-
-
-def se2_compose(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
-    """a * b (b given in a's frame)."""
-    c, s = math.cos(a[2]), math.sin(a[2])
-    th = a[2] + b[2]
-    return (a[0] + c * b[0] - s * b[1], a[1] + s * b[0] + c * b[1],
-            math.atan2(math.sin(th), math.cos(th)))
-
-
-def se2_inverse(a: Sequence[float]) -> tuple[float, float, float]:
-    c, s = math.cos(a[2]), math.sin(a[2])
-    return (-c * a[0] - s * a[1], s * a[0] - c * a[1], -a[2])
-
-
 # ------------------------------------------------------------------------------ scans
 def scan_points(ranges: np.ndarray, angle_min: float, angle_increment: float,
                 range_min: float, range_max: float, *, expected_beams: int | None = None
@@ -257,7 +236,7 @@ class Detection:
 
 
 class StaticMap:
-    """The world's static occupancy grid (:class:`sitebot.world.OccupancyGrid`, map frame,
+    """The world's static occupancy grid (:class:`sitebot.sim.world.OccupancyGrid`, map frame,
     best built with ``inflate_m`` = the margin so thin posts are not lost between cell
     centres): ``occupied(xy)`` is True on its occupied cells (grown by ``margin_m``)."""
 

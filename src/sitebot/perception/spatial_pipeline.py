@@ -18,11 +18,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .cloud import CloudConfig, CloudPipeline, CloudResult, camera_fov_check
-from .localmap import LocalMap, LocalMapConfig
-from .people import (DepthView, Detection, DetectorConfig, PeopleTracker, PersonDetector,
-                     StaticMap, Track, TrackerConfig, scan_points, se2_apply, se2_compose,
-                     se2_inverse)
+from sitebot.perception.cloud import CloudConfig, CloudPipeline, CloudResult, camera_fov_check
+from sitebot.perception.localmap import LocalMap, LocalMapConfig
+from sitebot.perception.people import (DepthView, Detection, DetectorConfig, PeopleTracker, PersonDetector, StaticMap, Track, TrackerConfig, scan_points)
+from sitebot.types import se2_apply, se2_compose, se2_inverse
 
 __all__ = ["SpatialConfig", "SpatialPerception", "PersonOut", "ScanOutput"]
 

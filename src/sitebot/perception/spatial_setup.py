@@ -7,11 +7,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..params import ParamSpec, ParamType
-from .cloud import CloudConfig, mount_transform
-from .localmap import LocalMapConfig
-from .people import ClassifierConfig, DetectorConfig, TrackerConfig
-from .spatial_pipeline import SpatialConfig
+from sitebot.config.params import ParamSpec, ParamType
+from sitebot.perception.cloud import CloudConfig, mount_transform
+from sitebot.perception.localmap import LocalMapConfig
+from sitebot.perception.people import ClassifierConfig, DetectorConfig, TrackerConfig
+from sitebot.perception.spatial_pipeline import SpatialConfig
 
 __all__ = ["SCHEMA", "spatial_config_from_params", "default_spatial", "robot_mounts"]
 

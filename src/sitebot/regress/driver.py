@@ -41,9 +41,9 @@ from std_srvs.srv import SetBool, Trigger
 from sitebot_interfaces.msg import (ControllerStatus, SafetyState, StepOutcome, TaskCommand,
                                     TaskPlan, TaskStep, TrackedPersonArray)
 
-from ..kinematics import quaternion_to_yaw
-from ..nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE
-from .scenario import FaultSpec, Scenario
+from sitebot.types import quaternion_to_yaw
+from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE
+from sitebot.regress.scenario import FaultSpec, Scenario
 
 __all__ = ["run_scenario", "RECORDED", "decode_records"]
 
@@ -567,7 +567,7 @@ def run_scenario(sc: Scenario, out_dir: Path, launch_file: str, launch_args: dic
     """Run one scenario; returns {'raw': {topic: [(t_ns, cdr)]}, 'events', 'mission',
     'exit_codes', 'failed', 'killed', 'resets', 'fault_time', 'sim_time_s', 'wall_s',
     'startup_wall_s', 'aborted'}."""
-    from ..launcher import launched
+    from sitebot.launcher import launched
 
     log = open(log_path, "w", buffering=1)
     t_wall0 = time.monotonic()

@@ -19,9 +19,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..registry import ZoneKind, point_in_polygon
-from ..world import WorldSpec
-from .scenario import LEVELS, Scenario
+from sitebot.site.registry import ZoneKind, point_in_polygon
+from sitebot.sim.world import WorldSpec
+from sitebot.regress.scenario import LEVELS, Scenario
 
 __all__ = ["compute_metrics", "judge", "Check", "FOOTPRINT_RADIUS_M", "CONTACT_RADIUS_M",
            "SETTLE_S", "LEVEL_NAMES", "timeline"]

@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
-from ..errors import ConfigError
-from ..world import load_world, world_path
-from .scenario import Scenario, ScenarioError
+from sitebot.errors import ConfigError
+from sitebot.sim.world import load_world, world_path
+from sitebot.regress.scenario import Scenario, ScenarioError
 
 __all__ = ["prepare_run", "missing_nodes", "LAUNCH_FILES"]
 

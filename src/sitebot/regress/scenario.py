@@ -1,7 +1,7 @@
 """Scenario files of ``sitebot regress``: schema, loading, variations (no ROS).
 
 A scenario is one YAML file (the format is documented in ``docs/regress.md``). Loading
-checks every key with :class:`sitebot.yamlio.Schema`, so an error names the file and the
+checks every key with :class:`sitebot.config.yamlio.Schema`, so an error names the file and the
 key path (``faults[2].sensor``). ``variations`` (a mapping of key paths to lists of values)
 expand one file into the cartesian product of runs, each checked on its own.
 """
@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..errors import ConfigError, SimulationError
-from ..registry import ID_PATTERN
-from ..sim.faults import FAULT_KINDS, parse_fault
-from ..yamlio import Schema, key_path, load_yaml
+from sitebot.errors import ConfigError, SimulationError
+from sitebot.site.registry import ID_PATTERN
+from sitebot.sim.faults import FAULT_KINDS, parse_fault
+from sitebot.config.yamlio import Schema, key_path, load_yaml
 
 __all__ = ["ScenarioError", "Scenario", "Mission", "OUTCOMES", "FaultSpec", "Criteria", "SafetyExpectation",
            "load_scenario", "load_scenarios", "collect_files", "expand", "MISSION_KINDS",

@@ -24,11 +24,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ..errors import SitebotError
-from ..world import load_world
-from .metrics import judge, compute_metrics
-from .prepare import missing_nodes, prepare_run
-from .scenario import Scenario, load_scenario
+from sitebot.errors import SitebotError
+from sitebot.sim.world import load_world
+from sitebot.regress.metrics import judge, compute_metrics
+from sitebot.regress.prepare import missing_nodes, prepare_run
+from sitebot.regress.scenario import Scenario, load_scenario
 
 __all__ = ["run_worker", "main"]
 
@@ -66,8 +66,8 @@ def run_worker(spec: dict) -> dict[str, Any]:
                    metrics={})
         return res
     prep = prepare_run(sc, run_dir)
-    from . import driver       # ROS from here on
-    from .bag import write_bag
+    from sitebot.regress import driver       # ROS from here on
+    from sitebot.regress.bag import write_bag
     env = {"ROS_DOMAIN_ID": os.environ.get("ROS_DOMAIN_ID", "0"),
            "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
     run = driver.run_scenario(sc, run_dir, prep["launch_file"], prep["launch_args"], env=env,

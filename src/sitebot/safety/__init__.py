@@ -8,16 +8,15 @@ Parameters: :data:`.config.SCHEMA` / :class:`.config.SafetyConfig`.
 """
 from __future__ import annotations
 
-from .arm import ArmModel, JointLimit, validate_trajectory
-from .audit import AuditLog
-from .config import SCHEMA, SafetyConfig, safety_config_from_params
-from .estop import EmergencyStop
-from .ssm import SeparationMonitor, protective_separation
-from .supervisor import Supervisor
-from .types import (BaseCommand, Cause, Mode, Obstacle, RobotState, SafetyLevel,
-                    SafetyStatus, SensorPose, StopCategory, TrajectoryPoint, Verdict,
-                    combine)
-from .zones import PathCheck, ZoneRule
+from sitebot.safety.arm import ArmModel, JointLimit, validate_trajectory
+from sitebot.safety.audit import AuditLog
+from sitebot.safety.config import SCHEMA, SafetyConfig, safety_config_from_params
+from sitebot.safety.estop import EmergencyStop
+from sitebot.safety.ssm import SeparationMonitor, protective_separation
+from sitebot.safety.supervisor import Supervisor
+from sitebot.safety.types import (BaseCommand, Cause, Obstacle, RobotState, SafetyStatus, SensorPose, TrajectoryPoint, Verdict, combine)
+from sitebot.types import Mode, SafetyLevel, StopCategory
+from sitebot.safety.zones import PathCheck, ZoneRule
 
 __all__ = [
     "Supervisor", "SafetyConfig", "SCHEMA", "safety_config_from_params",

@@ -17,7 +17,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .types import TrajectoryPoint
+from sitebot.safety.types import TrajectoryPoint
+from sitebot.types import rpy_matrix
 
 __all__ = ["JointLimit", "ArmChain", "WorkspaceKeepOut", "ArmModel", "validate_trajectory",
            "joint_limits_from_description", "MAX_POINTS"]
@@ -42,7 +43,7 @@ class JointLimit:
 def joint_limits_from_description(desc: Any, names: Sequence[str] | None = None,
                                   velocity_scale: float = 1.0) -> dict[str, JointLimit]:
     """Limits of ``names`` (default: the arm and the gripper joints) from a
-    :class:`sitebot.urdf.RobotDescription`, velocities times ``velocity_scale``."""
+    :class:`sitebot.description.urdf.RobotDescription`, velocities times ``velocity_scale``."""
     if names is None:
         names = tuple(desc.arm_joints) + tuple(desc.gripper_joints)
     out: dict[str, JointLimit] = {}
@@ -51,14 +52,6 @@ def joint_limits_from_description(desc: Any, names: Sequence[str] | None = None,
         vel = None if j.velocity_limit is None else float(j.velocity_limit) * velocity_scale
         out[j.name] = JointLimit(j.name, j.lower, j.upper, vel)
     return out
-
-
-def _rpy_matrix(r: float, p: float, y: float) -> np.ndarray:
-    cr, sr, cp, sp, cy, sy = (math.cos(r), math.sin(r), math.cos(p), math.sin(p),
-                              math.cos(y), math.sin(y))
-    return np.array([[cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
-                     [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
-                     [-sp, cp * sr, cp * cr]])
 
 
 def _axis_angle(axis: Sequence[float], q: float) -> np.ndarray:
@@ -82,7 +75,7 @@ class ArmChain:
         self._origins = []
         for j in self.joints:
             m = np.eye(4)
-            m[:3, :3] = _rpy_matrix(*j.origin_rpy)
+            m[:3, :3] = rpy_matrix(*j.origin_rpy)
             m[:3, 3] = j.origin_xyz
             self._origins.append(m)
 

@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-from ..errors import ParameterError
-from ..params import ParamSpec, ParamType, validate_params, validate_value
-from .types import Mode
+from sitebot.errors import ParameterError
+from sitebot.config.params import ParamSpec, ParamType, validate_params, validate_value
+from sitebot.types import Mode
 
 __all__ = ["SCHEMA", "SafetyConfig", "ModeLimits", "safety_config_from_params",
            "BATTERY_POLICIES", "MODE_NAMES"]

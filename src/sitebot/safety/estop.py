@@ -14,8 +14,9 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-from ..control.kernel import StopCategory
-from .types import Cause, SafetyLevel, Verdict, ZERO_VERDICT
+from sitebot.types import StopCategory
+from sitebot.safety.types import Cause, Verdict, ZERO_VERDICT
+from sitebot.types import SafetyLevel
 
 __all__ = ["EmergencyStop"]
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 
-from .config import ModeLimits, SafetyConfig
-from .types import BaseCommand, Cause, Mode, SafetyLevel, Verdict
+from sitebot.safety.config import ModeLimits, SafetyConfig
+from sitebot.safety.types import BaseCommand, Cause, Verdict
+from sitebot.types import Mode, SafetyLevel
 
 __all__ = ["CommandFilter", "HoldToRun", "mode_verdict", "apply_verdict",
            "limit_acceleration", "REJECT_REASONS"]

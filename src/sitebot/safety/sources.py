@@ -25,9 +25,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .config import SafetyConfig
-from .types import (Cause, Obstacle, RobotState, SafetyLevel, SensorPose, Verdict,
-                    ZERO_VERDICT)
+from sitebot.safety.config import SafetyConfig
+from sitebot.safety.types import Cause, Obstacle, RobotState, SensorPose, Verdict, ZERO_VERDICT
+from sitebot.types import SafetyLevel
 
 __all__ = ["DataSource", "ObstacleSet", "ScanSource", "PeopleSource", "OdometrySource",
            "LocalizationSource", "BatterySource", "HeartbeatSource", "ScanClusters",

@@ -33,9 +33,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import SafetyConfig
-from .sources import ObstacleSet
-from .types import Cause, SafetyLevel, Verdict, ZERO_VERDICT
+from sitebot.safety.config import SafetyConfig
+from sitebot.safety.sources import ObstacleSet
+from sitebot.safety.types import Cause, Verdict, ZERO_VERDICT
+from sitebot.types import SafetyLevel
 
 __all__ = ["SeparationMonitor", "SsmResult", "protective_separation", "max_safe_speed",
            "approach_factors", "stopping_distance"]

@@ -36,20 +36,20 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..control.kernel import StopCategory
-from ..registry import SiteRegistry
-from .arm import ArmModel, validate_trajectory
-from .audit import AuditLog
-from .config import ModeLimits, SafetyConfig
-from .estop import EmergencyStop
-from .limits import (CommandFilter, HoldToRun, apply_verdict, limit_acceleration,
+from sitebot.types import StopCategory
+from sitebot.site.registry import SiteRegistry
+from sitebot.safety.arm import ArmModel, validate_trajectory
+from sitebot.safety.audit import AuditLog
+from sitebot.safety.config import ModeLimits, SafetyConfig
+from sitebot.safety.estop import EmergencyStop
+from sitebot.safety.limits import (CommandFilter, HoldToRun, apply_verdict, limit_acceleration,
                      mode_verdict)
-from .sources import (BatterySource, DataSource, HeartbeatSource, LocalizationSource,
+from sitebot.safety.sources import (BatterySource, DataSource, HeartbeatSource, LocalizationSource,
                       ObstacleSet, OdometrySource, PeopleSource, ScanSource)
-from .ssm import SeparationMonitor, SsmResult
-from .types import (BaseCommand, Cause, Mode, Obstacle, RobotState, SafetyLevel,
-                    SafetyStatus, SensorPose, TrajectoryPoint, Verdict, combine)
-from .zones import PathCheck, ZoneRule
+from sitebot.safety.ssm import SeparationMonitor, SsmResult
+from sitebot.safety.types import (BaseCommand, Cause, Obstacle, RobotState, SafetyStatus, SensorPose, TrajectoryPoint, Verdict, combine)
+from sitebot.types import Mode, SafetyLevel
+from sitebot.safety.zones import PathCheck, ZoneRule
 
 __all__ = ["Supervisor"]
 

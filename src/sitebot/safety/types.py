@@ -6,12 +6,11 @@ rad/s; every pose is planar.  Frames: ``base`` is the robot's base frame (REP-10
 """
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..control.kernel import StopCategory
+from sitebot.types import Mode, SafetyLevel, StopCategory
 
 __all__ = [
     "SafetyLevel", "Mode", "Cause", "Verdict", "combine", "Obstacle", "BaseCommand",
@@ -20,43 +19,6 @@ __all__ = [
 ]
 
 INF = math.inf
-
-
-class SafetyLevel(enum.IntEnum):
-    """The supervisor's state machine, most restrictive last (as SafetyState.msg LEVEL_*)."""
-
-    NORMAL = 0
-    REDUCED_SPEED = 1
-    PROTECTIVE_STOP = 2      # category 2 by default (power kept); clears with its causes
-    EMERGENCY_STOP = 3       # latched; category 0 or 1 per config; reset by service only
-
-
-class Mode(enum.IntEnum):
-    """Operating mode (as SafetyState.msg MODE_*)."""
-
-    AUTOMATIC = 0
-    MANUAL = 1               # teleop, hold-to-run: the deadman flag must keep arriving
-    REDUCED_SPEED = 2        # forced near people (T1-like, 0.25 m/s by default)
-
-    @classmethod
-    def parse(cls, text: "str | int | Mode") -> "Mode":
-        """``'automatic'``/``'manual'``/``'reduced_speed'`` (any case), an int or a Mode.
-
-        :raises ValueError: naming the accepted values.
-        """
-        if isinstance(text, Mode):
-            return text
-        if isinstance(text, int) and not isinstance(text, bool):
-            try:
-                return cls(text)
-            except ValueError:
-                pass
-        elif isinstance(text, str):
-            key = text.strip().upper()
-            if key in cls.__members__:
-                return cls[key]
-        raise ValueError(f"unknown mode {text!r}; accepted: "
-                         + ", ".join(m.name.lower() for m in cls))
 
 
 @dataclass(frozen=True)

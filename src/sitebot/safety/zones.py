@@ -26,10 +26,11 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..registry import SiteRegistry, Zone, ZoneKind
-from .config import SafetyConfig
-from .ssm import stopping_distance
-from .types import Cause, RobotState, SafetyLevel, Verdict, ZERO_VERDICT, combine
+from sitebot.site.registry import SiteRegistry, Zone, ZoneKind
+from sitebot.safety.config import SafetyConfig
+from sitebot.safety.ssm import stopping_distance
+from sitebot.safety.types import Cause, RobotState, Verdict, ZERO_VERDICT, combine
+from sitebot.types import SafetyLevel
 
 __all__ = ["ZoneRule", "PolygonGeometry", "PathCheck", "arc_samples"]
 

@@ -40,7 +40,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pybullet as pb
 
-from ..errors import SimulationError
+from sitebot.errors import SimulationError
 
 __all__ = ["Fault", "FaultInjector", "parse_fault", "parse_faults", "FAULT_KINDS",
            "SENSORS", "NOISY_SENSORS"]

@@ -17,7 +17,7 @@ from typing import Iterable
 
 import pybullet as pb
 
-from .robot import SimRobot
+from sitebot.sim.robot import SimRobot
 
 __all__ = ["GraspAssist", "GraspConfig"]
 

@@ -20,10 +20,11 @@ import numpy as np
 import pybullet as pb
 
 from sitebot.errors import SimulationError
-from sitebot.hardware import CommandMode, HardwareCommand, HardwareInterface, HardwareState
+from sitebot.control.hardware import CommandMode, HardwareCommand, HardwareInterface, HardwareState
 from sitebot.sim.sensors import (COLLISION_GROUP_USER_DATA_KEY, DEFAULT_ROBOT_COLLISION_GROUP,
                                  robot_collision_group)
-from sitebot.urdf import RobotDescription, write_urdf_file
+from sitebot.description.urdf import RobotDescription, write_urdf_file
+from sitebot.types import yaw_to_quaternion
 
 __all__ = [
     "STOW_ARM_POSITIONS_RAD",
@@ -158,10 +159,6 @@ class LinkVelocity(NamedTuple):
     angular_radps: tuple[float, float, float]
 
 
-def _yaw_quaternion(yaw_rad: float) -> tuple[float, float, float, float]:
-    return (0.0, 0.0, math.sin(yaw_rad / 2.0), math.cos(yaw_rad / 2.0))
-
-
 class SimRobot:
     """The robot loaded into one PyBullet simulation.
 
@@ -172,7 +169,7 @@ class SimRobot:
     :param rng: random generator for the configured randomisation (friction jitter).
     :param name: a name for messages (e.g. the robot's namespace).
     :param urdf_path: an already written URDF file of ``description`` (see
-        :func:`~sitebot.urdf.write_urdf_file`) to load instead of writing a temporary one.
+        :func:`~sitebot.description.urdf.write_urdf_file`) to load instead of writing a temporary one.
     :raises SimulationError: PyBullet cannot load the description, or every collision
         group bit is taken.
     """
@@ -290,7 +287,7 @@ class SimRobot:
 
     def _load(self, path: Path, x: float, y: float, yaw: float, flags: int) -> int:
         return pb.loadURDF(str(path), basePosition=(x, y, 0.0),
-                           baseOrientation=_yaw_quaternion(yaw), useFixedBase=False,
+                           baseOrientation=yaw_to_quaternion(yaw), useFixedBase=False,
                            flags=flags, physicsClientId=self._cid)
 
     def _choose_collision_group(self) -> int:
@@ -347,7 +344,7 @@ class SimRobot:
         self._generation += 1
         x, y, yaw = (float(v) for v in pose_xyyaw)
         cid, body = self._cid, self._body
-        pb.resetBasePositionAndOrientation(body, (x, y, 0.0), _yaw_quaternion(yaw),
+        pb.resetBasePositionAndOrientation(body, (x, y, 0.0), yaw_to_quaternion(yaw),
                                            physicsClientId=cid)
         pb.resetBaseVelocity(body, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), physicsClientId=cid)
         targets = self.initial_positions()
@@ -428,7 +425,7 @@ class SimRobot:
 
 
 class SimHardware(HardwareInterface):
-    """:class:`~sitebot.hardware.HardwareInterface` over a :class:`SimRobot`.
+    """:class:`~sitebot.control.hardware.HardwareInterface` over a :class:`SimRobot`.
 
     Command handling, per joint (limits from the URDF):
 

@@ -1,4 +1,4 @@
-"""Builds a :class:`~sitebot.world.WorldSpec` into a PyBullet client and animates it.
+"""Builds a :class:`~sitebot.sim.world.WorldSpec` into a PyBullet client and animates it.
 
 A :class:`Scene` holds no global state: it takes the id of a client someone else connected,
 so two scenes can live in two clients of one process.  It creates
@@ -25,11 +25,11 @@ from types import MappingProxyType
 
 import pybullet as pb
 
-from ..kinematics import quaternion_multiply, yaw_to_quaternion
-from ..errors import SimulationError
-from ..world import (BodySpec, GaugeDialSpec, Lighting, PersonState, Pose3D, Shape, ValveState,
+from sitebot.types import quaternion_multiply, yaw_to_quaternion
+from sitebot.errors import SimulationError
+from sitebot.sim.world import (BodySpec, GaugeDialSpec, Lighting, PersonState, Pose3D, Shape, ValveState,
                      WorldSpec)
-from .textures import write_gauge_png, write_tag_png
+from sitebot.sim.textures import write_gauge_png, write_tag_png
 
 __all__ = ["Scene", "Lighting", "PersonState", "BodyHandle"]
 

@@ -20,6 +20,8 @@ from typing import Any, Sequence
 import numpy as np
 import pybullet as pb
 
+from sitebot.types import quaternion_matrix, quaternion_multiply, rotvec_quaternion, wrap_angle
+
 __all__ = [
     "LidarConfig",
     "ScanData",
@@ -70,37 +72,6 @@ def _check_range(owner: str, name: str, value: Any, lo: float, hi: float, *,
         lb = "(" if lo_open else "["
         rb = ")" if hi_open else "]"
         raise ValueError(f"{owner}.{name}={value!r}: accepted range {lb}{lo}, {hi}{rb}")
-
-
-def _rotation_xyzw(q: Sequence[float]) -> np.ndarray:
-    """Rotation matrix (child -> parent) of a unit quaternion (x, y, z, w)."""
-    x, y, z, w = q
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
-
-
-def _quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product a*b of quaternions (x, y, z, w)."""
-    ax, ay, az, aw = a
-    bx, by, bz, bw = b
-    return np.array([
-        aw * bx + ax * bw + ay * bz - az * by,
-        aw * by - ax * bz + ay * bw + az * bx,
-        aw * bz + ax * by - ay * bx + az * bw,
-        aw * bw - ax * bx - ay * by - az * bz,
-    ])
-
-
-def _quat_from_rotvec(v: np.ndarray) -> np.ndarray:
-    angle = float(np.linalg.norm(v))
-    if angle < 1e-12:
-        return np.array([0.5 * v[0], 0.5 * v[1], 0.5 * v[2], 1.0]) / math.sqrt(1.0 + 0.25 * angle ** 2)
-    axis = v / angle
-    s = math.sin(angle / 2.0)
-    return np.array([axis[0] * s, axis[1] * s, axis[2] * s, math.cos(angle / 2.0)])
 
 
 def _finite_vector(name: str, value: Sequence[float], n: int) -> np.ndarray:
@@ -231,7 +202,7 @@ class Lidar:
         state = pb.getLinkState(self._body, self._link, computeForwardKinematics=True,
                                 physicsClientId=self._cid)
         origin = np.asarray(state[4])
-        rot = _rotation_xyzw(state[5])
+        rot = quaternion_matrix(state[5])
         dirs = self._directions @ rot.T
         starts = np.broadcast_to(origin, dirs.shape)
         ends = origin + dirs * cfg.range_max_m
@@ -412,7 +383,7 @@ class Camera:
                                     physicsClientId=self._cid)
             pos, orn = state[4], state[5]
         eye = np.asarray(pos)
-        rot = _rotation_xyzw(orn)
+        rot = quaternion_matrix(orn)
         if self._optical:
             forward, down = rot[:, 2], rot[:, 1]
         else:
@@ -538,7 +509,7 @@ class Imu:
         a_world = _finite_vector("linear_acceleration_world", linear_acceleration_world, 3)
         if not (math.isfinite(dt_s) and dt_s > 0.0):
             raise ValueError(f"dt_s={dt_s!r}: accepted: a finite time step > 0 s")
-        rot = _rotation_xyzw(q)  # imu -> world
+        rot = quaternion_matrix(q)  # imu -> world
         gyro = rot.T @ w_world
         accel = rot.T @ (a_world + np.array([0.0, 0.0, cfg.gravity_mps2]))
         q_out = q
@@ -550,7 +521,7 @@ class Imu:
             accel = accel + self._accel_bias + rng.normal(0.0, cfg.accel_noise_sigma_mps2, 3)
             if cfg.orientation_noise_sigma_rad > 0.0:
                 err = rng.normal(0.0, cfg.orientation_noise_sigma_rad, 3)
-                q_out = _quat_multiply(q, _quat_from_rotvec(err))
+                q_out = np.array(quaternion_multiply(q, rotvec_quaternion(err)))
                 q_out /= np.linalg.norm(q_out)
         eye = np.eye(3)
         return ImuData(
@@ -613,10 +584,6 @@ class OdomData:
     twist_covariance: np.ndarray = field(repr=False)
 
 
-def _wrap_angle(a: float) -> float:
-    return math.atan2(math.sin(a), math.cos(a))
-
-
 class WheelOdometry:
     """Dead reckoning from the two drive wheels' joint positions.
 
@@ -642,7 +609,7 @@ class WheelOdometry:
 
     def reset(self, x_m: float = 0.0, y_m: float = 0.0, yaw_rad: float = 0.0) -> None:
         """Restart at the given pose; the next update only records the wheel positions."""
-        self._x, self._y, self._yaw = float(x_m), float(y_m), _wrap_angle(float(yaw_rad))
+        self._x, self._y, self._yaw = float(x_m), float(y_m), wrap_angle(float(yaw_rad))
         self._prev: tuple[float, float] | None = None
         self._var = np.zeros(3)  # x, y, yaw accumulated
         self._v = self._w = 0.0
@@ -683,7 +650,7 @@ class WheelOdometry:
             radius = ds / dth
             self._x += radius * (math.sin(self._yaw + dth) - math.sin(self._yaw))
             self._y -= radius * (math.cos(self._yaw + dth) - math.cos(self._yaw))
-        self._yaw = _wrap_angle(self._yaw + dth)
+        self._yaw = wrap_angle(self._yaw + dth)
         self._v = ds / dt_s
         self._w = dth / dt_s
         # variances from the slip model, accumulated without cross terms

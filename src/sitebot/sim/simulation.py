@@ -3,7 +3,7 @@
 No ROS here. :meth:`SiteSimulation.step` advances physics by one fixed step and returns the
 sensor samples that fell due, each stamped with simulation time; the simulator node turns
 them into messages. Every robot's joints are driven through its hardware seam
-(:class:`~sitebot.hardware.HardwareInterface`: ``read()`` then ``write()`` once per step) by
+(:class:`~sitebot.control.hardware.HardwareInterface`: ``read()`` then ``write()`` once per step) by
 a controller; the default is the control loop's lockstep driver
 (:class:`~sitebot.control.lockstep.LockstepController`: the C kernel, or its Python
 reference, ticked once per physics step).
@@ -23,17 +23,17 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import numpy as np
 import pybullet as pb
 
-from ..errors import SimulationError
-from ..hardware import HardwareCommand, HardwareState
-from ..control.kernel import kernel_config_from_description, kernel_joint_names
-from ..control.lockstep import LockstepController
-from ..kinematics import quaternion_to_yaw
-from ..urdf import RobotDescription, load_robot_description, write_urdf_file
-from ..world import WorldSpec, load_world
-from .grasp import GraspAssist
-from .robot import SimHardware, SimRobot, SimRobotConfig
-from .scene import Scene
-from .sensors import (Camera, CameraConfig, Imu, ImuConfig, Lidar, LidarConfig, OdomConfig,
+from sitebot.errors import SimulationError
+from sitebot.control.hardware import HardwareCommand, HardwareState
+from sitebot.control.kernel import kernel_config_from_description, kernel_joint_names
+from sitebot.control.lockstep import LockstepController
+from sitebot.types import quaternion_to_yaw
+from sitebot.description.urdf import RobotDescription, load_robot_description, write_urdf_file
+from sitebot.sim.world import WorldSpec, load_world
+from sitebot.sim.grasp import GraspAssist
+from sitebot.sim.robot import SimHardware, SimRobot, SimRobotConfig
+from sitebot.sim.scene import Scene
+from sitebot.sim.sensors import (Camera, CameraConfig, Imu, ImuConfig, Lidar, LidarConfig, OdomConfig,
                       WheelOdometry)
 
 __all__ = ["SampleKind", "Sample", "SensorRates", "SimConfig", "RobotSpawn", "Controller",

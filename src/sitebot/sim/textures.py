@@ -4,7 +4,7 @@ Everything here is deterministic: the same arguments give the same pixels and th
 file name, so textures can be cached in a directory shared by several scenes.
 
 Images are ``uint8`` arrays in OpenCV's BGR channel order.  Dial angles follow
-:class:`~sitebot.world.DialSpec`: degrees on the face seen from the front,
+:class:`~sitebot.sim.world.DialSpec`: degrees on the face seen from the front,
 counter-clockwise from 3 o'clock (90 = 12 o'clock); in image coordinates (y down) the point
 at angle ``a`` and radius ``r`` from the centre is ``(cx + r cos a, cy - r sin a)``.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..world import TAG_MODULES, TAG_QUIET_ZONE_MODULES, DialSpec
+from sitebot.sim.world import TAG_MODULES, TAG_QUIET_ZONE_MODULES, DialSpec
 
 __all__ = [
     "tag_image", "write_tag_png", "needle_angle", "dial_ticks", "render_gauge_dial",

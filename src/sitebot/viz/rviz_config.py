@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from ..errors import SitebotError
+from sitebot.errors import SitebotError
 
 __all__ = ["RvizConfigError", "TopicRef", "DisplayRef", "ToolRef", "RvizConfig", "Endpoint",
            "parse_rviz_config", "load_rviz_config", "check_config", "resolve_topic",

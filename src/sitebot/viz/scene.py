@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..registry import AssetKind, SiteRegistry
+from sitebot.site.registry import AssetKind, SiteRegistry
 
 __all__ = ["MarkerSpec", "GridSpec", "site_map", "registry_markers", "safety_text",
            "task_status_text", "gauge_text", "SAFETY_LEVEL_NAMES", "MODE_NAMES",

@@ -1,0 +1,346 @@
+"""``sitebot regress``: run scenario suites headless, in parallel, and report.
+
+  sitebot regress [FILES or DIRS] [--jobs N] [--repeat K] [--junit FILE] [--out DIR]
+                  [--baseline FILE] [--save-baseline FILE] [--filter PATTERN] [--tags T,..]
+                  [--export-dataset DIR] [--list]
+
+Each run is a worker process (``python -m sitebot.regress.worker``) with a ROS_DOMAIN_ID of
+its own (taken from 200..232 under a lock file, so that parallel runs, and parallel suites
+of other users on the machine, never share DDS traffic), killed after the scenario's
+``wall_limit`` (plus a margin). Outputs in ``--out`` (default ``out/regress``):
+``runs/<name>/`` per run (bag, metrics, audit log, launch log), ``results.json``,
+``report.html``, ``incidents.json``/``.csv``, the JUnit file when asked. Exit status 0 when
+every run passed (or was skipped: missing executables), 1 when a run failed, errored, was
+flaky over ``--repeat`` or regressed against ``--baseline``, 2 on bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from sitebot.errors import SitebotError
+from sitebot.regress import report, results as R
+from sitebot.regress.scenario import Scenario, load_scenarios, select
+
+__all__ = ["main", "DomainPool"]
+
+DOMAIN_RANGE = range(200, 233)
+
+
+class DomainPool:
+    """ROS domain ids held with an exclusive lock file each (released on exit, even when
+    the process is killed: the kernel drops flock locks)."""
+
+    def __init__(self, ids: range = DOMAIN_RANGE,
+                 lock_dir: Path = Path(tempfile.gettempdir()) / "sitebot_regress_domains"):
+        self.ids, self.dir = ids, lock_dir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.Lock()
+
+    def acquire(self, timeout: float = 120.0) -> tuple[int, Any]:
+        end = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                for i in self.ids:
+                    f = open(self.dir / f"{i}.lock", "w")
+                    try:
+                        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        return i, f
+                    except OSError:
+                        f.close()
+            if time.monotonic() > end:
+                raise SitebotError(f"no free ROS domain id in {self.ids.start}.."
+                                   f"{self.ids.stop - 1} (locks in {self.dir})")
+            time.sleep(0.5)
+
+    @staticmethod
+    def release(handle: Any) -> None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        finally:
+            handle.close()
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "_-=.," else "_" for ch in name)
+
+
+class _Runner:
+    def __init__(self, runs: list[tuple[Scenario, int]], out: Path, jobs: int,
+                 quiet: bool = False) -> None:
+        self.runs, self.out, self.jobs = runs, out, max(1, jobs)
+        self.pool = DomainPool()
+        self.results: list[dict | None] = [None] * len(runs)
+        self.print_lock = threading.Lock()
+        self.next = 0
+        self.done = 0
+        self.quiet = quiet
+        self.procs: dict[int, subprocess.Popen] = {}
+
+    def say(self, text: str) -> None:
+        with self.print_lock:
+            print(text, flush=True)
+
+    def _run_one(self, i: int) -> dict:
+        sc, rep = self.runs[i]
+        label = sc.name + (f"#{rep}" if rep else "")
+        run_dir = self.out / "runs" / (_safe(sc.name) + (f"#{rep}" if rep else ""))
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True)
+        spec = {"file": str(sc.file), "name": sc.name, "run_dir": str(run_dir.resolve()),
+                "repeat": rep}
+        (run_dir / "spec.json").write_text(json.dumps(spec))
+        dom, lock = self.pool.acquire()
+        t0 = time.monotonic()
+        result_path = None
+        try:
+            env = dict(os.environ, ROS_DOMAIN_ID=str(dom),
+                       ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
+            p = subprocess.Popen([sys.executable, "-m", "sitebot.regress.worker",
+                                  str(run_dir / "spec.json")], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                 text=True, errors="replace")
+            self.procs[i] = p
+            limit = sc.wall_limit + 60.0
+            killer = threading.Timer(limit, lambda: _kill(p))
+            killer.start()
+            last = 0.0
+            with open(run_dir / "worker.log", "w") as log:
+                for line in p.stdout:          # type: ignore[union-attr]
+                    log.write(line)
+                    if line.startswith("@@progress "):
+                        d = json.loads(line[11:])
+                        now = time.monotonic()
+                        if now - last >= 5.0 and not self.quiet:
+                            last = now
+                            self.say(f"  ... {label}: sim {d['sim_t']:.1f} s, wall "
+                                     f"{now - t0:.1f} s, level {d['level']}")
+                    elif line.startswith("@@result "):
+                        result_path = json.loads(line[9:])["path"]
+            p.wait()
+            killer.cancel()
+        finally:
+            DomainPool.release(lock)
+        wall = time.monotonic() - t0
+        if result_path and Path(result_path).is_file():
+            res = json.loads(Path(result_path).read_text())
+        else:
+            res = {"name": sc.name, "scenario": sc.id, "status": "error", "repeat": rep,
+                   "reason": f"worker ended (exit {p.returncode}) without a result after "
+                             f"{wall:.0f} s (wall limit {sc.wall_limit:g} s); see "
+                             f"{run_dir / 'worker.log'}",
+                   "checks": [], "metrics": {}, "run_dir": str(run_dir), "file": str(sc.file)}
+        res["domain_id"] = dom
+        res.setdefault("worker_wall_s", round(wall, 2))
+        return res
+
+    def _loop(self) -> None:
+        while True:
+            with self.print_lock:
+                if self.next >= len(self.runs):
+                    return
+                i = self.next
+                self.next += 1
+            sc, rep = self.runs[i]
+            label = sc.name + (f"#{rep}" if rep else "")
+            if not self.quiet:
+                self.say(f"[{i + 1:>3}/{len(self.runs)}] start  {label}")
+            res = self._run_one(i)
+            self.results[i] = res
+            m = res.get("metrics", {})
+            with self.print_lock:
+                self.done += 1
+            fails = "; ".join(f"{c['name']}={c['value']}" for c in res.get("checks", [])
+                              if not c["ok"])
+            extra = (f"sim {m.get('sim_time_s')} s, wall {m.get('wall_time_s')} s, RTF "
+                     f"{m.get('real_time_factor')}") if m else res.get("reason", "")
+            self.say(f"[{i + 1:>3}/{len(self.runs)}] {res['status'].upper():<7} {label} "
+                     f"({extra})" + (f" -- {fails}" if fails else ""))
+
+    def run(self) -> list[dict]:
+        threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(self.jobs)]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.5)
+        except KeyboardInterrupt:
+            killers = [threading.Thread(target=_kill, args=(p,)) for p in self.procs.values()
+                       if p.poll() is None]
+            for k in killers:
+                k.start()
+            for k in killers:
+                k.join()
+            raise
+        return [r for r in self.results if r is not None]
+
+
+def _kill(p: subprocess.Popen, grace_s: float = 15.0) -> None:
+    """SIGTERM the worker (it stops its launch: the stack's processes live in sessions of
+    their own and would otherwise outlive it), SIGKILL its group after ``grace_s``."""
+    try:
+        os.killpg(p.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    try:
+        p.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def estimate_wall_s(sc: Scenario, previous: dict[str, float] | None = None) -> float:
+    """Expected wall time [s] of one run: the last measured one (``previous``: name ->
+    worker wall time from an earlier results.json), else a guess from the scenario (start-up
+    of its stack plus its duration; task-stack missions usually end well before theirs)."""
+    if previous and sc.name in previous:
+        return previous[sc.name]
+    kind = sc.mission.kind
+    startup = {"none": 5.0, "tour": 5.0, "goals": 6.0}.get(kind, 10.0)
+    sim = sc.duration if kind in ("none", "tour", "goals") else 0.5 * sc.duration
+    if sc.criteria.mission == "refused":
+        sim = 2.0
+    rtf = min(max(sc.real_time_factor, 0.2), 1.0) * (0.85 if sc.camera else 1.0)
+    return startup + sim / rtf
+
+
+def order_runs(runs: list[tuple[Scenario, int]], previous: dict[str, float] | None = None
+               ) -> list[tuple[Scenario, int]]:
+    """Longest first (so that two parallel jobs end close together instead of one long
+    mission starting last); ties keep the file order."""
+    return sorted(runs, key=lambda r: -estimate_wall_s(r[0], previous))
+
+
+def _previous_walls(out: Path) -> dict[str, float]:
+    try:
+        data = json.loads((out / "results.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    walls: dict[str, float] = {}
+    for r in data.get("runs", []):
+        w = r.get("worker_wall_s")
+        if isinstance(w, (int, float)) and r.get("name") and r.get("status") != "skipped":
+            walls[r["name"]] = max(walls.get(r["name"], 0.0), float(w))
+    return walls
+
+
+def _default_targets() -> list[str]:
+    for cand in (Path("tests/scenarios"), Path(__file__).resolve().parents[3] / "tests/scenarios"):
+        if cand.is_dir():
+            return [str(cand)]
+    raise SitebotError("no scenario files given and no tests/scenarios directory here")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="sitebot regress", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("targets", nargs="*", help="scenario files or directories "
+                    "(default: tests/scenarios)")
+    ap.add_argument("--jobs", "-j", type=int, default=2, help="runs in parallel (default 2)")
+    ap.add_argument("--repeat", type=int, default=1, help="run each scenario K times "
+                    "(reports flaky ones)")
+    ap.add_argument("--junit", help="write JUnit XML here")
+    ap.add_argument("--out", default="out/regress", help="output folder (default out/regress)")
+    ap.add_argument("--baseline", help="compare with this baseline JSON; regressions fail")
+    ap.add_argument("--save-baseline", help="write a baseline JSON from this run's passing runs")
+    ap.add_argument("--filter", help="only scenarios whose name matches this glob/substring")
+    ap.add_argument("--tags", default="", help="only scenarios with all these tags (comma list)")
+    ap.add_argument("--export-dataset", help="copy bags + labels of the runs to this folder")
+    ap.add_argument("--labels", help="an incidents.csv with labels to carry into the new index")
+    ap.add_argument("--list", action="store_true", help="list the selected runs and exit")
+    ap.add_argument("--quiet", action="store_true", help="no progress lines")
+    ap.add_argument("--no-order", action="store_true", help="run in file order (default: "
+                    "longest first, by the last results.json in --out or an estimate)")
+    a = ap.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if a.jobs < 1 or a.repeat < 1:
+        print("sitebot regress: error: --jobs and --repeat must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        scenarios = load_scenarios(a.targets or _default_targets())
+    except SitebotError as e:
+        print(f"sitebot regress: error: {e}", file=sys.stderr)
+        return 2
+    tags = [t for t in a.tags.split(",") if t.strip()]
+    chosen = select(scenarios, a.filter, tags)
+    runs = [(sc, k) for sc in chosen for k in range(a.repeat)]
+    if a.list or not runs:
+        for sc, k in runs:
+            print(f"{sc.name}{'#' + str(k) if k else ''}  [{sc.world}, {sc.mission.kind}, "
+                  f"tags: {', '.join(sc.tags)}]  {sc.file}")
+        if not runs:
+            print("sitebot regress: no scenario selected", file=sys.stderr)
+            return 2
+        return 0
+    out = Path(a.out).resolve()
+    if not a.no_order:
+        runs = order_runs(runs, _previous_walls(out))
+    if (out / "runs").exists():
+        shutil.rmtree(out / "runs")
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"sitebot regress: {len(runs)} run(s) of {len(chosen)} scenario(s), {a.jobs} "
+          f"in parallel; outputs in {out}", flush=True)
+    t0 = time.monotonic()
+    res = _Runner(runs, out, a.jobs, a.quiet).run()
+    wall = time.monotonic() - t0
+    flaky = R.flaky(res) if a.repeat > 1 else []
+    spread = R.spread(res) if a.repeat > 1 else {}
+    regressions: list[dict] = []
+    if a.baseline:
+        try:
+            base = json.loads(Path(a.baseline).read_text())
+        except (OSError, ValueError) as e:
+            print(f"sitebot regress: error: baseline {a.baseline}: {e}", file=sys.stderr)
+            return 2
+        regressions = R.compare_baseline(res, base)
+    if a.save_baseline:
+        Path(a.save_baseline).write_text(json.dumps(R.make_baseline(res), indent=2))
+    counts: dict[str, int] = {}
+    for r in res:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    sim_total = sum(float(r.get("metrics", {}).get("sim_time_s") or 0) for r in res)
+    summary = {"runs": len(res), **counts, "suite_wall_s": round(wall, 1),
+               "sim_total_s": round(sim_total, 1), "jobs": a.jobs,
+               "suite_real_time_factor": round(sim_total / wall, 2) if wall > 0 else None}
+    rows = R.incidents(res)
+    R.write_incidents(rows, out, Path(a.labels) if a.labels else None)
+    (out / "results.json").write_text(json.dumps(
+        {"summary": summary, "flaky": flaky, "spread": spread, "regressions": regressions,
+         "runs": res}, indent=1, default=str))
+    report.write_html(res, out / "report.html", summary=summary, regressions=regressions,
+                      flaky=flaky)
+    if a.junit:
+        report.write_junit(res, a.junit)
+    if a.export_dataset:
+        R.export_dataset(res, rows, Path(a.export_dataset))
+    print("\n" + report.summary_table(res))
+    for k, d in spread.items():
+        print(f"repeat spread {k}: " + ", ".join(f"{m} {v:g}" for m, v in d.items()))
+    if flaky:
+        print("FLAKY: " + ", ".join(flaky))
+    for g in regressions:
+        print(f"REGRESSION {g['name']}: {g['metric']} {g['baseline']} -> {g['value']} "
+              f"(threshold {g['threshold']:+.0%})")
+    print(f"\nsuite wall time {wall:.1f} s for {sim_total:.1f} s simulated ({len(res)} runs, "
+          f"--jobs {a.jobs}); " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+          + f"; report {out / 'report.html'}")
+    bad = any(r["status"] in ("failed", "error") for r in res) or flaky or regressions
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
