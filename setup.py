@@ -27,7 +27,6 @@ def data_tree(folder: str) -> list[tuple[str, list[str]]]:
 # Every node, runnable as `ros2 run sitebot <name>` and by `sitebot launch`.
 NODES = {
     "simulator": "sitebot.nodes.simulator:main",
-    "tour": "sitebot.nodes.tour:main",
     "safety_supervisor": "sitebot.nodes.safety_supervisor:main",
     "control_loop": "sitebot.nodes.control_loop:main",
     "camera_perception": "sitebot.nodes.camera_perception:main",

@@ -39,8 +39,8 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
-from sitebot.control.ros2_control import (ControllerType, ForwardCommandContract,
-                                          controller_topic, diff_drive_wheel_velocities)
+from sitebot.control.ros2_control import (ControllerType, ForwardCommandContract, controller_topic,
+                                          diff_drive_wheel_velocities)
 from sitebot.nodes.common import QOS_COMMAND, QOS_STATE
 
 ARM_JOINTS = tuple(f"arm_joint_{i}" for i in range(1, 7)) + ("gripper_left_finger_joint",)

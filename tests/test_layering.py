@@ -177,3 +177,38 @@ def test_string_module_names_are_seen(tmp_path):
     e = sitebot_edges(src)
     assert e["string"] == {"nodes", "tools", "apps"}
     assert e["import"] == set()
+
+
+#: the layout's size limits (issue 18): a node is an adapter, a core module one concern
+NODE_MAX_LINES = 300
+MODULE_MAX_LINES = 700
+
+
+def test_modules_stay_within_their_size_limits():
+    over = {}
+    for p in _files():
+        n = len(p.read_text().splitlines())
+        limit = NODE_MAX_LINES if package_of(p) == "nodes" else MODULE_MAX_LINES
+        if n > limit:
+            over[str(p.relative_to(PKG))] = (n, limit)
+    assert over == {}, f"modules over their line limit (lines, limit): {over}"
+
+
+#: shared concepts with one home (sitebot/types.py); a def or class of these names (or of
+#: their old private copies) anywhere else is a copy
+ONE_HOME = {"wrap_angle", "_wrap_angle", "wrap", "se2_compose", "se2_inverse", "se2_apply",
+            "compose", "_compose", "inverse", "_inverse", "Pose2D", "SafetyLevel", "Mode",
+            "StopCategory", "yaw_to_quaternion", "_yaw_quaternion", "quaternion_to_yaw",
+            "_yaw_of", "rpy_to_quaternion", "rpy_matrix", "_rpy_matrix", "quaternion_matrix",
+            "quat_to_matrix", "matrix_to_quat", "quaternion_multiply", "_quat_multiply"}
+
+
+def test_shared_types_and_geometry_have_one_home():
+    homes: dict[str, list[str]] = {}
+    for p in _files():
+        for node in ast.parse(p.read_text(), str(p)).body:      # module-level definitions
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in ONE_HOME:
+                homes.setdefault(node.name, []).append(str(p.relative_to(PKG)))
+    copies = {k: v for k, v in homes.items() if v != ["types.py"]}
+    assert copies == {}, f"defined outside sitebot/types.py: {copies}"
+    assert {"wrap_angle", "Pose2D", "SafetyLevel", "StopCategory", "se2_compose"} <= set(homes)

@@ -4,7 +4,7 @@
 * Quaternion and rotation conversions in the ROS order (x, y, z, w). General rotations go
   through transforms3d (which orders quaternions w, x, y, z); the planar yaw <-> quaternion
   pair is written out because it runs for every odometry and pose message (see
-  ``docs/architecture.md``: transforms3d costs about 20x more per call there).
+  ``docs/architecture.md``: transforms3d took about 7x longer per call there).
 * :class:`SafetyLevel`, :class:`Mode`, :class:`StopCategory`: the supervisor's state as
   carried by ``sitebot_interfaces/SafetyState`` (levels, modes) and IEC 60204-1 stop
   categories as the control kernel enforces them.
@@ -26,7 +26,7 @@ __all__ = [
     "yaw_to_quaternion", "quaternion_to_yaw", "rpy_to_quaternion", "quaternion_multiply",
     "axis_angle_quaternion", "rotvec_quaternion", "quaternion_matrix", "matrix_quaternion",
     "rpy_matrix",
-    "SafetyLevel", "Mode", "StopCategory",
+    "SafetyLevel", "Mode", "StopCategory", "DiagnosticLevel", "Diagnostic",
 ]
 
 TWO_PI = 2.0 * math.pi
@@ -65,9 +65,9 @@ class Pose2D(NamedTuple):
         """``other`` (in the parent frame) expressed in this pose's frame."""
         return se2_compose(se2_inverse(self), other)
 
-    def distance(self, other: Sequence[float]) -> float:
-        """Euclidean distance between the positions [m]."""
-        return math.hypot(other[0] - self.x, other[1] - self.y)
+    def distance_to(self, x: float, y: float) -> float:
+        """Euclidean distance [m] from this pose's position to (x, y)."""
+        return math.hypot(self.x - x, self.y - y)
 
     def is_finite(self) -> bool:
         return math.isfinite(self.x) and math.isfinite(self.y) and math.isfinite(self.yaw)
@@ -162,6 +162,26 @@ def matrix_quaternion(m: np.ndarray) -> tuple[float, float, float, float]:
     if q[0] < 0:
         q = -q
     return _ros(q)
+
+
+# ------------------------------------------------------------------------------ diagnostics
+class DiagnosticLevel(enum.IntEnum):
+    """Levels of a diagnostic_msgs/DiagnosticStatus, for core code reporting its health."""
+
+    OK = 0
+    WARN = 1
+    ERROR = 2
+    STALE = 3
+
+
+class Diagnostic(NamedTuple):
+    """One /diagnostics status as core code reports it (the node converts it): ``name``
+    (appended to the node's name), level, message and (key, value) pairs."""
+
+    name: str
+    level: DiagnosticLevel
+    message: str
+    values: tuple[tuple[str, str], ...] = ()
 
 
 # ------------------------------------------------------------------------------ safety state

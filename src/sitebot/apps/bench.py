@@ -1,99 +1,23 @@
-"""``sitebot bench sim``: the simulation's real-time factor, printed side by side.
+"""``sitebot bench <what> [args]``: benchmarks that print figures and ratios measured side by
+side in one run. Each lives in ``sitebot.tools`` next to the others; this command picks one.
 
-Measured in one run on this machine, for each world:
-  * core     SiteSimulation alone (physics, sensors, noise; no ROS),
-  * node     the simulator node in-process publishing every topic over DDS, with an
-             independent subscriber to the heaviest topics in a second process,
-each with all sensors at their default rates, and without the camera. The real-time factor
-is simulated seconds per wall-clock second (higher is better).
+  sitebot bench sim          simulation real-time factor (core and node, per world)
+  sitebot bench control      the control kernel (C vs Python), the 1 kHz RT loop, tracking
+  sitebot bench safety       the supervisor cycle, then hazard-to-stop latency in simulation
+  sitebot bench safety latency [--speed ...]   only the latency
+  sitebot bench perception | localization | nav | arm | planner
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import statistics
-import subprocess
+import importlib
 import sys
-import time
-from dataclasses import replace
 
-__all__ = ["main", "bench_core", "bench_node"]
+__all__ = ["main", "BENCHES"]
 
-AIM = {"camera": 2.0, "no camera": 5.0}
-
-
-def bench_core(world: str, camera: bool, sim_seconds: float, repeats: int = 1) -> float:
-    """Median real-time factor of SiteSimulation.step() over ``sim_seconds``."""
-    from sitebot.sim.simulation import SimConfig, SiteSimulation
-    rtfs = []
-    for _ in range(repeats):
-        with SiteSimulation(world, config=SimConfig(camera_enabled=camera)) as sim:
-            sim.run_for(0.5)                        # warm-up: textures, first renders
-            n = int(round(sim_seconds / sim.config.time_step_s))
-            t0 = time.perf_counter()
-            for _ in range(n):
-                sim.step()
-            rtfs.append(n * sim.config.time_step_s / (time.perf_counter() - t0))
-    return statistics.median(rtfs)
-
-
-_SUBSCRIBER = r"""
-import sys, time, rclpy
-from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image, LaserScan, Imu, JointState
-rclpy.init(); n = rclpy.create_node('bench_subscriber'); count = [0]
-def cb(m): count[0] += 1
-n.create_subscription(Image, 'camera/color/image_raw', cb, qos_profile_sensor_data)
-n.create_subscription(Image, 'camera/depth/image_raw', cb, qos_profile_sensor_data)
-n.create_subscription(LaserScan, 'scan', cb, qos_profile_sensor_data)
-n.create_subscription(Imu, 'imu/data', cb, qos_profile_sensor_data)
-n.create_subscription(JointState, 'joint_states', cb, 10)
-end = time.monotonic() + float(sys.argv[1])
-while time.monotonic() < end: rclpy.spin_once(n, timeout_sec=0.05)
-print(count[0])
-"""
-
-
-def bench_node(world: str, camera: bool, wall_seconds: float) -> tuple[float, int]:
-    """Real-time factor of the simulator node (publishing over DDS) and messages received
-    by a subscriber in another process over the same wall time."""
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.parameter import Parameter
-
-    from sitebot.nodes.simulator import SimulatorNode
-
-    env = dict(os.environ)
-    ctx = Context()
-    rclpy.init(context=ctx)
-    node = SimulatorNode(context=ctx, parameter_overrides=[
-        Parameter("world", value=world), Parameter("camera_enabled", value=camera),
-        Parameter("real_time_factor", value=0.0)])
-    ex = SingleThreadedExecutor(context=ctx)
-    ex.add_node(node)
-    sub = subprocess.Popen([sys.executable, "-c", _SUBSCRIBER, str(wall_seconds + 1.0)],
-                           stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        t_start = time.monotonic()
-        while time.monotonic() - t_start < 1.0:          # warm-up, discovery
-            ex.spin_once(timeout_sec=0.05)
-        sim0, t0 = node.sim.time_s, time.monotonic()
-        while time.monotonic() - t0 < wall_seconds:
-            ex.spin_once(timeout_sec=0.05)
-        rtf = (node.sim.time_s - sim0) / (time.monotonic() - t0)
-    finally:
-        ex.shutdown()
-        node.destroy_node()
-        rclpy.shutdown(context=ctx)
-        received = sub.communicate(timeout=30)[0].strip()
-    return rtf, int(received or 0)
-
-
-# Benchmarks that live with their subsystem: `sitebot bench <what> [args]` runs
-# `<module>.main(args)`.
-SUBSYSTEM_BENCHES = {
+#: ``sitebot bench <what> ARGS`` runs ``<module>.main(ARGS)``
+BENCHES = {
+    "sim": "sitebot.tools.sim_bench",
+    "control": "sitebot.tools.control_bench",
     "perception": "sitebot.tools.perception_bench",
     "localization": "sitebot.tools.localization_bench",
     "nav": "sitebot.tools.nav_bench",
@@ -102,52 +26,23 @@ SUBSYSTEM_BENCHES = {
 }
 
 
+def _safety(argv: list[str]) -> int:
+    from sitebot.tools.safety_latency import main as latency_main
+    if argv[:1] == ["latency"]:
+        return latency_main(argv[1:])
+    from sitebot.tools.safety_bench import main as safety_main
+    return safety_main(argv) or latency_main([])
+
+
 def main(argv: list[str]) -> int:
-    if argv and argv[0] in SUBSYSTEM_BENCHES:
-        import importlib
-        return importlib.import_module(SUBSYSTEM_BENCHES[argv[0]]).main(argv[1:])
-    if argv and argv[0] == "control":
-        from sitebot.tools.control_bench import main as control_main
-        return control_main(argv[1:])
-    if argv and argv[0] == "safety":
-        # sitebot bench safety [core args]: the core bench, then hazard-to-stop latency
-        # over topics in simulation; sitebot bench safety latency [--speed ...]: only that
-        from sitebot.tools.safety_latency import main as latency_main
-        if argv[1:2] == ["latency"]:
-            return latency_main(argv[2:])
-        from sitebot.tools.safety_bench import main as safety_main
-        return safety_main(argv[1:]) or latency_main([])
-    ap = argparse.ArgumentParser(prog="sitebot bench", description=__doc__ + """
-  sitebot bench control   the control kernel (C vs Python), the 1 kHz RT loop, tracking
-  sitebot bench safety    the supervisor cycle, hazard-to-stop latency in simulation
-  sitebot bench perception | localization | nav | arm | planner
-""", formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["sim", "control"])
-    ap.add_argument("--worlds", nargs="+", default=["substation", "construction", "datacentre"])
-    ap.add_argument("--sim-seconds", type=float, default=10.0, help="per core measurement")
-    ap.add_argument("--wall-seconds", type=float, default=8.0, help="per node measurement")
-    ap.add_argument("--json", help="also write the figures to this file")
-    a = ap.parse_args(argv)
-    os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE",
-                          str(__import__("sitebot.paths", fromlist=["x"]).data_path("config", "fastdds.xml")))
-    print(f"simulation real-time factor (sim s per wall s), {os.cpu_count()} CPUs; "
-          "camera 320x240 at 5 Hz, scan 10 Hz, IMU 100 Hz, joints/odom 50 Hz")
-    print(f"{'world':<13} {'sensors':<10} {'core RTF':>9} {'node RTF':>9} {'aim':>5} "
-          f"{'node/aim':>9} {'msgs rcvd':>10}")
-    rows = []
-    for world in a.worlds:
-        for label, camera in (("camera", True), ("no camera", False)):
-            core = bench_core(world, camera, a.sim_seconds)
-            node, received = bench_node(world, camera, a.wall_seconds)
-            rows.append({"world": world, "sensors": label, "core_rtf": round(core, 2),
-                         "node_rtf": round(node, 2), "aim": AIM[label],
-                         "node_over_aim": round(node / AIM[label], 2),
-                         "messages_received": received})
-            print(f"{world:<13} {label:<10} {core:>9.2f} {node:>9.2f} {AIM[label]:>5.1f} "
-                  f"{node / AIM[label]:>9.2f} {received:>10d}", flush=True)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(rows, f, indent=2)
-    return 0
+    what = argv[0] if argv else ""
+    if what == "safety":
+        return _safety(argv[1:])
+    if what in BENCHES:
+        return importlib.import_module(BENCHES[what]).main(argv[1:])
+    help_asked = what in ("-h", "--help")
+    print(__doc__.strip(), file=sys.stdout if help_asked else sys.stderr)
+    if not help_asked:
+        print(f"sitebot bench: unknown benchmark {what!r}; accepted: "
+              + ", ".join(sorted([*BENCHES, "safety"])), file=sys.stderr)
+    return 0 if help_asked else 2

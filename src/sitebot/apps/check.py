@@ -10,7 +10,7 @@ Every argument is a file or a directory (searched recursively, hidden entries an
                                  a *macro library*: its XML and its xacro are checked, its
                                  macros are validated through the file that includes them)
 ``*.world.yaml``                 world, with its site registry: :func:`sitebot.sim.world.load_world`
-``*.site.yaml``                  site registry: :func:`sitebot.site.registry.load_registry`
+``*.site.yaml``                  site registry: :func:`sitebot.site.loader.load_registry`
 ``*.launch.yaml``                ROS 2 YAML launch file (see below)
 other ``*.yaml`` under a         ROS 2 parameter file: every node section is validated
 ``config/`` directory, or whose  against the parameter schema of that node
@@ -50,16 +50,15 @@ This module does not import rclpy; the parameter schemas are imported lazily thr
 """
 from __future__ import annotations
 
-import re
-
 import argparse
+import re
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from sitebot.errors import LaunchError, ConfigError, ParameterError, SitebotError, UrdfError
+from sitebot.errors import ConfigError, LaunchError, ParameterError, SitebotError, UrdfError
 
 __all__ = ["main", "check_file", "classify", "CheckResult", "ACCEPTED_KINDS"]
 
@@ -227,7 +226,7 @@ def _xacro_library_macros(path: Path) -> list[str] | None:
 # -- worlds and registries -------------------------------------------------------------
 
 def _check_world(path: Path) -> str:
-    from sitebot.sim.world import load_world
+    from sitebot.sim.world_loader import load_world
 
     spec = load_world(path)
     return (f"world '{spec.id}': {len(spec.bodies)} bodies, site registry "
@@ -235,7 +234,7 @@ def _check_world(path: Path) -> str:
 
 
 def _check_site(path: Path) -> str:
-    from sitebot.site.registry import load_registry
+    from sitebot.site.loader import load_registry
 
     reg = load_registry(path)
     count = sum(1 for _ in reg.entities())

@@ -73,5 +73,5 @@ def main(argv: list[str] | None = None) -> int:
     if ns.port is not None and not 0 <= ns.port <= 65535:
         print(f"--port {ns.port}: must be 0..65535", file=sys.stderr)
         return 2
-    from sitebot.nodes.web_console import main as node_main   # rclpy only on the node side
+    from sitebot.nodes.web_console import main as node_main  # rclpy only on the node side
     return node_main(build_ros_args(ns, rest))

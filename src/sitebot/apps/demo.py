@@ -32,7 +32,8 @@ from pathlib import Path
 
 import cv2
 
-from sitebot.sim.world import load_world
+from sitebot.sim.world_loader import load_world
+from sitebot.viz.map_image import draw_map
 
 __all__ = ["main", "DEFAULT_INSTRUCTION"]
 
@@ -107,11 +108,6 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--timeout", type=float, default=1500.0, help="wall-clock limit [s]")
     ap.add_argument("--confirm", action="store_true",
                     help="answer 'yes' as a supervisor when the executor asks to confirm")
-    ap.add_argument("--tour", action="store_true",
-                    help="the scripted tour of earlier versions instead of a mission")
-    if "--tour" in argv:                   # the tour has its own options (docs: --tour -h)
-        from sitebot.apps.demo_tour import main as tour_main
-        return tour_main([x for x in argv if x != "--tour"])
     a = ap.parse_args(argv)
 
     from nav_msgs.msg import Odometry
@@ -119,12 +115,10 @@ def main(argv: list[str]) -> int:
     from std_msgs.msg import String
     from visualization_msgs.msg import MarkerArray
 
-    from sitebot_interfaces.msg import TaskCommand, TaskPlan
-
-    from sitebot.apps.demo_tour import draw_map
     from sitebot.launcher import launched
     from sitebot.nodes.common import QOS_COMMAND
     from sitebot.nodes.recorder import TopicRecorder
+    from sitebot_interfaces.msg import TaskCommand, TaskPlan
 
     world = load_world(a.world)
     out = Path(a.out).resolve()
@@ -234,7 +228,7 @@ def main(argv: list[str]) -> int:
         for name, series in (("truth", truth), ("filtered", filt)):
             for t, x, y, yaw in series:
                 w.writerow([name, f"{t:.3f}", f"{x:.4f}", f"{y:.4f}", f"{yaw:.4f}"])
-    cv2.imwrite(str(out / "map.png"), draw_map(world, truth, filt, []))
+    cv2.imwrite(str(out / "map.png"), draw_map(world, truth, filt))
 
     readings = check_readings(world, report["readings"]) if report else []
     deliveries = check_deliveries(world, report["steps"], objects) if report else []

@@ -1,5 +1,5 @@
 """``sitebot eval <what> [args]``: evaluations against the simulator's ground truth (or a
-labelled set), each living with its subsystem and printing a table of figures.
+labelled set), each in ``sitebot.tools`` and printing a table of figures.
 
   sitebot eval perception     fiducial pose, gauge reading, people, obstacles
   sitebot eval localization   EKF position/heading error, consistency, kidnapping

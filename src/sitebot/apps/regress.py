@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from sitebot.errors import SitebotError
-from sitebot.regress import report, results as R
+from sitebot.regress import report
+from sitebot.regress import results as R
 from sitebot.regress.scenario import Scenario, load_scenarios, select
 
 __all__ = ["main", "DomainPool"]
@@ -211,8 +212,8 @@ def estimate_wall_s(sc: Scenario, previous: dict[str, float] | None = None) -> f
     if previous and sc.name in previous:
         return previous[sc.name]
     kind = sc.mission.kind
-    startup = {"none": 5.0, "tour": 5.0, "goals": 6.0}.get(kind, 10.0)
-    sim = sc.duration if kind in ("none", "tour", "goals") else 0.5 * sc.duration
+    startup = {"none": 5.0, "goals": 6.0}.get(kind, 10.0)
+    sim = sc.duration if kind in ("none", "goals") else 0.5 * sc.duration
     if sc.criteria.mission == "refused":
         sim = 2.0
     rtf = min(max(sc.real_time_factor, 0.2), 1.0) * (0.85 if sc.camera else 1.0)

@@ -8,12 +8,12 @@ Named poses are strings ``"name: q1 q2 q3 q4 q5 q6"`` (radians, arm joints 1..6)
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from sitebot.errors import ConfigError
 from sitebot.config.params import ParamSpec, ParamType
+from sitebot.errors import ConfigError
 
 __all__ = ["SCHEMA", "DEFAULT_NAMED_POSES", "parse_named_poses"]
 

@@ -15,13 +15,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from sitebot.description.urdf import load_robot_description
 from sitebot.arm.collision import CollisionChecker, Primitive, box_primitive, world_scene
 from sitebot.arm.config import param_defaults, parse_named_poses
 from sitebot.arm.kinematics import ArmKinematics, pose_matrix
-from sitebot.types import quaternion_matrix
 from sitebot.arm.planner import ArmPlanner, PlannerSettings, PlanResult, seed_ompl
 from sitebot.arm.timing import TimedTrajectory, time_parameterize
+from sitebot.description.urdf import load_robot_description
+from sitebot.types import quaternion_matrix
 
 __all__ = ["ArmMotion", "GoalRejected", "MotionPlan", "CODE_SUCCEEDED", "CODE_NO_PLAN",
            "CODE_NO_IK", "CODE_INVALID_GOAL", "CODE_ABORTED", "CODE_CANCELED",

@@ -16,7 +16,7 @@ import json
 import math
 from typing import Any
 
-__all__ = ["ProtocolError", "COMMANDS", "parse_message", "clamp_twist", "MAX_TEXT"]
+__all__ = ["ProtocolError", "COMMANDS", "parse_message", "MAX_TEXT"]
 
 MAX_TEXT = 500           # instruction / answer text [characters]
 _ID_MAX = 64
@@ -123,8 +123,3 @@ def parse_message(data: str | bytes, max_bytes: int = 4096) -> dict[str, Any]:
             raise ProtocolError("field 'id' must be an integer or a short string")
         out["id"] = mid
     return out
-
-
-def clamp_twist(v: float, w: float, max_v: float, max_w: float) -> tuple[float, float]:
-    """Clamp a teleop twist to the limits (inputs already finite)."""
-    return (min(max(v, -max_v), max_v), min(max(w, -max_w), max_w))

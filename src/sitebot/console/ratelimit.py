@@ -1,10 +1,12 @@
-"""Rate limits with an injected clock (no rclpy): a token bucket for incoming commands and
-a per-key minimum interval for outgoing state."""
+"""Rate limits with an injected clock (no rclpy): a token bucket for incoming commands,
+a per-key minimum interval for outgoing state, and the same for repeated warnings."""
 from __future__ import annotations
 
 import math
+import time
+from typing import Any, Callable
 
-__all__ = ["TokenBucket", "Throttle"]
+__all__ = ["TokenBucket", "Throttle", "LogThrottle"]
 
 
 class TokenBucket:
@@ -49,3 +51,27 @@ class Throttle:
 
     def mark(self, key: str, now: float) -> None:
         self.last[key] = now
+
+
+class LogThrottle:
+    """At most one warning per ``key`` every ``period_s`` (a malformed topic, a camera with
+    an unknown encoding); :meth:`guard` runs a callback and warns instead of raising."""
+
+    def __init__(self, log: Callable[[str], None], period_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.log, self.clock = log, clock
+        self.throttle = Throttle(default_s=period_s)
+
+    def __call__(self, key: str, text: str) -> None:
+        t = self.clock()
+        if self.throttle.ready(key, t):
+            self.throttle.mark(key, t)
+            self.log(text)
+
+    def guard(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
+        """``fn(*args)``; an exception is a warning under ``what`` ("<what>: message
+        ignored: <type>: <text>"), never raised."""
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001 - a malformed message never kills the caller
+            self(what, f"{what}: message ignored: {type(e).__name__}: {e}")

@@ -8,12 +8,14 @@ the robot sees into :attr:`ConsoleServer.store` and answers commands; its blocki
 
 Per connection: a session (user, role, token), a token bucket for incoming commands (the
 emergency stop and the teleop release are never refused for rate), a throttled sender of
-changed state sections, and its share of the teleop arbiter: release, silence longer than
-the deadman timeout, and a closed connection all send a stop.
+changed state sections, and its share of the teleop arbiter
+(:class:`sitebot.teleop.core.TeleopArbiter`, the teleop core's hold-to-run rules and clamping):
+release, silence longer than the deadman timeout, and a closed connection all send a stop.
 """
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import itertools
 import json
@@ -21,6 +23,7 @@ import logging
 import math
 import mimetypes
 import secrets
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,11 +36,12 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from sitebot.console.auth import PERMISSIONS, LoginLimiter, UserStore, permitted
-from sitebot.console.protocol import ProtocolError, clamp_twist, parse_message
+from sitebot.console.auth import PERMISSIONS, LoginLimiter, UserStore, load_users, permitted
+from sitebot.console.protocol import ProtocolError, parse_message
 from sitebot.console.ratelimit import Throttle, TokenBucket
-from sitebot.console.state import PlanBook, StateStore
-from sitebot.console.teleop import TeleopArbiter
+from sitebot.console.state import PlanBook, StateStore, map_payload
+from sitebot.paths import data_path
+from sitebot.teleop.core import DEADMAN_TIMEOUT_S, TeleopArbiter
 
 __all__ = ["Bridge", "ServerConfig", "ConsoleServer", "STATIC_DIR"]
 
@@ -88,7 +92,7 @@ class ServerConfig:
     slow_period_s: float = 1.0            # audit tail, gauges, events
     max_linear_mps: float = 0.5
     max_angular_radps: float = 1.0
-    deadman_timeout_s: float = 0.3
+    deadman_timeout_s: float = DEADMAN_TIMEOUT_S
     teleop_tick_hz: float = 20.0
     command_rate_hz: float = 25.0
     command_burst: float = 40.0
@@ -97,6 +101,12 @@ class ServerConfig:
     login_window_s: float = 60.0
     check_origin: bool = True
     slow_sections: tuple[str, ...] = ("audit", "gauges", "events")
+
+    @classmethod
+    def from_params(cls, p: dict[str, Any]) -> "ServerConfig":
+        """The fields named in ``p`` (the node's parameters); the others keep their
+        defaults."""
+        return cls(**{f.name: p[f.name] for f in dataclasses.fields(cls) if f.name in p})
 
 
 @dataclass
@@ -116,6 +126,15 @@ class Session:
 class ConsoleServer:
     """``await run(stop_event)`` serves until the event is set (or :meth:`stop`)."""
 
+    @classmethod
+    def from_params(cls, bridge: Bridge, p: dict[str, Any], world: Any,
+                    **kwargs: Any) -> "ConsoleServer":
+        """The server as the node's parameters describe it: the users of ``users_file`` ('' =
+        the package's demo users), its :class:`ServerConfig`, the site map of ``world``."""
+        users = load_users(p["users_file"] or str(data_path("config") / "console_users.yaml"))
+        return cls(bridge, users, ServerConfig.from_params(p), map_data=map_payload(world),
+                   **kwargs)
+
     def __init__(self, bridge: Bridge, users: UserStore, config: ServerConfig | None = None,
                  *, map_data: dict | None = None, clock: Callable[[], float] = time.monotonic,
                  log: Callable[[str, str], None] | None = None,
@@ -130,7 +149,8 @@ class ConsoleServer:
         self._audit = audit
         self.store = StateStore()
         self.plans = PlanBook()
-        self.teleop = TeleopArbiter(self.config.deadman_timeout_s)
+        self.teleop = TeleopArbiter(self.config.deadman_timeout_s, self.config.max_linear_mps,
+                                    self.config.max_angular_radps)
         self.limiter = LoginLimiter(self.config.login_max_failures, self.config.login_window_s)
         self.sessions: dict[str, Session] = {}
         self.port: int | None = None
@@ -156,9 +176,10 @@ class ConsoleServer:
                 self._audit(event, **fields)
             except Exception:  # noqa: BLE001
                 pass
-        self._event(f"{event}: " + ", ".join(f"{k}={v}" for k, v in fields.items()))
+        self.event(f"{event}: " + ", ".join(f"{k}={v}" for k, v in fields.items()))
 
-    def _event(self, text: str) -> None:
+    def event(self, text: str) -> None:
+        """A line for the page's events section (the last 40 are kept)."""
         events = list(self.store.get("events", []))
         events.append({"t": round(time.time(), 3), "text": text[:300]})
         self.store.set("events", events[-40:])
@@ -170,6 +191,27 @@ class ConsoleServer:
                 self._loop.call_soon_threadsafe(self._stop.set)
             except RuntimeError:            # the loop already ended
                 pass
+
+    def summary(self) -> tuple[bool, str, dict[str, int]]:
+        """For diagnostics: (serving, one line, counters)."""
+        if self.port is None:
+            return False, "server not started", {}
+        return True, (f"http://{self.config.host}:{self.port}/, {len(self.sessions)} "
+                      f"connection(s), teleop {'held' if self.teleop.active else 'idle'}"), \
+            dict(self.counts)
+
+    def serve_until_signalled(self) -> None:
+        """Serve in this thread (its own event loop) until SIGINT/SIGTERM or :meth:`stop`."""
+        async def serve() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, stop.set)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    pass
+            await self.run(stop)
+        asyncio.run(serve())
 
     def post_plan(self, plan: dict) -> None:
         """Thread-safe (the bridge's thread): a planner answer arrived."""
@@ -246,8 +288,8 @@ class ConsoleServer:
         while True:
             act = self.teleop.tick(self.clock())
             if act is not None:
-                if act.kind == "drive":
-                    self._guarded(self.bridge.teleop, act.v, act.w)
+                if act.deadman:
+                    self._guarded(self.bridge.teleop, act.v_mps, act.w_radps)
                 else:
                     self.log("warning", f"teleop stopped: {act.reason}")
                     self._send_stop(act.reason)
@@ -431,10 +473,8 @@ class ConsoleServer:
         await self._reply(ws, cmd, ok, msg)
 
     async def _cmd_teleop(self, ws, s: Session, cmd: dict) -> None:
-        v, w = clamp_twist(cmd["v"], cmd["w"], self.config.max_linear_mps,
-                           self.config.max_angular_radps)
         first = self.teleop.holder != s.cid
-        ok, reason = self.teleop.command(s.cid, v, w, self.clock())
+        ok, reason = self.teleop.command(s.cid, cmd["v"], cmd["w"], self.clock())
         if not ok:
             await self._error(ws, s, f"teleop refused: {reason}", cmd.get("id"), "forbidden")
             return
@@ -444,7 +484,7 @@ class ConsoleServer:
             if safety.get("mode_requested", safety.get("mode")) != "manual":
                 asyncio.get_running_loop().run_in_executor(
                     None, self.bridge.set_mode, "manual", s.user or "")
-            self._guarded(self.bridge.teleop, v, w)
+            self._guarded(self.bridge.teleop, self.teleop.v, self.teleop.w)
 
     async def _cmd_teleop_stop(self, ws, s: Session, cmd: dict) -> None:
         if self.teleop.release(s.cid, "released") is not None:

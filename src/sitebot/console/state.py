@@ -24,13 +24,15 @@ from typing import Any, Iterable
 import numpy as np
 
 from sitebot.console.ratelimit import Throttle
+from sitebot.types import Mode, SafetyLevel
 
 __all__ = ["StateStore", "PlanBook", "map_payload", "plan_dict", "tail_jsonl", "encode_jpeg",
            "HIGH_RISK_SKILLS", "r3", "LEVEL_NAMES", "MODE_NAMES"]
 
 HIGH_RISK_SKILLS = frozenset({"operate_valve"})
-LEVEL_NAMES = {0: "normal", 1: "reduced_speed", 2: "protective_stop", 3: "emergency_stop"}
-MODE_NAMES = {0: "automatic", 1: "manual", 2: "reduced_speed"}
+#: SafetyState levels and modes as the page names them ("protective_stop", "manual", ...)
+LEVEL_NAMES = {int(v): v.name.lower() for v in SafetyLevel}
+MODE_NAMES = {int(v): v.name.lower() for v in Mode}
 
 
 def r3(x: float, nd: int = 3) -> float | None:

@@ -1,7 +1,7 @@
 """The pure-Python reference control kernel (same API and arithmetic as the C one).
 
 Every computation here is mirrored, operation for operation, in
-``src/sitebot/control/native/control_kernel.c``; ``tests/test_control_kernel.py`` runs one suite
+``src/sitebot/control/native/control_kernel.c``; ``tests/control/test_control_kernel.py`` runs one suite
 against both and checks that they agree to 1e-9.  See ``docs/control.md`` for the contract
 and its "Implementation notes (kernel)" for the decisions taken where it left room.
 """
@@ -12,7 +12,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from sitebot.control.kernel import Interface, KernelConfig, KernelOutput, Reject, Status
+from sitebot.control.types import (SPEED_SLACK, KernelConfig, KernelOutput, Reject, Status,
+                                   output_layout)
 from sitebot.types import StopCategory
 
 __all__ = ["ControlKernel"]
@@ -20,8 +21,11 @@ __all__ = ["ControlKernel"]
 _INF = math.inf
 _TWO_PI = 2.0 * math.pi
 _CMD_NONE, _CMD_VALID, _CMD_INVALID = 0, 1, 2
-_CATEGORIES = {0: StopCategory.CAT0, 1: StopCategory.CAT1, 2: StopCategory.CAT2,
-               255: StopCategory.NONE}
+_CATEGORIES = {int(c): c for c in StopCategory}
+#: the order in which ``_write`` lists the outputs (the fields of KernelOutput)
+_WRITE_ORDER = ("position", "velocity", "effort", "position_error", "setpoint_velocity",
+                "wheel_velocity", "base_velocity", "odometry", "trajectory_time_s",
+                "trajectory_active", "status")
 
 
 def _vec(name: str, arr: Any, n: int) -> list[float]:
@@ -145,6 +149,12 @@ class ControlKernel:
         self._kd = list(config.kd)
         self._margin = config.limit_margin
         self._half_sep = 0.5 * config.wheel_separation_m
+        # where _write's values go in the output buffer (None: in order, the usual layout)
+        layout = output_layout(n)
+        index = [off + j for name in _WRITE_ORDER
+                 for off, length in [layout[name]] for j in range(length)]
+        self._out_index = (None if index == list(range(layout["size"][1]))
+                           else np.array(index, dtype=np.intp))
         # supervisor and stop latches survive reset()
         self._hb_rx = False
         self._hb_stamp = -_INF
@@ -246,7 +256,7 @@ class ControlKernel:
                 dt = times[k] - times[k - 1]
                 prev = pos[k - 1]
                 for i in range(n):
-                    if abs(row[i] - prev[i]) > vmax[i] * dt * (1.0 + 1e-9):
+                    if abs(row[i] - prev[i]) > vmax[i] * dt * (1.0 + SPEED_SLACK):
                         return Reject.OUT_OF_LIMITS
         self._pend = _Pending(times, pos, vel, acc, start)
         return Reject.ACCEPTED
@@ -621,9 +631,13 @@ class ControlKernel:
                err: list[float], spv: list[float], wl: float, wr: float, bv: float, bw: float,
                odo_v: float, odo_w: float, status: Status) -> None:
         tau = self._tau if self._act is not None else 0.0
-        out._buf[:] = (pos + vel + eff + err + spv
-                       + [wl, wr, bv, bw, self._x, self._y, self._yaw, odo_v, odo_w,
-                          tau, 1.0 if self._active_flag() else 0.0, float(int(status))])
+        values = (pos + vel + eff + err + spv
+                  + [wl, wr, bv, bw, self._x, self._y, self._yaw, odo_v, odo_w,
+                     tau, 1.0 if self._active_flag() else 0.0, float(int(status))])
+        if self._out_index is None:
+            out._buf[:] = values
+        else:
+            out._buf[self._out_index] = values
 
     def _invalid(self, ql: list[float], out: KernelOutput) -> Status:
         """A non-finite input: hold the last safe setpoint at zero velocity, brake."""

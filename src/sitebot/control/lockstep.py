@@ -14,7 +14,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from sitebot.control.hardware import CommandMode, HardwareCommand, HardwareState
-from sitebot.control.kernel import (ControlKernel, Interface, KernelConfig, KernelOutput, Reject, Status)
+from sitebot.control.kernel import ControlKernel
+from sitebot.control.types import Interface, KernelConfig, KernelOutput, Reject, Status
 from sitebot.types import StopCategory
 
 __all__ = ["LockstepController"]

@@ -9,17 +9,23 @@ sees in front than a minimum gap; the supervisor still gates every command (it f
 motion toward a static obstacle inside its protective separation), so this is a second,
 softer limit, not the safety function.
 
-Pure functions of the scan and the remaining distance; the node runs the loop.
+Pure functions of the scan and the remaining distance, and :class:`ApproachDrive`, the
+closed loop of one straight motion as a function of time, odometry and the latest scan
+(:meth:`sitebot.executor.ports.TrackedPorts.approach` runs it with the robot's clock).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
-__all__ = ["ApproachConfig", "front_gap", "approach_speed", "approach_distance"]
+from sitebot.executor.config import check_fields
+from sitebot.executor.types import MotionResult
+
+__all__ = ["ApproachConfig", "FrontScan", "ApproachDrive", "front_gap", "approach_speed",
+           "approach_distance"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,33 @@ class ApproachConfig:
     corridor_half_width_m: float = 0.3   # points within this of the base's x axis count
     front_x_m: float = 0.3           # the chassis front, ahead of the base origin
     rear_x_m: float = -0.3           # the chassis back (for backing out)
+    scan_max_age_s: float = 0.5      # an older laser scan stops the approach (blocked)
+    stall_s: float = 2.0             # no progress for this long: held by the supervisor
+    progress_m: float = 0.005        # motion that counts as progress
+    settle_s: float = 0.3            # waited after stopping, before the arm moves
+    period_s: float = 0.05           # command period
+
+    def __post_init__(self) -> None:
+        check_fields(self, "approach_")      # the node's approach_* parameters' ranges
+        for name in ("decel_mps2", "tolerance_m", "corridor_half_width_m", "front_x_m",
+                     "rear_x_m"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"ApproachConfig.{name} must be finite")
+        if self.decel_mps2 <= 0.0 or self.tolerance_m < 0.0 or \
+                self.corridor_half_width_m <= 0.0 or self.rear_x_m >= self.front_x_m:
+            raise ValueError("ApproachConfig: decel_mps2 and corridor_half_width_m must be "
+                             "> 0, tolerance_m >= 0, rear_x_m < front_x_m")
+
+
+class FrontScan(NamedTuple):
+    """One laser scan as the approach uses it: when it arrived [s], its returns (as in
+    sensor_msgs/LaserScan) and the laser's planar pose (x, y, yaw) in the base frame."""
+    arrival_s: float
+    ranges: Sequence[float]
+    angle_min: float
+    angle_increment: float
+    range_max: float
+    laser_pose: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 def front_gap(ranges: Sequence[float], angle_min: float, angle_increment: float,
@@ -82,3 +115,63 @@ def approach_distance(object_xy_base: tuple[float, float], grasp_forward_m: floa
     if not (math.isfinite(x) and math.isfinite(y)):
         return 0.0
     return float(min(max(x - grasp_forward_m, 0.0), max_m))
+
+
+class ApproachDrive:
+    """The closed loop of one straight motion by ``distance_m`` (negative: backwards) from
+    the odometry pose ``start``: :meth:`step` gives the speed to command now, or None when
+    the motion has ended; then :attr:`result` is set when it failed (no fresh scan, timeout)
+    and :meth:`finish` gives the result and the distance driven once the base has settled.
+
+    It stops short, with success, when the laser gap is used up or when the base makes no
+    progress for ``config.stall_s`` (the supervisor holds it)."""
+
+    def __init__(self, distance_m: float, start: Sequence[float], now: float,
+                 timeout_s: float, config: ApproachConfig) -> None:
+        self.distance_m = float(distance_m)
+        self.config = config
+        self.timeout_s = timeout_s
+        self._start = (float(start[0]), float(start[1]))
+        self._c, self._s = math.cos(start[2]), math.sin(start[2])
+        self.t_end = now + timeout_s
+        self.travelled = 0.0
+        self.why = "reached"
+        self.result: MotionResult | None = None
+        self._progress_at, self._progress = now, 0.0
+
+    def along(self, odom: Sequence[float]) -> float:
+        """Distance [m] from the start along the start heading to ``odom``."""
+        return (odom[0] - self._start[0]) * self._c + (odom[1] - self._start[1]) * self._s
+
+    def step(self, now: float, odom: Sequence[float], scan: FrontScan | None) -> float | None:
+        """The forward speed [m/s] to command at ``now`` with the base at ``odom``
+        (odometry frame) and ``scan`` the latest laser scan; None: stop, the motion ended."""
+        cfg = self.config
+        self.travelled = self.along(odom)
+        if scan is None or now - scan.arrival_s > cfg.scan_max_age_s:
+            self.result = MotionResult("blocked", "no fresh laser scan for the approach")
+            return None
+        gap = front_gap(scan.ranges, scan.angle_min, scan.angle_increment, scan.range_max,
+                        scan.laser_pose, cfg, backwards=self.distance_m < 0)
+        v = approach_speed(self.distance_m - self.travelled, gap, cfg)
+        if v == 0.0:
+            if abs(self.distance_m - self.travelled) > cfg.tolerance_m:
+                self.why = f"stopped {gap:.2f} m short of what the laser sees"
+            return None
+        if abs(self.travelled - self._progress) > cfg.progress_m:
+            self._progress_at, self._progress = now, self.travelled
+        elif now - self._progress_at > cfg.stall_s:
+            self.why = "held by the supervisor"
+            return None
+        if now > self.t_end:
+            self.result = MotionResult("timeout", f"approach took longer than "
+                                       f"{self.timeout_s:g} s")
+            return None
+        return v
+
+    def finish(self, odom: Sequence[float]) -> tuple[MotionResult, float]:
+        """The result of a motion that ended without failing, and the distance driven, with
+        the base (settled) at ``odom``."""
+        self.travelled = self.along(odom)
+        return (MotionResult("succeeded", f"{self.why} after {self.travelled:+.2f} m"),
+                self.travelled)

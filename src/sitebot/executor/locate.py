@@ -7,15 +7,48 @@ side. A tool station carries a surveyed AprilTag: where the robot's pose puts th
 detected tag, minus where it was surveyed, is the pose error at that spot. Shifting the
 tool by that offset puts it where the camera says it is relative to the robot; the arm
 planner's map-to-base transform then cancels the pose error.
+
+Before that, perception refines the surveyed position: a small obstacle cluster close to it
+is the tool itself (:func:`perceived_position`).
 """
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from sitebot.site.registry import Marker
+from sitebot.types import Pose2D
 
-__all__ = ["station_offset"]
+__all__ = ["Cluster", "perceived_position", "station_offset"]
+
+
+class Cluster(NamedTuple):
+    """A perceived obstacle cluster: centre (x, y) and full size (x, y, z) [m]."""
+    x: float
+    y: float
+    size_x: float
+    size_y: float
+    size_z: float
+
+
+def perceived_position(surveyed: Sequence[float], clusters: Iterable[Cluster],
+                       pose: Sequence[float], in_map: bool, match_m: float = 0.15,
+                       max_size_m: float = 0.4) -> tuple[float, float, float]:
+    """Where an object surveyed at ``surveyed`` (x, y, z, map frame) is: the centre of the
+    small perceived cluster (no side over ``max_size_m``) nearest to it within ``match_m``,
+    at the surveyed height; else the surveyed position.  ``clusters`` are in the map frame
+    when ``in_map``, else in the base frame of the robot at ``pose`` (x, y, yaw)."""
+    px, py, pz = surveyed
+    robot = Pose2D.of(pose)
+    best, best_d = None, match_m
+    for c in clusters:
+        if not (max(c.size_x, c.size_y) <= max_size_m and c.size_z <= max_size_m):
+            continue
+        mx, my = (c.x, c.y) if in_map else robot.compose((c.x, c.y, 0.0))[:2]
+        d = math.hypot(mx - px, my - py)
+        if d < best_d:
+            best, best_d = (mx, my, pz), d
+    return best or tuple(surveyed)
 
 
 def station_offset(pose: Sequence[float] | None, near: Sequence[float],

@@ -19,10 +19,10 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from sitebot.site.registry import AssetKind, SiteRegistry, ZoneKind
 from sitebot.executor.skills import SKILLS, ExecutorConfig, SkillContext, StepFailure
 from sitebot.executor.types import (SKILL_ARGS, ExecutionResult, Outcome, Plan, ResultCode, Step,
-                    StepResult)
+                                    StepResult)
+from sitebot.site.registry import AssetKind, SiteRegistry, ZoneKind
 
 __all__ = ["PlanRunner", "check_step", "check_plan"]
 

@@ -13,9 +13,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from sitebot.site.registry import AssetKind, SiteRegistry
 from sitebot.executor.approach import approach_distance
-from sitebot.executor.types import (MotionResult, Outcome, Plan, Reading, RobotPorts, Step, StepResult)
+from sitebot.executor.config import check_fields
+from sitebot.executor.types import (MotionResult, Outcome, Plan, Reading, RobotPorts, Step,
+                                    StepResult)
+from sitebot.site.registry import AssetKind, SiteRegistry
 
 __all__ = ["ExecutorConfig", "SkillContext", "Skill", "SKILLS", "StepFailure"]
 
@@ -49,6 +51,9 @@ class ExecutorConfig:
                                          # fingers clear the surface it lies on
     approach_max_m: float = 0.6         # longest straight approach of a pick
     approach_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        check_fields(self)                  # the fields the node's parameters set
 
 
 class StepFailure(Exception):

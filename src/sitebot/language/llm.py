@@ -17,9 +17,9 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from sitebot.site.registry import SiteRegistry
 from sitebot.language.types import SKILLS, STATUSES, Step
 from sitebot.language.validator import steps_from_json
+from sitebot.site.registry import SiteRegistry
 
 __all__ = ["LLMConfig", "LLMError", "LLMProposal", "propose", "system_prompt"]
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import re
 from typing import Mapping, Sequence
 
-from sitebot.site.registry import SiteRegistry
 from sitebot.language.clauses import KNOWN_VERBS, ClauseReader
 from sitebot.language.context import SKILL_LIST, Ctx, PlannerConfig, Stop, join_or
 from sitebot.language.grammar import split_clauses
@@ -37,6 +36,7 @@ from sitebot.language.skills import action_word
 from sitebot.language.text import clean
 from sitebot.language.types import HIGH_RISK_SKILLS, Answer, Clarification, Step
 from sitebot.language.validator import canonical, check_steps
+from sitebot.site.registry import SiteRegistry
 
 __all__ = ["OfflinePlanner", "PlannerConfig", "SKILL_LIST"]
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import re
 from typing import Callable, Mapping, Sequence
 
-from sitebot.site.registry import SiteRegistry
 from sitebot.language.context import Ctx, PlannerConfig, Stop, join_or
-from sitebot.language.grounding import Entry, GroundResult, Grounder
+from sitebot.language.grounding import Entry, Grounder, GroundResult
 from sitebot.language.text import STOPWORDS, clean, is_designator, tokens
 from sitebot.language.types import Clarification, Step
+from sitebot.site.registry import SiteRegistry
 
 __all__ = ["ReferenceResolver", "PRONOUNS", "THERE"]
 

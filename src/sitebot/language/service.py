@@ -16,12 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from sitebot.errors import SitebotError
-from sitebot.paths import data_path
-from sitebot.site.registry import SiteRegistry, load_registry
 from sitebot.language.llm import LLMConfig, LLMError, propose
 from sitebot.language.planner import OfflinePlanner, PlannerConfig
 from sitebot.language.types import HIGH_RISK_SKILLS, Answer, Clarification
 from sitebot.language.validator import canonical, check_steps
+from sitebot.paths import data_path
+from sitebot.site.loader import load_registry
+from sitebot.site.registry import SiteRegistry
 
 __all__ = ["TaskPlanner", "Dialogue", "load_site", "planner_for", "WORLD_NAMES"]
 

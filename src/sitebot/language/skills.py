@@ -7,12 +7,12 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
-from sitebot.site.registry import ZoneKind
 from sitebot.language.context import SKILL_LIST, Ctx, Stop
 from sitebot.language.grounding import Entry, GroundResult
 from sitebot.language.references import PRONOUNS, ReferenceResolver
 from sitebot.language.text import clean, tokens
 from sitebot.language.types import Clarification, Step
+from sitebot.site.registry import ZoneKind
 
 __all__ = ["SkillBuilder", "action_word"]
 

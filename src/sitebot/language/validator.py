@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from sitebot.site.registry import Asset, AssetKind, Dock, Place, Route, SiteObject, SiteRegistry, ZoneKind
 from sitebot.language.types import HIGH_RISK_SKILLS, SKILLS, VALVE_ACTIONS, Step
+from sitebot.site.registry import Asset, AssetKind, Place, Route, SiteObject, SiteRegistry, ZoneKind
 
 __all__ = ["Verdict", "check_steps", "canonical", "zone_verdict", "steps_from_json",
            "SUPERVISOR_ROLE"]

@@ -9,11 +9,10 @@ from typing import Any
 
 from sitebot.errors import LaunchError
 from sitebot.launcher.entities import SUPPORTED_TAGS, Entity
-from sitebot.launcher.model import (
-    Action, ArgAction, ExecutableAction, GroupAction, IncludeAction, LaunchFile, LetAction,
-    NodeAction, PushRosNamespaceAction, SetEnvAction, SetParameterAction, SetRemapAction,
-    UnsetEnvAction,
-)
+from sitebot.launcher.model import (Action, ArgAction, ExecutableAction, GroupAction, IncludeAction,
+                                    LaunchFile, LetAction, NodeAction, PushRosNamespaceAction,
+                                    SetEnvAction, SetParameterAction, SetRemapAction,
+                                    UnsetEnvAction)
 from sitebot.launcher.params import parse_param
 from sitebot.launcher.yamlnodes import YNode, load_yaml
 

@@ -35,15 +35,13 @@ from typing import Iterable, Mapping
 
 from sitebot.errors import LaunchError
 from sitebot.launcher.actions import parse_launch_file
-from sitebot.launcher.model import (
-    Action, ArgAction, ArgInfo, ExecutableAction, GroupAction, IncludeAction,
-    LaunchDescription, LaunchFile, LetAction, NodeAction, NodeProcess, ParamFile,
-    PushRosNamespaceAction, SetEnvAction, SetParameterAction, SetRemapAction,
-    UnsetEnvAction,
-)
-from sitebot.launcher.packages import (
-    ExecutableResolver, find_package_prefix, find_package_share, resolve_executable,
-)
+from sitebot.launcher.model import (Action, ArgAction, ArgInfo, ExecutableAction, GroupAction,
+                                    IncludeAction, LaunchDescription, LaunchFile, LetAction,
+                                    NodeAction, NodeProcess, ParamFile, PushRosNamespaceAction,
+                                    SetEnvAction, SetParameterAction, SetRemapAction,
+                                    UnsetEnvAction)
+from sitebot.launcher.packages import (ExecutableResolver, find_package_prefix, find_package_share,
+                                       resolve_executable)
 from sitebot.launcher.params import ParamResolver, format_param_value
 from sitebot.launcher.substitutions import Subst, Template, evaluate, evaluate_condition
 

@@ -124,22 +124,29 @@ class _Scanner:
                 merged.append(p)
         return Template(tuple(merged), self.file, self.line)
 
+    def _take(self, buf: list[str], parts: list) -> list[str]:
+        """Consume one unit of text at the cursor: an escaped character, a ``$(...)``
+        substitution (closing the literal in ``buf`` into ``parts``) or a literal character.
+        Returns the literal buffer to go on with."""
+        s = self.s
+        if s[self.i] == "\\" and self.i + 1 < len(s):
+            buf.append(s[self.i + 1])
+            self.i += 2
+        elif s.startswith("$(", self.i):
+            parts.append("".join(buf))
+            buf = []
+            parts.append(self.parse_subst())
+        else:
+            buf.append(s[self.i])
+            self.i += 1
+        return buf
+
     def parse_top(self) -> Template:
         s = self.s
         parts: list = []
         buf: list[str] = []
         while self.i < len(s):
-            c = s[self.i]
-            if c == "\\" and self.i + 1 < len(s):
-                buf.append(s[self.i + 1])
-                self.i += 2
-            elif s.startswith("$(", self.i):
-                parts.append("".join(buf))
-                buf = []
-                parts.append(self.parse_subst())
-            else:
-                buf.append(c)
-                self.i += 1
+            buf = self._take(buf, parts)
         parts.append("".join(buf))
         return self.template(parts)
 
@@ -219,16 +226,7 @@ class _Scanner:
             if c == quote:
                 self.i += 1
                 break
-            if c == "\\" and self.i + 1 < len(s):
-                buf.append(s[self.i + 1])
-                self.i += 2
-            elif s.startswith("$(", self.i):
-                parts.append("".join(buf))
-                buf = []
-                parts.append(self.parse_subst())
-            else:
-                buf.append(c)
-                self.i += 1
+            buf = self._take(buf, parts)
         parts.append("".join(buf))
         return parts
 

@@ -18,8 +18,8 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
-from sitebot.errors import ParameterError
 from sitebot.config.params import ParamSpec, ParamType, validate_params
+from sitebot.errors import ParameterError
 
 __all__ = ["SCHEMA", "EkfConfig", "InputConfig", "INPUT_FIELDS", "ekf_config_from_params"]
 

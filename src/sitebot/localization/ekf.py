@@ -20,10 +20,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from sitebot.localization.config import INPUT_FIELDS, EkfConfig, InputConfig, chi2_upper
 from sitebot.localization import smallmat
-from sitebot.localization.models import (ANGULAR, IX, IY, IYAW, N, measure, motion, robot_pose_from_fix)
-from sitebot.types import se2_compose, se2_inverse, wrap_angle
+from sitebot.localization.config import INPUT_FIELDS, EkfConfig, InputConfig, chi2_upper
+from sitebot.localization.models import (ANGULAR, IX, IY, IYAW, N, measure, motion,
+                                         robot_pose_from_fix)
+from sitebot.types import Pose2D, se2_compose, se2_inverse, wrap_angle
 
 __all__ = ["markers_from_registry", "Ekf", "Measurement", "Result", "Health", "InputStats", "STATE_OK",
            "STATE_DEAD_RECKONING", "STATE_DIVERGED"]
@@ -168,8 +169,9 @@ class Ekf:
         return np.array(self._P)
 
     @property
-    def pose(self) -> tuple[float, float, float]:
-        return self._x[IX], self._x[IY], self._x[IYAW]
+    def pose(self) -> Pose2D:
+        """The map pose at :attr:`t`."""
+        return Pose2D(self._x[IX], self._x[IY], self._x[IYAW])
 
     def covariance_valid(self) -> bool:
         """The covariance is finite, symmetric and positive definite."""

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from sitebot.localization.ekf import Measurement
+from sitebot.types import quaternion_matrix
 
 __all__ = ["PlanarFix", "planar_fix", "planar_fix_covariance", "fix_measurement",
-           "SimulatedDetector"]
+           "detection_measurement", "SimulatedDetector"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,31 @@ def planar_fix_covariance(cov6_cam: np.ndarray, R_base_cam: np.ndarray) -> np.nd
 def fix_measurement(fix: PlanarFix, stamp: float, cov: np.ndarray | None = None) -> Measurement:
     return Measurement("fiducial", stamp, [fix.bx, fix.by, fix.byaw], cov, tag=fix.tag,
                        height=fix.height)
+
+
+def detection_measurement(tag: int, stamp: float, p_base_tag: Sequence[float],
+                          q_base_tag: Sequence[float], cov6_cam: Sequence[float] | None = None,
+                          q_cam_tag: Sequence[float] | None = None) -> Measurement:
+    """The filter measurement of one detected tag (a FiducialDetection's content).
+
+    ``p_base_tag``, ``q_base_tag``: the tag's pose in the base frame (position, quaternion
+    x y z w; OpenCV tag axes), reduced to a :class:`PlanarFix`. With ``cov6_cam`` (the
+    detector's 6x6 covariance in the camera optical frame, 36 numbers) and ``q_cam_tag``
+    (the tag's orientation in that frame) the fix's covariance is that one rotated into the
+    base frame (``R_base_cam = R_base_tag R_cam_tag^T``); without them it is None (the
+    filter's ``model`` or ``fixed`` policy applies).
+
+    :raises ValueError: a quaternion that is not a rotation, a covariance not of 36 numbers.
+    """
+    T = np.eye(4)
+    T[:3, :3] = quaternion_matrix(q_base_tag)
+    T[:3, 3] = [float(v) for v in p_base_tag]
+    fix = planar_fix(int(tag), T)
+    cov = None
+    if cov6_cam is not None and q_cam_tag is not None:
+        cov = planar_fix_covariance(np.asarray(cov6_cam, dtype=np.float64).reshape(6, 6),
+                                    T[:3, :3] @ quaternion_matrix(q_cam_tag).T)
+    return fix_measurement(fix, stamp, cov)
 
 
 class SimulatedDetector:

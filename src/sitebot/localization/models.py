@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from sitebot.types import wrap_angle
+from sitebot.types import Pose2D, wrap_angle
 
 __all__ = ["N", "IX", "IY", "IYAW", "IV", "IW", "IB", "motion", "motion_jacobian",
            "measure", "ANGULAR", "robot_pose_from_fix"]
@@ -89,11 +89,11 @@ def measure(source: str, x: Sequence[float],
 
 
 def robot_pose_from_fix(marker: tuple[float, float, float], bx: float, by: float,
-                        byaw: float) -> tuple[float, float, float]:
+                        byaw: float) -> Pose2D:
     """The robot's map pose implied by one fix (inverse of the fiducial model)."""
     mx, my, myaw = marker
     yaw = wrap_angle(myaw - byaw)
     c, s = math.cos(yaw), math.sin(yaw)
-    return mx - (c * bx - s * by), my - (s * bx + c * by), yaw
+    return Pose2D(mx - (c * bx - s * by), my - (s * bx + c * by), yaw)
 
 

@@ -26,9 +26,9 @@ import numpy as np
 
 from sitebot.errors import SitebotError
 from sitebot.navigation.controller import ControlOutput, RegulatedPurePursuit
-from sitebot.types import wrap_angle
 from sitebot.navigation.costmap import INSCRIBED, Costmap
 from sitebot.navigation.planner import GlobalPlanner, Plan, PlanError
+from sitebot.types import wrap_angle
 
 __all__ = ["BehaviourConfig", "Goal", "SafetyInput", "Outcome", "NavStep", "Navigator",
            "LEVEL_PROTECTIVE_STOP", "LEVEL_EMERGENCY_STOP", "TERMINAL"]

@@ -9,10 +9,10 @@ import rclpy.executors
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 ParameterType, SetParametersResult)
 from rclpy.node import Node
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from sitebot.errors import ParameterError, SitebotError
 from sitebot.config.params import ParamSpec, ParamType, validate_value
+from sitebot.errors import ParameterError, SitebotError
 
 __all__ = ["QOS_SENSOR", "QOS_LATCHED", "QOS_COMMAND", "QOS_STATE", "declare_schema",
            "run_node"]

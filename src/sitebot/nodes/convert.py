@@ -1,4 +1,5 @@
-"""Conversions between core value types and ROS messages (no node logic here)."""
+"""Conversions between core value types and ROS messages (no node logic here); images,
+camera_info and point clouds are in :mod:`sitebot.nodes.convert_images`."""
 from __future__ import annotations
 
 import array
@@ -7,16 +8,20 @@ from typing import Iterable, Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Pose, PoseArray, Quaternion, TransformStamped
-from nav_msgs.msg import Odometry
-from sensor_msgs.msg import CameraInfo, Image, Imu, JointState, LaserScan
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from geometry_msgs.msg import (Pose, PoseArray, PoseStamped, Quaternion, TransformStamped,
+                               TwistStamped)
+from nav_msgs.msg import OccupancyGrid, Odometry, Path
+from sensor_msgs.msg import Imu, JointState, LaserScan
 
 from sitebot.description.kinematics import Transform
-from sitebot.types import Pose2D, quaternion_to_yaw, yaw_to_quaternion
+from sitebot.types import (Diagnostic, Pose2D, matrix_quaternion, quaternion_to_yaw,
+                           yaw_to_quaternion)
 
-__all__ = ["to_time", "from_time", "stamp_of", "transform_msg", "joint_state_msg", "odometry_msg",
-           "imu_msg", "scan_msg", "image_rgb_msg", "image_depth_msg", "camera_info_msg",
-           "ground_truth_msg", "people_pose_array"]
+__all__ = ["to_time", "from_time", "stamp_of", "msg_yaw", "planar_pose", "transform_msg",
+           "joint_state_msg", "odometry_msg", "imu_msg", "scan_msg", "ground_truth_msg",
+           "people_pose_array", "pose_from_matrix", "diagnostic_status", "twist_msg",
+           "path_msg", "occupancy_grid_msg"]
 
 
 def to_time(t_s: float) -> Time:
@@ -52,6 +57,15 @@ def msg_yaw(q: Quaternion) -> float:
 def planar_pose(pose: Pose) -> Pose2D:
     """(x, y, yaw) of a geometry_msgs/Pose (yaw from its quaternion)."""
     return Pose2D(pose.position.x, pose.position.y, msg_yaw(pose.orientation))
+
+
+def pose_from_matrix(T: np.ndarray) -> Pose:
+    """geometry_msgs/Pose of a 4x4 homogeneous transform."""
+    p = Pose()
+    p.position.x, p.position.y, p.position.z = (float(v) for v in T[:3, 3])
+    o = p.orientation
+    o.x, o.y, o.z, o.w = matrix_quaternion(T[:3, :3])
+    return p
 
 
 def transform_msg(t: Transform, stamp: Time) -> TransformStamped:
@@ -130,48 +144,6 @@ def scan_msg(scan, stamp: Time, frame_id: str, scan_time_s: float) -> LaserScan:
     return m
 
 
-def _image_msg(pixels: np.ndarray, dtype: type, encoding: str, stamp: Time,
-               frame_id: str) -> Image:
-    data = np.ascontiguousarray(pixels, dtype=dtype)
-    m = Image()
-    m.header.stamp = stamp
-    m.header.frame_id = frame_id
-    m.height, m.width = int(data.shape[0]), int(data.shape[1])
-    m.encoding = encoding
-    m.is_bigendian = 0
-    m.step = m.width * data[0, 0].nbytes
-    m.data = data.tobytes()
-    return m
-
-
-def image_rgb_msg(rgb: np.ndarray, stamp: Time, frame_id: str) -> Image:
-    """rgb8 image from an HxWx3 uint8 array."""
-    return _image_msg(rgb, np.uint8, "rgb8", stamp, frame_id)
-
-
-def image_depth_msg(depth_m: np.ndarray, stamp: Time, frame_id: str) -> Image:
-    """REP-118 depth image: 32FC1 in metres, NaN/inf where there is no return."""
-    return _image_msg(depth_m, np.float32, "32FC1", stamp, frame_id)
-
-
-def camera_info_msg(K: np.ndarray, width: int, height: int, stamp: Time,
-                    frame_id: str) -> CameraInfo:
-    """A distortion-free pinhole CameraInfo for intrinsics ``K`` (3x3)."""
-    m = CameraInfo()
-    m.header.stamp = stamp
-    m.header.frame_id = frame_id
-    m.width, m.height = int(width), int(height)
-    m.distortion_model = "plumb_bob"
-    m.d = [0.0] * 5
-    k = np.asarray(K, dtype=np.float64).reshape(3, 3)
-    m.k = k.reshape(9).tolist()
-    m.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    p = np.zeros((3, 4))
-    p[:, :3] = k
-    m.p = p.reshape(12).tolist()
-    return m
-
-
 def ground_truth_msg(gt, stamp: Time, frame_id: str, child_frame_id: str) -> Odometry:
     """The true base pose and twist (evaluation only) as nav_msgs/Odometry in ``frame_id``."""
     m = Odometry()
@@ -202,47 +174,49 @@ def people_pose_array(people: Iterable, stamp: Time, frame_id: str) -> PoseArray
     return m
 
 
-# ---------------------------------------------------------------- images in
-ENCODINGS = {"rgb8": 3, "bgr8": 3, "mono8": 1}
+def diagnostic_status(d: Diagnostic, node_name: str, hardware_id: str) -> DiagnosticStatus:
+    """A core :class:`~sitebot.types.Diagnostic` as DiagnosticStatus named '<node>: <name>'."""
+    return DiagnosticStatus(level=bytes([int(d.level)]), name=f"{node_name}: {d.name}",
+                            message=d.message, hardware_id=hardware_id,
+                            values=[KeyValue(key=k, value=v) for k, v in d.values])
 
 
-class FrameError(ValueError):
-    """A frame that cannot be processed (the message says why)."""
+def twist_msg(v: float, w: float, stamp: Time, frame_id: str) -> TwistStamped:
+    """A base command: linear x ``v`` [m/s], angular z ``w`` [rad/s]."""
+    m = TwistStamped()
+    m.header.stamp = stamp
+    m.header.frame_id = frame_id
+    m.twist.linear.x, m.twist.angular.z = float(v), float(w)
+    return m
 
 
-def image_to_array(msg: Image) -> tuple[np.ndarray, str]:
-    """(uint8 RGB (H, W, 3) or grey (H, W) array, encoding) of an Image message.
-
-    :raises FrameError: empty, truncated, unsupported encoding, inconsistent step.
-    """
-    enc = msg.encoding.lower()
-    if enc not in ENCODINGS:
-        raise FrameError(f"unsupported encoding '{msg.encoding}' (accepted: "
-                         f"{', '.join(ENCODINGS)})")
-    ch = ENCODINGS[enc]
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    if h <= 0 or w <= 0:
-        raise FrameError(f"empty image ({w}x{h})")
-    if step < w * ch:
-        raise FrameError(f"step {step} < width {w} x {ch} bytes")
-    data = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, (bytes, bytearray))
-                         else msg.data, dtype=np.uint8)
-    if data.size < step * h:
-        raise FrameError(f"truncated image: {data.size} bytes < step {step} x height {h}")
-    rows = data[:step * h].reshape(h, step)[:, :w * ch]
-    if ch == 1:
-        return np.ascontiguousarray(rows), enc
-    arr = rows.reshape(h, w, 3)
-    if enc == "bgr8":
-        arr = arr[:, :, ::-1]
-    return np.ascontiguousarray(arr), enc
+def path_msg(xy: Iterable[Sequence[float]], yaw: Iterable[float], stamp: Time,
+             frame_id: str) -> Path:
+    """nav_msgs/Path through the points ``xy`` [m] with the headings ``yaw`` [rad]."""
+    m = Path()
+    m.header.stamp = stamp
+    m.header.frame_id = frame_id
+    for (x, y), a in zip(xy, yaw):
+        ps = PoseStamped()
+        ps.header = m.header
+        ps.pose.position.x, ps.pose.position.y = float(x), float(y)
+        o = ps.pose.orientation
+        o.x, o.y, o.z, o.w = yaw_to_quaternion(float(a))
+        m.poses.append(ps)
+    return m
 
 
-def image_to_bgr(msg: Image) -> np.ndarray | None:
-    """A BGR (H, W, 3) or grey (H, W) uint8 array of an Image message (for cv2.imwrite and
-    encoders), None when the message is malformed (see :func:`image_to_array`)."""
-    try:
-        arr, enc = image_to_array(msg)
-    except FrameError:
-        return None
-    return arr if arr.ndim == 2 else np.ascontiguousarray(arr[:, :, ::-1])
+def occupancy_grid_msg(values: np.ndarray, origin_x: float, origin_y: float,
+                       resolution_m: float, stamp: Time, frame_id: str) -> OccupancyGrid:
+    """nav_msgs/OccupancyGrid of the int8 cells ``values`` (rows = y; 0..100, -1 unknown)
+    whose corner cell lies at (origin_x, origin_y), not rotated."""
+    m = OccupancyGrid()
+    m.header.stamp = stamp
+    m.header.frame_id = frame_id
+    m.info.map_load_time = stamp
+    m.info.resolution = float(resolution_m)
+    m.info.height, m.info.width = (int(n) for n in values.shape)
+    m.info.origin.position.x, m.info.origin.position.y = float(origin_x), float(origin_y)
+    m.info.origin.orientation.w = 1.0
+    m.data = array.array("b", np.ascontiguousarray(values, dtype=np.int8).tobytes())
+    return m

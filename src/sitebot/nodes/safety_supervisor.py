@@ -15,105 +15,80 @@ says why). Outputs: ``cmd_vel``, ``arm/joint_trajectory``, ``safety/state``,
 ``safety/markers`` (protective field), ``safety/zones`` (latched), ``/diagnostics``, and the
 append-only audit log (JSON lines).
 
-Until the localization filter exists, ``localization_source: dead_reckoning`` composes wheel
-odometry with the world's spawn pose (clearly a stand-in: the filter replaces it).
+The map pose: ``localization_source: filter`` takes the localization filter's
+``odometry/filtered`` (with its NIS from ``localization/status``); ``dead_reckoning`` (the
+default, for runs without the filter) composes wheel odometry with the spawn pose. The zones,
+the spawn pose and the static map (mapped posts and walls are not people) come from the site
+bundle of ``world`` (:func:`sitebot.sim.bundle.load_bundle`: what the world exports until a
+commissioned bundle exists). Message conversions: :mod:`sitebot.nodes.safety_io`.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Point, TwistStamped
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from sensor_msgs.msg import BatteryState, LaserScan
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
-from visualization_msgs.msg import Marker, MarkerArray
+from visualization_msgs.msg import MarkerArray
 
+from sitebot.description.kinematics import planar_frame_pose
+from sitebot.description.urdf import load_robot_description
+from sitebot.nodes import convert, safety_io
+from sitebot.nodes.common import (QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema,
+                                  run_node)
+from sitebot.safety import SCHEMA as CORE_SCHEMA
+from sitebot.safety import (ArmModel, AuditLog, BaseCommand, RobotState, SensorPose, Supervisor,
+                            display, safety_config_from_params)
+from sitebot.safety.audit import default_audit_path
+from sitebot.safety.config import NODE_SCHEMA
+from sitebot.safety.inputs import FilterHealth, dead_reckoning_state, position_cov_trace
+from sitebot.sim.bundle import load_bundle
+from sitebot.types import Pose2D
 from sitebot_interfaces.msg import LocalizationStatus, SafetyState, TrackedPersonArray
 
-from sitebot.types import StopCategory
-from sitebot.description.kinematics import planar_frame_pose
-from sitebot.types import quaternion_to_yaw
-from sitebot.config.params import ParamSpec, ParamType
-from sitebot.site.registry import ZoneKind
-from sitebot.safety.arm import ArmModel
-from sitebot.safety.audit import AuditLog
-from sitebot.safety.config import SCHEMA as CORE_SCHEMA
-from sitebot.safety.config import safety_config_from_params
-from sitebot.safety.supervisor import Supervisor
-from sitebot.safety.types import BaseCommand, Obstacle, RobotState, SensorPose, TrajectoryPoint
-from sitebot.types import SafetyLevel
-from sitebot.description.urdf import load_robot_description
-from sitebot.sim.world import load_world
-from sitebot.nodes import convert
-from sitebot.nodes.common import QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema, run_node
-
-F, B, S = ParamType.FLOAT, ParamType.BOOL, ParamType.STRING
-
-NODE_SCHEMA = (
-    ParamSpec("world", S, "substation", "world whose site registry gives the zones"),
-    ParamSpec("spawn", S, "robot1", "spawn pose of the world used by dead reckoning"),
-    ParamSpec("localization_source", S, "dead_reckoning",
-              "'filter': odometry/filtered; 'dead_reckoning': odom composed with the spawn "
-              "pose (until the localization filter runs)",
-              choices=("filter", "dead_reckoning")),
-    ParamSpec("publish_rate_hz", F, 50.0, "safety/state (heartbeat) rate", 5.0, 500.0, unit="Hz"),
-    ParamSpec("audit_log", S, "", "audit log file (JSON lines, appended); '' = "
-              "$ROS_HOME/sitebot/audit/safety_<start time>.jsonl"),
-    ParamSpec("base_frame", S, "base_footprint", "the robot's base frame"),
-    ParamSpec("static_match_m", F, 0.25, "a person-sized scan cluster within this of the "
-              "site map's static structure is taken as structure, not a person", 0.0, 1.0,
-              unit="m"),
-    ParamSpec("map_frame", S, "map", "the map frame (zones, localization)"),
-    ParamSpec("mode", S, "", "operating mode requested at run time ('' = initial_mode): "
-              "`ros2 param set /safety_supervisor mode manual` for hold-to-run teleop",
-              choices=("", "automatic", "manual")),
-)
 SCHEMA = tuple(CORE_SCHEMA) + NODE_SCHEMA
 
-_LEVEL_MSG = {SafetyLevel.NORMAL: SafetyState.LEVEL_NORMAL,
-              SafetyLevel.REDUCED_SPEED: SafetyState.LEVEL_REDUCED_SPEED,
-              SafetyLevel.PROTECTIVE_STOP: SafetyState.LEVEL_PROTECTIVE_STOP,
-              SafetyLevel.EMERGENCY_STOP: SafetyState.LEVEL_EMERGENCY_STOP}
-_STOP_MSG = {StopCategory.NONE: SafetyState.STOP_NONE, StopCategory.CAT0: SafetyState.STOP_CATEGORY_0,
-             StopCategory.CAT1: SafetyState.STOP_CATEGORY_1,
-             StopCategory.CAT2: SafetyState.STOP_CATEGORY_2}
+
+def _guarded(what: str) -> Callable:
+    """A callback whose failure is logged and audited as bad ``what`` input, never raised."""
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def callback(self: "SafetySupervisorNode", *args: Any) -> Any:
+            return self._guard(what, fn, self, *args)
+        return callback
+    return wrap
 
 
 class SafetySupervisorNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("safety_supervisor", **kwargs)
-        self.p = declare_schema(self, SCHEMA, on_change=self._on_params)
-        self.loc_status: tuple[LocalizationStatus, float] | None = None
-        p = self.p
+        p = self.p = declare_schema(self, SCHEMA, on_change=self._on_params)
         cfg = safety_config_from_params({s.name: p[s.name] for s in CORE_SCHEMA})
-        world = load_world(p["world"])
-        desc = load_robot_description()
-        self.spawn = tuple(world.spawn_poses[p["spawn"]]) if p["spawn"] in world.spawn_poses \
-            else (0.0, 0.0, 0.0)
-        path = p["audit_log"] or str(Path(os.environ.get("ROS_HOME", Path.home() / ".ros"))
-                                     / "sitebot" / "audit"
-                                     / f"safety_{time.strftime('%Y%m%d_%H%M%S')}.jsonl")
+        self.site = site = load_bundle(p["world"])
+        self.desc = load_robot_description()
+        self.spawn = site.start_pose(p["spawn"], Pose2D(0.0, 0.0, 0.0))
+        path = p["audit_log"] or str(default_audit_path(
+            os.environ.get("ROS_HOME", Path.home() / ".ros"), time.time()))
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.audit = AuditLog(path)
-        self.sup = Supervisor(cfg, world.registry, audit=self.audit,
-                              arm=ArmModel.from_description(desc, cfg))
-        self.world = world
+        self.sup = Supervisor(cfg, site.registry, audit=self.audit,
+                              arm=ArmModel.from_description(self.desc, cfg))
         # posts, stands and walls of the site map are not people (docs/safety.md)
-        self.sup.set_static_map(world.occupancy_grid(0.1, p["static_match_m"], keep_out=False))
+        self.sup.set_static_map(site.static_map(p["static_map_resolution_m"], p["static_match_m"]))
+        self.filter_health = FilterHealth()
         self.laser_pose: dict[str, SensorPose] = {}
-        self.desc = desc
-        self.deadman = False
-        self.deadman_stamp = -math.inf
-        self.seq = 0
+        self.deadman, self.deadman_stamp, self.seq = False, -math.inf, 0
         if p["mode"]:
             self.sup.set_mode(p["mode"], self.now())
 
@@ -141,9 +116,9 @@ class SafetySupervisorNode(Node):
         self.create_service(Trigger, "safety/reset", self.srv_reset)
         self.create_timer(1.0 / p["publish_rate_hz"], self.on_timer)
         self.create_timer(1.0, self.on_diagnostics)
-        self.publish_zones()
+        self.zone_pub.publish(safety_io.zone_markers(site.registry.zones, p["map_frame"]))
         self.get_logger().info(
-            f"supervising: zones of '{world.id}' ({len(world.registry.zones)}), audit log {path}, "
+            f"supervising: zones of '{site.site}' ({len(site.registry.zones)}), audit log {path}, "
             f"localization: {p['localization_source']}")
 
     def _on_params(self, changed: dict) -> None:
@@ -171,10 +146,8 @@ class SafetySupervisorNode(Node):
             return None
 
     # ------------------------------------------------------------------ commands
+    @_guarded("cmd_vel_in")
     def on_cmd_vel(self, msg: TwistStamped) -> None:
-        self._guard("cmd_vel_in", self._cmd_vel, msg)
-
-    def _cmd_vel(self, msg: TwistStamped) -> None:
         now = self.now()
         stamp = convert.from_time(msg.header.stamp) or now
         deadman = self.deadman and now - self.deadman_stamp < self.p["deadman_timeout_s"]
@@ -182,21 +155,15 @@ class SafetySupervisorNode(Node):
         out, _ = self.sup.on_command(cmd, now)
         if out is None:
             return
-        m = TwistStamped()
-        m.header.stamp = msg.header.stamp if msg.header.stamp.sec or msg.header.stamp.nanosec \
-            else self.get_clock().now().to_msg()
-        m.header.frame_id = msg.header.frame_id or self.p["base_frame"]
-        m.twist.linear.x, m.twist.angular.z = float(out.v_mps), float(out.w_radps)
-        self.cmd_pub.publish(m)
+        self.cmd_pub.publish(convert.twist_msg(
+            out.v_mps, out.w_radps, msg.header.stamp if msg.header.stamp.sec or
+            msg.header.stamp.nanosec else self.get_clock().now().to_msg(),
+            msg.header.frame_id or self.p["base_frame"]))
 
+    @_guarded("arm/joint_trajectory_in")
     def on_trajectory(self, msg: JointTrajectory) -> None:
-        self._guard("arm/joint_trajectory_in", self._trajectory, msg)
-
-    def _trajectory(self, msg: JointTrajectory) -> None:
-        points = [TrajectoryPoint(tuple(pt.positions),
-                                  pt.time_from_start.sec + pt.time_from_start.nanosec * 1e-9,
-                                  tuple(pt.velocities)) for pt in msg.points]
-        ok, reason = self.sup.on_trajectory(list(msg.joint_names), points, self.now())
+        ok, reason = self.sup.on_trajectory(list(msg.joint_names),
+                                            safety_io.trajectory_points(msg), self.now())
         if ok:
             self.traj_pub.publish(msg)
         else:
@@ -204,10 +171,8 @@ class SafetySupervisorNode(Node):
                                       throttle_duration_sec=1.0)
 
     # ------------------------------------------------------------------ sources
+    @_guarded("scan")
     def on_scan(self, msg: LaserScan) -> None:
-        self._guard("scan", self._scan, msg)
-
-    def _scan(self, msg: LaserScan) -> None:
         frame = msg.header.frame_id
         if frame not in self.laser_pose:
             self.laser_pose[frame] = SensorPose(*planar_frame_pose(self.desc, self.p["base_frame"],
@@ -218,86 +183,53 @@ class SafetySupervisorNode(Node):
                          range_min_m=msg.range_min, range_max_m=msg.range_max,
                          laser=self.laser_pose[frame])
 
+    @_guarded("people")
     def on_people(self, msg: TrackedPersonArray) -> None:
-        self._guard("people", self._people, msg)
+        self.sup.on_people(safety_io.people_obstacles(msg, self.sup.config), self.now(),
+                           stamp_s=convert.from_time(msg.header.stamp),
+                           frame="map" if msg.header.frame_id == self.p["map_frame"] else "base")
 
-    def _people(self, msg: TrackedPersonArray) -> None:
-        people = []
-        for person in msg.people:
-            pos = person.pose.pose.position
-            tw = person.twist.twist.linear
-            cov = person.pose.covariance
-            std = math.sqrt(max(cov[0], cov[7], 0.0)) if len(cov) == 36 else 0.0
-            people.append(Obstacle(pos.x, pos.y, 0.25, tw.x, tw.y, is_person=True,
-                                   measured_speed=True, source="people",
-                                   position_std_m=std))
-        frame = "map" if msg.header.frame_id == self.p["map_frame"] else "base"
-        self.sup.on_people(people, self.now(), stamp_s=convert.from_time(msg.header.stamp),
-                           frame=frame)
-
+    @_guarded("odom")
     def on_odom(self, msg: Odometry) -> None:
-        self._guard("odom", self._odom, msg)
-
-    def _odom(self, msg: Odometry) -> None:
-        now = self.now()
-        stamp = convert.from_time(msg.header.stamp)
-        tw = msg.twist.twist
+        now, stamp, tw = self.now(), convert.from_time(msg.header.stamp), msg.twist.twist
         self.sup.on_odometry(tw.linear.x, tw.angular.z, now, stamp_s=stamp)
         if self.p["localization_source"] == "dead_reckoning":
-            pp = msg.pose.pose
-            ox, oy = pp.position.x, pp.position.y
-            oyaw = quaternion_to_yaw((pp.orientation.x, pp.orientation.y, pp.orientation.z,
-                                      pp.orientation.w))
-            sx, sy, syaw = self.spawn
-            c, s = math.cos(syaw), math.sin(syaw)
-            state = RobotState(sx + c * ox - s * oy, sy + s * ox + c * oy, syaw + oyaw,
-                               tw.linear.x, tw.angular.z, stamp)
-            self.sup.on_localization(state, now, cov_trace_m2=msg.pose.covariance[0]
-                                     + msg.pose.covariance[7])
+            state = dead_reckoning_state(self.spawn, convert.planar_pose(msg.pose.pose),
+                                         tw.linear.x, tw.angular.z, stamp)
+            self.sup.on_localization(state, now,
+                                     cov_trace_m2=position_cov_trace(msg.pose.covariance))
 
+    @_guarded("odometry/filtered")
     def on_localization(self, msg: Odometry) -> None:
-        if self.p["localization_source"] == "filter":
-            self._guard("odometry/filtered", self._localization, msg)
-
-    def _localization(self, msg: Odometry) -> None:
-        pp, tw = msg.pose.pose, msg.twist.twist
-        yaw = quaternion_to_yaw((pp.orientation.x, pp.orientation.y, pp.orientation.z,
-                                 pp.orientation.w))
-        state = RobotState(pp.position.x, pp.position.y, yaw, tw.linear.x, tw.angular.z,
+        if self.p["localization_source"] != "filter":
+            return
+        now, tw = self.now(), msg.twist.twist
+        state = RobotState(*convert.planar_pose(msg.pose.pose), tw.linear.x, tw.angular.z,
                            convert.from_time(msg.header.stamp))
-        self.sup.on_localization(state, self.now(),
-                                 cov_trace_m2=msg.pose.covariance[0] + msg.pose.covariance[7],
-                                 nis=self._filter_nis())
+        self.sup.on_localization(state, now, cov_trace_m2=position_cov_trace(msg.pose.covariance),
+                                 nis=self.filter_health.nis(now, self.p["localization_timeout_s"]))
 
     def on_localization_status(self, msg: LocalizationStatus) -> None:
-        self.loc_status = (msg, self.now())
+        self.filter_health.update(msg.diverged or msg.state == LocalizationStatus.STATE_DIVERGED,
+                                  msg.nis_mean, self.now())
 
-    def _filter_nis(self) -> float | None:
-        """The filter's recent NIS from localization/status (infinite when the filter
-        itself says it diverged; None when no fresh status arrived)."""
-        if self.loc_status is None:
-            return None
-        msg, at = self.loc_status
-        if self.now() - at > self.p["localization_timeout_s"]:
-            return None
-        if msg.diverged or msg.state == LocalizationStatus.STATE_DIVERGED:
-            return math.inf
-        return float(msg.nis_mean) if math.isfinite(msg.nis_mean) else math.inf
-
+    @_guarded("battery_state")
     def on_battery(self, msg: BatteryState) -> None:
-        self._guard("battery_state", lambda: self.sup.on_battery(
-            float(msg.percentage), self.now(), stamp_s=convert.from_time(msg.header.stamp)))
+        self.sup.on_battery(float(msg.percentage), self.now(),
+                            stamp_s=convert.from_time(msg.header.stamp))
 
+    @_guarded("safety/estop")
     def on_estop(self, msg: Bool) -> None:
-        self._guard("safety/estop", lambda: self.sup.set_estop_input(bool(msg.data), self.now(),
-                                                                       source="estop_topic"))
+        self.sup.set_estop_input(bool(msg.data), self.now(), source="estop_topic")
 
+    @_guarded("teleop/deadman")
     def on_deadman(self, msg: Bool) -> None:
         self.deadman, self.deadman_stamp = bool(msg.data), self.now()
-        self._guard("teleop/deadman", lambda: self.sup.on_deadman(bool(msg.data), self.now()))
+        self.sup.on_deadman(self.deadman, self.now())
 
+    @_guarded("safety/heartbeat")
     def on_heartbeat(self, msg: String) -> None:
-        self._guard("safety/heartbeat", lambda: self.sup.on_heartbeat(msg.data, self.now()))
+        self.sup.on_heartbeat(msg.data, self.now())
 
     # ------------------------------------------------------------------ services
     def srv_estop(self, req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
@@ -319,73 +251,15 @@ class SafetySupervisorNode(Node):
         if st is None:
             return
         self.seq += 1
-        m = SafetyState()
-        m.header.stamp = self.get_clock().now().to_msg()
-        m.header.frame_id = self.p["base_frame"]
-        m.level = _LEVEL_MSG[st.level]
-        m.mode = int(st.mode)
-        m.stop_category = _STOP_MSG[StopCategory(st.stop_category)]
-        m.estop_latched = bool(st.estop_latched)
-        m.speed_scale = float(st.speed_scale)
-        m.max_linear_speed_mps = float(st.max_linear_speed_mps)
-        m.sequence = self.seq
-        m.closest_separation_m = float(st.closest_separation_m)
-        m.required_separation_m = float(st.required_separation_m)
-        m.reasons = [c.code for c in st.causes]
-        m.message = st.message
-        self.state_pub.publish(m)
-        self.publish_field(st)
-
-    def publish_field(self, st) -> None:
-        """The protective field: a circle of the required separation around the footprint."""
-        r = self.sup.config.footprint_radius_m + (st.required_separation_m
-                                                   if math.isfinite(st.required_separation_m)
-                                                   else 0.0)
-        mk = Marker()
-        mk.header.frame_id = self.p["base_frame"]
-        mk.header.stamp = self.get_clock().now().to_msg()
-        mk.ns, mk.id, mk.type, mk.action = "protective_field", 0, Marker.LINE_STRIP, Marker.ADD
-        mk.scale.x = 0.03
-        red = st.level >= SafetyLevel.PROTECTIVE_STOP
-        mk.color.r, mk.color.g, mk.color.b, mk.color.a = (1.0, 0.1, 0.1, 1.0) if red else \
-            ((1.0, 0.7, 0.0, 1.0) if st.level == SafetyLevel.REDUCED_SPEED else (0.1, 0.8, 0.1, 1.0))
-        for k in range(37):
-            a = 2 * math.pi * k / 36
-            mk.points.append(Point(x=r * math.cos(a), y=r * math.sin(a), z=0.05))
-        self.marker_pub.publish(MarkerArray(markers=[mk]))
-
-    def publish_zones(self) -> None:
-        colors = {ZoneKind.KEEP_OUT: (0.9, 0.1, 0.1), ZoneKind.SLOW: (0.95, 0.8, 0.1),
-                  ZoneKind.RESTRICTED: (0.2, 0.4, 0.95)}
-        arr = MarkerArray()
-        for i, z in enumerate(self.world.registry.zones):
-            mk = Marker()
-            mk.header.frame_id = self.p["map_frame"]
-            mk.ns, mk.id, mk.type, mk.action = f"zone/{z.kind.value}", i, Marker.LINE_STRIP, Marker.ADD
-            mk.scale.x = 0.05
-            mk.color.r, mk.color.g, mk.color.b = colors[z.kind]
-            mk.color.a = 1.0
-            mk.text = z.name
-            for x, y in list(z.polygon) + [z.polygon[0]]:
-                mk.points.append(Point(x=float(x), y=float(y), z=0.02))
-            arr.markers.append(mk)
-        self.zone_pub.publish(arr)
+        stamp = self.get_clock().now().to_msg()
+        self.state_pub.publish(safety_io.safety_state_msg(st, self.seq, stamp, self.p["base_frame"]))
+        self.marker_pub.publish(safety_io.field_markers(
+            st, self.sup.config.footprint_radius_m, self.p["base_frame"], stamp))
 
     def on_diagnostics(self) -> None:
-        st = self.sup.status
-        d = DiagnosticStatus(name=f"{self.get_name()}: safety", hardware_id="safety_supervisor")
-        if st is None:
-            d.level, d.message = DiagnosticStatus.WARN, "no decision yet"
-        else:
-            d.level = {SafetyLevel.NORMAL: DiagnosticStatus.OK,
-                       SafetyLevel.REDUCED_SPEED: DiagnosticStatus.OK,
-                       SafetyLevel.PROTECTIVE_STOP: DiagnosticStatus.WARN,
-                       SafetyLevel.EMERGENCY_STOP: DiagnosticStatus.ERROR}[st.level]
-            d.message = f"{st.level.name}: {st.message}"
-            ages = self.sup.source_ages(self.now())
-            d.values = [KeyValue(key=f"age_{k}_s", value=f"{v:.3f}") for k, v in ages.items()]
-            d.values += [KeyValue(key=k, value=str(v)) for k, v in self.sup.counts.items()]
-        arr = DiagnosticArray(status=[d])
+        d = display.diagnostic(self.sup.status, self.sup.source_ages(self.now()), self.sup.counts)
+        arr = DiagnosticArray(status=[convert.diagnostic_status(d, self.get_name(),
+                                                                "safety_supervisor")])
         arr.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(arr)
 

@@ -22,7 +22,6 @@ __all__ = ["NODE_SCHEMAS", "available_nodes", "known_nodes", "schema_for"]
 
 NODE_SCHEMAS: dict[str, str] = {
     "simulator": "sitebot.nodes.simulator:SCHEMA",
-    "tour": "sitebot.nodes.tour:SCHEMA",
     "safety_supervisor": "sitebot.nodes.safety_supervisor:SCHEMA",
     "control_loop": "sitebot.nodes.control_loop:SCHEMA",
     "camera_perception": "sitebot.nodes.camera_perception:SCHEMA",

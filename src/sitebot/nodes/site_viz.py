@@ -25,13 +25,12 @@ from rclpy.node import Node
 from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
 
-from sitebot_interfaces.msg import GaugeReading, SafetyState
-
-from sitebot.types import yaw_to_quaternion
 from sitebot.config.params import ParamSpec, ParamType
-from sitebot.viz import scene
-from sitebot.sim.world import load_world
 from sitebot.nodes.common import QOS_LATCHED, QOS_STATE, declare_schema, run_node
+from sitebot.sim.world_loader import load_world
+from sitebot.types import yaw_to_quaternion
+from sitebot.viz import scene
+from sitebot_interfaces.msg import GaugeReading, SafetyState
 
 F, B, S = ParamType.FLOAT, ParamType.BOOL, ParamType.STRING
 

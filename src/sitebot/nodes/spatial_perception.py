@@ -18,106 +18,65 @@ from __future__ import annotations
 
 import array
 import math
-import re
 import time
-from collections import defaultdict, deque
-from typing import Any
 
 import numpy as np
-import rclpy  # noqa: F401  (the ROS side: rclpy messages and the node)
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2, PointField
+from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2
 from visualization_msgs.msg import Marker, MarkerArray
 
-from sitebot_interfaces.msg import Obstacle, ObstacleArray, TrackedPerson, TrackedPersonArray
-
-from sitebot.errors import SitebotError
-from sitebot.types import quaternion_to_yaw, yaw_to_quaternion
-from sitebot.perception.cloud import DepthError, decode_depth, mount_transform
-from sitebot.perception.people import ScanError
-from sitebot.types import se2_apply, se2_compose, se2_inverse
-from sitebot.perception.spatial_pipeline import SpatialPerception
-from sitebot.perception.spatial_setup import SCHEMA, spatial_config_from_params
 from sitebot.description.urdf import load_robot_description
-from sitebot.sim.world import load_world
+from sitebot.errors import SitebotError
 from sitebot.nodes import convert
 from sitebot.nodes.common import QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema, run_node
+from sitebot.nodes.convert_images import points_to_cloud
+from sitebot.perception.cloud import DepthError, check_depth_info, decode_depth
+from sitebot.perception.monitor import InputMonitor
+from sitebot.perception.people import ScanError, scan_beam_count
+from sitebot.perception.spatial_pipeline import SpatialPerception, spatial_diagnostic
+from sitebot.perception.spatial_setup import SCHEMA, SensorMounts, spatial_config_from_params
+from sitebot.sim.world_loader import load_world
+from sitebot.types import yaw_to_quaternion
+from sitebot_interfaces.msg import Obstacle, ObstacleArray, TrackedPerson, TrackedPersonArray
 
-__all__ = ["SCHEMA", "SpatialPerceptionNode", "points_to_cloud", "cloud_to_points", "main"]
+__all__ = ["SCHEMA", "SpatialPerceptionNode", "main"]
 
-_FIELDS = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1)
-           for i, n in enumerate("xyz")]
-
-
-def points_to_cloud(points: np.ndarray, stamp, frame_id: str) -> PointCloud2:
-    """(N, 3) points -> PointCloud2 with x, y, z float32 (unordered, dense)."""
-    p = np.ascontiguousarray(np.asarray(points, dtype=np.float32).reshape(-1, 3))
-    m = PointCloud2()
-    m.header.stamp = stamp
-    m.header.frame_id = frame_id
-    m.height, m.width = 1, len(p)
-    m.fields = list(_FIELDS)
-    m.is_bigendian = False
-    m.point_step, m.row_step = 12, 12 * len(p)
-    m.is_dense = True
-    m.data = p.tobytes()
-    return m
-
-
-def cloud_to_points(msg: PointCloud2) -> np.ndarray:
-    """PointCloud2 with float32 x, y, z fields (any point_step, either byte order) ->
-    (N, 3) float32; ValueError naming what is missing or short."""
-    off = {f.name: f for f in msg.fields}
-    for n in "xyz":
-        if n not in off or off[n].datatype != PointField.FLOAT32:
-            raise ValueError(f"PointCloud2 has no float32 field '{n}'")
-    n = msg.width * msg.height
-    buf = np.frombuffer(bytes(msg.data), dtype=np.uint8)
-    if buf.size < n * msg.point_step:
-        raise ValueError(f"PointCloud2 data has {buf.size} B for {n} points of "
-                         f"{msg.point_step} B")
-    dt = np.dtype({"names": list("xyz"), "formats": [(">" if msg.is_bigendian else "<") + "f4"] * 3,
-                   "offsets": [off[c].offset for c in "xyz"], "itemsize": msg.point_step})
-    rec = np.frombuffer(buf[: n * msg.point_step].tobytes(), dtype=dt, count=n)
-    return np.column_stack([rec["x"], rec["y"], rec["z"]]).astype(np.float32)
+#: latencies kept per pipeline (mean and max in /diagnostics)
+LATENCY_WINDOW = 100
+#: minimum time between two warnings about one kind of problem of one input [s]
+WARN_PERIOD_S = 2.0
 
 
 class SpatialPerceptionNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("spatial_perception", **kwargs)
         self.p = p = declare_schema(self, SCHEMA, on_change=self._on_params)
+        desc = load_robot_description()
         try:
-            cfg = spatial_config_from_params(p)
+            self.cfg = cfg = spatial_config_from_params(p)
+            self.mounts = SensorMounts(desc, p["base_frame"], p["camera_frame"],
+                                       p["laser_frame"])
         except ValueError as e:
             raise SitebotError(f"node 'spatial_perception': {e}") from None
-        self.desc = load_robot_description()
-        try:
-            T_cam = mount_transform(self.desc, p["base_frame"], p["camera_frame"])
-            T_l = mount_transform(self.desc, p["base_frame"], p["laser_frame"])
-        except ValueError as e:
-            raise SitebotError(f"node 'spatial_perception': {e}") from None
-        laser = (float(T_l[0, 3]), float(T_l[1, 3]), math.atan2(T_l[1, 0], T_l[0, 0]))
         static_grid, initial = None, None
         if p["world"]:
             world = load_world(p["world"])
-            static_grid = world.occupancy_grid(0.1, p["static_margin_m"], keep_out=False)
+            static_grid = world.occupancy_grid(cfg.static_map_resolution_m,
+                                               cfg.static_margin_m, keep_out=False)
             if p["spawn"] in world.spawn_poses:
                 initial = tuple(world.spawn_poses[p["spawn"]])
         if p["initial_map_pose"]:
             if len(p["initial_map_pose"]) != 3:
                 raise SitebotError("parameter 'initial_map_pose': accepted: [x, y, yaw] or []")
             initial = tuple(p["initial_map_pose"])
-        self.core = SpatialPerception(cfg, T_cam, laser, static_grid, initial)
-        self._mounts: dict[str, Any] = {p["camera_frame"]: T_cam, p["laser_frame"]: laser}
+        self.core = SpatialPerception(cfg, self.mounts.camera(), self.mounts.laser(),
+                                      static_grid, initial)
         self.info: CameraInfo | None = None
-        self.filtered_seen = False
-        self.last_in: dict[str, float] = {}
-        self.skipped: dict[str, int] = defaultdict(int)
-        self._warned: dict[str, float] = {}
-        self.lat: dict[str, deque] = defaultdict(lambda: deque(maxlen=100))
+        self.monitor = InputMonitor(LATENCY_WINDOW)
+        self.skipped = self.monitor.skipped
         self.people_frame_used = ""
 
         self.points_pub = self.create_publisher(PointCloud2, "points", QOS_SENSOR)
@@ -148,14 +107,10 @@ class SpatialPerceptionNode(Node):
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def warn(self, kind: str, message: str, period_s: float = 2.0) -> None:
+    def warn(self, kind: str, message: str, period_s: float = WARN_PERIOD_S) -> None:
         """A warning throttled per input and problem (the message without its numbers);
         counts every skipped input per input."""
-        self.skipped[kind] += 1
-        key = kind + ":" + re.sub(r"[-+\d.e]+", "#", message)[:80]
-        t = time.monotonic()
-        if t - self._warned.get(key, -math.inf) >= period_s:
-            self._warned[key] = t
+        if self.monitor.skip(kind, time.monotonic(), period_s, message):
             n = self.skipped[kind]
             self.get_logger().warning(f"{message}; input skipped ({n} so far: {kind})")
 
@@ -170,17 +125,14 @@ class SpatialPerceptionNode(Node):
     # ------------------------------------------------------------------ inputs
     def on_info(self, msg: CameraInfo) -> None:
         self.info = msg
-        self.last_in["camera_info"] = self.now()
+        self.monitor.seen("camera_info", self.now())
 
     def on_odom(self, msg: Odometry) -> None:
         self._guard("odom", self._odom, msg)
 
     def _odom(self, msg: Odometry) -> None:
-        pp = msg.pose.pose
-        yaw = quaternion_to_yaw((pp.orientation.x, pp.orientation.y, pp.orientation.z,
-                                 pp.orientation.w))
-        self.core.on_odom(convert.stamp_of(msg), pp.position.x, pp.position.y, yaw)
-        self.last_in["odom"] = self.now()
+        self.core.on_odom(convert.stamp_of(msg), *convert.planar_pose(msg.pose.pose))
+        self.monitor.seen("odom", self.now())
 
     def on_filtered(self, msg: Odometry) -> None:
         self._guard("odometry/filtered", self._filtered, msg)
@@ -189,141 +141,77 @@ class SpatialPerceptionNode(Node):
         if msg.header.frame_id and msg.header.frame_id != self.p["map_frame"]:
             raise ValueError(f"odometry/filtered is in '{msg.header.frame_id}', "
                              f"'{self.p['map_frame']}' expected")
-        pp = msg.pose.pose
-        yaw = quaternion_to_yaw((pp.orientation.x, pp.orientation.y, pp.orientation.z,
-                                 pp.orientation.w))
-        self.core.on_map_pose(convert.stamp_of(msg), pp.position.x, pp.position.y, yaw)
-        self.filtered_seen = True
-        self.last_in["odometry/filtered"] = self.now()
+        self.core.on_map_pose(convert.stamp_of(msg), *convert.planar_pose(msg.pose.pose))
+        self.monitor.seen("odometry/filtered", self.now())
 
     def on_depth(self, msg: Image) -> None:
         self._guard("depth", self._depth, msg)
 
-    def _camera_mount(self, frame: str) -> np.ndarray:
-        frame = frame or self.p["camera_frame"]
-        if frame not in self._mounts:
-            self._mounts[frame] = mount_transform(self.desc, self.p["base_frame"], frame)
-        return self._mounts[frame]
-
     def _depth(self, msg: Image) -> None:
         t0 = time.perf_counter()
         info = self.info
-        if info is None:
-            raise DepthError("no camera/depth/camera_info received yet")
-        if (info.width, info.height) != (msg.width, msg.height):
-            raise DepthError(f"camera_info is for {info.width}x{info.height}, the image is "
-                             f"{msg.width}x{msg.height}")
+        check_depth_info(None if info is None else (info.width, info.height),
+                         (msg.width, msg.height))
         depth = decode_depth(msg.data, msg.width, msg.height, msg.step, msg.encoding,
                              bool(msg.is_bigendian))
-        try:
-            T = self._camera_mount(msg.header.frame_id)
-        except ValueError as e:
-            raise DepthError(str(e)) from None
-        self.core.cloud.T_base_cam = self.core.T_base_cam = T
-        stamp = convert.stamp_of(msg)
-        res = self.core.on_depth(depth, np.asarray(info.k, dtype=np.float64), stamp)
-        self.last_in["depth"] = self.now()
+        res = self.core.on_depth(depth, np.asarray(info.k, dtype=np.float64),
+                                 convert.stamp_of(msg), self.mounts.camera(msg.header.frame_id))
+        self.monitor.seen("depth", self.now())
         for k, v in res.timings_ms.items():
-            self.lat[f"cloud_{k}"].append(v)
+            self.monitor.add_latency(f"cloud_{k}", v)
         base = self.p["base_frame"]
         self.points_pub.publish(points_to_cloud(res.points, msg.header.stamp, base))
         arr = ObstacleArray()
         arr.header.stamp, arr.header.frame_id = msg.header.stamp, base
         cl = res.clusters
-        for i in range(len(cl)):
-            o = Obstacle()
-            o.id = i
-            c, s = cl.centers[i], cl.sizes[i]
-            o.center = Point(x=float(c[0]), y=float(c[1]), z=float(c[2]))
+        for i, (c, s, n) in enumerate(zip(cl.centers, cl.sizes, cl.counts)):
+            o = Obstacle(id=i, point_count=int(n), source="depth",
+                         center=Point(x=float(c[0]), y=float(c[1]), z=float(c[2])))
             o.size.x, o.size.y, o.size.z = float(s[0]), float(s[1]), float(s[2])
-            o.point_count = int(cl.counts[i])
-            o.source = "depth"
             arr.obstacles.append(o)
         self.obst_pub.publish(arr)
-        self.lat["depth_callback_ms"].append((time.perf_counter() - t0) * 1e3)
+        self.monitor.add_latency("depth_callback_ms", (time.perf_counter() - t0) * 1e3)
 
     def on_scan(self, msg: LaserScan) -> None:
         self._guard("scan", self._scan, msg)
 
     def _scan(self, msg: LaserScan) -> None:
         t0 = time.perf_counter()
-        inc = msg.angle_increment
-        if not (math.isfinite(msg.angle_min) and math.isfinite(msg.angle_max)
-                and math.isfinite(inc)) or inc == 0.0:
-            raise ScanError(f"scan angles not finite or zero increment (angle_min="
-                            f"{msg.angle_min}, angle_max={msg.angle_max}, increment={inc})")
-        expected = int(round((msg.angle_max - msg.angle_min) / inc)) + 1
-        frame = msg.header.frame_id or self.p["laser_frame"]
-        if frame not in self._mounts:
-            try:
-                T = mount_transform(self.desc, self.p["base_frame"], frame)
-            except ValueError as e:
-                raise ScanError(str(e)) from None
-            self._mounts[frame] = (float(T[0, 3]), float(T[1, 3]), math.atan2(T[1, 0], T[0, 0]))
-        self.core.laser = self._mounts[frame]
-        out = self.core.on_scan(np.asarray(msg.ranges, dtype=np.float64), msg.angle_min, inc,
-                                msg.range_min, msg.range_max, convert.stamp_of(msg),
-                                expected_beams=expected)
-        self.last_in["scan"] = self.now()
+        expected = scan_beam_count(msg.angle_min, msg.angle_max, msg.angle_increment)
+        laser = self.mounts.laser(msg.header.frame_id)
+        out = self.core.on_scan(np.asarray(msg.ranges, dtype=np.float64), msg.angle_min,
+                                msg.angle_increment, msg.range_min, msg.range_max,
+                                convert.stamp_of(msg), expected_beams=expected,
+                                laser_pose=laser)
+        self.monitor.seen("scan", self.now())
         for k, v in out.timings_ms.items():
-            self.lat[f"scan_{k}"].append(v)
-        self.publish_people(out, msg.header.stamp)
-        self.lat["scan_callback_ms"].append((time.perf_counter() - t0) * 1e3)
+            self.monitor.add_latency(f"scan_{k}", v)
+        people, frame = self.core.people_for_output(out, convert.stamp_of(msg),
+                                                    self.p["people_frame"])
+        self.publish_people(people, self.p[f"{frame}_frame"], msg.header.stamp)
+        self.monitor.add_latency("scan_callback_ms", (time.perf_counter() - t0) * 1e3)
 
     # ------------------------------------------------------------------ outputs
-    def publish_people(self, out, stamp) -> None:
-        people, frame = out.people, out.frame
-        if self.p["people_frame"] == "base" or frame != "map":
-            # the supervisor takes anything but the map frame as the base frame: never odom
-            t = convert.from_time(stamp)
-            pose = self.core.odom_pose(t)
-            if frame == "map":
-                pose = se2_compose(self.core.map_from_odom, pose)
-            inv = se2_inverse(pose)
-            c, s = math.cos(inv[2]), math.sin(inv[2])
-            R = np.array([[c, -s], [s, c]])
-            B = np.zeros((4, 4))
-            B[:2, :2] = B[2:, 2:] = R
-            moved = []
-            for p in people:
-                xy = se2_apply(inv, np.array([[p.x, p.y]]))[0]
-                v = R @ np.array([p.vx, p.vy])
-                moved.append(type(p)(p.id, float(xy[0]), float(xy[1]), float(v[0]), float(v[1]),
-                                     B @ p.cov @ B.T, p.confidence))
-            people, frame_id = moved, self.p["base_frame"]
-        else:
-            frame_id = self.p["map_frame"]
+    def publish_people(self, people, frame_id: str, stamp) -> None:
         self.people_frame_used = frame_id
+        heading_speed = self.cfg.person_heading_min_speed_mps
         arr = TrackedPersonArray()
         arr.header.stamp, arr.header.frame_id = stamp, frame_id
         for p in people:
-            tp = TrackedPerson()
-            tp.id = int(p.id)
+            tp = TrackedPerson(id=int(p.id), confidence=float(p.confidence))
             tp.pose.pose.position.x, tp.pose.pose.position.y = p.x, p.y
-            heading = math.atan2(p.vy, p.vx) if math.hypot(p.vx, p.vy) > 0.05 else 0.0
-            q = yaw_to_quaternion(heading)
             o = tp.pose.pose.orientation
-            o.x, o.y, o.z, o.w = q
+            o.x, o.y, o.z, o.w = yaw_to_quaternion(p.heading(heading_speed))
             tp.twist.twist.linear.x, tp.twist.twist.linear.y = p.vx, p.vy
-            pc = np.zeros((6, 6))
-            pc[:2, :2] = p.cov[:2, :2]
-            pc[2, 2] = pc[3, 3] = pc[4, 4] = 1e6
-            pc[5, 5] = math.pi ** 2
-            tc = np.zeros((6, 6))
-            tc[:2, :2] = p.cov[2:, 2:]
-            tc[2, 2] = tc[3, 3] = tc[4, 4] = tc[5, 5] = 1e6
-            tp.pose.covariance = array.array("d", pc.reshape(36).tobytes())
-            tp.twist.covariance = array.array("d", tc.reshape(36).tobytes())
-            tp.confidence = float(p.confidence)
+            tp.pose.covariance = array.array("d", p.pose_covariance().reshape(36).tobytes())
+            tp.twist.covariance = array.array("d", p.twist_covariance().reshape(36).tobytes())
             arr.people.append(tp)
         self.people_pub.publish(arr)
         self.publish_markers(people, frame_id, stamp)
 
     def publish_markers(self, people, frame_id: str, stamp) -> None:
         arr = MarkerArray()
-        clear = Marker()
-        clear.action = Marker.DELETEALL
-        arr.markers.append(clear)
+        arr.markers.append(Marker(action=Marker.DELETEALL))
         for p in people:
             for kind in ("body", "label", "velocity"):
                 mk = Marker()
@@ -358,46 +246,18 @@ class SpatialPerceptionNode(Node):
             if not math.isfinite(lm.t_s):
                 return
             t0 = time.perf_counter()
-            grid = lm.grid()
-            m = OccupancyGrid()
-            m.header.stamp = convert.to_time(lm.t_s)
-            m.header.frame_id = self.p["odom_frame"]
-            m.info.map_load_time = m.header.stamp
-            m.info.resolution = float(lm.config.resolution_m)
-            m.info.width = m.info.height = int(lm.n)
-            m.info.origin.position.x, m.info.origin.position.y = map(float, lm.origin)
-            m.info.origin.orientation.w = 1.0
-            m.data = array.array("b", grid.reshape(-1).tobytes())
-            self.map_pub.publish(m)
-            self.lat["local_map_publish_ms"].append((time.perf_counter() - t0) * 1e3)
+            self.map_pub.publish(convert.occupancy_grid_msg(
+                lm.grid(), *lm.origin, lm.config.resolution_m, convert.to_time(lm.t_s),
+                self.p["odom_frame"]))
+            self.monitor.add_latency("local_map_publish_ms", (time.perf_counter() - t0) * 1e3)
         except Exception as e:  # noqa: BLE001
             self.warn("local_map", f"local_map: {type(e).__name__}: {e}")
 
     def publish_diagnostics(self) -> None:
-        now = self.now()
-        d = DiagnosticStatus(name=f"{self.get_name()}: spatial perception",
-                             hardware_id="spatial_perception")
-        stale = [k for k in ("scan", "odom", "depth")
-                 if now - self.last_in.get(k, -math.inf) > self.p["stale_timeout_s"]]
-        d.level = DiagnosticStatus.WARN if stale else DiagnosticStatus.OK
-        d.message = ("stale or missing: " + ", ".join(stale)) if stale else "ok"
-        vals = []
-        for k in sorted(self.lat):
-            v = self.lat[k]
-            if v:
-                vals.append(KeyValue(key=f"latency_{k}_mean", value=f"{np.mean(v):.2f}"))
-                vals.append(KeyValue(key=f"latency_{k}_max", value=f"{np.max(v):.2f}"))
-        for k, n in sorted(self.core.counts.items()):
-            vals.append(KeyValue(key=f"frames_{k}", value=str(n)))
-        for k, n in sorted(self.skipped.items()):
-            vals.append(KeyValue(key=f"skipped_{k}", value=str(n)))
-        vals.append(KeyValue(key="people_tracked", value=str(len(self.core.tracker.confirmed()))))
-        vals.append(KeyValue(key="people_frame", value=self.people_frame_used))
-        vals.append(KeyValue(key="map_pose_source", value="odometry/filtered"
-                             if self.filtered_seen else "odom + initial map pose"
-                             if self.core.map_from_odom is not None else "none"))
-        d.values = vals
-        arr = DiagnosticArray(status=[d])
+        d = spatial_diagnostic(self.core, self.monitor, self.now(), self.p["stale_timeout_s"],
+                               self.people_frame_used)
+        arr = DiagnosticArray(status=[convert.diagnostic_status(d, self.get_name(),
+                                                                "spatial_perception")])
         arr.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(arr)
 

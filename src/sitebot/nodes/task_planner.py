@@ -20,12 +20,11 @@ from collections import Counter
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
-from sitebot_interfaces.msg import TaskCommand, TaskPlan, TaskStep
-
+from sitebot.config.params import ParamSpec, ParamType
 from sitebot.language import Answer, Dialogue, LLMConfig, PlannerConfig, TaskPlanner, load_site
 from sitebot.language.grounding import GroundingConfig
-from sitebot.config.params import ParamSpec, ParamType
 from sitebot.nodes.common import QOS_COMMAND, QOS_STATE, declare_schema, run_node
+from sitebot_interfaces.msg import TaskCommand, TaskPlan, TaskStep
 
 F, B, S, I = ParamType.FLOAT, ParamType.BOOL, ParamType.STRING, ParamType.INT
 

@@ -25,11 +25,10 @@ from rclpy.node import Node
 from sensor_msgs.msg import Joy
 from std_msgs.msg import Bool
 
-from sitebot_interfaces.msg import SafetyState
-
 from sitebot.config.params import ParamSpec, ParamType
-from sitebot.teleop.core import TeleopConfig, TeleopRelay
 from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema, run_node
+from sitebot.teleop.core import TeleopConfig, TeleopRelay
+from sitebot_interfaces.msg import SafetyState
 
 F, B, S, I = ParamType.FLOAT, ParamType.BOOL, ParamType.STRING, ParamType.INT
 

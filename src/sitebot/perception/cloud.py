@@ -31,8 +31,10 @@ import numpy as np
 import open3d as o3d
 from scipy import ndimage
 
+from sitebot.perception import check_ranges
+
 __all__ = ["DepthError", "CloudConfig", "Clusters", "CloudResult", "decode_depth",
-           "depth_to_points", "mount_transform", "voxel_downsample", "fit_ground",
+           "check_depth_info", "depth_to_points", "mount_transform", "voxel_downsample", "fit_ground",
            "cluster_points", "CloudPipeline", "camera_fov_check"]
 
 
@@ -78,6 +80,18 @@ def decode_depth(data: bytes | bytearray | memoryview | np.ndarray, width: int, 
         out = img.astype(np.float32)
         out[~np.isfinite(out) | (out <= 0.0)] = np.nan
     return out
+
+
+def check_depth_info(info_size: tuple[int, int] | None, image_size: tuple[int, int]) -> None:
+    """A depth image of ``image_size`` (width, height) needs a camera_info of its size.
+
+    :raises DepthError: no camera_info yet (``info_size`` None) or one of another size.
+    """
+    if info_size is None:
+        raise DepthError("no camera/depth/camera_info received yet")
+    if tuple(info_size) != tuple(image_size):
+        raise DepthError(f"camera_info is for {info_size[0]}x{info_size[1]}, the image is "
+                         f"{image_size[0]}x{image_size[1]}")
 
 
 def check_intrinsics(K: np.ndarray | Sequence[float], width: int, height: int) -> np.ndarray:
@@ -208,10 +222,7 @@ class CloudConfig:
                   ("ransac_iterations", 1, 10000), ("min_obstacle_height_m", 0.0, 1.0),
                   ("max_obstacle_height_m", 0.1, 10.0), ("cluster_eps_m", 0.01, 1.0),
                   ("cluster_min_points", 1, 10000))
-        for name, lo, hi in checks:
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and lo <= v <= hi):
-                raise ValueError(f"CloudConfig.{name}={v!r}: accepted [{lo}, {hi}]")
+        check_ranges(self, checks)
         if self.min_range_m >= self.max_range_m:
             raise ValueError("CloudConfig.min_range_m must be below max_range_m")
         if self.min_obstacle_height_m >= self.max_obstacle_height_m:

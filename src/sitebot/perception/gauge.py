@@ -37,8 +37,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sitebot.errors import ConfigError
 from sitebot.config.yamlio import Schema, key_path, load_yaml
+from sitebot.errors import ConfigError
 from sitebot.perception.fiducials import TagDetection, marker_pose
 
 __all__ = ["DialLayout", "GaugeReading", "GaugeReader", "GaugeReaderConfig",

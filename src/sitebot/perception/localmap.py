@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sitebot.perception import check_ranges
+
 __all__ = ["LocalMapConfig", "LocalMap"]
 
 
@@ -43,12 +45,9 @@ class LocalMapConfig:
     max_obstacle_height_m: float = 1.9
 
     def __post_init__(self) -> None:
-        for name, lo, hi in (("size_m", 1.0, 100.0), ("resolution_m", 0.01, 1.0),
-                             ("recentre_m", 0.0, 50.0), ("decay_s", 0.1, 3600.0),
-                             ("max_free_range_m", 0.1, 100.0)):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and lo <= v <= hi):
-                raise ValueError(f"LocalMapConfig.{name}={v!r}: accepted [{lo}, {hi}]")
+        check_ranges(self, (("size_m", 1.0, 100.0), ("resolution_m", 0.01, 1.0),
+                            ("recentre_m", 0.0, 50.0), ("decay_s", 0.1, 3600.0),
+                            ("max_free_range_m", 0.1, 100.0)))
         if self.size_m / self.resolution_m > 4000:
             raise ValueError("LocalMapConfig: more than 4000 cells across")
 

@@ -28,18 +28,30 @@ from typing import Iterable, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-
-__all__ = ["ScanError", "scan_points", "segment_scan", "SegmentFeatures", "segment_features",
-           "ClassifierConfig", "SegmentClassifier", "Detection", "DetectorConfig",
-           "PersonDetector", "TrackerConfig", "Track", "PeopleTracker", "StaticMap"]
+__all__ = ["ScanError", "scan_beam_count", "scan_points", "segment_scan", "SegmentFeatures",
+           "segment_features", "ClassifierConfig", "SegmentClassifier", "Detection",
+           "DetectorConfig", "PersonDetector", "TrackerConfig", "Track", "PeopleTracker",
+           "StaticMap", "transform_state"]
 
 
 class ScanError(ValueError):
     """A scan that cannot be used (the message says why)."""
 
 
-# ------------------------------------------------------------------------------ SE(2)
 # ------------------------------------------------------------------------------ scans
+def scan_beam_count(angle_min: float, angle_max: float, angle_increment: float) -> int:
+    """The number of beams a scan's angles imply (a LaserScan's ranges should have as many).
+
+    :raises ScanError: angles not finite, or a zero increment.
+    """
+    inc = angle_increment
+    if not (math.isfinite(angle_min) and math.isfinite(angle_max) and math.isfinite(inc)) \
+            or inc == 0.0:
+        raise ScanError(f"scan angles not finite or zero increment (angle_min="
+                        f"{angle_min}, angle_max={angle_max}, increment={inc})")
+    return int(round((angle_max - angle_min) / inc)) + 1
+
+
 def scan_points(ranges: np.ndarray, angle_min: float, angle_increment: float,
                 range_min: float, range_max: float, *, expected_beams: int | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -573,15 +585,23 @@ class PeopleTracker:
     def transform(self, pose_delta: Sequence[float]) -> None:
         """Re-express every track in a new frame: ``pose_delta`` is the old frame in the new
         one (x, y, yaw)."""
-        c, s = math.cos(pose_delta[2]), math.sin(pose_delta[2])
-        R = np.array([[c, -s], [s, c]])
-        B = np.zeros((4, 4))
-        B[:2, :2] = R
-        B[2:, 2:] = R
         for t in self.tracks:
-            t.x[:2] = R @ t.x[:2] + np.array(pose_delta[:2])
-            t.x[2:] = R @ t.x[2:]
-            t.P = B @ t.P @ B.T
+            t.x, t.P = transform_state(pose_delta, t.x, t.P)
+
+
+def transform_state(pose: Sequence[float], x: np.ndarray, P: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """A track state (x, y, vx, vy) and its 4x4 covariance re-expressed in another frame:
+    ``pose`` (x, y, yaw) is the state's frame in the new one. Positions are moved, velocities
+    and the covariance rotated."""
+    c, s = math.cos(pose[2]), math.sin(pose[2])
+    R = np.array([[c, -s], [s, c]])
+    B = np.zeros((4, 4))
+    B[:2, :2] = B[2:, 2:] = R
+    out = np.array(x, dtype=np.float64)
+    out[:2] = R @ out[:2] + np.array(pose[:2], dtype=np.float64)
+    out[2:] = R @ out[2:]
+    return out, B @ P @ B.T
 
 
 def iter_tracks_xy(tracks: Iterable[Track]) -> np.ndarray:

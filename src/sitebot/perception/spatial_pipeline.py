@@ -18,12 +18,23 @@ from typing import Sequence
 
 import numpy as np
 
+from sitebot.perception import check_ranges
 from sitebot.perception.cloud import CloudConfig, CloudPipeline, CloudResult, camera_fov_check
 from sitebot.perception.localmap import LocalMap, LocalMapConfig
-from sitebot.perception.people import (DepthView, Detection, DetectorConfig, PeopleTracker, PersonDetector, StaticMap, Track, TrackerConfig, scan_points)
-from sitebot.types import se2_apply, se2_compose, se2_inverse
+from sitebot.perception.monitor import InputMonitor
+from sitebot.perception.people import (DepthView, Detection, DetectorConfig, PeopleTracker,
+                                       PersonDetector, StaticMap, Track, TrackerConfig, scan_points,
+                                       transform_state)
+from sitebot.types import Diagnostic, DiagnosticLevel, Pose2D, se2_apply, se2_compose, se2_inverse
 
-__all__ = ["SpatialConfig", "SpatialPerception", "PersonOut", "ScanOutput"]
+__all__ = ["SpatialConfig", "SpatialPerception", "PersonOut", "ScanOutput",
+           "UNOBSERVED_VARIANCE", "spatial_diagnostic", "WATCHED_INPUTS"]
+
+#: the inputs /diagnostics reports stale when they stop
+WATCHED_INPUTS = ("scan", "odom", "depth")
+
+#: variance published for what the tracker does not estimate (height, rotation; vz, rates)
+UNOBSERVED_VARIANCE = 1e6
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,15 @@ class SpatialConfig:
     depth_max_age_s: float = 0.6
     camera_max_range_m: float = 5.5
     static_margin_m: float = 0.15
+    #: cell size of the world's static occupancy grid the people detector checks against
+    static_map_resolution_m: float = 0.1
+    #: a person's published heading is their walking direction above this speed, else 0
+    person_heading_min_speed_mps: float = 0.05
+
+    def __post_init__(self) -> None:
+        check_ranges(self, (("depth_max_age_s", 0.0, 5.0), ("camera_max_range_m", 0.1, 50.0),
+                            ("static_margin_m", 0.0, 1.0), ("static_map_resolution_m", 0.01, 1.0),
+                            ("person_heading_min_speed_mps", 0.0, 10.0)))
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,27 @@ class PersonOut:
     vy: float
     cov: np.ndarray
     confidence: float
+
+    def heading(self, min_speed_mps: float) -> float:
+        """Walking direction [rad]; 0 when not faster than ``min_speed_mps``."""
+        return math.atan2(self.vy, self.vx) if math.hypot(self.vx, self.vy) > min_speed_mps \
+            else 0.0
+
+    def pose_covariance(self) -> np.ndarray:
+        """6x6 covariance of (x, y, z, roll, pitch, yaw): x, y from the track, the heading
+        unknown (pi^2), the rest unobserved."""
+        pc = np.zeros((6, 6))
+        pc[:2, :2] = self.cov[:2, :2]
+        pc[2, 2] = pc[3, 3] = pc[4, 4] = UNOBSERVED_VARIANCE
+        pc[5, 5] = math.pi ** 2
+        return pc
+
+    def twist_covariance(self) -> np.ndarray:
+        """6x6 covariance of (vx, vy, vz, wx, wy, wz): vx, vy from the track."""
+        tc = np.zeros((6, 6))
+        tc[:2, :2] = self.cov[2:, 2:]
+        tc[2, 2] = tc[3, 3] = tc[4, 4] = tc[5, 5] = UNOBSERVED_VARIANCE
+        return tc
 
 
 @dataclass
@@ -67,7 +108,7 @@ class SpatialPerception:
                  initial_map_pose: Sequence[float] | None = None) -> None:
         self.config = config
         self.T_base_cam = np.asarray(T_base_cam, dtype=np.float64)
-        self.laser = tuple(float(v) for v in laser_pose_base)   # x, y, yaw in base
+        self.laser = Pose2D.of(laser_pose_base)                 # the laser in base
         self.cloud = CloudPipeline(config.cloud, self.T_base_cam)
         self.local_map = LocalMap(config.local_map)
         self.detector = PersonDetector(config.detector)
@@ -76,10 +117,11 @@ class SpatialPerception:
         self.static = StaticMap(static_grid) if static_grid is not None else None
         # map <- odom: from the initial map pose (odom starts at the origin) until a
         # localization pose arrives
-        self.map_from_odom: tuple[float, float, float] | None = \
-            tuple(float(v) for v in initial_map_pose) if initial_map_pose is not None else None
+        self.map_from_odom: Pose2D | None = \
+            Pose2D.of(initial_map_pose) if initial_map_pose is not None else None
+        self.map_pose_seen = False                # a localization map pose arrived
         self._odom_t: list[float] = []
-        self._odom_pose: list[tuple[float, float, float]] = []
+        self._odom_pose: list[Pose2D] = []
         self._depth: tuple | None = None          # (t, points_odom, mins_odom, maxs_odom, base_pose)
         self.last_cloud: CloudResult | None = None
         self.counts = {"depth": 0, "scan": 0, "odom": 0}
@@ -92,15 +134,15 @@ class SpatialPerception:
             self._odom_t.clear()
             self._odom_pose.clear()
         self._odom_t.append(t_s)
-        self._odom_pose.append((x, y, yaw))
+        self._odom_pose.append(Pose2D(x, y, yaw))
         if len(self._odom_t) > 200:
             del self._odom_t[:100], self._odom_pose[:100]
         self.counts["odom"] += 1
 
-    def odom_pose(self, t_s: float | None = None) -> tuple[float, float, float]:
+    def odom_pose(self, t_s: float | None = None) -> Pose2D:
         """The base's odom pose nearest to ``t_s`` (latest if None; origin if none yet)."""
         if not self._odom_t:
-            return (0.0, 0.0, 0.0)
+            return Pose2D(0.0, 0.0, 0.0)
         if t_s is None:
             return self._odom_pose[-1]
         i = bisect.bisect_left(self._odom_t, t_s)
@@ -117,11 +159,17 @@ class SpatialPerception:
             raise ValueError(f"map pose not finite: x={x}, y={y}, yaw={yaw}")
         odom = self.odom_pose(t_s)
         self.map_from_odom = se2_compose((x, y, yaw), se2_inverse(odom))
+        self.map_pose_seen = True
 
     # ------------------------------------------------------------------ depth
-    def on_depth(self, depth_m: np.ndarray, K: np.ndarray, t_s: float) -> CloudResult:
+    def on_depth(self, depth_m: np.ndarray, K: np.ndarray, t_s: float,
+                 T_base_cam: np.ndarray | None = None) -> CloudResult:
         """One depth frame: clusters (base frame); remembers its obstacles (odom frame) for
-        the people detector and adds them to the local map."""
+        the people detector and adds them to the local map. ``T_base_cam``: the camera
+        mount of this frame (default: the last one given)."""
+        if T_base_cam is not None:
+            self.T_base_cam = np.asarray(T_base_cam, dtype=np.float64)
+            self.cloud.T_base_cam = self.T_base_cam
         res = self.cloud.process(depth_m, K)
         pose = self.odom_pose(t_s)
         pts = res.obstacle_points
@@ -147,7 +195,7 @@ class SpatialPerception:
         self.counts["depth"] += 1
         return res
 
-    def _depth_view(self, t_s: float, pose: tuple[float, float, float]) -> DepthView | None:
+    def _depth_view(self, t_s: float, pose: Pose2D) -> DepthView | None:
         if self._depth is None:
             return None
         td, pts_odom, mins, maxs, dpose, K, w, h, cand_odom = self._depth
@@ -173,10 +221,14 @@ class SpatialPerception:
     # ------------------------------------------------------------------ scan
     def on_scan(self, ranges: np.ndarray, angle_min: float, angle_increment: float,
                 range_min: float, range_max: float, t_s: float,
-                expected_beams: int | None = None) -> ScanOutput:
+                expected_beams: int | None = None,
+                laser_pose: Sequence[float] | None = None) -> ScanOutput:
         """One scan: local map, person detections, tracks (output in the map frame when
-        map <- odom is known, else odom)."""
+        map <- odom is known, else odom). ``laser_pose``: the laser in the base frame for
+        this scan (default: the last one given)."""
         t0 = time.perf_counter()
+        if laser_pose is not None:
+            self.laser = Pose2D.of(laser_pose)
         r = np.asarray(ranges, dtype=np.float64)
         xy_l, idx, rr = scan_points(r, angle_min, angle_increment, range_min, range_max,
                                     expected_beams=expected_beams)
@@ -214,29 +266,34 @@ class SpatialPerception:
     def people_out(self, tracks: Sequence[Track]) -> tuple[list[PersonOut], str]:
         """Confirmed tracks (odom) in the map frame if map <- odom is known, else odom."""
         tf = self.map_from_odom
-        frame = "map" if tf is not None else "odom"
-        c, s = (math.cos(tf[2]), math.sin(tf[2])) if tf is not None else (1.0, 0.0)
-        R = np.array([[c, -s], [s, c]])
-        B = np.zeros((4, 4))
-        B[:2, :2] = B[2:, 2:] = R
-        out = []
-        for t in tracks:
-            x = t.x.copy()
-            if tf is not None:
-                x[:2] = R @ x[:2] + np.array(tf[:2])
-                x[2:] = R @ x[2:]
-            out.append(PersonOut(t.id, float(x[0]), float(x[1]), float(x[2]), float(x[3]),
-                                 B @ t.P @ B.T, float(min(1.0, t.score))))
-        return out, frame
+        out = [_person(t.id, *transform_state(tf if tf is not None else (0.0, 0.0, 0.0),
+                                              t.x, t.P), min(1.0, t.score)) for t in tracks]
+        return out, "map" if tf is not None else "odom"
 
     def people_in_base(self, people: Sequence[PersonOut], frame: str,
-                       t_s: float | None = None) -> list[tuple[float, float]]:
-        """People positions of :meth:`people_out` back in the base frame (for tests)."""
+                       t_s: float | None = None) -> list[PersonOut]:
+        """People of :meth:`people_out` (in ``frame``: map or odom) in the base frame at
+        ``t_s`` (positions, velocities and covariances)."""
         pose = self.odom_pose(t_s)
         if frame == "map" and self.map_from_odom is not None:
             pose = se2_compose(self.map_from_odom, pose)
         inv = se2_inverse(pose)
-        return [tuple(se2_apply(inv, np.array([[p.x, p.y]]))[0]) for p in people]
+        return [_person(p.id, *transform_state(inv, np.array([p.x, p.y, p.vx, p.vy]), p.cov),
+                        p.confidence) for p in people]
+
+    def people_for_output(self, out: ScanOutput, t_s: float, frame: str = "map"
+                          ) -> tuple[list[PersonOut], str]:
+        """The people of one scan (stamped ``t_s``) to publish, and their frame: ``"map"``
+        when asked for (``frame``) and a map pose is known, else ``"base"``. Never odom:
+        the safety supervisor takes any frame but map as the base frame."""
+        if frame == "base" or out.frame != "map":
+            return self.people_in_base(out.people, out.frame, t_s), "base"
+        return out.people, "map"
+
+
+def _person(pid: int, x: np.ndarray, P: np.ndarray, confidence: float) -> PersonOut:
+    return PersonOut(pid, float(x[0]), float(x[1]), float(x[2]), float(x[3]), P,
+                     float(confidence))
 
 
 def _rebox(mins: np.ndarray, maxs: np.ndarray, pose: Sequence[float]
@@ -250,3 +307,28 @@ def _rebox(mins: np.ndarray, maxs: np.ndarray, pose: Sequence[float]
     lo = np.column_stack([moved.min(axis=1), mins[:, 2]])
     hi = np.column_stack([moved.max(axis=1), maxs[:, 2]])
     return lo, hi
+
+
+def spatial_diagnostic(core: SpatialPerception, monitor: InputMonitor, now_s: float,
+                       stale_timeout_s: float, people_frame: str) -> Diagnostic:
+    """The node's status: WARN naming the inputs (scan, odom, depth) not seen for
+    ``stale_timeout_s``; latency mean and max per pipeline, frames per input, skipped inputs
+    per kind, people tracked, the frame people were last published in, where the map pose
+    comes from."""
+    stale = monitor.stale(WATCHED_INPUTS, now_s, stale_timeout_s)
+    values = []
+    for k in sorted(monitor.latency):
+        lat = monitor.latency[k]
+        if len(lat):
+            values += [(f"latency_{k}_mean", f"{lat.mean():.2f}"),
+                       (f"latency_{k}_max", f"{lat.max():.2f}")]
+    values += [(f"frames_{k}", str(n)) for k, n in sorted(core.counts.items())]
+    values += [(f"skipped_{k}", str(n)) for k, n in sorted(monitor.skipped.items())]
+    source = ("odometry/filtered" if core.map_pose_seen else "odom + initial map pose"
+              if core.map_from_odom is not None else "none")
+    values += [("people_tracked", str(len(core.tracker.confirmed()))),
+               ("people_frame", people_frame), ("map_pose_source", source)]
+    return Diagnostic("spatial perception",
+                      DiagnosticLevel.WARN if stale else DiagnosticLevel.OK,
+                      ("stale or missing: " + ", ".join(stale)) if stale else "ok",
+                      tuple(values))

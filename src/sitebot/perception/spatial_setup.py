@@ -1,19 +1,21 @@
 """Parameters of the spatial perception node (ParamSpec schema) and their mapping to the
-core configuration; robot sensor mounts from the URDF. No ROS here."""
+core configuration; robot sensor mounts from the URDF (:class:`SensorMounts`). No ROS here."""
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping
 
 import numpy as np
 
 from sitebot.config.params import ParamSpec, ParamType
+from sitebot.description.kinematics import planar_frame_pose
 from sitebot.perception.cloud import CloudConfig, mount_transform
 from sitebot.perception.localmap import LocalMapConfig
 from sitebot.perception.people import ClassifierConfig, DetectorConfig, TrackerConfig
 from sitebot.perception.spatial_pipeline import SpatialConfig
+from sitebot.types import Pose2D
 
-__all__ = ["SCHEMA", "spatial_config_from_params", "default_spatial", "robot_mounts"]
+__all__ = ["SCHEMA", "spatial_config_from_params", "default_spatial", "robot_mounts",
+           "SensorMounts"]
 
 F, I, B, S = ParamType.FLOAT, ParamType.INT, ParamType.BOOL, ParamType.STRING
 FA = ParamType.FLOAT_ARRAY
@@ -64,6 +66,8 @@ SCHEMA = (
               0.5, 30.0, unit="m"),
     ParamSpec("static_margin_m", F, 0.15, "candidates within this of static structure are "
               "structure", 0.0, 1.0, unit="m"),
+    ParamSpec("static_map_resolution_m", F, 0.1, "cell size of the world's static occupancy "
+              "grid", 0.01, 1.0, unit="m"),
     ParamSpec("depth_veto_height_m", F, 1.0, "the camera vetoes a lidar person candidate whose "
               "obstacle points stay below this height", 0.2, 2.0, unit="m"),
     ParamSpec("depth_max_age_s", F, 0.6, "depth frames older than this are not fused", 0.0,
@@ -75,6 +79,8 @@ SCHEMA = (
               20.0, unit="m/s^2"),
     ParamSpec("gate_max_m", F, 1.2, "largest distance of a detection to its track", 0.1, 5.0,
               unit="m"),
+    ParamSpec("person_heading_min_speed_mps", F, 0.05, "a person's published heading is the "
+              "walking direction above this speed, else 0", 0.0, 10.0, unit="m/s"),
     # diagnostics / input checks
     ParamSpec("stale_timeout_s", F, 1.0, "an input older than this is reported stale", 0.1,
               60.0, unit="s"),
@@ -102,7 +108,9 @@ def spatial_config_from_params(p: Mapping[str, Any]) -> SpatialConfig:
                         accel_sigma_mps2=p["accel_sigma_mps2"], gate_max_m=p["gate_max_m"])
     return SpatialConfig(cloud=cloud, local_map=lm, detector=det, tracker=trk,
                          depth_max_age_s=p["depth_max_age_s"],
-                         static_margin_m=p["static_margin_m"])
+                         static_margin_m=p["static_margin_m"],
+                         static_map_resolution_m=p["static_map_resolution_m"],
+                         person_heading_min_speed_mps=p["person_heading_min_speed_mps"])
 
 
 def default_params() -> dict[str, Any]:
@@ -115,8 +123,38 @@ def default_spatial() -> SpatialConfig:
 
 def robot_mounts(description, base: str = "base_footprint",
                  camera: str = "camera_depth_optical_frame", laser: str = "laser_link"
-                 ) -> tuple[np.ndarray, tuple[float, float, float]]:
+                 ) -> tuple[np.ndarray, Pose2D]:
     """(T_base_camera 4x4, laser pose (x, y, yaw) in base) from the URDF's fixed joints."""
     T_cam = mount_transform(description, base, camera)
-    T_l = mount_transform(description, base, laser)
-    return T_cam, (float(T_l[0, 3]), float(T_l[1, 3]), math.atan2(T_l[1, 0], T_l[0, 0]))
+    return T_cam, Pose2D.of(planar_frame_pose(description, base, laser))
+
+
+class SensorMounts:
+    """Where the robot's depth cameras and lasers sit on the base (the URDF's fixed joints),
+    looked up once per frame name; a message that names no frame gets the default one.
+
+    :raises ValueError: (from the lookups) a frame that is not fixed to the base.
+    """
+
+    def __init__(self, description, base: str, camera: str, laser: str) -> None:
+        self.description, self.base = description, base
+        self.default_camera, self.default_laser = camera, laser
+        self._cameras: dict[str, np.ndarray] = {}
+        self._lasers: dict[str, Pose2D] = {}
+        self.camera(camera)
+        self.laser(laser)
+
+    def camera(self, frame: str = "") -> np.ndarray:
+        """T_base_camera (4x4) of an optical frame."""
+        frame = frame or self.default_camera
+        if frame not in self._cameras:
+            self._cameras[frame] = mount_transform(self.description, self.base, frame)
+        return self._cameras[frame]
+
+    def laser(self, frame: str = "") -> Pose2D:
+        """The planar pose of a laser frame in the base frame."""
+        frame = frame or self.default_laser
+        if frame not in self._lasers:
+            self._lasers[frame] = Pose2D.of(planar_frame_pose(self.description, self.base,
+                                                              frame))
+        return self._lasers[frame]

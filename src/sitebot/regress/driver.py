@@ -38,12 +38,11 @@ from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
 
-from sitebot_interfaces.msg import (ControllerStatus, SafetyState, StepOutcome, TaskCommand,
-                                    TaskPlan, TaskStep, TrackedPersonArray)
-
-from sitebot.types import quaternion_to_yaw
 from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE
 from sitebot.regress.scenario import FaultSpec, Scenario
+from sitebot.types import quaternion_to_yaw
+from sitebot_interfaces.msg import (ControllerStatus, SafetyState, StepOutcome, TaskCommand,
+                                    TaskPlan, TaskStep, TrackedPersonArray)
 
 __all__ = ["run_scenario", "RECORDED", "decode_records"]
 
@@ -294,17 +293,6 @@ class _Mission:
             self._answer_confirmations()
         if kind == "none":
             return                                   # runs until the duration
-        if kind == "tour":
-            codes = self.h.exit_codes
-            if "tour" in codes:
-                rep = self.out / "tour.json"
-                tour = json.loads(rep.read_text()) if rep.exists() else {}
-                self.details = {"tour": tour, "exit_code": codes["tour"]}
-                self.outcome = "succeeded" if tour.get("success") and codes["tour"] == 0 \
-                    else "failed"
-                self.done = True
-                self.drv.event("mission_done", outcome=self.outcome)
-            return
         if kind == "goals":
             self._poll_goals()
         elif kind == "instruction":
@@ -615,7 +603,7 @@ def run_scenario(sc: Scenario, out_dir: Path, launch_file: str, launch_args: dic
                         break
                     if drv.sim_t >= sc.duration:
                         break
-                    if unexpected and sc.mission.kind != "tour":
+                    if unexpected:
                         aborted = "process died: " + ", ".join(unexpected)
                         break
                     if now > wall_end:

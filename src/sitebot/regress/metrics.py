@@ -19,9 +19,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from sitebot.site.registry import ZoneKind, point_in_polygon
-from sitebot.sim.world import WorldSpec
 from sitebot.regress.scenario import LEVELS, Scenario
+from sitebot.sim.world import WorldSpec
+from sitebot.site.geometry import point_in_polygon
+from sitebot.site.registry import ZoneKind
 
 __all__ = ["compute_metrics", "judge", "Check", "FOOTPRINT_RADIUS_M", "CONTACT_RADIUS_M",
            "SETTLE_S", "LEVEL_NAMES", "timeline"]
@@ -270,8 +271,7 @@ def judge(sc: Scenario, m: Mapping[str, Any], run: Mapping[str, Any],
     checks: list[Check] = []
     if run.get("aborted"):
         checks.append(Check("run_completed", False, run["aborted"], "completed"))
-    unexpected = [n for n in run.get("failed", []) if n not in run.get("killed", [])
-                  and not (n == "tour" and sc.mission.kind == "tour")]
+    unexpected = [n for n in run.get("failed", []) if n not in run.get("killed", [])]
     if unexpected:
         checks.append(Check("processes", False, unexpected, "none died",
                             "processes died that no fault killed"))

@@ -12,14 +12,13 @@ from typing import Any
 import yaml
 
 from sitebot.errors import ConfigError
-from sitebot.sim.world import load_world, world_path
 from sitebot.regress.scenario import Scenario, ScenarioError
+from sitebot.sim.world_loader import load_world, world_path
 
 __all__ = ["prepare_run", "missing_nodes", "LAUNCH_FILES"]
 
-LAUNCH_FILES = {"none": "regress_base.launch.yaml", "tour": "regress_tour.launch.yaml",
-                "goals": "regress_nav.launch.yaml", "instruction": "regress_task.launch.yaml",
-                "plan": "regress_task.launch.yaml"}
+LAUNCH_FILES = {"none": "regress_base.launch.yaml", "goals": "regress_nav.launch.yaml",
+                "instruction": "regress_task.launch.yaml", "plan": "regress_task.launch.yaml"}
 #: supervisor settings of the mission stack (launch/mission.launch.yaml, where the reasons
 #: are given) for the runs with the task stack; a scenario's ``supervisor`` overrides them
 TASK_SUPERVISOR = {
@@ -35,7 +34,7 @@ TASK_SUPERVISOR = {
 #: safety state) every period
 TASK_SIM = {"clock_rate_hz": 50.0}
 #: nodes each launch file starts besides the simulator and the supervisor
-LAUNCH_NODES = {"regress_base.launch.yaml": (), "regress_tour.launch.yaml": ("tour",),
+LAUNCH_NODES = {"regress_base.launch.yaml": (),
                 "regress_nav.launch.yaml": ("localization", "navigation"),
                 "regress_task.launch.yaml": ("localization", "navigation", "camera_perception",
                                              "spatial_perception", "arm_planner",
@@ -112,7 +111,7 @@ def prepare_run(sc: Scenario, run_dir: Path) -> dict[str, Any]:
     (run_dir / "supervisor_params.yaml").write_text(yaml.safe_dump(
         {"safety_supervisor": {"ros__parameters": sup}}, sort_keys=False))
     # per-node overrides of the scenario (``params``), loaded last by every node of the
-    # nav/task/tour stacks; a file always exists (a section no node has when none is given)
+    # nav/task stacks; a file always exists (a section no node has when none is given)
     node_params = {n: {"ros__parameters": dict(v)} for n, v in sc.params.items()} or {
         "regress_no_overrides": {"ros__parameters": {"unused": 0}}}
     (run_dir / "node_params.yaml").write_text(yaml.safe_dump(node_params, sort_keys=False))
@@ -130,8 +129,5 @@ def prepare_run(sc: Scenario, run_dir: Path) -> dict[str, Any]:
                     role=str(sup.get("role", "")),
                     camera="true" if sc.camera else "false",
                     planner="true" if sc.mission.kind == "instruction" else "false")
-    if sc.mission.kind == "tour":
-        args.update(route=sc.mission.route, dock="true" if sc.mission.dock else "false",
-                    out_dir=str(run_dir))
     return {"launch_file": launch, "launch_args": args, "world_file": str(wfile),
             "audit_log": str(audit)}

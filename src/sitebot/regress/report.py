@@ -10,8 +10,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from sitebot.sim.world import WorldSpec
+from sitebot.sim.world_loader import load_world
 from sitebot.site.registry import ZoneKind
-from sitebot.sim.world import WorldSpec, load_world
 
 __all__ = ["write_junit", "write_html", "summary_table"]
 

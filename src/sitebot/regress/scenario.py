@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from sitebot.errors import ConfigError, SimulationError
-from sitebot.site.registry import ID_PATTERN
-from sitebot.sim.faults import FAULT_KINDS, parse_fault
 from sitebot.config.yamlio import Schema, key_path, load_yaml
+from sitebot.errors import ConfigError, SimulationError
+from sitebot.sim.faults import FAULT_KINDS, parse_fault
+from sitebot.site.registry import ID_PATTERN
 
 __all__ = ["ScenarioError", "Scenario", "Mission", "OUTCOMES", "FaultSpec", "Criteria", "SafetyExpectation",
            "load_scenario", "load_scenarios", "collect_files", "expand", "MISSION_KINDS",
@@ -30,11 +30,11 @@ class ScenarioError(ConfigError):
     """A scenario file is invalid (names the file and key)."""
 
 
-MISSION_KINDS = ("none", "tour", "goals", "instruction", "plan")
+MISSION_KINDS = ("none", "goals", "instruction", "plan")
 #: nodes whose parameters a scenario may override with ``params`` (the simulator and the
 #: supervisor have their own keys ``sim`` and ``supervisor``)
 PARAM_NODES = ("localization", "navigation", "camera_perception", "spatial_perception",
-               "arm_planner", "task_planner", "task_executor", "tour")
+               "arm_planner", "task_planner", "task_executor")
 #: faults the runner applies itself (the others go to the simulator)
 RUNNER_FAULTS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "kill_node": (("node",), ()),
@@ -45,13 +45,13 @@ RUNNER_FAULTS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 LEVELS = {"NORMAL": 0, "REDUCED_SPEED": 1, "PROTECTIVE_STOP": 2, "EMERGENCY_STOP": 3}
 #: executables each mission kind needs beyond the simulator and the supervisor
-MISSION_NODES = {"none": (), "tour": ("tour",), "goals": ("navigation",),
+MISSION_NODES = {"none": (), "goals": ("navigation",),
                  "instruction": ("task_planner", "task_executor"), "plan": ("task_executor",)}
 
 _TOP = ("scenario", "description", "tags", "world", "seed", "robot", "real_time_factor",
         "camera", "duration", "wall_limit", "requires", "mission", "actors", "bodies",
         "supervisor", "sim", "params", "faults", "criteria", "variations")
-_MISSION = ("kind", "drive", "route", "dock", "goals", "text", "role", "steps", "confirm")
+_MISSION = ("kind", "drive", "goals", "text", "role", "steps", "confirm")
 _ACTOR = ("id", "path", "speed", "loop", "height", "radius", "start_delay", "yields")
 _CRIT = ("mission", "time_limit", "min_separation", "no_keep_out", "no_collision",
          "max_speed", "max_speed_near_people", "slow_zones", "safety_events", "resets",
@@ -64,8 +64,6 @@ _EVENT = ("level", "cause", "after_fault", "after", "within", "forbid")
 class Mission:
     kind: str = "none"
     drive: tuple[tuple[float, float, float, bool], ...] = ()   # (t, v, w, deadman)
-    route: str = ""
-    dock: bool = False
     goals: tuple[Any, ...] = ()             # place ids or (x, y, yaw)
     text: str = ""
     role: str = "operator"
@@ -220,8 +218,8 @@ class _Parser:
                         s.fail(f"parameter {k!r}: a number, string, boolean or list is "
                                f"needed, got {type(v).__name__}", key_path(w, k))
                 params[node] = om
-        stack = {"none": (), "tour": ("tour",), "goals": ("localization", "navigation")}.get(
-            mission.kind, PARAM_NODES[:-1])
+        stack = {"none": (), "goals": ("localization", "navigation")}.get(
+            mission.kind, PARAM_NODES)
         for node in params:
             if node not in stack:
                 s.fail(f"node {node!r} does not run in a mission of kind {mission.kind!r} "
@@ -250,7 +248,7 @@ class _Parser:
         m = s.mapping(data, "mission")
         s.keys(m, "mission", allowed=_MISSION, required=("kind",))
         kind = s.choice(m["kind"], MISSION_KINDS, "mission.kind", what="mission kind")
-        allowed = {"none": ("drive",), "tour": ("route", "dock"), "goals": ("goals",),
+        allowed = {"none": ("drive",), "goals": ("goals",),
                    "instruction": ("text", "role", "confirm"),
                    "plan": ("steps", "role", "confirm")}[kind]
         for k in m:
@@ -301,10 +299,7 @@ class _Parser:
             if isinstance(v, bool):          # YAML 1.1: an unquoted yes/no is a boolean
                 s.fail("quote the answer: confirm: \"yes\" or \"no\"", "mission.confirm")
             confirm = s.choice(v, ("yes", "no"), "mission.confirm", what="confirmation answer")
-        return Mission(kind=kind, drive=tuple(drive),
-                       route=s.optional(m, "route", str, "mission", default=""),
-                       dock=s.optional(m, "dock", bool, "mission", default=False),
-                       goals=tuple(goals), text=text,
+        return Mission(kind=kind, drive=tuple(drive), goals=tuple(goals), text=text,
                        role=s.optional(m, "role", str, "mission", default="operator"),
                        steps=tuple(steps), confirm=confirm)
 

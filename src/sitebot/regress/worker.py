@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from sitebot.errors import SitebotError
-from sitebot.sim.world import load_world
-from sitebot.regress.metrics import judge, compute_metrics
+from sitebot.regress.metrics import compute_metrics, judge
 from sitebot.regress.prepare import missing_nodes, prepare_run
 from sitebot.regress.scenario import Scenario, load_scenario
+from sitebot.sim.world_loader import load_world
 
 __all__ = ["run_worker", "main"]
 
@@ -66,7 +66,7 @@ def run_worker(spec: dict) -> dict[str, Any]:
                    metrics={})
         return res
     prep = prepare_run(sc, run_dir)
-    from sitebot.regress import driver       # ROS from here on
+    from sitebot.regress import driver  # ROS from here on
     from sitebot.regress.bag import write_bag
     env = {"ROS_DOMAIN_ID": os.environ.get("ROS_DOMAIN_ID", "0"),
            "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}

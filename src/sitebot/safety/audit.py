@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["AuditLog", "sanitize"]
+__all__ = ["AuditLog", "sanitize", "default_audit_path"]
 
 _log = logging.getLogger(__name__)
 #: how much of an existing file's end is read to find the last seq
@@ -62,6 +62,13 @@ def sanitize(value: Any, depth: int = 0) -> Any:
             return object.__repr__(value)
         except Exception:                        # noqa: BLE001
             return "<unrepresentable>"
+
+
+def default_audit_path(ros_home: str | Path, wall_time_s: float) -> Path:
+    """Where the supervisor logs when no file is given: one file per start,
+    ``<ros_home>/sitebot/audit/safety_<local start time YYYYmmdd_HHMMSS>.jsonl``."""
+    stamp = time.strftime("%Y%m%d_%H%M%S", time.localtime(wall_time_s))
+    return Path(ros_home) / "sitebot" / "audit" / f"safety_{stamp}.jsonl"
 
 
 class AuditLog:

@@ -12,11 +12,12 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-from sitebot.errors import ParameterError
 from sitebot.config.params import ParamSpec, ParamType, validate_params, validate_value
+from sitebot.errors import ParameterError
+from sitebot.teleop.core import DEADMAN_TIMEOUT_S
 from sitebot.types import Mode
 
-__all__ = ["SCHEMA", "SafetyConfig", "ModeLimits", "safety_config_from_params",
+__all__ = ["SCHEMA", "NODE_SCHEMA", "SafetyConfig", "ModeLimits", "safety_config_from_params",
            "BATTERY_POLICIES", "MODE_NAMES"]
 
 F, B, S, I = ParamType.FLOAT, ParamType.BOOL, ParamType.STRING, ParamType.INT
@@ -60,8 +61,9 @@ SCHEMA: tuple[ParamSpec, ...] = (
               "|v| per second", 0.01, 20.0, unit="m/s^2"),
     ParamSpec("reduced_max_angular_acc_radps2", F, 1.0, "reduced-speed mode: largest rise "
               "of |w| per second", 0.01, 50.0, unit="rad/s^2"),
-    ParamSpec("deadman_timeout_s", F, 0.3, "manual mode: no command with the deadman flag "
-              "for this long -> zero output and a protective stop", 0.02, 5.0, unit="s"),
+    ParamSpec("deadman_timeout_s", F, DEADMAN_TIMEOUT_S, "manual mode: no command with the "
+              "deadman flag for this long -> zero output and a protective stop", 0.02, 5.0,
+              unit="s"),
     ParamSpec("absurd_linear_mps", F, 5.0, "a command with |v| above this is dropped as "
               "absurd (not scaled)", 0.1, 100.0, unit="m/s"),
     ParamSpec("absurd_angular_radps", F, 10.0, "a command with |w| above this is dropped as "
@@ -78,6 +80,9 @@ SCHEMA: tuple[ParamSpec, ...] = (
               "not measured (ISO 13855 walking speed)", 0.0, 5.0, unit="m/s"),
     ParamSpec("use_measured_person_speed", B, True, "use a tracked person's measured speed "
               "toward the robot (never below 0) instead of person_speed_mps"),
+    ParamSpec("person_radius_m", F, 0.25, "radius of a tracked person of the people topic "
+              "(it gives positions only): separation is measured to this circle's edge",
+              0.05, 1.0, unit="m"),
     ParamSpec("reaction_time_s", F, 0.1, "T_r: sensing + processing time until the "
               "supervisor's decision reaches the control loop", 0.0, 2.0, unit="s"),
     ParamSpec("stop_latency_s", F, 0.05, "T_cl: control-loop time from a stop/slow command "
@@ -174,6 +179,31 @@ SCHEMA: tuple[ParamSpec, ...] = (
               "reasons is logged at once", 0.0, 60.0, unit="s"),
 )
 
+#: the supervisor node's own parameters (where zones and the map pose come from, frames,
+#: rates, the audit log), declared after :data:`SCHEMA`; not part of :class:`SafetyConfig`
+NODE_SCHEMA: tuple[ParamSpec, ...] = (
+    ParamSpec("world", S, "substation", "world whose site registry gives the zones"),
+    ParamSpec("spawn", S, "robot1", "spawn pose of the world used by dead reckoning"),
+    ParamSpec("localization_source", S, "dead_reckoning",
+              "'filter': odometry/filtered (the localization filter); 'dead_reckoning': odom "
+              "composed with the spawn pose (runs without the filter)",
+              choices=("filter", "dead_reckoning")),
+    ParamSpec("publish_rate_hz", F, 50.0, "safety/state (heartbeat) rate", 5.0, 500.0, unit="Hz"),
+    ParamSpec("audit_log", S, "", "audit log file (JSON lines, appended); '' = "
+              "$ROS_HOME/sitebot/audit/safety_<start time>.jsonl"),
+    ParamSpec("base_frame", S, "base_footprint", "the robot's base frame"),
+    ParamSpec("static_match_m", F, 0.25, "a person-sized scan cluster within this of the "
+              "site map's static structure is taken as structure, not a person", 0.0, 1.0,
+              unit="m"),
+    ParamSpec("static_map_resolution_m", F, 0.1, "cell size of the static map (built from the "
+              "world) that person-sized scan clusters are matched against", 0.02, 1.0,
+              unit="m"),
+    ParamSpec("map_frame", S, "map", "the map frame (zones, localization)"),
+    ParamSpec("mode", S, "", "operating mode requested at run time ('' = initial_mode): "
+              "`ros2 param set /safety_supervisor mode manual` for hold-to-run teleop",
+              choices=("", "automatic", "manual")),
+)
+
 
 @dataclass(frozen=True)
 class ModeLimits:
@@ -203,7 +233,7 @@ class SafetyConfig:
     reduced_max_angular_radps: float = 0.5
     reduced_max_linear_acc_mps2: float = 0.5
     reduced_max_angular_acc_radps2: float = 1.0
-    deadman_timeout_s: float = 0.3
+    deadman_timeout_s: float = DEADMAN_TIMEOUT_S
     absurd_linear_mps: float = 5.0
     absurd_angular_radps: float = 10.0
     command_max_age_s: float = 0.5
@@ -211,6 +241,7 @@ class SafetyConfig:
     command_hold_s: float = 0.5
     person_speed_mps: float = 1.6
     use_measured_person_speed: bool = True
+    person_radius_m: float = 0.25
     reaction_time_s: float = 0.1
     stop_latency_s: float = 0.05
     braking_decel_mps2: float = 1.0

@@ -14,9 +14,8 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-from sitebot.types import StopCategory
-from sitebot.safety.types import Cause, Verdict, ZERO_VERDICT
-from sitebot.types import SafetyLevel
+from sitebot.safety.types import ZERO_VERDICT, Cause, Verdict
+from sitebot.types import SafetyLevel, StopCategory
 
 __all__ = ["EmergencyStop"]
 

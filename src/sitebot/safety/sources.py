@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from sitebot.safety.config import SafetyConfig
-from sitebot.safety.types import Cause, Obstacle, RobotState, SensorPose, Verdict, ZERO_VERDICT
+from sitebot.safety.types import ZERO_VERDICT, Cause, Obstacle, RobotState, SensorPose, Verdict
 from sitebot.types import SafetyLevel
 
 __all__ = ["DataSource", "ObstacleSet", "ScanSource", "PeopleSource", "OdometrySource",

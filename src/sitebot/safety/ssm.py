@@ -35,7 +35,7 @@ import numpy as np
 
 from sitebot.safety.config import SafetyConfig
 from sitebot.safety.sources import ObstacleSet
-from sitebot.safety.types import Cause, Verdict, ZERO_VERDICT
+from sitebot.safety.types import ZERO_VERDICT, Cause, Verdict
 from sitebot.types import SafetyLevel
 
 __all__ = ["SeparationMonitor", "SsmResult", "protective_separation", "max_safe_speed",

@@ -36,20 +36,20 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from sitebot.types import StopCategory
-from sitebot.site.registry import SiteRegistry
 from sitebot.safety.arm import ArmModel, validate_trajectory
 from sitebot.safety.audit import AuditLog
 from sitebot.safety.config import ModeLimits, SafetyConfig
 from sitebot.safety.estop import EmergencyStop
 from sitebot.safety.limits import (CommandFilter, HoldToRun, apply_verdict, limit_acceleration,
-                     mode_verdict)
+                                   mode_verdict)
 from sitebot.safety.sources import (BatterySource, DataSource, HeartbeatSource, LocalizationSource,
-                      ObstacleSet, OdometrySource, PeopleSource, ScanSource)
+                                    ObstacleSet, OdometrySource, PeopleSource, ScanSource)
 from sitebot.safety.ssm import SeparationMonitor, SsmResult
-from sitebot.safety.types import (BaseCommand, Cause, Obstacle, RobotState, SafetyStatus, SensorPose, TrajectoryPoint, Verdict, combine)
-from sitebot.types import Mode, SafetyLevel
+from sitebot.safety.types import (BaseCommand, Cause, Obstacle, RobotState, SafetyStatus,
+                                  SensorPose, TrajectoryPoint, Verdict, combine)
 from sitebot.safety.zones import PathCheck, ZoneRule
+from sitebot.site.registry import SiteRegistry
+from sitebot.types import Mode, SafetyLevel, StopCategory
 
 __all__ = ["Supervisor"]
 

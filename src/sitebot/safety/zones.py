@@ -26,10 +26,10 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from sitebot.site.registry import SiteRegistry, Zone, ZoneKind
 from sitebot.safety.config import SafetyConfig
 from sitebot.safety.ssm import stopping_distance
-from sitebot.safety.types import Cause, RobotState, Verdict, ZERO_VERDICT, combine
+from sitebot.safety.types import ZERO_VERDICT, Cause, RobotState, Verdict, combine
+from sitebot.site.registry import SiteRegistry, Zone, ZoneKind
 from sitebot.types import SafetyLevel
 
 __all__ = ["ZoneRule", "PolygonGeometry", "PathCheck", "arc_samples"]

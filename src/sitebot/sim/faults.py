@@ -28,22 +28,32 @@ an optional ``robot`` (namespace; "" = the first robot) and an optional ``label`
 the events). Applied faults are reported
 as events (dicts with ``t``, ``kind``, ``phase`` start/end and the fault's fields).
 Everything is deterministic in simulation time.
+
+Where faults come from: :func:`load_fault_schedule` (a YAML/JSON file: a list, or a mapping
+with ``faults``), :func:`parse_fault_message` (the JSON text of one ``sim/fault`` message);
+:func:`invalid_fault_event` is the event reported for a message that is refused and
+:func:`describe_event` the log line of an event.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pybullet as pb
 
+from sitebot.config.yamlio import load_yaml
 from sitebot.errors import SimulationError
+from sitebot.types import quaternion_to_yaw, se2_compose, yaw_to_quaternion
 
 __all__ = ["Fault", "FaultInjector", "parse_fault", "parse_faults", "FAULT_KINDS",
-           "SENSORS", "NOISY_SENSORS"]
+           "SENSORS", "NOISY_SENSORS", "load_fault_schedule", "parse_fault_message",
+           "invalid_fault_event", "describe_event"]
 
 SENSORS = ("scan", "odom", "imu", "camera", "joint_states")
 NOISY_SENSORS = ("scan", "odom", "imu")
@@ -176,6 +186,37 @@ def parse_faults(data: Any, where: str = "faults") -> list[Fault]:
     return [parse_fault(d, f"{where}[{i}]") for i, d in enumerate(data)]
 
 
+def load_fault_schedule(path: str | Path) -> list[Fault]:
+    """The faults of a schedule file: a YAML/JSON list, or a mapping whose ``faults`` is
+    one.  Errors name the file (``<path>: faults[i].key``)."""
+    data = load_yaml(path)
+    return parse_faults(data.get("faults") if isinstance(data, dict) else data,
+                        f"{path}: faults")
+
+
+def parse_fault_message(text: str, where: str = "sim/fault") -> list[Fault]:
+    """The faults in the JSON text of one message: one fault mapping or a list of them.
+
+    :raises ValueError: the text is not JSON.
+    :raises SimulationError: a fault is invalid (naming ``<where>[i].key``).
+    """
+    data = json.loads(text)
+    items = data if isinstance(data, list) else [data]
+    return [parse_fault(d, f"{where}[{i}]") for i, d in enumerate(items)]
+
+
+def invalid_fault_event(t: float, error: str) -> dict[str, Any]:
+    """The event reported for refused fault input at sim time ``t`` [s]."""
+    return {"t": t, "phase": "error", "kind": "invalid", "error": error}
+
+
+def describe_event(ev: Mapping[str, Any]) -> tuple[bool, str]:
+    """(is an error, the log line) of a fault event."""
+    text = f"fault {ev.get('kind')} {ev.get('phase')} at t={ev.get('t'):.3f} s" \
+        + (f": {ev['error']}" if "error" in ev else "")
+    return ev.get("phase") == "error", text
+
+
 @dataclass
 class _Active:
     fault: Fault
@@ -298,16 +339,13 @@ class FaultInjector:
             rig = self._rig(f)
             body = rig.body.body_id
             pos, orn = pb.getBasePositionAndOrientation(body, physicsClientId=cid)
-            yaw = math.atan2(2 * (orn[3] * orn[2] + orn[0] * orn[1]),
-                             1 - 2 * (orn[1] ** 2 + orn[2] ** 2))
+            yaw = quaternion_to_yaw(orn)
             dx, dy, dyaw = f.params["dx"], f.params["dy"], f.params["dyaw"]
-            x = pos[0] + math.cos(yaw) * dx - math.sin(yaw) * dy
-            y = pos[1] + math.sin(yaw) * dx + math.cos(yaw) * dy
-            nyaw = yaw + dyaw
+            x, y, _ = se2_compose((pos[0], pos[1], yaw), (dx, dy, 0.0))
+            nyaw = yaw + dyaw              # reported unwrapped, as given
             lin, ang = pb.getBaseVelocity(body, physicsClientId=cid)
-            pb.resetBasePositionAndOrientation(
-                body, (x, y, pos[2]), (0.0, 0.0, math.sin(nyaw / 2), math.cos(nyaw / 2)),
-                physicsClientId=cid)
+            pb.resetBasePositionAndOrientation(body, (x, y, pos[2]), yaw_to_quaternion(nyaw),
+                                               physicsClientId=cid)
             pb.resetBaseVelocity(body, lin, ang, physicsClientId=cid)
             return {"from": [round(pos[0], 4), round(pos[1], 4), round(yaw, 4)],
                     "to": [round(x, 4), round(y, 4), round(nyaw, 4)]}
@@ -327,7 +365,7 @@ class FaultInjector:
             self.spawned[bid_key] = pb.createMultiBody(
                 baseMass=0.0, baseCollisionShapeIndex=col, baseVisualShapeIndex=vis,
                 basePosition=[x, y, sz / 2],
-                baseOrientation=[0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)],
+                baseOrientation=list(yaw_to_quaternion(yaw)),
                 physicsClientId=cid)
             return None
         if f.kind == "remove_body":

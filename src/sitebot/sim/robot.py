@@ -19,12 +19,12 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import pybullet as pb
 
-from sitebot.errors import SimulationError
 from sitebot.control.hardware import CommandMode, HardwareCommand, HardwareInterface, HardwareState
+from sitebot.description.urdf import RobotDescription, write_urdf_file
+from sitebot.errors import SimulationError
 from sitebot.sim.sensors import (COLLISION_GROUP_USER_DATA_KEY, DEFAULT_ROBOT_COLLISION_GROUP,
                                  robot_collision_group)
-from sitebot.description.urdf import RobotDescription, write_urdf_file
-from sitebot.types import yaw_to_quaternion
+from sitebot.types import quaternion_to_yaw, yaw_to_quaternion
 
 __all__ = [
     "STOW_ARM_POSITIONS_RAD",
@@ -134,8 +134,7 @@ class BasePose(NamedTuple):
     @property
     def yaw_rad(self) -> float:
         """Heading about world z [rad], in (-pi, pi]."""
-        qx, qy, qz, qw = self.orientation_xyzw
-        return math.atan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz))
+        return quaternion_to_yaw(self.orientation_xyzw)
 
 
 class BaseTwist(NamedTuple):

@@ -25,11 +25,11 @@ from types import MappingProxyType
 
 import pybullet as pb
 
-from sitebot.types import quaternion_multiply, yaw_to_quaternion
 from sitebot.errors import SimulationError
-from sitebot.sim.world import (BodySpec, GaugeDialSpec, Lighting, PersonState, Pose3D, Shape, ValveState,
-                     WorldSpec)
 from sitebot.sim.textures import write_gauge_png, write_tag_png
+from sitebot.sim.world import (BodySpec, GaugeDialSpec, Lighting, PersonState, Pose3D, Shape,
+                               ValveState, WorldSpec)
+from sitebot.types import quaternion_multiply, yaw_to_quaternion
 
 __all__ = ["Scene", "Lighting", "PersonState", "BodyHandle"]
 
@@ -53,11 +53,6 @@ class BodyHandle:
     body_id: int
     kind: str
     name: str
-
-
-# quaternion helpers are shared with the TF code
-_quat_mul = quaternion_multiply
-_quat_yaw = yaw_to_quaternion
 
 
 #: Turns a cylinder's axis (local z) onto local x.
@@ -197,7 +192,7 @@ class Scene:
         for v in w.valves:
             q = v.pose.quaternion()
             self._add("valve", v.asset, Shape.CYLINDER, (0.06, 0.20), v.pose.position,
-                      _quat_mul(q, _Z_TO_X), _VALVE_BODY_RGBA)
+                      quaternion_multiply(q, _Z_TO_X), _VALVE_BODY_RGBA)
             self._add("valve", v.asset, Shape.CYLINDER, (0.015, 0.10),
                       v.pose.apply((0.0, 0.0, 0.08)), q, _VALVE_BODY_RGBA)
             pos, orn = self._handle_pose(v.asset, v.state)
@@ -249,7 +244,7 @@ class Scene:
         # the lever's inner end sits on the stem; it points along local x (open) or y
         half = v.handle_length_m / 2
         local = (half * math.cos(turn), half * math.sin(turn), 0.14)
-        return v.pose.apply(local), _quat_mul(q, _quat_yaw(turn))
+        return v.pose.apply(local), quaternion_multiply(q, yaw_to_quaternion(turn))
 
     # ----------------------------------------------------------------- queries
     @property
@@ -365,7 +360,7 @@ class Scene:
             torso_h = a.height_m - 2 * _HEAD_RADIUS_M - 0.02
             pb.resetBasePositionAndOrientation(
                 self._actors[a.id], [st.x, st.y, torso_h / 2],
-                list(_quat_yaw(self._actor_yaw[a.id])), physicsClientId=self.client_id)
+                list(yaw_to_quaternion(self._actor_yaw[a.id])), physicsClientId=self.client_id)
 
     #: how far a person who lost patience steps aside around a robot [m], and how fast [m/s]
     SIDESTEP_M = 1.1

@@ -20,13 +20,14 @@ from typing import Any, Sequence
 import numpy as np
 import pybullet as pb
 
+from sitebot.sim.checks import check_range, finite_vector
+from sitebot.sim.world import Lighting
 from sitebot.types import quaternion_matrix, quaternion_multiply, rotvec_quaternion, wrap_angle
 
 __all__ = [
     "LidarConfig",
     "ScanData",
     "Lidar",
-    "Lighting",
     "CameraConfig",
     "CameraFrame",
     "Camera",
@@ -63,24 +64,6 @@ def robot_collision_group(client_id: int, body: int) -> int | None:
         return None
 
 
-def _check_range(owner: str, name: str, value: Any, lo: float, hi: float, *,
-                 lo_open: bool = False, hi_open: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
-    if not ok:
-        lb = "(" if lo_open else "["
-        rb = ")" if hi_open else "]"
-        raise ValueError(f"{owner}.{name}={value!r}: accepted range {lb}{lo}, {hi}{rb}")
-
-
-def _finite_vector(name: str, value: Sequence[float], n: int) -> np.ndarray:
-    arr = np.asarray(value, dtype=np.float64).reshape(-1)
-    if arr.shape != (n,) or not np.isfinite(arr).all():
-        raise ValueError(f"{name}={value!r}: accepted: {n} finite numbers")
-    return arr
-
-
 _recorded_group = robot_collision_group  # the Lidar's keyword argument shadows the name
 
 
@@ -110,14 +93,14 @@ class LidarConfig:
     scan_rate_hz: float = 10.0
 
     def __post_init__(self) -> None:
-        _check_range("LidarConfig", "fov_rad", self.fov_rad, 0.0, 2.0 * math.pi, lo_open=True)
-        _check_range("LidarConfig", "angle_increment_rad", self.angle_increment_rad,
+        check_range("LidarConfig", "fov_rad", self.fov_rad, 0.0, 2.0 * math.pi, lo_open=True)
+        check_range("LidarConfig", "angle_increment_rad", self.angle_increment_rad,
                      0.0, math.pi / 8.0, lo_open=True)
-        _check_range("LidarConfig", "range_min_m", self.range_min_m, 0.0, 1.0, lo_open=True)
-        _check_range("LidarConfig", "range_max_m", self.range_max_m, self.range_min_m, 100.0,
+        check_range("LidarConfig", "range_min_m", self.range_min_m, 0.0, 1.0, lo_open=True)
+        check_range("LidarConfig", "range_max_m", self.range_max_m, self.range_min_m, 100.0,
                      lo_open=True)
-        _check_range("LidarConfig", "range_noise_sigma_m", self.range_noise_sigma_m, 0.0, 1.0)
-        _check_range("LidarConfig", "scan_rate_hz", self.scan_rate_hz, 0.0, 100.0, lo_open=True)
+        check_range("LidarConfig", "range_noise_sigma_m", self.range_noise_sigma_m, 0.0, 1.0)
+        check_range("LidarConfig", "scan_rate_hz", self.scan_rate_hz, 0.0, 100.0, lo_open=True)
 
     @property
     def full_circle(self) -> bool:
@@ -243,38 +226,6 @@ class Lidar:
 # ======================================================================================
 
 @dataclass(frozen=True)
-class Lighting:
-    """Scene lighting for the tiny renderer (defaults: bright, even daylight).
-
-    :param direction: direction towards the light (world frame), need not be unit length.
-    :param color: light RGB, each in [0, 1].
-    :param ambient: ambient coefficient in [0, 1].
-    :param diffuse: diffuse coefficient in [0, 1].
-    :param specular: specular coefficient in [0, 1].
-    :param shadow: cast shadows (slower).
-    """
-
-    direction: tuple[float, float, float] = (0.4, 0.3, 1.0)
-    color: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    ambient: float = 0.6
-    diffuse: float = 0.5
-    specular: float = 0.05
-    shadow: bool = False
-
-    def __post_init__(self) -> None:
-        d = _finite_vector("Lighting.direction", self.direction, 3)
-        if np.linalg.norm(d) == 0.0:
-            raise ValueError("Lighting.direction must not be the zero vector")
-        c = _finite_vector("Lighting.color", self.color, 3)
-        if c.min() < 0.0 or c.max() > 1.0:
-            raise ValueError(f"Lighting.color={self.color!r}: accepted: each in [0, 1]")
-        object.__setattr__(self, "direction", tuple(float(v) for v in d))
-        object.__setattr__(self, "color", tuple(float(v) for v in c))
-        for name in ("ambient", "diffuse", "specular"):
-            _check_range("Lighting", name, getattr(self, name), 0.0, 1.0)
-
-
-@dataclass(frozen=True)
 class CameraConfig:
     """A pinhole RGB-D camera (square pixels, principal point at the image centre).
 
@@ -296,10 +247,10 @@ class CameraConfig:
             v = getattr(self, name)
             if not (isinstance(v, int) and not isinstance(v, bool) and 8 <= v <= 4096):
                 raise ValueError(f"CameraConfig.{name}={v!r}: accepted: an integer in [8, 4096]")
-        _check_range("CameraConfig", "horizontal_fov_rad", self.horizontal_fov_rad, 0.0,
+        check_range("CameraConfig", "horizontal_fov_rad", self.horizontal_fov_rad, 0.0,
                      math.pi, lo_open=True, hi_open=True)
-        _check_range("CameraConfig", "near_m", self.near_m, 0.0, 10.0, lo_open=True)
-        _check_range("CameraConfig", "far_m", self.far_m, self.near_m, 1000.0, lo_open=True)
+        check_range("CameraConfig", "near_m", self.near_m, 0.0, 10.0, lo_open=True)
+        check_range("CameraConfig", "far_m", self.far_m, self.near_m, 1000.0, lo_open=True)
 
     @property
     def focal_length_px(self) -> float:
@@ -371,8 +322,8 @@ class Camera:
         """Render the current view.
 
         :param lighting: any object with ``direction``, ``color``, ``ambient``,
-            ``diffuse``, ``specular`` and ``shadow`` (e.g. :class:`Lighting`);
-            default ``Lighting()``.
+            ``diffuse``, ``specular`` and ``shadow`` (e.g.
+            :class:`sitebot.sim.world.Lighting`); default ``Lighting()``.
         """
         cfg = self._config
         light = lighting if lighting is not None else Lighting()
@@ -440,7 +391,7 @@ class ImuConfig:
                          ("gyro_bias_walk_radps_per_sqrt_s", 1.0),
                          ("accel_bias_walk_mps2_per_sqrt_s", 1.0),
                          ("orientation_noise_sigma_rad", 1.0), ("gravity_mps2", 20.0)):
-            _check_range("ImuConfig", name, getattr(self, name), 0.0, hi)
+            check_range("ImuConfig", name, getattr(self, name), 0.0, hi)
 
 
 @dataclass(frozen=True)
@@ -500,13 +451,13 @@ class Imu:
         :param rng: noise source; ``None`` = perfect sensor (biases unchanged).
         """
         cfg = self._config
-        q = _finite_vector("orientation_xyzw", orientation_xyzw, 4)
+        q = finite_vector("orientation_xyzw", orientation_xyzw, 4)
         norm = float(np.linalg.norm(q))
         if norm < 1e-9:
             raise ValueError("orientation_xyzw is the zero quaternion")
         q = q / norm
-        w_world = _finite_vector("angular_velocity_world", angular_velocity_world, 3)
-        a_world = _finite_vector("linear_acceleration_world", linear_acceleration_world, 3)
+        w_world = finite_vector("angular_velocity_world", angular_velocity_world, 3)
+        a_world = finite_vector("linear_acceleration_world", linear_acceleration_world, 3)
         if not (math.isfinite(dt_s) and dt_s > 0.0):
             raise ValueError(f"dt_s={dt_s!r}: accepted: a finite time step > 0 s")
         rot = quaternion_matrix(q)  # imu -> world
@@ -560,11 +511,11 @@ class OdomConfig:
     unobserved_variance: float = 1e6
 
     def __post_init__(self) -> None:
-        _check_range("OdomConfig", "slip_sigma", self.slip_sigma, 0.0, 0.5)
-        _check_range("OdomConfig", "left_scale_error", self.left_scale_error, -0.2, 0.2)
-        _check_range("OdomConfig", "right_scale_error", self.right_scale_error, -0.2, 0.2)
-        _check_range("OdomConfig", "variance_floor", self.variance_floor, 0.0, 1.0, lo_open=True)
-        _check_range("OdomConfig", "unobserved_variance", self.unobserved_variance, 1.0, 1e12)
+        check_range("OdomConfig", "slip_sigma", self.slip_sigma, 0.0, 0.5)
+        check_range("OdomConfig", "left_scale_error", self.left_scale_error, -0.2, 0.2)
+        check_range("OdomConfig", "right_scale_error", self.right_scale_error, -0.2, 0.2)
+        check_range("OdomConfig", "variance_floor", self.variance_floor, 0.0, 1.0, lo_open=True)
+        check_range("OdomConfig", "unobserved_variance", self.unobserved_variance, 1.0, 1e12)
 
 
 @dataclass(frozen=True)
@@ -595,8 +546,8 @@ class WheelOdometry:
 
     def __init__(self, wheel_radius_m: float, wheel_separation_m: float,
                  config: OdomConfig | None = None) -> None:
-        _check_range("WheelOdometry", "wheel_radius_m", wheel_radius_m, 0.0, 10.0, lo_open=True)
-        _check_range("WheelOdometry", "wheel_separation_m", wheel_separation_m, 0.0, 10.0,
+        check_range("WheelOdometry", "wheel_radius_m", wheel_radius_m, 0.0, 10.0, lo_open=True)
+        check_range("WheelOdometry", "wheel_separation_m", wheel_separation_m, 0.0, 10.0,
                      lo_open=True)
         self._r = float(wheel_radius_m)
         self._b = float(wheel_separation_m)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
@@ -23,18 +23,19 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import numpy as np
 import pybullet as pb
 
-from sitebot.errors import SimulationError
 from sitebot.control.hardware import HardwareCommand, HardwareState
 from sitebot.control.kernel import kernel_config_from_description, kernel_joint_names
 from sitebot.control.lockstep import LockstepController
-from sitebot.types import quaternion_to_yaw
 from sitebot.description.urdf import RobotDescription, load_robot_description, write_urdf_file
-from sitebot.sim.world import WorldSpec, load_world
+from sitebot.errors import SimulationError
 from sitebot.sim.grasp import GraspAssist
 from sitebot.sim.robot import SimHardware, SimRobot, SimRobotConfig
 from sitebot.sim.scene import Scene
-from sitebot.sim.sensors import (Camera, CameraConfig, Imu, ImuConfig, Lidar, LidarConfig, OdomConfig,
-                      WheelOdometry)
+from sitebot.sim.sensors import (Camera, CameraConfig, Imu, ImuConfig, Lidar, LidarConfig,
+                                 OdomConfig, WheelOdometry)
+from sitebot.sim.world import WorldSpec
+from sitebot.sim.world_loader import load_world
+from sitebot.types import quaternion_to_yaw
 
 __all__ = ["SampleKind", "Sample", "SensorRates", "SimConfig", "RobotSpawn", "Controller",
            "SiteSimulation", "GroundTruth"]
@@ -357,7 +358,7 @@ class SiteSimulation:
     def reset(self, seed: int | None = None) -> None:
         """Robots back to their spawn poses, actors to their start, time to zero."""
         if seed is not None:
-            self.config = _replace(self.config, seed=int(seed))
+            self.config = replace(self.config, seed=int(seed))
         for rig in self.robots.values():
             rig.grasp.release()
         self.scene.reset()
@@ -391,8 +392,3 @@ class SiteSimulation:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _replace(cfg: SimConfig, **kw) -> SimConfig:
-    from dataclasses import replace
-    return replace(cfg, **kw)

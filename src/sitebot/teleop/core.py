@@ -20,6 +20,13 @@ Velocities are clamped to the relay's limits keeping the curvature (one factor f
 With ``require_manual`` the relay sends motion only while the supervisor reports manual mode
 (fresh ``safety/state``); in automatic mode teleop input is ignored with a reason, since there
 the supervisor does not require the deadman and the relay would race the navigation stack.
+
+The console's pad (:class:`TeleopArbiter`, used by :mod:`sitebot.console.server`) follows the
+same rules with one holder among several browser connections: its twist is clamped the same
+way, it is repeated with the deadman pressed while the holder's commands are fresher than
+``timeout_s`` (:data:`DEADMAN_TIMEOUT_S` by default) and one stop is asked for when they lapse,
+on release and when the holder's connection closes. Both answer with :class:`TeleopCommand`.
+
 Time is an argument everywhere (seconds on the node's clock).
 """
 from __future__ import annotations
@@ -28,7 +35,13 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-__all__ = ["TeleopConfig", "TeleopCommand", "TeleopRelay", "clamp_twist"]
+__all__ = ["DEADMAN_TIMEOUT_S", "TeleopConfig", "TeleopCommand", "TeleopRelay", "TeleopArbiter",
+           "clamp_twist"]
+
+#: hold-to-run: no command with the deadman pressed for this long means released [s]. The
+#: default of the console's ``deadman_timeout_s`` and of the safety supervisor's (manual mode);
+#: the parameter files keep their explicit values (site configuration).
+DEADMAN_TIMEOUT_S = 0.3
 
 
 @dataclass(frozen=True)
@@ -67,7 +80,8 @@ class TeleopCommand:
     v_mps: float
     w_radps: float
     deadman: bool
-    source: str            # "keyboard", "joystick" or "stop"
+    source: str            # "keyboard", "joystick", "console" or "stop"
+    reason: str = ""       # why a stop was asked for ('' when not known or not a stop)
 
 
 def clamp_twist(v: float, w: float, max_v: float, max_w: float) -> tuple[float, float]:
@@ -231,3 +245,68 @@ class TeleopRelay:
             self.counts["stops"] += 1
             return TeleopCommand(0.0, 0.0, False, "stop")
         return None
+
+
+class TeleopArbiter:
+    """The console's hold-to-run pad: one client at a time holds it (not thread-safe).
+
+    While the holder's commands keep arriving :meth:`tick` answers the held twist (clamped
+    like the relay's, curvature kept) with the deadman pressed; it answers one stop (zero
+    twist, deadman released) when they stop for longer than ``timeout_s`` (a browser frozen, a
+    lost network); :meth:`release` answers one when the holder lets go or its connection
+    closes. The supervisor's own hold-to-run timeout is the second layer.
+    """
+
+    def __init__(self, timeout_s: float = DEADMAN_TIMEOUT_S,
+                 max_linear_mps: float = TeleopConfig.max_linear_mps,
+                 max_angular_radps: float = TeleopConfig.max_angular_radps) -> None:
+        if not (timeout_s > 0 and math.isfinite(timeout_s)):
+            raise ValueError("timeout_s must be finite and > 0")
+        for name, lim in (("max_linear_mps", max_linear_mps),
+                          ("max_angular_radps", max_angular_radps)):
+            if not (lim >= 0 and math.isfinite(lim)):
+                raise ValueError(f"{name} must be finite and >= 0")
+        self.timeout_s = float(timeout_s)
+        self.max_linear_mps = float(max_linear_mps)
+        self.max_angular_radps = float(max_angular_radps)
+        self.holder: str | None = None
+        self.v = 0.0
+        self.w = 0.0
+        self.last = -math.inf
+        self.stops = 0
+
+    @property
+    def active(self) -> bool:
+        return self.holder is not None
+
+    def command(self, client: str, v: float, w: float, now: float) -> tuple[bool, str]:
+        """A held-pad command from ``client``; (accepted, reason). Refused while another
+        client holds the pad (until it releases or goes stale). The accepted twist, clamped,
+        is :attr:`v`, :attr:`w`."""
+        if not (math.isfinite(v) and math.isfinite(w)):
+            return False, "non-finite velocity"
+        if self.holder is not None and self.holder != client:
+            if now - self.last <= self.timeout_s:
+                return False, "another operator is driving"
+        self.v, self.w = clamp_twist(float(v), float(w), self.max_linear_mps,
+                                     self.max_angular_radps)
+        self.holder, self.last = client, now
+        return True, "driving"
+
+    def release(self, client: str, reason: str = "released") -> TeleopCommand | None:
+        """The pad released by ``client`` (or its connection gone): a stop if it held it."""
+        if self.holder != client:
+            return None
+        self.holder = None
+        self.v = self.w = 0.0
+        self.stops += 1
+        return TeleopCommand(0.0, 0.0, False, "stop", reason)
+
+    def tick(self, now: float) -> TeleopCommand | None:
+        """Periodic: the twist to send while fresh, one stop when it went stale."""
+        if self.holder is None:
+            return None
+        if now - self.last > self.timeout_s or now < self.last - self.timeout_s:
+            return self.release(self.holder, reason=f"no teleop command for "
+                                                    f"{now - self.last:.2f} s")
+        return TeleopCommand(self.v, self.w, True, "console")

@@ -21,9 +21,9 @@ import time
 
 import numpy as np
 
-from sitebot.sim.world import load_world
 from sitebot.arm.motion import ArmMotion
 from sitebot.arm.planner import ArmPlanner, PlannerSettings
+from sitebot.sim.world_loader import load_world
 
 __all__ = ["main", "bench_scene"]
 

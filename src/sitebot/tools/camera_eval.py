@@ -19,22 +19,23 @@ errors are measured for every tag detected 1-3 m from the camera in every view.
 from __future__ import annotations
 
 import math
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-import tempfile
 from typing import Any
 
 import cv2
 import numpy as np
 import pybullet as pb
 
-from sitebot.sim.scene import Scene
-from sitebot.sim.sensors import Camera, CameraConfig
-from sitebot.sim.world import WorldSpec, load_world
 from sitebot.perception.fiducials import FiducialDetector, detector_for_registry, marker_pose
 from sitebot.perception.gauge import GaugeReader, GaugeReading, layouts_from_world
+from sitebot.sim.scene import Scene
+from sitebot.sim.sensors import Camera, CameraConfig
+from sitebot.sim.world import WorldSpec
+from sitebot.sim.world_loader import load_world
 
 __all__ = ["CameraRig", "ViewResult", "run_camera_eval", "summarize", "format_table",
            "CONDITIONS", "UNREADABLE", "AIMS"]

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from sitebot.control.kernel import (CControlKernel, KernelConfig, KernelOutput, PyControlKernel, RtLoop, kernel_config_from_description)
+from sitebot.control.kernel import (CControlKernel, KernelConfig, KernelOutput, PyControlKernel,
+                                    RtLoop, kernel_config_from_description)
 from sitebot.types import StopCategory
 
 __all__ = ["main", "bench_step", "bench_rt_loop", "AIM_RATIO", "AIM_P99_US", "AIM_MAX_US"]

@@ -9,13 +9,12 @@
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from sitebot.sim.simulation import SimConfig, SiteSimulation
 from sitebot.control.kernel import Reject
+from sitebot.sim.simulation import SimConfig, SiteSimulation
 
 __all__ = ["ArmTracking", "BaseTracking", "reference_arm_trajectory", "track_arm", "track_base"]
 

@@ -1,8 +1,9 @@
 """``sitebot eval localization``: the EKF against the simulator's ground truth.
 
-Drives the robot along each world's registry routes (A* on the static map, pure pursuit on
-the TRUE pose, so that the evaluation measures the estimator and not the closed loop) with
-the simulation core stepped as fast as it goes (no ROS), and feeds the same sensor stream
+Drives the robot along each world's registry routes (the navigation stack,
+:mod:`sitebot.navigation`, on the static map with the lidar's obstacles, driven on the TRUE
+pose, so that the evaluation measures the estimator and not the closed loop) with the
+simulation core stepped as fast as it goes (no ROS), and feeds the same sensor stream
 to two filters side by side: one with fiducial fixes, one without. Prints position and
 heading error (RMS, max), drift per 100 m without fixes, consistency (NEES of the pose and
 NIS per input against chi-square bounds) and a kidnapped-robot test (the robot is
@@ -39,19 +40,16 @@ CHI2_95 = {1: 3.841, 2: 5.991, 3: 7.815}
 FIX_LATENCY_S = 0.1
 FIX_PERIOD_S = 0.2
 EVAL_PERIOD_S = 0.1
+CONTROL_PERIOD_S = 0.02
+#: a route stop not reached within this is given up for the next one
+LEG_TIMEOUT_S = 90.0
 
 
 def camera_mount(description=None, frame: str = "camera_color_optical_frame") -> np.ndarray:
     """4x4 pose of ``frame`` in base_footprint from the URDF's fixed joints."""
-    from sitebot.description.kinematics import JointTransformer, transform_matrix
+    from sitebot.description.kinematics import fixed_transform
     from sitebot.description.urdf import load_robot_description
-    desc = description or load_robot_description()
-    parent = {t.child: t for t in JointTransformer(desc.joints.values()).static_transforms()}
-    m, f = np.eye(4), frame
-    while f in parent:
-        m = transform_matrix(parent[f]) @ m
-        f = parent[f].parent
-    return m
+    return fixed_transform(description or load_robot_description(), "base_footprint", frame)
 
 
 @dataclass
@@ -127,9 +125,10 @@ class _RealDetector:
         return out
 
 
-def _kidnap_target(world, grid, rng, current: tuple[float, float, float], detector):
-    """A free pose 1.6 to 3 m in front of a marker, facing it, at least 3 m from
-    ``current``, from where the detector sees a marker (most markers seen first)."""
+def _kidnap_target(world, costmap, rng, current: tuple[float, float, float], detector):
+    """A pose the robot may stand at (``costmap``) 1.6 to 3 m in front of a marker, facing
+    it, at least 3 m from ``current``, from where the detector sees a marker (most markers
+    seen first)."""
     best, best_n = (None, None), 0
     markers = list(world.registry.markers)
     rng.shuffle(markers)
@@ -137,9 +136,7 @@ def _kidnap_target(world, grid, rng, current: tuple[float, float, float], detect
         for dist in (2.0, 1.6, 2.4, 3.0):
             x = mk.x + dist * math.cos(mk.yaw)
             y = mk.y + dist * math.sin(mk.yaw)
-            r, c = grid.cell(x, y)
-            rows, cols = grid.occupied.shape
-            if not (0 <= r < rows and 0 <= c < cols) or grid.occupied[r, c]:
+            if costmap.forbidden_reason(x, y) is not None:
                 continue
             if math.hypot(x - current[0], y - current[1]) < 3.0:
                 continue
@@ -158,10 +155,12 @@ def evaluate_world(world_id: str, sim_seconds: float = 600.0, seed: int = 0,
     """Drive ``world_id``'s routes for ``sim_seconds`` and score the filters."""
     import pybullet as pb
 
-    from sitebot.sim.simulation import SampleKind, SensorRates, SimConfig, SiteSimulation
+    from sitebot.description.urdf import load_robot_description
+    from sitebot.navigation.config import navigation_config_from_params
+    from sitebot.navigation.stack import NavigationStack
     from sitebot.sim.sensors import camera_intrinsics
-    from sitebot.tour import FollowerConfig, GridPlanner, PathFollower, planning_grid
-    from sitebot.sim.world import load_world
+    from sitebot.sim.simulation import SampleKind, SensorRates, SimConfig, SiteSimulation
+    from sitebot.sim.world_loader import load_world
 
     world = load_world(world_id)
     cfg = config or EkfConfig()
@@ -189,15 +188,16 @@ def evaluate_world(world_id: str, sim_seconds: float = 600.0, seed: int = 0,
                                                              simcfg.camera.height),
                                    client_id=sim.client_id)
         realdet = _RealDetector(world.registry, T_base_cam) if real else None
-        grid = planning_grid(world, 0.1, 0.4)
-        planner = GridPlanner(grid)
-        stops = [world.registry.place(p).pose for r in world.registry.routes
-                 for p in r.waypoints]
+        # the navigation stack on the true pose (no supervisor): scans mark the obstacles
+        # the static map does not have (people), the behaviour replans and recovers
+        nav = NavigationStack(world.registry, spawn, navigation_config_from_params(
+            {"pose_source": "filter", "safety_required": False}), load_robot_description())
+        nav.use_world_map(world)
+        stops = [p for r in world.registry.routes for p in r.waypoints]
         stop_i = 0
-        follower = None
+        driving = False
         follow_since = 0.0
         pending: list[tuple[float, float, PlanarFix]] = []   # (deliver at, stamp, fix)
-        min_ahead = math.inf
         next_fix = FIX_PERIOD_S
         next_eval = EVAL_PERIOD_S
         next_ctl = 0.0
@@ -224,7 +224,7 @@ def evaluate_world(world_id: str, sim_seconds: float = 600.0, seed: int = 0,
                 phase = "stop"
                 stop_until = t + 1.0
             if phase == "stop" and t >= stop_until:
-                target, tag = _kidnap_target(world, grid, rng, gt_pose, simdet)
+                target, tag = _kidnap_target(world, nav.nav.static, rng, gt_pose, simdet)
                 if target is None:
                     break
                 z = rig.body.base_pose().z_m
@@ -243,23 +243,23 @@ def evaluate_world(world_id: str, sim_seconds: float = 600.0, seed: int = 0,
                 break
             # ---- control (50 Hz) on the true pose
             if t >= next_ctl:
-                next_ctl += 0.02
+                next_ctl += CONTROL_PERIOD_S
                 gt_pose = truth()
                 v = w = 0.0
                 if phase == "drive":
-                    if follower is None and stops:
-                        goal = stops[stop_i % len(stops)]
+                    nav.frames.set_filter(gt_pose, "map", t)
+                    if not driving and stops:      # a refused stop: the next one next time
+                        place = stops[stop_i % len(stops)]
                         stop_i += 1
-                        try:
-                            path = planner.plan(gt_pose[:2], (goal.x, goal.y))
-                            follower = PathFollower(path, goal.yaw, FollowerConfig())
-                            follow_since = t
-                        except Exception:          # unreachable stop: try the next one
-                            follower = None
-                    if follower is not None:
-                        v, w, done = follower.update(gt_pose, 0.02, min_ahead)
-                        if done or t - follow_since > 90.0:
-                            follower = None
+                        driving = nav.start(nav.goal_for_place(place), t) is None
+                        follow_since = t
+                    if driving:
+                        tick = nav.tick(t)
+                        if tick is not None:
+                            v, w = tick.v, tick.w
+                        if (tick is not None and tick.outcome is not None) \
+                                or t - follow_since > LEG_TIMEOUT_S:
+                            driving = False
                 ctl.set_base_command(v, w, t)
                 dist += math.hypot(gt_pose[0] - last_xy[0], gt_pose[1] - last_xy[1]) \
                     if phase == "drive" else 0.0
@@ -279,12 +279,10 @@ def evaluate_world(world_id: str, sim_seconds: float = 600.0, seed: int = 0,
                 elif s.kind is SampleKind.IMU:
                     m = _imu_measurement(s.stamp_s, s.data)
                 elif s.kind is SampleKind.SCAN:
-                    r = np.asarray(s.data.ranges, dtype=np.float64)
-                    ang = s.data.angles()
-                    front = np.abs(ang) < math.radians(25)
-                    vals = r[front]
-                    vals = vals[np.isfinite(vals)]
-                    min_ahead = float(vals.min()) if vals.size else math.inf
+                    if phase == "drive":
+                        sc = s.data
+                        nav.scan("laser_link", sc.ranges, sc.angle_min, sc.angle_increment,
+                                 sc.range_min, sc.range_max, s.stamp_s)
                     continue
                 elif s.kind is SampleKind.CAMERA and realdet is not None:
                     for fx in realdet.detect(s.data):

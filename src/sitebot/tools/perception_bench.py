@@ -15,9 +15,9 @@ import numpy as np
 
 def _frame(width: int, height: int):
     """A substation frame with the T1 gauges and tags about 1.3 m ahead."""
-    from sitebot.tools.camera_eval import CameraRig
     from sitebot.perception.fiducials import marker_pose
     from sitebot.perception.gauge import layouts_from_world
+    from sitebot.tools.camera_eval import CameraRig
     rig = CameraRig("substation", width, height)
     try:
         lay = layouts_from_world(rig.world)["t1_oil_temp_gauge"]

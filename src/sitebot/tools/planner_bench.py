@@ -23,8 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="also write the figures to this file")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
-    from sitebot.tools.planner_eval import default_files, load_cases
     from sitebot.language.service import TaskPlanner, load_site
+    from sitebot.tools.planner_eval import default_files, load_cases
     t_import = time.perf_counter() - t0
     planners = {}
     t1 = time.perf_counter()

@@ -52,7 +52,7 @@ def run_bench(cycles: int = 3000, n_people: int = 10, n_beams: int = 360,
     registry = None
     if zones:
         from sitebot.paths import data_path  # local: only the bench needs the shipped worlds
-        from sitebot.site.registry import load_registry
+        from sitebot.site.loader import load_registry
         registry = load_registry(data_path("worlds", "substation.site.yaml"))
     sup = Supervisor(SafetyConfig(), registry, "")
     people_xy = np.column_stack([rng.uniform(1.5, 4.5, n_people),

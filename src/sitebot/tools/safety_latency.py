@@ -15,7 +15,7 @@ commands the robot straight ahead at 0.5 m/s on ``cmd_vel_in`` and measures:
 * ground truth: the first sim time the person was inside the field (separation < the
   supervisor's required distance) and when the robot's speed reached zero.
 
-Also the world helpers used by ``tests/test_safety_sim.py``.
+Also the world helpers used by ``tests/safety/test_safety_sim.py``.
 """
 from __future__ import annotations
 
@@ -118,10 +118,9 @@ def run_once(speed_mps: float = 1.2, *, out_dir: str | Path | None = None,
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import LaserScan
 
-    from sitebot_interfaces.msg import ControllerStatus, SafetyState
-
     from sitebot.launcher import launched
     from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE
+    from sitebot_interfaces.msg import ControllerStatus, SafetyState
 
     tmp = Path(out_dir or tempfile.mkdtemp(prefix="sitebot_latency_"))
     world = write_world(tmp, actors=[head_on_actor(speed_mps, t_cmd_s + 1.0)])
@@ -165,9 +164,8 @@ def run_once(speed_mps: float = 1.2, *, out_dir: str | Path | None = None,
 
 
 def analyse(msgs: dict[str, list[tuple[float, Any]]]) -> dict[str, float]:
-    from sitebot_interfaces.msg import SafetyState
-
     from sitebot.control.kernel import Status
+    from sitebot_interfaces.msg import SafetyState
     nan = math.nan
     res: dict[str, float] = {}
     states = msgs.get("safety/state", [])

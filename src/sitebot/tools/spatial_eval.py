@@ -32,7 +32,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field, asdict
+from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -82,6 +82,7 @@ class Tally:
 def _camera_seg(sim, rig):
     """Depth and segmentation of the robot's camera view (same view as Camera.render)."""
     import pybullet as pb
+
     from sitebot.types import quaternion_matrix
     cam = rig.camera
     cfg = cam.config
@@ -173,10 +174,10 @@ def _views_for(world, rng: np.random.Generator, n: int) -> list[tuple[str, float
 
 
 def _run_world(name: str, cfg: EvalConfig, rng: np.random.Generator, log) -> dict[str, Tally]:
-    from sitebot.sim.simulation import RobotSpawn, SimConfig, SiteSimulation
-    from sitebot.sim.world import load_world
     from sitebot.perception.spatial_pipeline import SpatialPerception
     from sitebot.perception.spatial_setup import default_spatial, robot_mounts
+    from sitebot.sim.simulation import RobotSpawn, SimConfig, SiteSimulation
+    from sitebot.sim.world_loader import load_world
 
     world = load_world(name)
     sim = SiteSimulation(world, [RobotSpawn("", tuple(world.spawn_poses["robot1"]))],

@@ -1,4 +1,4 @@
-"""Dummy node for tests/test_launcher.py: prints a line and exits with code 3."""
+"""Dummy node for tests/launcher/test_launcher.py: prints a line and exits with code 3."""
 import sys
 
 print("crashing now", flush=True)

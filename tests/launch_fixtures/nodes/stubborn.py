@@ -1,4 +1,4 @@
-"""Dummy node for tests/test_launcher.py: ignores SIGINT and SIGTERM (only SIGKILL ends it)."""
+"""Dummy node for tests/launcher/test_launcher.py: ignores SIGINT and SIGTERM (only SIGKILL ends it)."""
 import os
 import signal
 import time

@@ -1,4 +1,4 @@
-"""Dummy node for tests/test_launcher.py: prints its argv and environment, then a tick
+"""Dummy node for tests/launcher/test_launcher.py: prints its argv and environment, then a tick
 every 50 ms until SIGINT/SIGTERM, then 'bye' and exit 0.
 
 --spawn-grandchild: also start a child process that ignores SIGINT (to check the

@@ -1,4 +1,4 @@
-"""Entry points of the fake distribution launch_fixture_pkg (tests/test_launcher.py)."""
+"""Entry points of the fake distribution launch_fixture_pkg (tests/launcher/test_launcher.py)."""
 import sys
 
 

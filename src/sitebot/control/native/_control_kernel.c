@@ -6,7 +6,13 @@
  * checked (float64, shape, C-contiguous); a wrong one raises TypeError or ValueError naming
  * the argument.  ``step`` keeps the buffers of the arrays it was last given (the export
  * pins their memory), so a loop that passes the same arrays every tick does not pay for
- * re-acquiring them.  The RtLoop thread never touches a Python object.
+ * re-acquiring them.  The RtLoop thread never touches a Python object; RtLoop's setpoint
+ * calls go to the C core of its kernel directly (the same functions as ControlKernel's).
+ *
+ * The enums and the output layout have one source, control_kernel.h: at import the module
+ * builds the IntEnums Status, Reject and Interface from its X-macro lists (the methods
+ * return their members), and exports STOP_CATEGORY, output_layout(n), MAX_JOINTS,
+ * MAX_POINTS and SPEED_SLACK; sitebot.control.types takes them from here.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -149,6 +155,99 @@ static int as_double(PyObject *obj, const char *name, double *out)
 }
 
 /* ======================================================================================
+ * the enums (from the X-macro lists of control_kernel.h)
+ * ====================================================================================== */
+
+typedef struct {
+    const char *name;
+    int value;
+} name_value;
+
+#define CK_TABLE_ITEM(c_name, py_name, value) {#py_name, c_name},
+static const name_value status_table[] = {CK_STATUS_LIST(CK_TABLE_ITEM)};
+static const name_value reject_table[] = {CK_REJECT_LIST(CK_TABLE_ITEM)};
+static const name_value stop_category_table[] = {CK_STOP_CATEGORY_LIST(CK_TABLE_ITEM)};
+static const name_value interface_table[] = {CK_INTERFACE_LIST(CK_TABLE_ITEM)};
+#undef CK_TABLE_ITEM
+#define TABLE_SIZE(t) ((int)(sizeof(t) / sizeof((t)[0])))
+
+/* Members of Status and Reject indexed by value (values 0..count-1), set at import. */
+static PyObject *status_members;
+static PyObject *reject_members;
+
+/* enum.IntEnum(name, [(member, value), ...]) as if defined in sitebot.control.types. */
+static PyObject *make_int_enum(PyObject *int_enum, const char *name, const name_value *table,
+                               int count, const char *doc)
+{
+    PyObject *members, *args = NULL, *kwargs = NULL, *cls = NULL, *docstr;
+    int i;
+    members = PyList_New(count);
+    if (!members)
+        return NULL;
+    for (i = 0; i < count; ++i) {
+        PyObject *item = Py_BuildValue("(si)", table[i].name, table[i].value);
+        if (!item)
+            goto done;
+        PyList_SET_ITEM(members, i, item);
+    }
+    args = Py_BuildValue("(sO)", name, members);
+    kwargs = Py_BuildValue("{s:s,s:s}", "module", "sitebot.control.types", "qualname", name);
+    if (!args || !kwargs)
+        goto done;
+    cls = PyObject_Call(int_enum, args, kwargs);
+    if (cls) {
+        docstr = PyUnicode_FromString(doc);
+        if (!docstr || PyObject_SetAttrString(cls, "__doc__", docstr) < 0)
+            Py_CLEAR(cls);
+        Py_XDECREF(docstr);
+    }
+done:
+    Py_DECREF(members);
+    Py_XDECREF(args);
+    Py_XDECREF(kwargs);
+    return cls;
+}
+
+/* (cls(0), ..., cls(count - 1)); the table's values must be 0..count-1 in order. */
+static PyObject *members_by_value(PyObject *cls, const name_value *table, int count)
+{
+    PyObject *tuple = PyTuple_New(count);
+    int i;
+    if (!tuple)
+        return NULL;
+    for (i = 0; i < count; ++i) {
+        PyObject *v;
+        if (table[i].value != i) {
+            PyErr_Format(PyExc_SystemError, "control_kernel.h: %s has value %d at index %d",
+                         table[i].name, table[i].value, i);
+            Py_DECREF(tuple);
+            return NULL;
+        }
+        v = PyObject_CallFunction(cls, "i", i);
+        if (!v) {
+            Py_DECREF(tuple);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(tuple, i, v);
+    }
+    return tuple;
+}
+
+static PyObject *status_obj(int status)
+{
+    PyObject *v = PyTuple_GET_ITEM(status_members, status);
+    Py_INCREF(v);
+    return v;
+}
+
+static PyObject *reject_obj(int reject)
+{
+    PyObject *v = PyTuple_GET_ITEM(reject_members, reject);
+    Py_INCREF(v);
+    return v;
+}
+
+/* ======================================================================================
  * ControlKernel
  * ====================================================================================== */
 
@@ -161,52 +260,11 @@ typedef struct {
     int lock_ready;
     int driven;                 /* a running RtLoop steps this kernel */
     PyObject *config;
-    PyObject *status_members;   /* tuple: Status(0..6) (or ints) */
-    PyObject *reject_members;   /* tuple: Reject(0..6) (or ints) */
     PyObject *buf_name;         /* interned "_buf" */
     pinned pin[5];              /* q, qd, wheel_q, wheel_qd, out._buf */
 } KernelObject;
 
 static PyTypeObject KernelType;
-
-static PyObject *enum_members(const char *enum_name, int count)
-{
-    PyObject *mod, *cls, *tuple;
-    int i;
-    tuple = PyTuple_New(count);
-    if (!tuple)
-        return NULL;
-    mod = PyImport_ImportModule("sitebot.control.kernel");
-    cls = mod ? PyObject_GetAttrString(mod, enum_name) : NULL;
-    Py_XDECREF(mod);
-    if (!cls)
-        PyErr_Clear();          /* plain ints then */
-    for (i = 0; i < count; ++i) {
-        PyObject *v = cls ? PyObject_CallFunction(cls, "i", i) : PyLong_FromLong(i);
-        if (!v) {
-            Py_XDECREF(cls);
-            Py_DECREF(tuple);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(tuple, i, v);
-    }
-    Py_XDECREF(cls);
-    return tuple;
-}
-
-static PyObject *status_obj(KernelObject *self, int status)
-{
-    PyObject *v = PyTuple_GET_ITEM(self->status_members, status);
-    Py_INCREF(v);
-    return v;
-}
-
-static PyObject *reject_obj(KernelObject *self, int reject)
-{
-    PyObject *v = PyTuple_GET_ITEM(self->reject_members, reject);
-    Py_INCREF(v);
-    return v;
-}
 
 static int ready_or_raise(KernelObject *self)
 {
@@ -389,7 +447,6 @@ static int Kernel_init(KernelObject *self, PyObject *args, PyObject *kwds)
     ck_config cfg;
     size_t nd;
     double *mem;
-    PyObject *sm, *rm;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:ControlKernel", kwlist, &config))
         return -1;
     if (self->driven) {
@@ -399,17 +456,9 @@ static int Kernel_init(KernelObject *self, PyObject *args, PyObject *kwds)
     }
     if (read_config(config, &cfg) != 0)
         return -1;
-    sm = enum_members("Status", 7);
-    rm = sm ? enum_members("Reject", 7) : NULL;
-    if (!rm) {
-        Py_XDECREF(sm);
-        return -1;
-    }
     nd = ck_memory_doubles(&cfg);
     mem = (double *)PyMem_Calloc(nd, sizeof(double));
     if (!mem) {
-        Py_DECREF(sm);
-        Py_DECREF(rm);
         PyErr_NoMemory();
         return -1;
     }
@@ -418,16 +467,12 @@ static int Kernel_init(KernelObject *self, PyObject *args, PyObject *kwds)
     self->mem = mem;
     if (ck_init(&self->k, &cfg, mem, nd) != 0) {
         pthread_mutex_unlock(&self->lock);
-        Py_DECREF(sm);
-        Py_DECREF(rm);
         kernel_release(self);
         PyErr_SetString(PyExc_ValueError, "invalid KernelConfig");
         return -1;
     }
     self->ready = 1;
     pthread_mutex_unlock(&self->lock);
-    Py_XSETREF(self->status_members, sm);
-    Py_XSETREF(self->reject_members, rm);
     Py_INCREF(config);
     Py_XSETREF(self->config, config);
     return 0;
@@ -437,8 +482,6 @@ static int Kernel_traverse(KernelObject *self, visitproc visit, void *arg)
 {
     int i;
     Py_VISIT(self->config);
-    Py_VISIT(self->status_members);
-    Py_VISIT(self->reject_members);
     for (i = 0; i < 5; ++i)
         Py_VISIT(self->pin[i].obj);
     return 0;
@@ -448,8 +491,6 @@ static int Kernel_clear(KernelObject *self)
 {
     int i;
     Py_CLEAR(self->config);
-    Py_CLEAR(self->status_members);
-    Py_CLEAR(self->reject_members);
     for (i = 0; i < 5; ++i)
         pinned_clear(&self->pin[i]);
     return 0;
@@ -514,7 +555,7 @@ static PyObject *Kernel_step(KernelObject *self, PyObject *const *args, Py_ssize
     pthread_mutex_lock(&self->lock);
     status = ck_step(&self->k, t, dt, vec[0], vec[1], vec[2], vec[3], out);
     pthread_mutex_unlock(&self->lock);
-    return status_obj(self, status);
+    return status_obj(status);
 }
 
 /* set_trajectory(times_s, positions, velocities=None, accelerations=None, start_time_s=None) */
@@ -589,7 +630,7 @@ static PyObject *Kernel_set_trajectory(KernelObject *self, PyObject *args, PyObj
         PyBuffer_Release(&bv);
     if (have_a)
         PyBuffer_Release(&ba);
-    return reject_obj(self, reject);
+    return reject_obj(reject);
 fail:
     if (have_t)
         PyBuffer_Release(&bt);
@@ -618,7 +659,7 @@ static PyObject *Kernel_set_base_command(KernelObject *self, PyObject *args, PyO
     pthread_mutex_lock(&self->lock);
     r = ck_set_base_command(&self->k, v, w, s);
     pthread_mutex_unlock(&self->lock);
-    return reject_obj(self, r);
+    return reject_obj(r);
 }
 
 static PyObject *Kernel_set_supervisor(KernelObject *self, PyObject *args, PyObject *kwds)
@@ -1058,38 +1099,33 @@ static PyObject *RtLoop_read_output(RtLoopObject *self, PyObject *out)
     return PyLong_FromLongLong(ticks);
 }
 
-static PyObject *delegate(RtLoopObject *self, const char *method, PyObject *args,
-                          PyObject *kwds)
-{
-    PyObject *fn, *r;
-    if (!loop_ready(self))
-        return NULL;
-    fn = PyObject_GetAttrString((PyObject *)self->kernel, method);
-    if (!fn)
-        return NULL;
-    r = PyObject_Call(fn, args, kwds);
-    Py_DECREF(fn);
-    return r;
-}
-
+/* The setpoint calls: the kernel's own (its C core, under its lock), no Python between. */
 static PyObject *RtLoop_set_trajectory(RtLoopObject *self, PyObject *args, PyObject *kwds)
 {
-    return delegate(self, "set_trajectory", args, kwds);
+    if (!loop_ready(self))
+        return NULL;
+    return Kernel_set_trajectory(self->kernel, args, kwds);
 }
 
 static PyObject *RtLoop_set_base_command(RtLoopObject *self, PyObject *args, PyObject *kwds)
 {
-    return delegate(self, "set_base_command", args, kwds);
+    if (!loop_ready(self))
+        return NULL;
+    return Kernel_set_base_command(self->kernel, args, kwds);
 }
 
 static PyObject *RtLoop_set_supervisor(RtLoopObject *self, PyObject *args, PyObject *kwds)
 {
-    return delegate(self, "set_supervisor", args, kwds);
+    if (!loop_ready(self))
+        return NULL;
+    return Kernel_set_supervisor(self->kernel, args, kwds);
 }
 
-static PyObject *RtLoop_release_stop(RtLoopObject *self, PyObject *args, PyObject *kwds)
+static PyObject *RtLoop_release_stop(RtLoopObject *self, PyObject *unused)
 {
-    return delegate(self, "release_stop", args, kwds);
+    if (!loop_ready(self))
+        return NULL;
+    return Kernel_release_stop(self->kernel, unused);
 }
 
 static PyObject *RtLoop_stats(RtLoopObject *self, PyObject *unused)
@@ -1158,8 +1194,8 @@ static PyMethodDef RtLoop_methods[] = {
      METH_VARARGS | METH_KEYWORDS, "ControlKernel.set_base_command, under the kernel lock."},
     {"set_supervisor", (PyCFunction)(void (*)(void))RtLoop_set_supervisor,
      METH_VARARGS | METH_KEYWORDS, "ControlKernel.set_supervisor, under the kernel lock."},
-    {"release_stop", (PyCFunction)(void (*)(void))RtLoop_release_stop,
-     METH_VARARGS | METH_KEYWORDS, "ControlKernel.release_stop, under the kernel lock."},
+    {"release_stop", (PyCFunction)RtLoop_release_stop, METH_NOARGS,
+     "ControlKernel.release_stop, under the kernel lock."},
     {"stats", (PyCFunction)RtLoop_stats, METH_NOARGS,
      "stats() -> dict(mean_period_s, std_period_s, p99_error_s, max_error_s, overruns, "
      "ticks)"},
@@ -1193,21 +1229,127 @@ static PyTypeObject RtLoopType = {
  * module
  * ====================================================================================== */
 
+static int layout_n(PyObject *arg, Py_ssize_t *n)
+{
+    *n = PyLong_AsSsize_t(arg);
+    if (*n == -1 && PyErr_Occurred())
+        return -1;
+    if (*n < 1 || *n > 1000000) {
+        PyErr_Format(PyExc_ValueError, "n_joints must be in [1, 1000000], got %zd", *n);
+        return -1;
+    }
+    return 0;
+}
+
+/* output_layout(n) -> {field: (offset, length)}: the CK_OUT_* layout for n joints */
+static PyObject *module_output_layout(PyObject *module, PyObject *arg)
+{
+    Py_ssize_t n;
+    (void)module;
+    if (layout_n(arg, &n) != 0)
+        return NULL;
+    return Py_BuildValue(
+        "{s:(nn),s:(nn),s:(nn),s:(nn),s:(nn),s:(nn),s:(nn),s:(nn),s:(nn),s:(nn),s:(nn)}",
+        "position", (Py_ssize_t)CK_OUT_POSITION(n), n,
+        "velocity", (Py_ssize_t)CK_OUT_VELOCITY(n), n,
+        "effort", (Py_ssize_t)CK_OUT_EFFORT(n), n,
+        "position_error", (Py_ssize_t)CK_OUT_POSITION_ERROR(n), n,
+        "setpoint_velocity", (Py_ssize_t)CK_OUT_SETPOINT_VELOCITY(n), n,
+        "wheel_velocity", (Py_ssize_t)CK_OUT_WHEEL_VELOCITY(n), (Py_ssize_t)2,
+        "base_velocity", (Py_ssize_t)CK_OUT_BASE_VELOCITY(n), (Py_ssize_t)2,
+        "odometry", (Py_ssize_t)CK_OUT_ODOMETRY(n), (Py_ssize_t)5,
+        "trajectory_time_s", (Py_ssize_t)CK_OUT_TRAJECTORY_TIME(n), (Py_ssize_t)1,
+        "trajectory_active", (Py_ssize_t)CK_OUT_TRAJECTORY_ACTIVE(n), (Py_ssize_t)1,
+        "status", (Py_ssize_t)CK_OUT_STATUS(n), (Py_ssize_t)1);
+}
+
+/* output_size(n) -> int: doubles in the output buffer for n joints */
+static PyObject *module_output_size(PyObject *module, PyObject *arg)
+{
+    Py_ssize_t n;
+    (void)module;
+    if (layout_n(arg, &n) != 0)
+        return NULL;
+    return PyLong_FromSize_t(ck_output_size(n));
+}
+
+static PyMethodDef module_methods[] = {
+    {"output_layout", (PyCFunction)module_output_layout, METH_O,
+     "output_layout(n) -> {field: (offset, length)}: KernelOutput's layout (CK_OUT_*)."},
+    {"output_size", (PyCFunction)module_output_size, METH_O,
+     "output_size(n) -> int: doubles in KernelOutput's buffer (ck_output_size)."},
+    {NULL, NULL, 0, NULL}};
+
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "sitebot.control._control_kernel",
     .m_doc = "The C control kernel and its fixed-rate loop (contract: docs/control.md).",
     .m_size = 0,
+    .m_methods = module_methods,
 };
+
+/* Status, Reject, Interface (classes) and STOP_CATEGORY ({name: value}) into m. */
+static int add_enums(PyObject *m)
+{
+    PyObject *enum_mod, *int_enum, *status, *reject, *iface, *cats;
+    int i, rc = -1;
+    enum_mod = PyImport_ImportModule("enum");
+    int_enum = enum_mod ? PyObject_GetAttrString(enum_mod, "IntEnum") : NULL;
+    Py_XDECREF(enum_mod);
+    if (!int_enum)
+        return -1;
+    status = make_int_enum(int_enum, "Status", status_table, TABLE_SIZE(status_table),
+                           "What the kernel did this tick (a higher value takes priority).");
+    reject = !status ? NULL :
+        make_int_enum(int_enum, "Reject", reject_table, TABLE_SIZE(reject_table),
+                      "Result of ``set_trajectory`` / ``set_base_command``.");
+    iface = !reject ? NULL :
+        make_int_enum(int_enum, "Interface", interface_table, TABLE_SIZE(interface_table),
+                      "What the backend takes for the arm joints.");
+    Py_DECREF(int_enum);
+    cats = iface ? PyDict_New() : NULL;
+    if (!cats)
+        goto done;
+    for (i = 0; i < TABLE_SIZE(stop_category_table); ++i) {
+        PyObject *v = PyLong_FromLong(stop_category_table[i].value);
+        if (!v || PyDict_SetItemString(cats, stop_category_table[i].name, v) < 0) {
+            Py_XDECREF(v);
+            goto done;
+        }
+        Py_DECREF(v);
+    }
+    Py_XSETREF(status_members, members_by_value(status, status_table, TABLE_SIZE(status_table)));
+    if (!status_members)
+        goto done;
+    Py_XSETREF(reject_members, members_by_value(reject, reject_table, TABLE_SIZE(reject_table)));
+    if (!reject_members)
+        goto done;
+    if (PyModule_AddObjectRef(m, "Status", status) < 0 ||
+        PyModule_AddObjectRef(m, "Reject", reject) < 0 ||
+        PyModule_AddObjectRef(m, "Interface", iface) < 0 ||
+        PyModule_AddObjectRef(m, "STOP_CATEGORY", cats) < 0)
+        goto done;
+    rc = 0;
+done:
+    Py_XDECREF(status);
+    Py_XDECREF(reject);
+    Py_XDECREF(iface);
+    Py_XDECREF(cats);
+    return rc;
+}
 
 PyMODINIT_FUNC PyInit__control_kernel(void)
 {
-    PyObject *m;
+    PyObject *m, *slack;
     if (PyType_Ready(&KernelType) < 0 || PyType_Ready(&RtLoopType) < 0)
         return NULL;
     m = PyModule_Create(&module_def);
     if (!m)
         return NULL;
+    if (add_enums(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     Py_INCREF(&KernelType);
     if (PyModule_AddObject(m, "ControlKernel", (PyObject *)&KernelType) < 0) {
         Py_DECREF(&KernelType);
@@ -1220,10 +1362,15 @@ PyMODINIT_FUNC PyInit__control_kernel(void)
         Py_DECREF(m);
         return NULL;
     }
-    if (PyModule_AddIntConstant(m, "MAX_JOINTS", CK_MAX_JOINTS) < 0 ||
+    slack = PyFloat_FromDouble(CK_SPEED_SLACK);
+    if (!slack || PyModule_AddObjectRef(m, "SPEED_SLACK", slack) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_JOINTS", CK_MAX_JOINTS) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_POINTS", CK_MAX_POINTS_LIMIT) < 0 ||
         PyModule_AddIntConstant(m, "RT_HIST_BINS", RT_HIST_BINS) < 0) {
+        Py_XDECREF(slack);
         Py_DECREF(m);
         return NULL;
     }
+    Py_DECREF(slack);
     return m;
 }

@@ -183,7 +183,7 @@ int ck_set_trajectory(ck_kernel *k, int count, const double *times, const double
             double dt = times[j] - times[j - 1];
             const double *prev = row - n;
             for (i = 0; i < n; ++i)
-                if (fabs(row[i] - prev[i]) > vmax[i] * dt * (1.0 + 1e-9))
+                if (fabs(row[i] - prev[i]) > vmax[i] * dt * (1.0 + CK_SPEED_SLACK))
                     return CK_OUT_OF_LIMITS;
         }
     }

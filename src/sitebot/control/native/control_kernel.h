@@ -21,35 +21,58 @@ extern "C" {
 #define CK_MAX_JOINTS 32
 #define CK_MAX_POINTS_LIMIT 100000
 
+/*
+ * The enums, as X-macro lists X(C name, Python name, value): the one source of their names
+ * and numbers.  The binding builds the Python IntEnums (sitebot.control.types) from these
+ * lists and exports the stop categories for a check against sitebot.types.StopCategory.
+ */
+
 /* Status (what the kernel did this tick; a higher value takes priority) */
-enum {
-    CK_OK = 0,
-    CK_STOPPING = 1,
-    CK_STOPPED = 2,
-    CK_COMMAND_TIMEOUT = 3,
-    CK_HEARTBEAT_TIMEOUT = 4,
-    CK_INVALID_INPUT = 5,
-    CK_LIMIT_VIOLATION = 6
-};
+#define CK_STATUS_LIST(X)                                                                   \
+    X(CK_OK, OK, 0)                                                                         \
+    X(CK_STOPPING, STOPPING, 1)                   /* category 1 stop or heartbeat loss */   \
+    X(CK_STOPPED, STOPPED, 2)                     /* held after a stop */                   \
+    X(CK_COMMAND_TIMEOUT, COMMAND_TIMEOUT, 3)     /* base command stale: wheels braked */   \
+    X(CK_HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT, 4) /* supervisor heartbeat stale: stop */    \
+    X(CK_INVALID_INPUT, INVALID_INPUT, 5)         /* a non-finite input this tick: hold */  \
+    X(CK_LIMIT_VIOLATION, LIMIT_VIOLATION, 6)     /* measured position beyond its limits */
 
 /* Reject (result of ck_set_trajectory / ck_set_base_command) */
-enum {
-    CK_ACCEPTED = 0,
-    CK_WRONG_SIZE = 1,
-    CK_NON_FINITE = 2,
-    CK_NON_MONOTONIC_TIME = 3,
-    CK_OUT_OF_LIMITS = 4,
-    CK_TOO_MANY_POINTS = 5,
-    CK_EMPTY = 6
-};
+#define CK_REJECT_LIST(X)                                                                   \
+    X(CK_ACCEPTED, ACCEPTED, 0)                                                             \
+    X(CK_WRONG_SIZE, WRONG_SIZE, 1)                                                         \
+    X(CK_NON_FINITE, NON_FINITE, 2)                                                         \
+    X(CK_NON_MONOTONIC_TIME, NON_MONOTONIC_TIME, 3)                                         \
+    X(CK_OUT_OF_LIMITS, OUT_OF_LIMITS, 4)                                                   \
+    X(CK_TOO_MANY_POINTS, TOO_MANY_POINTS, 5)                                               \
+    X(CK_EMPTY, EMPTY, 6)
 
 /* stop categories (IEC 60204-1) */
-enum { CK_CAT0 = 0, CK_CAT1 = 1, CK_CAT2 = 2, CK_CAT_NONE = 255 };
+#define CK_STOP_CATEGORY_LIST(X)                                                            \
+    X(CK_CAT_NONE, NONE, 255)                                                               \
+    X(CK_CAT0, CAT0, 0)                                                                     \
+    X(CK_CAT1, CAT1, 1)                                                                     \
+    X(CK_CAT2, CAT2, 2)
 
 /* arm interfaces */
-enum { CK_IF_POSITION = 0, CK_IF_VELOCITY = 1, CK_IF_EFFORT = 2 };
+#define CK_INTERFACE_LIST(X)                                                                \
+    X(CK_IF_POSITION, POSITION, 0)                                                          \
+    X(CK_IF_VELOCITY, VELOCITY, 1)                                                          \
+    X(CK_IF_EFFORT, EFFORT, 2)
 
-/* Output layout: one array of ck_output_size(n) doubles (KernelOutput._buf). */
+#define CK_ENUM_ITEM(c_name, py_name, value) c_name = value,
+enum { CK_STATUS_LIST(CK_ENUM_ITEM) };
+enum { CK_REJECT_LIST(CK_ENUM_ITEM) };
+enum { CK_STOP_CATEGORY_LIST(CK_ENUM_ITEM) };
+enum { CK_INTERFACE_LIST(CK_ENUM_ITEM) };
+#undef CK_ENUM_ITEM
+
+/* Relative slack of the segment speed check of ck_set_trajectory (|dp| <= vel_max * dt *
+ * (1 + CK_SPEED_SLACK)): the segments of a trajectory sampled at exactly vel_max pass. */
+#define CK_SPEED_SLACK 1e-9
+
+/* Output layout: one array of ck_output_size(n) doubles (KernelOutput._buf); the binding
+ * exports it (output_layout(n)) and sitebot.control.types builds KernelOutput from it. */
 #define CK_OUT_POSITION(n) 0
 #define CK_OUT_VELOCITY(n) (n)
 #define CK_OUT_EFFORT(n) (2 * (n))

@@ -1,0 +1,202 @@
+"""The task executor's ROS side besides its node (``sitebot.nodes.task_executor``): the
+message conversions of plans and step outcomes, and :class:`RosPorts`, the transport of
+the skills' ports.
+
+:class:`RosPorts` supplies the hooks of :class:`sitebot.executor.ports.TrackedPorts` (which
+keeps the robot's state and does the waiting): the node clock, the ``navigate_to_place``
+and ``move_arm`` actions, the base speed on ``cmd_vel_in``, the gripper as a one-joint
+trajectory on ``arm/joint_trajectory_in`` (gated by the supervisor like every motion), the
+confirmation request on ``task/confirmation_request`` and the camera image.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Sequence
+
+import cv2
+import rclpy
+from action_msgs.msg import GoalStatus
+from builtin_interfaces.msg import Duration
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from rclpy.action import ActionClient
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from sitebot.executor import MotionResult, Plan, Step, StepResult
+from sitebot.executor.config import config_from_params
+from sitebot.executor.ports import PortsConfig, TrackedPorts
+from sitebot.executor.types import plan_from_fields
+from sitebot.nodes import convert_images
+from sitebot.types import rpy_to_quaternion
+from sitebot_interfaces.action import MoveArm, NavigateToPlace
+from sitebot_interfaces.msg import GaugeReading, StepOutcome, TaskPlan, TaskStep
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sitebot.nodes.task_executor import TaskExecutorNode
+
+__all__ = ["RosPorts", "plan_from_msg", "step_msg", "outcome_msg"]
+
+_NAV_CODES = {NavigateToPlace.Result.CODE_SUCCEEDED: "succeeded",
+              NavigateToPlace.Result.CODE_BLOCKED: "blocked",
+              NavigateToPlace.Result.CODE_ABORTED: "aborted",
+              NavigateToPlace.Result.CODE_CANCELED: "canceled"}
+_ARM_CODES = {MoveArm.Result.CODE_SUCCEEDED: "succeeded",
+              MoveArm.Result.CODE_NO_PLAN: "aborted",
+              MoveArm.Result.CODE_NO_IK: "rejected",
+              MoveArm.Result.CODE_INVALID_GOAL: "rejected",
+              MoveArm.Result.CODE_ABORTED: "aborted",
+              MoveArm.Result.CODE_CANCELED: "canceled"}
+
+
+def plan_from_msg(msg: TaskPlan) -> Plan:
+    """A TaskPlan message as an executor plan (arguments zipped from names and values)."""
+    return plan_from_fields(((s.skill, s.arg_names, s.arg_values) for s in msg.steps),
+                            msg.plan_id, msg.role, msg.instruction)
+
+
+def step_msg(step: Step) -> TaskStep:
+    names = sorted(step.args)
+    return TaskStep(skill=step.skill, arg_names=names, arg_values=[step.args[n] for n in names])
+
+
+def outcome_msg(r: StepResult, stamp) -> StepOutcome:
+    out = StepOutcome(step=step_msg(r.step), outcome=int(r.outcome), message=r.message,
+                      attempts=r.attempts, duration_s=float(r.duration_s),
+                      images=list(r.images))
+    for rd in r.readings:
+        out.readings.append(GaugeReading(asset_id=rd.asset_id, valid=rd.valid,
+                                         value=float(rd.value), unit=rd.unit,
+                                         confidence=float(rd.confidence),
+                                         failure_reason=rd.failure_reason))
+        out.readings[-1].header.stamp = stamp
+    return out
+
+
+class RosPorts(TrackedPorts):
+    """The executor's view of the robot over ROS: the transport hooks of
+    :class:`sitebot.executor.ports.TrackedPorts` (clock, actions, publishers)."""
+
+    def __init__(self, node: "TaskExecutorNode") -> None:
+        super().__init__(node.registry, node.cancel_event,
+                         config_from_params(PortsConfig, node.p), node.approach_cfg,
+                         node.p["pause_limit_s"])
+        self.node = node
+        self.image: Image | None = None
+        self.active_goal = None
+
+    def now(self) -> float:
+        return self.node.get_clock().now().nanoseconds * 1e-9
+
+    def sleep(self, seconds: float) -> None:
+        """Wait *seconds* of node time (simulated time in simulation); gives up after a
+        generous wall-clock bound so that a stopped clock cannot hang the executor."""
+        t_end = self.now() + seconds
+        wall_end = time.monotonic() + max(1.0, 20.0 * seconds)
+        while self.now() < t_end and time.monotonic() < wall_end and rclpy.ok(
+                context=self.node.context):
+            time.sleep(0.01)
+
+    def log(self, message: str) -> None:
+        self.node.get_logger().info(message)
+        self.node.event(message)
+
+    def _run_goal(self, client: ActionClient, goal, timeout_s: float, codes: dict,
+                  what: str) -> MotionResult:
+        node = self.node
+        if not client.wait_for_server(timeout_sec=node.p["server_wait_s"]):
+            return MotionResult("unavailable", f"no {what} action server")
+        fut = client.send_goal_async(goal)
+        wall_end = time.monotonic() + node.p["server_wait_s"]
+        while not fut.done() and time.monotonic() < wall_end:
+            time.sleep(0.005)
+        if not fut.done() or fut.result() is None:
+            return MotionResult("unavailable", f"{what} goal not answered")
+        handle = fut.result()
+        if not handle.accepted:
+            return MotionResult("rejected", f"{what} goal rejected")
+        self.active_goal = handle
+        try:
+            res_fut = handle.get_result_async()
+            t_end = self.now() + timeout_s
+            wall_end = time.monotonic() + max(30.0, 20.0 * timeout_s)
+            while not res_fut.done():
+                if self.cancel.is_set():
+                    handle.cancel_goal_async()
+                    self._wait(res_fut, 5.0)
+                    return MotionResult("canceled", "plan canceled")
+                if self.now() > t_end or time.monotonic() > wall_end:
+                    handle.cancel_goal_async()
+                    self._wait(res_fut, 5.0)
+                    return MotionResult("timeout", f"{what} took longer than {timeout_s:g} s")
+                time.sleep(0.01)
+            wrapped = res_fut.result()
+        finally:
+            self.active_goal = None
+        if wrapped is None:
+            return MotionResult("aborted", f"{what}: no result")
+        result = wrapped.result
+        if wrapped.status == GoalStatus.STATUS_CANCELED and not codes.get(result.code):
+            return MotionResult("canceled", result.reason)
+        return MotionResult(codes.get(result.code, "aborted"), result.reason)
+
+    @staticmethod
+    def _wait(fut, wall_s: float) -> None:
+        end = time.monotonic() + wall_s
+        while not fut.done() and time.monotonic() < end:
+            time.sleep(0.01)
+
+    def navigate(self, place_id: str, timeout_s: float) -> MotionResult:
+        goal = NavigateToPlace.Goal(place_id=place_id)
+        return self._run_goal(self.node.nav_client, goal, timeout_s, _NAV_CODES, "navigation")
+
+    def _arm_named(self, name: str, timeout_s: float) -> MotionResult:
+        return self._run_goal(self.node.arm_client, MoveArm.Goal(named_pose=name), timeout_s,
+                              _ARM_CODES, "arm")
+
+    def _arm_pose(self, xyz_map: Sequence[float], rpy: Sequence[float],
+                  timeout_s: float) -> MotionResult:
+        ps = PoseStamped()
+        ps.header.frame_id = self.node.p["map_frame"]
+        ps.header.stamp = self.node.get_clock().now().to_msg()
+        ps.pose.position.x, ps.pose.position.y, ps.pose.position.z = map(float, xyz_map)
+        o = ps.pose.orientation
+        o.x, o.y, o.z, o.w = rpy_to_quaternion(*rpy)
+        return self._run_goal(self.node.arm_client, MoveArm.Goal(ee_pose=ps), timeout_s,
+                              _ARM_CODES, "arm")
+
+    def _drive(self, speed_mps: float) -> None:
+        cmd = TwistStamped()
+        cmd.header.stamp = self.node.get_clock().now().to_msg()
+        cmd.header.frame_id = self.node.p["base_frame"]
+        cmd.twist.linear.x = float(speed_mps)
+        self.node.cmd_pub.publish(cmd)
+
+    def _gripper(self, opening_m: float, duration_s: float) -> None:
+        traj = JointTrajectory(joint_names=[self.config.gripper_joint])
+        traj.header.stamp = self.node.get_clock().now().to_msg()
+        secs = int(duration_s)
+        traj.points = [JointTrajectoryPoint(
+            positions=[float(opening_m)], velocities=[0.0],
+            time_from_start=Duration(sec=secs, nanosec=int((duration_s - secs) * 1e9)))]
+        self.node.traj_pub.publish(traj)
+
+    def _ask(self, question: str, plan_id: str) -> None:
+        self.node.confirm_pub.publish(String(data=json.dumps(
+            {"plan_id": plan_id, "question": question, "role_required": "supervisor"})))
+
+    def save_image(self, name: str) -> str | None:
+        img = self.image
+        arr = None if img is None else convert_images.image_to_bgr(img)
+        if arr is None:
+            return None
+        path = self.node.mission.image_path(name)
+        cv2.imwrite(str(path), arr)
+        return str(path)
+
+    def stop_motion(self) -> None:
+        g = self.active_goal
+        if g is not None:
+            g.cancel_goal_async()
+        self._drive(0.0)
