@@ -241,3 +241,23 @@ def test_shipped_sim_yaml_validates() -> None:
     assert (p["camera_width"], p["camera_height"]) == (320, 240)
     assert p["cmd_timeout_s"] == 0.5 and p["seed"] == 0
     assert set(p) == {s.name for s in simulator.SCHEMA}
+
+
+def test_dataclass_from_params_takes_named_fields_and_turns_lists_into_tuples() -> None:
+    import dataclasses
+
+    from sitebot.config.params import dataclass_from_params, fields_from_params
+
+    @dataclasses.dataclass(frozen=True)
+    class Cfg:
+        speed_mps: float = 0.5
+        sections: tuple[str, ...] = ("a",)
+        spawn: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    p = {"speed_mps": 0.25, "sections": ["x", "y"], "unrelated": 3, "spawn": [9, 9, 9]}
+    assert fields_from_params(Cfg, p, exclude=("spawn",)) == {"speed_mps": 0.25,
+                                                              "sections": ("x", "y")}
+    c = dataclass_from_params(Cfg, p, spawn=(1.0, 2.0, 3.0))
+    assert c == Cfg(0.25, ("x", "y"), (1.0, 2.0, 3.0))
+    # a prefix selects a group of parameters; absent fields keep their defaults
+    assert dataclass_from_params(Cfg, {"approach_speed_mps": 0.08}, "approach_") == Cfg(0.08)

@@ -645,10 +645,12 @@ def test_mission_log_report_status_and_answers(tmp_path) -> None:
 def test_plan_from_fields_and_core_parameters() -> None:
     import dataclasses
 
+    from sitebot.config.params import dataclass_from_params
     from sitebot.errors import ParameterError
     from sitebot.executor.approach import ApproachConfig
-    from sitebot.executor.config import CORE_SCHEMA, config_from_params
+    from sitebot.executor.config import CORE_SCHEMA
     from sitebot.executor.types import plan_from_fields
+
     p = plan_from_fields([("navigate_to", ["place"], ["t1_bay"]), ("dock", [], [])])
     assert p == Plan((Step("navigate_to", {"place": "t1_bay"}), Step("dock", {})),
                      plan_id="plan", role="operator")
@@ -667,6 +669,6 @@ def test_plan_from_fields_and_core_parameters() -> None:
             bad()
     with pytest.raises(ValueError):
         ApproachConfig(rear_x_m=0.5)
-    cfg = config_from_params(ApproachConfig, {"approach_stall_s": 3.0, "approach_max_m": 1.0,
+    cfg = dataclass_from_params(ApproachConfig, {"approach_stall_s": 3.0, "approach_max_m": 1.0,
                                               "stall_s": 9.0}, "approach_")
     assert cfg == ApproachConfig(stall_s=3.0)

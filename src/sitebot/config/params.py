@@ -7,16 +7,41 @@ reported with the parameter's name, the file and the accepted range before anyth
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, TypeVar
 
 from sitebot.errors import ConfigError, ParameterError
 
 __all__ = ["ParamType", "ParamSpec", "validate_value", "validate_params",
-           "load_params_file", "node_params_from_file"]
+           "load_params_file", "node_params_from_file", "fields_from_params",
+           "dataclass_from_params"]
+
+C = TypeVar("C")
+
+
+def fields_from_params(cls: type, params: Mapping[str, Any], prefix: str = "",
+                       exclude: Iterable[str] = ()) -> dict[str, Any]:
+    """The fields of dataclass ``cls`` that ``params`` holds (as ``prefix`` + field name),
+    as keyword arguments for ``cls``; lists (how ROS hands over arrays) become tuples."""
+    skip = set(exclude)
+    out = {}
+    for f in dataclasses.fields(cls):
+        key = prefix + f.name
+        if f.name not in skip and key in params:
+            v = params[key]
+            out[f.name] = tuple(v) if isinstance(v, list) else v
+    return out
+
+
+def dataclass_from_params(cls: type[C], params: Mapping[str, Any], prefix: str = "",
+                          **extra: Any) -> C:
+    """Dataclass ``cls`` from the parameters that name its fields (see
+    :func:`fields_from_params`) and ``extra``; the other fields keep their defaults."""
+    return cls(**fields_from_params(cls, params, prefix, exclude=extra), **extra)
 
 
 class ParamType(Enum):

@@ -15,7 +15,6 @@ release, silence longer than the deadman timeout, and a closed connection all se
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hmac
 import itertools
 import json
@@ -36,6 +35,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from sitebot.config.params import dataclass_from_params
 from sitebot.console.auth import PERMISSIONS, LoginLimiter, UserStore, load_users, permitted
 from sitebot.console.protocol import ProtocolError, parse_message
 from sitebot.console.ratelimit import Throttle, TokenBucket
@@ -106,7 +106,7 @@ class ServerConfig:
     def from_params(cls, p: dict[str, Any]) -> "ServerConfig":
         """The fields named in ``p`` (the node's parameters); the others keep their
         defaults."""
-        return cls(**{f.name: p[f.name] for f in dataclasses.fields(cls) if f.name in p})
+        return dataclass_from_params(cls, p)
 
 
 @dataclass

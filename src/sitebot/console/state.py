@@ -24,12 +24,12 @@ from typing import Any, Iterable
 import numpy as np
 
 from sitebot.console.ratelimit import Throttle
+from sitebot.language.types import HIGH_RISK_SKILLS
 from sitebot.types import Mode, SafetyLevel
 
 __all__ = ["StateStore", "PlanBook", "map_payload", "plan_dict", "tail_jsonl", "encode_jpeg",
-           "HIGH_RISK_SKILLS", "r3", "LEVEL_NAMES", "MODE_NAMES"]
+           "r3", "LEVEL_NAMES", "MODE_NAMES"]
 
-HIGH_RISK_SKILLS = frozenset({"operate_valve"})
 #: SafetyState levels and modes as the page names them ("protective_stop", "manual", ...)
 LEVEL_NAMES = {int(v): v.name.lower() for v in SafetyLevel}
 MODE_NAMES = {int(v): v.name.lower() for v in Mode}

@@ -25,11 +25,12 @@ import json
 import math
 import os
 import threading
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from sitebot.config.params import dataclass_from_params, fields_from_params
 from sitebot.console.ratelimit import Throttle
 from sitebot.console.state import LEVEL_NAMES, MODE_NAMES, encode_jpeg, r3, tail_jsonl
 from sitebot.types import Pose2D
@@ -86,16 +87,12 @@ class ViewConfig:
         """From the node's parameters (the fields they name) and the spawn pose (anything
         with ``x``, ``y``, ``yaw``; None: the origin)."""
         pose = Pose2D(0.0, 0.0, 0.0) if spawn is None else Pose2D(spawn.x, spawn.y, spawn.yaw)
-        return cls(spawn=pose, **_fields_in(cls, p))
+        return dataclass_from_params(cls, p, spawn=pose)
 
     def updated(self, changed: Mapping[str, Any]) -> "ViewConfig":
         """A copy with the fields named in ``changed`` (parameters changed at run time)."""
-        return replace(self, **_fields_in(type(self), changed))
+        return replace(self, **fields_from_params(type(self), changed, exclude=("spawn",)))
 
-
-def _fields_in(cls: type, p: Mapping[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)} - {"spawn"}
-    return {k: v for k, v in p.items() if k in names}
 
 
 def _json_object(text: str) -> dict:

@@ -13,7 +13,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from sitebot.types import axis_angle_quaternion, quaternion_multiply, rpy_to_quaternion
+from sitebot.types import (Pose2D, axis_angle_quaternion, quaternion_matrix, quaternion_multiply,
+                           rpy_to_quaternion)
 
 __all__ = ["Transform", "JointTransformer", "fixed_transform", "planar_frame_pose"]
 
@@ -94,11 +95,8 @@ class JointTransformer:
 
 def transform_matrix(t: Transform) -> np.ndarray:
     """4x4 homogeneous matrix of a :class:`Transform` (for tests and composition)."""
-    x, y, z, w = t.rotation_xyzw
     m = np.eye(4)
-    m[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                 [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                 [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
+    m[:3, :3] = quaternion_matrix(t.rotation_xyzw)
     m[:3, 3] = t.translation
     return m
 
@@ -117,7 +115,7 @@ def fixed_transform(desc: Any, parent: str, child: str) -> np.ndarray:
     return m
 
 
-def planar_frame_pose(desc: Any, base: str, frame: str) -> tuple[float, float, float]:
+def planar_frame_pose(desc: Any, base: str, frame: str) -> Pose2D:
     """(x, y, yaw) of ``frame`` in ``base`` (:func:`fixed_transform` flattened)."""
     m = fixed_transform(desc, base, frame)
-    return float(m[0, 3]), float(m[1, 3]), math.atan2(m[1, 0], m[0, 0])
+    return Pose2D(float(m[0, 3]), float(m[1, 3]), math.atan2(m[1, 0], m[0, 0]))

@@ -23,6 +23,7 @@ import numpy as np
 
 from sitebot.executor.config import check_fields
 from sitebot.executor.types import MotionResult
+from sitebot.types import Pose2D
 
 __all__ = ["ApproachConfig", "FrontScan", "ApproachDrive", "front_gap", "approach_speed",
            "approach_distance"]
@@ -63,11 +64,11 @@ class FrontScan(NamedTuple):
     angle_min: float
     angle_increment: float
     range_max: float
-    laser_pose: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    laser_pose: Pose2D = Pose2D(0.0, 0.0, 0.0)
 
 
 def front_gap(ranges: Sequence[float], angle_min: float, angle_increment: float,
-              range_max: float, laser_pose: tuple[float, float, float],
+              range_max: float, laser_pose: Pose2D,
               config: ApproachConfig, backwards: bool = False) -> float:
     """Free distance [m] ahead of the chassis front (or behind its back when
     ``backwards``) inside a corridor as wide as the robot, from one laser scan; ``inf``

@@ -13,11 +13,11 @@ compares them).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, TypeVar
+from typing import Any
 
 from sitebot.config.params import ParamSpec, ParamType, validate_value
 
-__all__ = ["CORE_SCHEMA", "check_fields", "config_from_params"]
+__all__ = ["CORE_SCHEMA", "check_fields"]
 
 F, I, B, S = ParamType.FLOAT, ParamType.INT, ParamType.BOOL, ParamType.STRING
 
@@ -74,8 +74,6 @@ CORE_SCHEMA: tuple[ParamSpec, ...] = (
 
 _SPECS = {s.name: s for s in CORE_SCHEMA}
 
-C = TypeVar("C")
-
 
 def check_fields(config: Any, prefix: str = "") -> None:
     """Check every field of the dataclass ``config`` that a parameter sets (named
@@ -89,8 +87,3 @@ def check_fields(config: Any, prefix: str = "") -> None:
             validate_value(spec, getattr(config, f.name))
 
 
-def config_from_params(cls: type[C], params: Mapping[str, Any], prefix: str = "") -> C:
-    """The dataclass ``cls`` with every field that ``params`` holds (as ``prefix`` + field
-    name) taken from there; the other fields keep their defaults."""
-    names = [f.name for f in dataclasses.fields(cls) if prefix + f.name in params]
-    return cls(**{n: params[prefix + n] for n in names})

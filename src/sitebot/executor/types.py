@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Protocol, Sequence
 
 from sitebot.language.types import HIGH_RISK_SKILLS, SKILLS
-from sitebot.types import SafetyLevel
+from sitebot.types import Pose2D, SafetyLevel
 
 __all__ = ["Step", "Plan", "plan_from_fields", "Outcome", "ResultCode", "Reading", "StepResult",
            "ExecutionResult", "MotionResult", "SafetySnapshot", "RobotPorts", "SKILL_ARGS",
@@ -162,7 +162,7 @@ class RobotPorts(Protocol):
 
     def safety(self) -> SafetySnapshot: ...
 
-    def robot_pose(self) -> tuple[float, float, float] | None: ...
+    def robot_pose(self) -> Pose2D | None: ...
 
     def navigate(self, place_id: str, timeout_s: float) -> MotionResult: ...
 

@@ -9,13 +9,24 @@ See docs/language.md.
 """
 from __future__ import annotations
 
-from sitebot.language.grounding import Grounder, GroundingConfig, load_embedder
-from sitebot.language.llm import LLMConfig
-from sitebot.language.planner import OfflinePlanner, PlannerConfig
-from sitebot.language.service import Dialogue, TaskPlanner, load_site, planner_for
-from sitebot.language.types import HIGH_RISK_SKILLS, SKILLS, Answer, Clarification, Step
-from sitebot.language.validator import canonical, check_steps
+import importlib
+from typing import Any
 
-__all__ = ["TaskPlanner", "Dialogue", "OfflinePlanner", "PlannerConfig", "Grounder",
-           "GroundingConfig", "LLMConfig", "Answer", "Step", "Clarification", "SKILLS",
-           "HIGH_RISK_SKILLS", "load_site", "planner_for", "load_embedder", "check_steps", "canonical"]
+#: public names and the module each lives in; imported on first use (PEP 562), so that
+#: ``sitebot.language.types`` (the skill table the executor and the console share) costs
+#: nothing to import while the planner's models load only where a planner is built
+_EXPORTS = {
+    "Grounder": "grounding", "GroundingConfig": "grounding", "load_embedder": "grounding",
+    "LLMConfig": "llm", "OfflinePlanner": "planner", "PlannerConfig": "planner",
+    "Dialogue": "service", "TaskPlanner": "service", "load_site": "service",
+    "planner_for": "service", "HIGH_RISK_SKILLS": "types", "SKILLS": "types",
+    "Answer": "types", "Clarification": "types", "Step": "types", "canonical": "validator",
+    "check_steps": "validator",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'sitebot.language' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"sitebot.language.{_EXPORTS[name]}"), name)

@@ -15,10 +15,10 @@ Per input (``odom``, ``imu``, ``fiducial``, ``pose``), in the spirit of robot_lo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from sitebot.config.params import ParamSpec, ParamType, validate_params
+from sitebot.config.params import ParamSpec, ParamType, dataclass_from_params, validate_params
 from sitebot.errors import ParameterError
 
 __all__ = ["SCHEMA", "EkfConfig", "InputConfig", "INPUT_FIELDS", "ekf_config_from_params"]
@@ -211,10 +211,7 @@ def ekf_config_from_params(params: Mapping[str, Any]) -> EkfConfig:
     if values["nis_min_samples"] > values["nis_window"]:
         raise ParameterError(f"parameter 'nis_min_samples' ({values['nis_min_samples']}) "
                              f"exceeds 'nis_window' ({values['nis_window']})")
-    names = {f.name for f in fields(EkfConfig)} - {"inputs"}
-    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()
-              if k in names}
-    return EkfConfig(inputs=inputs, **kwargs)
+    return dataclass_from_params(EkfConfig, values, inputs=inputs)
 
 
 def chi2_upper(dof: float, probability: float) -> float:

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from sitebot.localization.ekf import Measurement
-from sitebot.types import quaternion_matrix
+from sitebot.types import Pose2D, quaternion_matrix
 
 __all__ = ["PlanarFix", "planar_fix", "planar_fix_covariance", "fix_measurement",
            "detection_measurement", "SimulatedDetector"]
@@ -109,7 +109,7 @@ class SimulatedDetector:
         self.outlier_rate = outlier_rate
         self.client_id = client_id
 
-    def visible(self, pose: tuple[float, float, float]) -> list[tuple[int, np.ndarray]]:
+    def visible(self, pose: Pose2D) -> list[tuple[int, np.ndarray]]:
         """(tag, tag centre in the camera frame) of the markers seen from base ``pose``."""
         x, y, yaw = pose
         c, s = math.cos(yaw), math.sin(yaw)
@@ -158,7 +158,7 @@ class SimulatedDetector:
         hit = pb.rayTest(start.tolist(), b.tolist(), physicsClientId=self.client_id)[0]
         return hit[0] < 0
 
-    def detect(self, pose: tuple[float, float, float], rng: np.random.Generator
+    def detect(self, pose: Pose2D, rng: np.random.Generator
                ) -> list[tuple[PlanarFix, PlanarFix]]:
         """(noisy fix, true fix) per visible marker from the true base ``pose``."""
         out = []

@@ -64,7 +64,7 @@ _POSE_H = ([1.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0, 0.0, 0.0],
 
 
 def measure(source: str, x: Sequence[float],
-            marker: tuple[float, float, float] | None = None) -> tuple[list, tuple]:
+            marker: Pose2D | None = None) -> tuple[list, tuple]:
     """``h(X)`` for all fields of ``source`` and its Jacobian rows (tuples of 6-lists;
     do not modify them).  ``marker``: (mx, my, myaw), the fiducial's surveyed pose."""
     if source == "odom":
@@ -88,7 +88,7 @@ def measure(source: str, x: Sequence[float],
     raise ValueError(f"unknown input '{source}'; accepted: odom, imu, fiducial, pose")
 
 
-def robot_pose_from_fix(marker: tuple[float, float, float], bx: float, by: float,
+def robot_pose_from_fix(marker: Pose2D, bx: float, by: float,
                         byaw: float) -> Pose2D:
     """The robot's map pose implied by one fix (inverse of the fiducial model)."""
     mx, my, myaw = marker

@@ -28,13 +28,11 @@ from sitebot.errors import SitebotError
 from sitebot.navigation.controller import ControlOutput, RegulatedPurePursuit
 from sitebot.navigation.costmap import INSCRIBED, Costmap
 from sitebot.navigation.planner import GlobalPlanner, Plan, PlanError
-from sitebot.types import wrap_angle
+from sitebot.types import Pose2D, SafetyLevel, wrap_angle
 
 __all__ = ["BehaviourConfig", "Goal", "SafetyInput", "Outcome", "NavStep", "Navigator",
-           "LEVEL_PROTECTIVE_STOP", "LEVEL_EMERGENCY_STOP", "TERMINAL"]
+           "TERMINAL"]
 
-LEVEL_PROTECTIVE_STOP = 2      # sitebot_interfaces/SafetyState levels
-LEVEL_EMERGENCY_STOP = 3
 TERMINAL = ("succeeded", "blocked", "aborted", "canceled")
 RECOVERIES = ("waiting", "backing_up", "rotating")
 
@@ -76,7 +74,7 @@ class Goal:
 class SafetyInput:
     """The supervisor's latest word: ``level`` (SafetyState levels), its current speed limit
     [m/s] and reason codes."""
-    level: int = 0
+    level: SafetyLevel = SafetyLevel.NORMAL
     speed_cap: float = math.inf
     reasons: tuple[str, ...] = ()
 
@@ -126,7 +124,7 @@ class Navigator:
         self.block_reason = ""
         self.recovery_index = 0
         self.rec_start_t = t
-        self.rec_start_pose: tuple[float, float, float] | None = None
+        self.rec_start_pose: Pose2D | None = None
         self.rec_turned = 0.0
         self.rec_last_yaw = 0.0
         self.rec_dir = 1.0
@@ -252,7 +250,7 @@ class Navigator:
         return self._zero(self.state, self._remaining(pose), why)
 
     # ------------------------------------------------------------------ step
-    def step(self, t: float, pose: tuple[float, float, float] | None, costmap: Costmap,
+    def step(self, t: float, pose: Pose2D | None, costmap: Costmap,
              safety: SafetyInput = SafetyInput(), people: Sequence[tuple[float, float]] = ()
              ) -> NavStep:
         """One tick at time ``t`` [s]; ``pose`` None when no fresh pose is available."""
@@ -280,10 +278,10 @@ class Navigator:
             return self._zero(self.state, math.nan, "waiting for a valid pose")
         self.last_pose_t = t
         # ---------------------------------------------------------------- the supervisor
-        if safety.level >= LEVEL_EMERGENCY_STOP:
+        if safety.level >= SafetyLevel.EMERGENCY_STOP:
             self._finish("aborted", "emergency stop: " + (", ".join(safety.reasons) or "latched"))
             return self._zero(self.state, self._remaining(pose), self.outcome.reason)
-        if safety.level >= LEVEL_PROTECTIVE_STOP:
+        if safety.level >= SafetyLevel.PROTECTIVE_STOP:
             if self.paused_since is None:
                 self.paused_since = t
             if t - self.paused_since > cfg.protective_stop_timeout_s:

@@ -30,7 +30,7 @@ import numpy as np
 from sitebot.errors import SitebotError
 from sitebot.navigation.costmap import INSCRIBED, LETHAL, Costmap
 from sitebot.navigation.planner import Plan
-from sitebot.types import wrap_angle
+from sitebot.types import Pose2D, wrap_angle
 
 __all__ = ["ControllerConfig", "ControlOutput", "RegulatedPurePursuit", "arc_poses"]
 
@@ -155,7 +155,7 @@ class RegulatedPurePursuit:
         self._v, self._w = v, w
         return v, w
 
-    def arc_collides(self, costmap: Costmap, pose: tuple[float, float, float], v: float,
+    def arc_collides(self, costmap: Costmap, pose: Pose2D, v: float,
                      w: float, distance: float) -> tuple[bool, tuple[float, float] | None]:
         """True (and the first bad point) when driving (v, w) for ``distance`` metres would put
         the footprint on an obstacle."""
@@ -171,7 +171,7 @@ class RegulatedPurePursuit:
         return False, None
 
     # ------------------------------------------------------------------ control
-    def compute(self, pose: tuple[float, float, float], dt: float, costmap: Costmap,
+    def compute(self, pose: Pose2D, dt: float, costmap: Costmap,
                 people: Sequence[tuple[float, float]] = (), speed_cap: float = math.inf
                 ) -> ControlOutput:
         """One control step from ``pose`` (x, y, yaw, map frame), ``dt`` [s] since the last."""

@@ -35,6 +35,7 @@ import numpy as np
 
 from sitebot.errors import SitebotError
 from sitebot.site.registry import Zone, ZoneKind
+from sitebot.types import Pose2D
 
 __all__ = ["FREE", "INSCRIBED", "LETHAL", "CostmapConfig", "Costmap", "ForbiddenReason"]
 
@@ -327,7 +328,7 @@ class Costmap:
                 rr, cc = r[was], c[was]
                 self._touch(int(rr.min()), int(rr.max()) + 1, int(cc.min()), int(cc.max()) + 1)
 
-    def integrate_scan(self, laser_pose: tuple[float, float, float], ranges: np.ndarray,
+    def integrate_scan(self, laser_pose: Pose2D, ranges: np.ndarray,
                        angle_min: float, angle_increment: float, range_min: float,
                        range_max: float, t: float) -> int:
         """A planar scan taken from ``laser_pose`` (x, y, yaw in the map frame): clear the
@@ -356,7 +357,7 @@ class Costmap:
             self.clear(lx + ca[bi] * steps[si], ly + sa[bi] * steps[si])
         return self.mark(lx + ca[hit] * rng[hit], ly + sa[hit] * rng[hit], t)
 
-    def integrate_grid(self, values: np.ndarray, grid_pose: tuple[float, float, float],
+    def integrate_grid(self, values: np.ndarray, grid_pose: Pose2D,
                        resolution_m: float, t: float, occupied_threshold: int = 50) -> int:
         """A local occupancy grid (rows = y; 0 free, 100 occupied, -1 unknown) whose cell
         (0, 0) corner lies at ``grid_pose`` (x, y, yaw in the map frame): occupied cells are

@@ -40,6 +40,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from sitebot.errors import SitebotError
 from sitebot.navigation.costmap import INSCRIBED, MAX_NON_OBSTACLE, Costmap
+from sitebot.types import Pose2D
 
 __all__ = ["PlannerConfig", "PlanError", "Plan", "GlobalPlanner", "grid_search"]
 
@@ -189,8 +190,8 @@ class GlobalPlanner:
         f[costmap.cost >= INSCRIBED] = np.inf
         return f
 
-    def plan(self, costmap: Costmap, start: tuple[float, float, float],
-             goal: tuple[float, float, float]) -> Plan:
+    def plan(self, costmap: Costmap, start: Pose2D,
+             goal: Pose2D) -> Plan:
         """A smoothed path from ``start`` to ``goal`` (x, y, yaw in the map frame), or
         :class:`PlanError`."""
         t0 = time.perf_counter()

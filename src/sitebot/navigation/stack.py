@@ -25,15 +25,15 @@ import numpy as np
 
 from sitebot.description.kinematics import planar_frame_pose
 from sitebot.errors import SitebotError
-from sitebot.navigation.behaviour import (LEVEL_PROTECTIVE_STOP, Goal, Navigator, Outcome,
-                                          SafetyInput)
+from sitebot.navigation.behaviour import Goal, Navigator, Outcome, SafetyInput
 from sitebot.navigation.config import NavigationConfig
 from sitebot.navigation.controller import RegulatedPurePursuit
 from sitebot.navigation.costmap import Costmap
 from sitebot.navigation.frames import PoseTracker
 from sitebot.navigation.planner import GlobalPlanner, Plan
 from sitebot.site.registry import Place
-from sitebot.types import Diagnostic, DiagnosticLevel, Pose2D, quaternion_to_yaw, se2_compose
+from sitebot.types import (Diagnostic, DiagnosticLevel, Pose2D, SafetyLevel, quaternion_to_yaw,
+                           se2_compose)
 
 __all__ = ["Tick", "NavigationStack", "grid_values", "STOPPED_SPEED_MPS",
            "MAX_MAP_ROTATION_RAD"]
@@ -176,11 +176,13 @@ class NavigationStack:
                      message: str, now: float) -> None:
         """The supervisor's state: a missing or negative speed limit is 0, and an allowed
         speed of (about) 0 counts as a protective stop."""
-        cap, level = float(speed_cap_mps), int(level)
+        cap = float(speed_cap_mps)
+        # an unknown level counts as the nearest known one (above EMERGENCY_STOP: that)
+        level = SafetyLevel(min(max(int(level), SafetyLevel.NORMAL), SafetyLevel.EMERGENCY_STOP))
         if not math.isfinite(cap) or cap < 0:
             cap = 0.0
-        if cap < STOPPED_SPEED_MPS and level < LEVEL_PROTECTIVE_STOP:
-            level = LEVEL_PROTECTIVE_STOP
+        if cap < STOPPED_SPEED_MPS and level < SafetyLevel.PROTECTIVE_STOP:
+            level = SafetyLevel.PROTECTIVE_STOP
         self.safety = SafetyInput(level, cap, tuple(reasons) or (message,))
         self.safety_t = now
 
@@ -259,7 +261,7 @@ class NavigationStack:
             return Tick() if now < self.zero_until else None
         safety = self.safety
         if safety is None or now - self.safety_t > cfg.safety_timeout_s:
-            safety = SafetyInput(LEVEL_PROTECTIVE_STOP, 0.0, ("safety/state stale",)) \
+            safety = SafetyInput(SafetyLevel.PROTECTIVE_STOP, 0.0, ("safety/state stale",)) \
                 if cfg.safety_required else SafetyInput()
         people = self.people if now - self.people_t < cfg.people_timeout_s else []
         was = nav.outcome

@@ -24,8 +24,8 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from sitebot.config.params import dataclass_from_params
 from sitebot.executor import MotionResult, Plan, Step, StepResult
-from sitebot.executor.config import config_from_params
 from sitebot.executor.ports import PortsConfig, TrackedPorts
 from sitebot.executor.types import plan_from_fields
 from sitebot.nodes import convert_images
@@ -80,7 +80,7 @@ class RosPorts(TrackedPorts):
 
     def __init__(self, node: "TaskExecutorNode") -> None:
         super().__init__(node.registry, node.cancel_event,
-                         config_from_params(PortsConfig, node.p), node.approach_cfg,
+                         dataclass_from_params(PortsConfig, node.p), node.approach_cfg,
                          node.p["pause_limit_s"])
         self.node = node
         self.image: Image | None = None

@@ -36,13 +36,13 @@ from sensor_msgs.msg import Image, JointState, LaserScan
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
-from sitebot.config.params import ParamSpec, ParamType
+from sitebot.config.params import ParamSpec, ParamType, dataclass_from_params
 from sitebot.description.kinematics import planar_frame_pose
 from sitebot.description.urdf import load_robot_description
 from sitebot.executor import (ExecutionResult, ExecutorConfig, Plan, PlanRunner, Reading,
                               ResultCode, StepResult)
 from sitebot.executor.approach import ApproachConfig, FrontScan
-from sitebot.executor.config import CORE_SCHEMA, config_from_params
+from sitebot.executor.config import CORE_SCHEMA
 from sitebot.executor.locate import Cluster
 from sitebot.executor.mission import MissionLog, final_status, step_status
 from sitebot.executor.ports import PortsConfig
@@ -50,7 +50,7 @@ from sitebot.nodes import convert, convert_images
 from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema, run_node
 from sitebot.nodes.executor_io import RosPorts, outcome_msg, plan_from_msg
 from sitebot.sim.world_loader import load_world
-from sitebot.types import se2_compose
+from sitebot.types import Pose2D, se2_compose
 from sitebot_interfaces.action import ExecutePlan, MoveArm, NavigateToPlace
 from sitebot_interfaces.msg import (FiducialDetectionArray, GaugeReading, ObstacleArray,
                                     SafetyState, TaskCommand, TaskPlan)
@@ -81,10 +81,10 @@ class TaskExecutorNode(Node):
         self.registry = world.registry
         spawn = world.spawn_poses.get(self.p["spawn"])
         self.spawn = (spawn.x, spawn.y, spawn.yaw) if spawn is not None else (0.0, 0.0, 0.0)
-        self.config = config_from_params(ExecutorConfig, self.p)
-        self.approach_cfg = config_from_params(ApproachConfig, self.p, "approach_")
+        self.config = dataclass_from_params(ExecutorConfig, self.p)
+        self.approach_cfg = dataclass_from_params(ApproachConfig, self.p, "approach_")
         self.desc = load_robot_description()
-        self.laser_pose: dict[str, tuple[float, float, float]] = {}
+        self.laser_pose: dict[str, Pose2D] = {}
         self.cancel_event = threading.Event()
         self.busy = threading.Lock()
         self.mission = MissionLog(self.p["out_dir"])
@@ -125,7 +125,7 @@ class TaskExecutorNode(Node):
     def _on_params(self, changed: dict) -> None:
         """The ports' and the report folder's parameters follow a change at once (they
         were always read where used); the rest take effect at the next start."""
-        self.ports.config = config_from_params(PortsConfig, self.p)
+        self.ports.config = dataclass_from_params(PortsConfig, self.p)
         self.ports.pause_limit_s = self.p["pause_limit_s"]
         self.mission.out_dir = Path(self.p["out_dir"])
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sitebot.perception import check_ranges
+from sitebot.types import Pose2D
 
 __all__ = ["LocalMapConfig", "LocalMap"]
 
@@ -90,7 +91,7 @@ class LocalMap:
         return r, c, ok
 
     # -------------------------------------------------------------- updates
-    def update_scan(self, laser_pose: tuple[float, float, float], ranges: np.ndarray,
+    def update_scan(self, laser_pose: Pose2D, ranges: np.ndarray,
                     angles: np.ndarray, range_min: float, range_max: float, t_s: float) -> None:
         """One scan from the laser at ``laser_pose`` (odom x, y, yaw)."""
         c = self.config

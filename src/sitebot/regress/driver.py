@@ -40,7 +40,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE
 from sitebot.regress.scenario import FaultSpec, Scenario
-from sitebot.types import quaternion_to_yaw
+from sitebot.types import quaternion_to_yaw, yaw_to_quaternion
 from sitebot_interfaces.msg import (ControllerStatus, SafetyState, StepOutcome, TaskCommand,
                                     TaskPlan, TaskStep, TrackedPersonArray)
 
@@ -378,8 +378,8 @@ class _Mission:
             else:
                 goal.pose.header.frame_id = "map"
                 goal.pose.pose.position.x, goal.pose.pose.position.y = float(g[0]), float(g[1])
-                goal.pose.pose.orientation.z = math.sin(g[2] / 2)
-                goal.pose.pose.orientation.w = math.cos(g[2] / 2)
+                _, _, qz, qw = yaw_to_quaternion(g[2])
+                goal.pose.pose.orientation.z, goal.pose.pose.orientation.w = qz, qw
             self.fut = self.action.send_goal_async(goal)
             self.result_fut = None
             self.drv.event("goal_sent", goal=g if isinstance(g, str) else list(g))

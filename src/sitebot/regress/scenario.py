@@ -20,6 +20,7 @@ from sitebot.config.yamlio import Schema, key_path, load_yaml
 from sitebot.errors import ConfigError, SimulationError
 from sitebot.sim.faults import FAULT_KINDS, parse_fault
 from sitebot.site.registry import ID_PATTERN
+from sitebot.types import Pose2D
 
 __all__ = ["ScenarioError", "Scenario", "Mission", "OUTCOMES", "FaultSpec", "Criteria", "SafetyExpectation",
            "load_scenario", "load_scenarios", "collect_files", "expand", "MISSION_KINDS",
@@ -132,7 +133,7 @@ class Scenario:
     description: str = ""
     tags: tuple[str, ...] = ()
     seed: int = 0
-    start: tuple[float, float, float] | None = None
+    start: Pose2D | None = None
     real_time_factor: float = 1.0
     camera: bool = False
     duration: float = 60.0

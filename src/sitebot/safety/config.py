@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-from sitebot.config.params import ParamSpec, ParamType, validate_params, validate_value
+from sitebot.config.params import (ParamSpec, ParamType, dataclass_from_params, validate_params,
+                                   validate_value)
 from sitebot.errors import ParameterError
 from sitebot.teleop.core import DEADMAN_TIMEOUT_S
 from sitebot.types import Mode
@@ -368,7 +369,4 @@ def safety_config_from_params(params: Mapping[str, Any]) -> SafetyConfig:
     :raises sitebot.errors.ParameterError: related values that contradict each other.
     """
     values = validate_params(SCHEMA, params)
-    names = {f.name for f in fields(SafetyConfig)}
-    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()
-              if k in names}
-    return SafetyConfig(**kwargs)
+    return dataclass_from_params(SafetyConfig, values)

@@ -24,7 +24,7 @@ from sitebot.description.urdf import RobotDescription, write_urdf_file
 from sitebot.errors import SimulationError
 from sitebot.sim.sensors import (COLLISION_GROUP_USER_DATA_KEY, DEFAULT_ROBOT_COLLISION_GROUP,
                                  robot_collision_group)
-from sitebot.types import quaternion_to_yaw, yaw_to_quaternion
+from sitebot.types import Pose2D, quaternion_to_yaw, yaw_to_quaternion
 
 __all__ = [
     "STOW_ARM_POSITIONS_RAD",
@@ -174,7 +174,7 @@ class SimRobot:
     """
 
     def __init__(self, client_id: int, description: RobotDescription,
-                 pose_xyyaw: tuple[float, float, float] = (0.0, 0.0, 0.0),
+                 pose_xyyaw: Pose2D = Pose2D(0.0, 0.0, 0.0),
                  config: SimRobotConfig | None = None,
                  rng: np.random.Generator | None = None, name: str = "", *,
                  urdf_path: Path | str | None = None) -> None:
@@ -336,7 +336,7 @@ class SimRobot:
                                            physicsClientId=cid)
 
     # ---- state --------------------------------------------------------------------
-    def reset(self, pose_xyyaw: tuple[float, float, float]) -> None:
+    def reset(self, pose_xyyaw: Pose2D) -> None:
         """Put the robot at rest at ``pose_xyyaw`` (x [m], y [m], yaw [rad]) with the arm
         and gripper at their initial positions and the wheels braked."""
         self._check_pose(pose_xyyaw)

@@ -29,7 +29,7 @@ from sitebot.errors import SimulationError
 from sitebot.sim.textures import write_gauge_png, write_tag_png
 from sitebot.sim.world import (BodySpec, GaugeDialSpec, Lighting, PersonState, Pose3D, Shape,
                                ValveState, WorldSpec)
-from sitebot.types import quaternion_multiply, yaw_to_quaternion
+from sitebot.types import quaternion_multiply, rpy_to_quaternion, yaw_to_quaternion
 
 __all__ = ["Scene", "Lighting", "PersonState", "BodyHandle"]
 
@@ -56,7 +56,7 @@ class BodyHandle:
 
 
 #: Turns a cylinder's axis (local z) onto local x.
-_Z_TO_X = (0.0, math.sin(_HALF_PI / 2), 0.0, math.cos(_HALF_PI / 2))
+_Z_TO_X = rpy_to_quaternion(0.0, _HALF_PI, 0.0)
 
 
 class Scene:

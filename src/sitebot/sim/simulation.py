@@ -35,7 +35,7 @@ from sitebot.sim.sensors import (Camera, CameraConfig, Imu, ImuConfig, Lidar, Li
                                  OdomConfig, WheelOdometry)
 from sitebot.sim.world import WorldSpec
 from sitebot.sim.world_loader import load_world
-from sitebot.types import quaternion_to_yaw
+from sitebot.types import Pose2D, quaternion_to_yaw
 
 __all__ = ["SampleKind", "Sample", "SensorRates", "SimConfig", "RobotSpawn", "Controller",
            "SiteSimulation", "GroundTruth"]
@@ -124,7 +124,7 @@ class RobotSpawn:
     """A robot to spawn: its name (the ROS namespace; "" for none) and pose (x, y, yaw)."""
 
     name: str
-    pose: tuple[float, float, float] | None = None   # None: the world's spawn pose by name
+    pose: Pose2D | None = None   # None: the world's spawn pose by name
 
 
 class Controller(Protocol):
@@ -162,7 +162,7 @@ class _Stream:
 class _RobotRig:
     """One robot with its hardware seam, controller and sensors."""
 
-    def __init__(self, sim: "SiteSimulation", name: str, pose: tuple[float, float, float],
+    def __init__(self, sim: "SiteSimulation", name: str, pose: Pose2D,
                  index: int) -> None:
         cfg = sim.config
         self.name = name
@@ -218,7 +218,7 @@ class SiteSimulation:
         if len(set(names)) != len(names):
             raise SimulationError(f"robot names must be unique, got {names}")
         # spawn poses first: an unknown one must not leave a PyBullet client behind
-        self._spawns: list[tuple[str, tuple[float, float, float]]] = []
+        self._spawns: list[tuple[str, Pose2D]] = []
         for i, r in enumerate(robots):
             pose = r.pose
             if pose is None:

@@ -32,7 +32,7 @@ import numpy as np
 from sitebot.localization.config import EkfConfig
 from sitebot.localization.ekf import Ekf, Measurement, markers_from_registry
 from sitebot.localization.fixes import PlanarFix, SimulatedDetector, fix_measurement, planar_fix
-from sitebot.types import wrap_angle
+from sitebot.types import quaternion_to_yaw, wrap_angle
 
 __all__ = ["main", "evaluate_world", "camera_mount", "WorldResult"]
 
@@ -104,7 +104,7 @@ def _odom_measurement(t: float, od) -> Measurement:
 
 def _imu_measurement(t: float, imu) -> Measurement:
     q = imu.orientation_xyzw
-    yaw = math.atan2(2 * (q[3] * q[2] + q[0] * q[1]), 1 - 2 * (q[1] ** 2 + q[2] ** 2))
+    yaw = quaternion_to_yaw(q)
     oc, gc = np.asarray(imu.orientation_covariance), np.asarray(imu.angular_velocity_covariance)
     return Measurement("imu", t, [yaw, float(imu.angular_velocity_radps[2])],
                        [[oc[2, 2], 0.0], [0.0, gc[2, 2]]])

@@ -37,6 +37,8 @@ from typing import Sequence
 
 import numpy as np
 
+from sitebot.types import quaternion_to_yaw
+
 __all__ = ["EvalConfig", "run_eval", "main"]
 
 WORLDS = ("substation", "construction", "datacentre")
@@ -115,8 +117,7 @@ def _lidar_visible(sim, rig, actor_ids: dict[str, int]) -> dict[str, int]:
     st = pb.getLinkState(rig.body.body_id, link, computeForwardKinematics=True,
                          physicsClientId=sim.client_id)
     o = np.asarray(st[4])
-    yaw = math.atan2(2 * (st[5][3] * st[5][2] + st[5][0] * st[5][1]),
-                     1 - 2 * (st[5][1] ** 2 + st[5][2] ** 2))
+    yaw = quaternion_to_yaw(st[5])
     a = lid.config.angles_rad() + yaw
     d = np.column_stack([np.cos(a), np.sin(a), np.zeros_like(a)])
     hits = pb.rayTestBatch(np.broadcast_to(o, d.shape).tolist(),
