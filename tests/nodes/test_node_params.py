@@ -137,3 +137,17 @@ def test_read_only_is_refused(make_node) -> None:
     assert "read-only" in r.reason and "frame" in r.reason
     assert node.get_parameter("frame").value == "odom"
     assert changes == []
+
+
+def test_time_and_duration_carry_a_rounded_up_second() -> None:
+    # 28.9999999999996 s rounds to 29 s 0 ns; without the carry the nanoseconds wrap to 0
+    # and the second is lost (time_from_start would step back by 1 s)
+    from sitebot.nodes.convert import from_time, to_duration, to_time
+
+    d = to_duration(28.9999999999996)
+    assert (d.sec, d.nanosec) == (29, 0)
+    t = to_time(1.25)
+    assert (t.sec, t.nanosec) == (1, 250_000_000)
+    assert from_time(to_time(3.000000001)) == 3.000000001
+    d = to_duration(0.3)
+    assert (d.sec, d.nanosec) == (0, 300_000_000)

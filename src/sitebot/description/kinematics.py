@@ -109,7 +109,8 @@ def fixed_transform(desc: Any, parent: str, child: str) -> np.ndarray:
     f = child
     while f != parent:
         if f not in up:
-            raise ValueError(f"frame '{child}' is not fixed to '{parent}' in the URDF")
+            raise ValueError(f"frame '{child}' is not fixed to '{parent}' in the URDF "
+                             f"{getattr(desc, 'source', '')}".rstrip())
         m = transform_matrix(up[f]) @ m
         f = up[f].parent
     return m

@@ -21,11 +21,9 @@ frame, goal checks, execution watch, diagnostics); this node converts and publis
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
-from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
@@ -38,17 +36,13 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from sitebot.arm.config import SCHEMA
 from sitebot.arm.motion import CODE_ABORTED, CODE_CANCELED, CODE_SUCCEEDED, MotionPlan
 from sitebot.arm.service import ArmRequest, ArmService, Refusal, planar_pose
+from sitebot.nodes import convert
 from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema, run_node
 from sitebot.sim.world_loader import load_world
 from sitebot_interfaces.action import MoveArm
 from sitebot_interfaces.msg import ObstacleArray
 
 __all__ = ["ArmPlannerNode", "SCHEMA", "main"]
-
-
-def _duration(t_s: float) -> Duration:
-    sec = int(math.floor(t_s))
-    return Duration(sec=sec, nanosec=int(round((t_s - sec) * 1e9)) % 1_000_000_000)
 
 
 def arm_request(goal: MoveArm.Goal) -> ArmRequest:
@@ -162,7 +156,7 @@ class ArmPlannerNode(Node):
             pt.positions = [float(x) for x in q]
             pt.velocities = [float(x) for x in v]
             pt.accelerations = [float(x) for x in a]
-            pt.time_from_start = _duration(float(t))
+            pt.time_from_start = convert.to_duration(float(t))
             m.points.append(pt)
         return m
 
@@ -239,7 +233,7 @@ class ArmPlannerNode(Node):
         pt = JointTrajectoryPoint()
         pt.positions = [float(x) for x in q]
         pt.velocities = [0.0] * len(self.joint_names)
-        pt.time_from_start = _duration(0.3)
+        pt.time_from_start = convert.to_duration(0.3)
         m.points.append(pt)
         self.traj_pub.publish(m)
 

@@ -7,7 +7,7 @@ import math
 from typing import Iterable, Sequence
 
 import numpy as np
-from builtin_interfaces.msg import Time
+from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from geometry_msgs.msg import (Pose, PoseArray, PoseStamped, Quaternion, TransformStamped,
                                TwistStamped)
@@ -18,19 +18,31 @@ from sitebot.description.kinematics import Transform
 from sitebot.types import (Diagnostic, Pose2D, matrix_quaternion, quaternion_to_yaw,
                            yaw_to_quaternion)
 
-__all__ = ["to_time", "from_time", "stamp_of", "msg_yaw", "planar_pose", "transform_msg",
+__all__ = ["to_time", "to_duration", "from_time", "stamp_of", "msg_yaw", "planar_pose", "transform_msg",
            "joint_state_msg", "odometry_msg", "imu_msg", "scan_msg", "ground_truth_msg",
            "people_pose_array", "pose_from_matrix", "diagnostic_status", "twist_msg",
            "path_msg", "occupancy_grid_msg"]
 
 
-def to_time(t_s: float) -> Time:
-    """Seconds (float) to builtin_interfaces/Time."""
+def _sec_nsec(t_s: float) -> tuple[int, int]:
+    """Whole seconds and nanoseconds (rounded; a round-up to a full second carries)."""
     sec = int(math.floor(t_s))
     nsec = int(round((t_s - sec) * 1e9))
     if nsec >= 1_000_000_000:
         sec, nsec = sec + 1, nsec - 1_000_000_000
+    return sec, nsec
+
+
+def to_time(t_s: float) -> Time:
+    """Seconds (float) to builtin_interfaces/Time."""
+    sec, nsec = _sec_nsec(t_s)
     return Time(sec=sec, nanosec=nsec)
+
+
+def to_duration(t_s: float) -> Duration:
+    """Seconds (float) to builtin_interfaces/Duration (trajectory time_from_start)."""
+    sec, nsec = _sec_nsec(t_s)
+    return Duration(sec=sec, nanosec=nsec)
 
 
 def from_time(t: Time) -> float:

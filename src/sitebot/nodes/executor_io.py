@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Sequence
 import cv2
 import rclpy
 from action_msgs.msg import GoalStatus
-from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.action import ActionClient
 from sensor_msgs.msg import Image
@@ -28,7 +27,7 @@ from sitebot.config.params import dataclass_from_params
 from sitebot.executor import MotionResult, Plan, Step, StepResult
 from sitebot.executor.ports import PortsConfig, TrackedPorts
 from sitebot.executor.types import plan_from_fields
-from sitebot.nodes import convert_images
+from sitebot.nodes import convert, convert_images
 from sitebot.types import rpy_to_quaternion
 from sitebot_interfaces.action import MoveArm, NavigateToPlace
 from sitebot_interfaces.msg import GaugeReading, StepOutcome, TaskPlan, TaskStep
@@ -176,10 +175,9 @@ class RosPorts(TrackedPorts):
     def _gripper(self, opening_m: float, duration_s: float) -> None:
         traj = JointTrajectory(joint_names=[self.config.gripper_joint])
         traj.header.stamp = self.node.get_clock().now().to_msg()
-        secs = int(duration_s)
         traj.points = [JointTrajectoryPoint(
             positions=[float(opening_m)], velocities=[0.0],
-            time_from_start=Duration(sec=secs, nanosec=int((duration_s - secs) * 1e9)))]
+            time_from_start=convert.to_duration(duration_s))]
         self.node.traj_pub.publish(traj)
 
     def _ask(self, question: str, plan_id: str) -> None:

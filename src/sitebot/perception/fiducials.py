@@ -232,22 +232,13 @@ def camera_mount(description: Any = None, base_frame: str = "base_footprint",
 
     :raises ValueError: when the camera frame is not fixed to the base frame.
     """
-    from sitebot.description.kinematics import JointTransformer, transform_matrix
+    from sitebot.description.kinematics import fixed_transform
     from sitebot.description.urdf import load_robot_description
     desc = description if description is not None else load_robot_description()
     prefix = getattr(desc, "prefix", "")
     base = base_frame if base_frame.startswith(prefix) else prefix + base_frame
     frame = camera_frame if camera_frame.startswith(prefix) else prefix + camera_frame
-    parent = {t.child: t for t in JointTransformer(desc.joints.values()).static_transforms()}
-    T = np.eye(4)
-    f = frame
-    while f != base:
-        if f not in parent:
-            raise ValueError(f"frame '{frame}' is not fixed to '{base}' in the URDF "
-                             f"{getattr(desc, 'source', '')}")
-        T = transform_matrix(parent[f]) @ T
-        f = parent[f].parent
-    return T
+    return fixed_transform(desc, base, frame)
 
 
 def pose_in_base(det: TagDetection, T_base_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
