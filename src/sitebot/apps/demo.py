@@ -32,6 +32,7 @@ from pathlib import Path
 
 import cv2
 
+from sitebot.launcher.domains import TOOL_DOMAINS, hold_domain
 from sitebot.sim.world_loader import load_world
 from sitebot.viz.map_image import draw_map
 
@@ -133,7 +134,7 @@ def main(argv: list[str]) -> int:
                 or "process has died" in line:
             print(line, flush=True)
 
-    os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 90))
+    hold_domain(TOOL_DOMAINS)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     env = {k: os.environ[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
     print(f"sitebot demo: world '{world.id}', role {a.role}, outputs in {out}\n"

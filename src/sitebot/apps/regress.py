@@ -16,62 +16,24 @@ flaky over ``--repeat`` or regressed against ``--baseline``, 2 on bad input.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from sitebot.errors import SitebotError
+from sitebot.launcher.domains import REGRESS_DOMAINS, DomainPool
 from sitebot.regress import report
 from sitebot.regress import results as R
 from sitebot.regress.scenario import Scenario, load_scenarios, select
 
-__all__ = ["main", "DomainPool"]
-
-DOMAIN_RANGE = range(200, 233)
-
-
-class DomainPool:
-    """ROS domain ids held with an exclusive lock file each (released on exit, even when
-    the process is killed: the kernel drops flock locks)."""
-
-    def __init__(self, ids: range = DOMAIN_RANGE,
-                 lock_dir: Path = Path(tempfile.gettempdir()) / "sitebot_regress_domains"):
-        self.ids, self.dir = ids, lock_dir
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.lock = threading.Lock()
-
-    def acquire(self, timeout: float = 120.0) -> tuple[int, Any]:
-        end = time.monotonic() + timeout
-        while True:
-            with self.lock:
-                for i in self.ids:
-                    f = open(self.dir / f"{i}.lock", "w")
-                    try:
-                        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        return i, f
-                    except OSError:
-                        f.close()
-            if time.monotonic() > end:
-                raise SitebotError(f"no free ROS domain id in {self.ids.start}.."
-                                   f"{self.ids.stop - 1} (locks in {self.dir})")
-            time.sleep(0.5)
-
-    @staticmethod
-    def release(handle: Any) -> None:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-        finally:
-            handle.close()
-
+__all__ = ["main"]
 
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "_-=.," else "_" for ch in name)
@@ -81,7 +43,7 @@ class _Runner:
     def __init__(self, runs: list[tuple[Scenario, int]], out: Path, jobs: int,
                  quiet: bool = False) -> None:
         self.runs, self.out, self.jobs = runs, out, max(1, jobs)
-        self.pool = DomainPool()
+        self.pool = DomainPool(REGRESS_DOMAINS)
         self.results: list[dict | None] = [None] * len(runs)
         self.print_lock = threading.Lock()
         self.next = 0

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+from sitebot.launcher.domains import TOOL_DOMAINS, hold_domain
+
 __all__ = ["main", "bench_core", "bench_node"]
 
 AIM = {"camera": 2.0, "no camera": 5.0}
@@ -98,7 +100,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--wall-seconds", type=float, default=8.0, help="per node measurement")
     ap.add_argument("--json", help="also write the figures to this file")
     a = ap.parse_args(argv)
-    os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
+    hold_domain(TOOL_DOMAINS)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE",
                           str(__import__("sitebot.paths", fromlist=["x"]).data_path("config", "fastdds.xml")))
