@@ -274,7 +274,8 @@ def test_silent_scan_is_a_protective_stop(tmp_path):
         def moving() -> bool:
             out = probe.get("cmd_vel")
             return bool(out) and out[-1][1].twist.linear.x > 0.05
-        probe.wait_for(moving, 20, "gated cmd_vel moving")
+        probe.wait_for(lambda: moving() and probe.count("safety/state") > 0, 20,
+                       "gated cmd_vel moving and the supervisor's state")
         assert probe.get("safety/state")[-1][1].level < PROTECTIVE
         t0 = time.monotonic()
         scanning.clear()

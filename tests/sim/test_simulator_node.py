@@ -15,6 +15,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from std_srvs.srv import SetBool
 
+from sitebot.control.types import Reject
 from sitebot.errors import ParameterError
 from sitebot.nodes.simulator import SimulatorNode
 from sitebot_interfaces.srv import ResetWorld, StepSimulation
@@ -130,14 +131,20 @@ def test_non_finite_command_is_refused_and_brakes():
         assert probe.get("ground_truth/odom")[-1][1].twist.twist.linear.x > 0.4
         bad = TwistStamped()
         bad.twist.linear.x = float("nan")
-        t_nan = sim.node.sim.time_s
-        for _ in range(5):
-            pub.publish(bad)
-            time.sleep(0.02)
+        control = sim.node.io[""].control
+        before = control.last_rejection
+        pub.publish(bad)
+        probe.wait_for(lambda: control.last_rejection is not before, 20,
+                       "the NaN command refused by the control loop")
+        rejection = control.last_rejection
+        assert rejection.topic == "cmd_vel" and rejection.code is Reject.NON_FINITE, rejection
+        # The sim time at which the loop received the NaN: the simulation runs as fast as it
+        # can, so the time it takes the message to arrive must not count against the brake
+        t_nan = rejection.time_s
         # The NaN itself must brake the base: 0.5 s after it, when braking for the 0.5 s
         # command timeout alone would only be starting (still ~0.5 m/s), the base is nearly
         # stopped. Judged on the ground-truth sample stamped then (the latest sample
-        # received may be older on a loaded machine; the simulation runs as fast as it can)
+        # received may be older on a loaded machine)
         probe.wait_for(lambda: probe.get("ground_truth/odom")[-1][0] >= t_nan + 0.5, 20,
                        "ground truth 0.5 s after the NaN")
         stamp, msg = next((t, m) for t, m in probe.get("ground_truth/odom") if t >= t_nan + 0.5)
