@@ -198,9 +198,10 @@ def test_modules_stay_within_their_size_limits():
 #: their old private copies) anywhere else is a copy
 ONE_HOME = {"wrap_angle", "_wrap_angle", "wrap", "se2_compose", "se2_inverse", "se2_apply",
             "compose", "_compose", "inverse", "_inverse", "Pose2D", "SafetyLevel", "Mode",
-            "StopCategory", "yaw_to_quaternion", "_yaw_quaternion", "quaternion_to_yaw",
-            "_yaw_of", "rpy_to_quaternion", "rpy_matrix", "_rpy_matrix", "quaternion_matrix",
-            "quat_to_matrix", "matrix_to_quat", "quaternion_multiply", "_quat_multiply"}
+            "StopCategory", "DiagnosticLevel", "Diagnostic", "yaw_to_quaternion",
+            "_yaw_quaternion", "quaternion_to_yaw", "_yaw_of", "rpy_to_quaternion",
+            "rpy_matrix", "_rpy_matrix", "quaternion_matrix", "quat_to_matrix",
+            "matrix_to_quat", "quaternion_multiply", "_quat_multiply"}
 
 
 def test_shared_types_and_geometry_have_one_home():

@@ -11,12 +11,12 @@ from sitebot.control.hardware_loop import (SCHEMA, Arming, TickClock, arm_contra
                                            choose_driver, controller_topics, joint_state_health,
                                            kernel_config_from_params, rt_period_stats,
                                            trajectory_check_from_params)
-from sitebot.control.monitor import ControlMonitor, DiagnosticLevel, PeriodStats, Rejection
+from sitebot.control.monitor import ControlMonitor, PeriodStats, Rejection
 from sitebot.control.ros2_control import ForwardCommandContract, TrajectoryCommandContract
 from sitebot.control.trajectory import TrajectoryCheck
 from sitebot.control.types import Interface, Reject, Status
 from sitebot.errors import ParameterError
-from sitebot.types import StopCategory
+from sitebot.types import DiagnosticLevel, StopCategory
 
 DEFAULTS = {s.name: s.default for s in SCHEMA}
 

@@ -92,13 +92,13 @@ def test_bad_config_is_refused():
 
 
 def test_config_ranges_are_checked_with_the_field_named():
-    from sitebot.perception import check_ranges
+    from sitebot.config.checks import check_ranges
     from sitebot.perception.cloud import CloudConfig
-    with pytest.raises(ValueError, match=r"LocalMapConfig.resolution_m=0.001: accepted \[0.01, 1.0\]"):
+    with pytest.raises(ValueError, match=r"LocalMapConfig.resolution_m=0.001: accepted range \[0.01, 1.0\]"):
         LocalMapConfig(resolution_m=0.001)
     with pytest.raises(ValueError, match=r"LocalMapConfig.decay_s=nan"):
         LocalMapConfig(decay_s=float("nan"))
-    with pytest.raises(ValueError, match=r"CloudConfig.stride=0: accepted \[1, 16\]"):
+    with pytest.raises(ValueError, match=r"CloudConfig.stride=0: accepted range \[1, 16\]"):
         CloudConfig(stride=0)
     with pytest.raises(ValueError, match=r"CloudConfig.voxel_m='a'"):
         CloudConfig(voxel_m="a")
@@ -106,5 +106,5 @@ def test_config_ranges_are_checked_with_the_field_named():
     class C:
         a, b = 0.5, np.float32(2.0)
     check_ranges(C(), (("a", 0.0, 1.0), ("b", 2.0, 2.0)))
-    with pytest.raises(ValueError, match=r"C.a=0.5: accepted \[0.6, 1.0\]"):
+    with pytest.raises(ValueError, match=r"C.a=0.5: accepted range \[0.6, 1.0\]"):
         check_ranges(C(), (("a", 0.6, 1.0),))

@@ -33,12 +33,12 @@ from typing import Any, Mapping, Sequence
 from sitebot.config.params import ParamSpec, ParamType
 from sitebot.control import kernel as kmod
 from sitebot.control.kernel import kernel_config_from_description, kernel_joint_names
-from sitebot.control.monitor import DiagnosticLevel
 from sitebot.control.ros2_control import (ContractError, ControllerType, ForwardCommandContract,
                                           TrajectoryCommandContract, controller_topic)
 from sitebot.control.trajectory import TrajectoryCheck
 from sitebot.control.types import Interface, KernelConfig, Status
 from sitebot.errors import ParameterError
+from sitebot.types import DiagnosticLevel
 
 __all__ = ["SCHEMA", "Arming", "TickClock", "arm_contract", "arm_interface", "choose_driver",
            "controller_topics",

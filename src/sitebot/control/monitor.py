@@ -17,27 +17,17 @@ Decisions:
 """
 from __future__ import annotations
 
-import enum
 import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, NamedTuple
 
 from sitebot.control.types import KernelConfig, Reject, Status
-from sitebot.types import StopCategory
+from sitebot.types import DiagnosticLevel, StopCategory
 
-__all__ = ["ControlMonitor", "DiagnosticLevel", "PeriodStats", "Rejection", "SupervisorInput"]
+__all__ = ["ControlMonitor", "PeriodStats", "Rejection", "SupervisorInput"]
 
 _STOPPED_STATES = (Status.STOPPING, Status.STOPPED, Status.HEARTBEAT_TIMEOUT)
-
-
-class DiagnosticLevel(enum.IntEnum):
-    """Levels of a diagnostic status (as diagnostic_msgs/DiagnosticStatus)."""
-
-    OK = 0
-    WARN = 1
-    ERROR = 2
-    STALE = 3
 
 
 _LEVEL_OF_STATUS = {Status.OK: DiagnosticLevel.OK, Status.COMMAND_TIMEOUT: DiagnosticLevel.OK,

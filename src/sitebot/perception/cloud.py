@@ -31,7 +31,7 @@ import numpy as np
 import open3d as o3d
 from scipy import ndimage
 
-from sitebot.perception import check_ranges
+from sitebot.config.checks import check_ranges
 
 __all__ = ["DepthError", "CloudConfig", "Clusters", "CloudResult", "decode_depth",
            "check_depth_info", "depth_to_points", "mount_transform", "voxel_downsample", "fit_ground",

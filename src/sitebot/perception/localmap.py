@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sitebot.perception import check_ranges
+from sitebot.config.checks import check_ranges
 from sitebot.types import Pose2D
 
 __all__ = ["LocalMapConfig", "LocalMap"]

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from sitebot.perception import check_ranges
+from sitebot.config.checks import check_ranges
 from sitebot.perception.cloud import CloudConfig, CloudPipeline, CloudResult, camera_fov_check
 from sitebot.perception.localmap import LocalMap, LocalMapConfig
 from sitebot.perception.monitor import InputMonitor

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import pybullet as pb
 
-from sitebot.sim.checks import check_range, finite_vector
+from sitebot.config.checks import check_range, finite_vector
 from sitebot.sim.world import Lighting
 from sitebot.types import quaternion_matrix, quaternion_multiply, rotvec_quaternion, wrap_angle
 

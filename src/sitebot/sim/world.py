@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from sitebot.sim.checks import check_range, finite_vector
+from sitebot.config.checks import check_range, finite_vector
 from sitebot.site.geometry import point_in_polygon
 from sitebot.site.registry import SiteRegistry, ZoneKind
 from sitebot.types import Pose2D, rpy_matrix, rpy_to_quaternion
