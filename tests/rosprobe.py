@@ -68,3 +68,76 @@ def rate_hz(stamps: list[float]) -> float:
     if len(stamps) < 2 or stamps[-1] <= stamps[0]:
         return 0.0
     return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+
+class SupervisorDouble:
+    """Test double of the safety supervisor, as the control loop sees it.
+
+    The loop obeys one node (docs/control.md, "Stop latch"): this is a node named
+    ``safety_supervisor`` (in ``namespace``) on the probe's context and executor.  It
+    publishes ``safety/state`` heartbeats the way :class:`sitebot.safety.release.StopRelease`
+    and the supervisor node do (a per-boot session, a rising sequence, the release count: 1
+    from the start, so its first "no stop" heartbeat releases the loop's start latch), and
+    the ``cmd_vel`` and ``arm/joint_trajectory`` a test gives it.  ``start()`` beats every
+    ``period_s`` from a thread with :attr:`category` and :attr:`scale`.
+    """
+
+    def __init__(self, probe: Probe, namespace: str = "", name: str = "safety_supervisor") -> None:
+        import random
+        import threading
+
+        import rclpy
+        from geometry_msgs.msg import TwistStamped
+        from trajectory_msgs.msg import JointTrajectory
+
+        from sitebot.nodes.common import QOS_COMMAND, QOS_STATE
+        from sitebot_interfaces.msg import SafetyState
+        self._SafetyState = SafetyState
+        self.node = rclpy.create_node(name, namespace=namespace, context=probe.context)
+        probe.executor.add_node(self.node)
+        self.state_pub = self.node.create_publisher(SafetyState, "safety/state", QOS_STATE)
+        self.cmd_pub = self.node.create_publisher(TwistStamped, "cmd_vel", QOS_COMMAND)
+        self.traj_pub = self.node.create_publisher(JointTrajectory, "arm/joint_trajectory",
+                                                   QOS_COMMAND)
+        self.session = random.getrandbits(64) or 1
+        self.seq, self.releases = 0, 1
+        self.category, self.scale = SafetyState.STOP_NONE, 1.0
+        self.beating = threading.Event()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def beat(self, category: int | None = None, scale: float | None = None) -> None:
+        """One heartbeat now (default: :attr:`category`, :attr:`scale`)."""
+        with self._lock:
+            self.seq += 1
+            m = self._SafetyState(
+                stop_category=self.category if category is None else category,
+                speed_scale=self.scale if scale is None else scale, max_linear_speed_mps=1.0,
+                sequence=self.seq, session=self.session, releases=self.releases)
+            m.header.stamp = self.node.get_clock().now().to_msg()
+            self.state_pub.publish(m)
+
+    def release(self) -> None:
+        """Issue a release (carried by this and every later heartbeat)."""
+        with self._lock:
+            self.releases += 1
+        self.beat()
+
+    def start(self, period_s: float = 0.05) -> "SupervisorDouble":
+        import threading
+        self.beating.set()
+
+        def run() -> None:
+            while not self._stop.wait(period_s):
+                if self.beating.is_set():
+                    self.beat()
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        self.node.destroy_node()

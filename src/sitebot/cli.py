@@ -5,6 +5,12 @@
   sitebot check FILE ...                   validate URDF/xacro, world, site registry,
                                            parameter and launch files
   sitebot bench sim                        simulation real-time factor benchmark
+  sitebot key init [PATH]                  create the site's authority key (docs/security.md)
+  sitebot safety reset | mode MODE         signed requests to the safety supervisor
+
+``launch``, ``demo``, ``regress`` and ``console`` start nodes that sign and verify with the
+site's authority key: they create the default one first when it is missing (a warning, not
+a failure, when it exists but is unusable: the nodes then refuse every assertion and say so).
 
 Every :class:`~sitebot.errors.SitebotError` ends as one line on stderr and exit code 2.
 """
@@ -20,13 +26,27 @@ from sitebot.errors import SitebotError
 __all__ = ["main"]
 
 
+def _ensure_authority_key() -> None:
+    from sitebot.security import KeyFileError, ensure_key
+    try:
+        ensure_key()
+    except KeyFileError as e:
+        print(f"sitebot: warning: {e}", file=sys.stderr)
+
+
 def _cmd_launch(argv: list[str]) -> int:
+    from sitebot.apps.check import validate_launch_params
     from sitebot.launcher import main as launch_main
-    return launch_main(argv)
+
+    # the parameter checks of `sitebot check`, before anything is printed or started
+    if not any(a in ("-h", "--help", "--print") for a in argv):
+        _ensure_authority_key()
+    return launch_main(argv, validate=validate_launch_params)
 
 
 def _cmd_demo(argv: list[str]) -> int:
     from sitebot.apps.demo import main as mission_main
+    _ensure_authority_key()
     return mission_main(argv)
 
 
@@ -47,6 +67,7 @@ def _cmd_plan(argv: list[str]) -> int:
 
 def _cmd_regress(argv: list[str]) -> int:
     from sitebot.apps.regress import main as regress_main
+    _ensure_authority_key()
     return regress_main(argv)
 
 
@@ -57,7 +78,18 @@ def _cmd_eval(argv: list[str]) -> int:
 
 def _cmd_console(argv: list[str]) -> int:
     from sitebot.apps.console import main as console_main
+    _ensure_authority_key()
     return console_main(argv)
+
+
+def _cmd_key(argv: list[str]) -> int:
+    from sitebot.apps.safety import key_main
+    return key_main(argv)
+
+
+def _cmd_safety(argv: list[str]) -> int:
+    from sitebot.apps.safety import safety_main
+    return safety_main(argv)
 
 
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
@@ -69,6 +101,8 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "regress": (_cmd_regress, "run scenario suites headless (JUnit, HTML report, MCAP bags)"),
     "eval": (_cmd_eval, "evaluate perception, localization or the planner against ground truth"),
     "console": (_cmd_console, "serve the web console (map, camera, e-stop, teleop, instructions)"),
+    "key": (_cmd_key, "create or check the site's authority key (signed roles and requests)"),
+    "safety": (_cmd_safety, "signed safety supervisor requests: reset, mode"),
 }
 
 

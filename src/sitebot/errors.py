@@ -35,9 +35,10 @@ class ConfigError(SitebotError):
 
     def __init__(self, message: str, file: str | Path | None = None,
                  where: int | str | None = None) -> None:
-        self.message = message
-        self.file = str(file) if file is not None else None
-        self.where = where
+        # text from a hostile file (a key with a NUL or an escape sequence) is shown escaped
+        self.message = _escaped(message, keep="\n\t")
+        self.file = _escaped(str(file)) if file is not None else None
+        self.where = _escaped(where) if isinstance(where, str) else where
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
@@ -51,6 +52,14 @@ class ConfigError(SitebotError):
         elif self.where is not None:
             loc = str(self.where)
         return f"{loc}: {self.message}" if loc else self.message
+
+
+def _escaped(text: str, keep: str = "") -> str:
+    """*text* with each character that is not printable (NUL, control and format
+    characters, lone surrogates), apart from those in *keep*, as a Python escape."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
 
 
 class RegistryError(ConfigError):

@@ -7,6 +7,7 @@ reading against the simulator's true dial value.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from rosgraph_msgs.msg import Clock
@@ -15,6 +16,7 @@ from std_msgs.msg import String
 
 from sitebot.launcher import launched
 from sitebot.nodes.common import QOS_COMMAND
+from sitebot.security import Authority, command_digest
 from sitebot.sim.world_loader import load_world
 from sitebot_interfaces.msg import TaskCommand, TaskPlan
 
@@ -73,7 +75,11 @@ def _mission(probe: Probe, tmp_path, request_id: str, text: str, role: str,
                                           "camera_height": "240"}) as h:
         probe.wait_for(lambda: cmd.get_subscription_count() > 0
                        and probe.count("/clock") > 50, 120, "planner and clock", launch=h)
-        cmd.publish(TaskCommand(request_id=request_id, role=role, text=text))
+        # signed as the console signs, with the session's key (tests/conftest.py)
+        cmd.publish(TaskCommand(request_id=request_id, role=role, text=text,
+                                authority=Authority.open("").sign(
+                                    "command", request_id, "tester", role, time.time(),
+                                    digest=command_digest(text))))
 
         def finished():
             out = [json.loads(m.data) for _, m in probe.get("task/status")]

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sitebot.console.auth import UserStore
+from sitebot.console.auth import User, UserStore
 from sitebot.console.bridge import ConsoleAudit, ConsoleBridge, Unavailable
 from sitebot.console.config import SCHEMA
 from sitebot.console.ratelimit import LogThrottle
@@ -22,6 +22,7 @@ from sitebot.console.views import (GAUGES_KEPT, PEOPLE_MAX, PLANS_KEPT, ConsoleV
                                    confirmation_section, path_section, result_step)
 from sitebot.safety.config import SCHEMA as SAFETY_SCHEMA
 from sitebot.safety.config import SafetyConfig
+from sitebot.security import Authority, command_digest, plan_digest, verify
 from sitebot.teleop.core import DEADMAN_TIMEOUT_S
 from sitebot.types import Pose2D
 
@@ -232,6 +233,7 @@ class RecordingPort:
         self.ns = [100]
         self.trigger_result: tuple[bool, str] | Exception = (True, "latched")
         self.mode_result: tuple[bool, str] | Exception = (True, "")
+        self.reset_result: tuple[bool, str] | Exception = (True, "reset")
         self.send_result: object = "handle-1"
 
     def named(self, name: str) -> list[tuple]:
@@ -252,18 +254,19 @@ class RecordingPort:
     def pulse_estop(self):
         self.calls.append(("pulse_estop",))
 
-    def set_supervisor_mode(self, mode):
-        self.calls.append(("set_supervisor_mode", mode))
-        return self._answer(self.mode_result)
+    def safety_request(self, request, mode, authority):
+        self.calls.append(("safety_request", request, mode, authority))
+        return self._answer(self.reset_result if request == "reset" else self.mode_result)
 
     def publish_twist(self, v, w, deadman, stamp_ns):
         self.calls.append(("twist", v, w, deadman, stamp_ns))
 
-    def publish_task_command(self, confirm, request_id, text, role, in_reply_to):
-        self.calls.append(("task_command", confirm, request_id, text, role, in_reply_to))
+    def publish_task_command(self, confirm, request_id, text, role, in_reply_to, authority):
+        self.calls.append(("task_command", confirm, request_id, text, role, in_reply_to,
+                           authority))
 
-    def send_plan(self, plan, confirmed):
-        self.calls.append(("send_plan", plan, confirmed))
+    def send_plan(self, plan, confirmed, authority):
+        self.calls.append(("send_plan", plan, confirmed, authority))
         return self._answer(self.send_result)
 
     def watch_plan(self, handle):
@@ -273,12 +276,17 @@ class RecordingPort:
         self.calls.append(("cancel_plan", handle))
 
 
+KEY = bytes(range(32))
+T0 = 1_700_000_000.0
+
+
 @pytest.fixture()
 def link():
     port = RecordingPort()
     audit: list[tuple] = []
-    b = ConsoleBridge(port, ConsoleViews(), lambda event, **f: audit.append((event, f)))
-    b.server = ConsoleServer(b, UserStore())
+    b = ConsoleBridge(port, ConsoleViews(), lambda event, **f: audit.append((event, f)),
+                      Authority(KEY), wall=lambda: T0)
+    b.server = ConsoleServer(b, UserStore([User("sup", "supervisor"), User("op", "operator")]))
     return b, port, audit
 
 
@@ -299,21 +307,29 @@ def test_estop_stops_teleop_and_falls_back_to_the_estop_input(link):
 
 def test_reset_and_mode(link):
     b, port, audit = link
-    port.trigger_result = (False, "latched 0.81 s ago")
-    assert b.reset("sup") == (False, "latched 0.81 s ago") and port.named("trigger")[-1] == (
-        "reset",)
-    port.trigger_result = Unavailable("no answer within 3 s")
+    port.reset_result = (False, "latched 0.81 s ago")
+    assert b.reset("sup") == (False, "latched 0.81 s ago")
+    request, mode, token = port.named("safety_request")[-1]
+    assert (request, mode) == ("reset", "")
+    a = verify(KEY, token, T0 + 1.0, "reset", "reset")          # signed for the user
+    assert (a.user, a.role) == ("sup", "supervisor")
+    port.reset_result = Unavailable("no answer within 3 s")
     assert b.reset("sup") == (False, "no answer within 3 s")
     assert audit[-1] == ("reset", {"user": "sup", "ok": False,
                                    "message": "no answer within 3 s"})
     assert b.set_mode("manual", "op") == (True, "mode manual")
     assert b.views.mode_requested == "manual"
+    a = verify(KEY, port.named("safety_request")[-1][2], T0, "mode", "manual")
+    assert (a.user, a.role) == ("op", "operator")
+    b.reset("nobody")                                          # unknown user: not signed
+    assert port.named("safety_request")[-1] == ("reset", "", "")
+    assert audit[-2][0] == "unsigned" and "no logged-in user" in audit[-2][1]["reason"]
     port.mode_result = (False, "estop latched")
     assert b.set_mode("automatic", "op") == (False, "mode automatic refused: estop latched")
     assert b.views.mode_requested == "manual"
     n = len(audit)
-    port.mode_result = Unavailable("/safety_supervisor/set_parameters not available")
-    assert b.set_mode("manual", "op") == (False, "/safety_supervisor/set_parameters not "
+    port.mode_result = Unavailable("safety request service /safety/request not available")
+    assert b.set_mode("manual", "op") == (False, "safety request service /safety/request not "
                                                  "available")
     assert len(audit) == n                                     # no answer: not audited
 
@@ -345,7 +361,11 @@ def test_plan_is_shown_kept_run_and_finished(link):
     assert b.cancel("sup") == (False, "no plan running from this console")
     port.send_result = "handle-1"
     assert b.run_plan("p1", 1, "sup") == (True, "plan p1 started")
-    assert port.named("send_plan")[-1] == ("msg-p1", True)
+    plan, confirmed, token = port.named("send_plan")[-1]
+    assert (plan, confirmed) == ("msg-p1", True)
+    a = verify(KEY, token, T0, "confirm", "p1",        # bound to the kept plan's steps
+               plan_digest([("operate_valve", {"asset": "v3", "action": "open"})]))
+    assert (a.user, a.role) == ("sup", "supervisor")
     assert port.named("watch_plan") == [("handle-1",)]
     assert b.server.store.get("task")["steps"] == [{"skill": "operate_valve",
                                                     "args": {"asset": "v3", "action": "open"}}]
@@ -362,14 +382,20 @@ def test_plan_is_shown_kept_run_and_finished(link):
 
 def test_instruct_confirm_and_task_status(link):
     b, port, audit = link
+    b.server.plans.request("r1", "op", "operator", "go to the yard", 0.0)
     b.instruct("r1", "go to the yard", "operator", "")
-    b.show("confirmation", {"plan_id": "p9"})
-    assert b.confirm("p9" * 40, False, "sup") == (True, "answered no")
-    assert port.named("task_command") == [
-        (False, "r1", "go to the yard", "operator", ""),
-        (True, ("confirm-" + "p9" * 40)[:64], "no", "supervisor", "p9" * 40)]
+    b.on_confirmation_request('{"plan_id": "p9p9", "question": "close v1?", '
+                              '"plan_digest": "abc"}')
+    assert b.server.store.get("confirmation")["question"] == "close v1?"
+    assert b.confirm("p9p9", False, "sup") == (True, "answered no")
+    (c1, c2) = port.named("task_command")
+    assert c1[:5] == (False, "r1", "go to the yard", "operator", "")
+    a = verify(KEY, c1[5], T0, "command", "r1", command_digest("go to the yard"))
+    assert (a.user, a.role) == ("op", "operator")
+    assert c2[:5] == (True, "confirm-p9p9", "no", "supervisor", "p9p9")
+    assert verify(KEY, c2[5], T0, "confirm", "p9p9", "abc").user == "sup"
     assert b.server.store.get("confirmation") is None
-    assert audit[-1] == ("confirm", {"user": "sup", "plan_id": "p9" * 40, "answer": "no"})
+    assert audit[-1] == ("confirm", {"user": "sup", "plan_id": "p9p9", "answer": "no"})
     b.on_task_status('{"state": "running"}')
     assert b.server.store.get("task")["status"] == {"state": "running"}
     assert b.server.store.get("events")[-1]["text"] == 'task: {"state": "running"}'

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import socket
 import threading
 import time
 import urllib.error
@@ -18,10 +19,13 @@ from websockets.sync.client import connect
 from sitebot.console.auth import (PERMISSIONS, ROLES, AuthError, LoginLimiter, UserStore,
                                   hash_password, load_users, parse_users, permitted,
                                   verify_password)
-from sitebot.console.protocol import COMMANDS, ProtocolError, parse_message
+from sitebot.console.config import allowed_hosts, tls_context
+from sitebot.console.protocol import (COMMANDS, ProtocolError, decode_text, host_name,
+                                      parse_message, printable, safe_line)
 from sitebot.console.ratelimit import Throttle, TokenBucket
 from sitebot.console.server import Bridge, ConsoleServer, ServerConfig
 from sitebot.console.state import StateStore, map_payload, plan_dict, tail_jsonl
+from sitebot.errors import ConfigError
 from sitebot.paths import data_path
 from sitebot.teleop.core import TeleopArbiter, clamp_twist
 
@@ -89,19 +93,47 @@ def test_roles_matrix():
     assert not permitted("supervisor", "no_such_action")
 
 
-def test_login_limiter_locks_then_forgives_after_the_window():
-    lim = LoginLimiter(max_failures=3, window_s=60.0)
-    keys = ("addr:1.2.3.4", "user:bob")
-    for k in range(3):
-        assert lim.allowed(keys, 10.0 + k)[0]
-        lim.failure(keys, 10.0 + k)
-    ok, retry = lim.allowed(keys, 13.0)
-    assert not ok and retry == pytest.approx(57.0)
-    # another address trying bob is refused too (per user), another user from there too
-    assert not lim.allowed(("addr:5.6.7.8", "user:bob"), 13.0)[0]
-    assert not lim.allowed(("addr:1.2.3.4", "user:eve"), 13.0)[0]
-    assert lim.allowed(("addr:5.6.7.8", "user:eve"), 13.0)[0]
-    assert lim.allowed(keys, 70.1)[0]                   # the first failure left the window
+def test_login_limiter_delays_progressively_and_never_locks_out():
+    lim = LoginLimiter(free=3, forget_s=60.0, base_s=1.0, max_delay_s=8.0)
+    assert [lim.delay(n) for n in range(0, 9)] == [0, 0, 0, 1, 2, 4, 8, 8, 8]
+    assert lim.delay(10 ** 6) == 8.0                     # no overflow, capped
+    # counted before the password is checked: 6 attempts at one instant, 3 admitted
+    got = [lim.begin("1.2.3.4", "bob", 10.0) for _ in range(6)]
+    assert [t is not None for t, _ in got] == [True] * 3 + [False] * 3
+    assert all(w == pytest.approx(1.0) for _, w in got[3:])
+    # refusals are not counted: the wait ends on time, then it doubles (2 s, 4 s, 8 s, 8 s)
+    for _ in range(50):
+        assert lim.begin("1.2.3.4", "bob", 10.5)[0] is None
+    t = 11.0
+    for wait in (2.0, 4.0, 8.0, 8.0):
+        assert lim.begin("1.2.3.4", "bob", t)[0] is not None
+        ticket, w = lim.begin("1.2.3.4", "bob", t + wait - 0.01)
+        assert ticket is None and w == pytest.approx(0.01)
+        t += wait
+    # meanwhile a correct password for bob from a clean address is evaluated at once (the
+    # name's wait holds back addresses that failed), and taking the success back leaves that
+    # address clean
+    assert lim.begin("3.3.3.3", "carol", t - 2.0)[0] is not None        # 3.3.3.3 failed once
+    ticket, w = lim.begin("3.3.3.3", "bob", t - 1.0)
+    assert ticket is None and w == pytest.approx(1.0)
+    ticket, w = lim.begin("5.6.7.8", "bob", t - 1.0)
+    assert ticket is not None and w == 0.0
+    lim.succeeded(ticket)
+    assert lim.begin("5.6.7.9", "bob", t - 1.0)[0] is not None
+    # fresh addresses guessing one account share its "new" budget: 3 of 10 admitted
+    admitted = sum(lim.begin(f"10.0.0.{k}", "eve", 100.0)[0] is not None for k in range(10))
+    assert admitted == 3
+    # one address guessing many accounts: 3 admitted
+    assert sum(lim.begin("9.9.9.9", f"user{k}", 100.0)[0] is not None for k in range(10)) == 3
+    # forgotten forget_s after the last attempt
+    assert lim.begin("1.2.3.4", "bob", t + 60.0)[0] is not None
+    with pytest.raises(ValueError, match="LoginLimiter"):
+        LoginLimiter(free=0)
+    small = LoginLimiter(free=3)
+    small.MAX_KEYS = 100
+    for k in range(1000):                                # bounded memory under a spray
+        small.begin(f"10.1.{k // 250}.{k % 250}", f"u{k}", 1.0)
+    assert len(small) <= 103
 
 
 # ----------------------------------------------------------------------------- protocol
@@ -121,6 +153,12 @@ def test_login_limiter_locks_then_forgives_after_the_window():
     ('{"type": "login", "user": 5, "password": "x"}', "string"),
     ('{"type": "run", "plan_id": "p", "confirm_high_risk": "yes"}', "true or false"),
     ('[' * 3000 + ']' * 3000, "limit|JSON"),
+    ('{"type": "teleop", "v": ' + "9" * 400 + ', "w": 0}', "finite"),       # no OverflowError
+    ('{"type": "teleop", "v": 101, "w": 0}', r"within \[-100, 100\]"),
+    ('{"type": "ping", "id": ' + "9" * 30 + '}', "'id'"),
+    ('{"type": "run", "plan_id": "p\\nforged"}', "letters, digits"),
+    ('{"type": "run", "plan_id": "p1\\n"}', "letters, digits"),
+    ('{"type": "answer", "in_reply_to": "", "text": "x"}', "letters, digits"),
 ])
 def test_malformed_messages_are_rejected_with_a_reason(raw, match):
     with pytest.raises(ProtocolError, match=match):
@@ -135,6 +173,39 @@ def test_oversized_and_binary_messages_are_rejected():
         parse_message(b'{"type": "ping"}')
     with pytest.raises(ProtocolError, match="longer than 500"):
         parse_message(json.dumps({"type": "instruct", "text": "x" * 501}), 8192)
+
+
+def test_frames_are_decoded_strictly_and_client_text_is_escaped_for_logs():
+    assert decode_text(b'{"type": "ping"}') == '{"type": "ping"}'
+    for bad in (b"\xff", b"\xed\xa0\x80", b'{"a": "\xc3"}'):        # a surrogate's bytes too
+        with pytest.raises(ProtocolError, match="not valid UTF-8"):
+            decode_text(bad)
+    with pytest.raises(ProtocolError, match="exceeds the limit of 10 bytes"):
+        decode_text(b"x" * 11, 10)
+    assert printable("eve\nconsole: login ok") == "eve\\nconsole: login ok"
+    assert printable("a\x00b\ud800c\u202ed\\e\te\u00e9") == \
+        "a\\x00b\\ud800c\\u202ed\\\\e\\te\u00e9"
+    assert printable("x" * 300, 10) == "x" * 10 + "...(+290 chars)"
+    assert printable(12) == "12"
+    assert safe_line("plain 'line' \\ as is") == "plain 'line' \\ as is"
+    assert safe_line("two\nlines\x00 \\") == "two\\nlines\\x00 \\\\"
+
+
+def test_host_header_names_and_the_allow_list():
+    assert [host_name(h) for h in ("localhost:8080", "LOCALHOST.", "[::1]:80", "127.0.0.1",
+                                   "evil.example:18080", "", None, "a:b", "[::1", "a b",
+                                   "x\ty")] == [
+        "localhost", "localhost", "::1", "127.0.0.1", "evil.example", None, None, None, None,
+        None, None]
+    hosts = allowed_hosts("0.0.0.0", ("Robot.Site.example", "fe80::1"))
+    assert {"localhost", "127.0.0.1", "::1", socket.gethostname().lower(), "0.0.0.0",
+            "robot.site.example", "fe80::1"} == hosts
+    assert "evil.example" not in allowed_hosts("127.0.0.1")
+    with pytest.raises(ConfigError, match="go together"):
+        tls_context("cert.pem", "")
+    with pytest.raises(ConfigError, match="missing.pem"):
+        tls_context("missing.pem", "missing-key.pem")
+    assert tls_context("", "") is None
 
 
 def test_valid_messages_and_clamping():
@@ -405,7 +476,12 @@ def test_login_attempts_are_rate_limited(server):
             assert m["message"] == "invalid user name or password"
         ws.send(json.dumps({"type": "login", "user": "operator", "password": "operator-pw"}))
         m = _recv_until(ws, lambda m: m["type"] in ("error", "welcome"))
-        assert m["type"] == "error" and "too many failed logins" in m["message"]
+        assert m["type"] == "error" and "too many failed logins: wait" in m["message"]
+        # a delay, not a lockout: after the wait the right password is accepted
+        wait = float(m["message"].split("wait ")[1].split(" s")[0])
+        assert 0.0 < wait <= 1.0
+        time.sleep(wait + 0.05)
+        assert _login(ws, "operator")
 
 
 def test_incoming_commands_are_rate_limited_but_estop_is_not(server):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 
 import pytest
 from geometry_msgs.msg import PoseStamped, TwistStamped
@@ -12,6 +13,7 @@ from std_msgs.msg import Bool, String
 
 from sitebot.console.server import ConsoleServer
 from sitebot.nodes.common import QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STATE
+from sitebot.security import Authority
 from sitebot_interfaces.msg import (SafetyState, TaskCommand, TaskPlan, TaskStep, TrackedPerson,
                                     TrackedPersonArray)
 
@@ -119,12 +121,15 @@ def test_teleop_and_the_estop_fallback_go_out_as_messages(graph):
     assert spin_until(lambda: len(estop) == 2 and len(cmds) == 2)
     assert [m.data for m in estop] == [True, False]
     assert cmds[1].twist.linear.x == 0.0 and deadman[-1].data is False
-    assert node.bridge.set_mode("manual", "op") == (
-        False, "safety_supervisor/set_parameters not available")
-    assert node.bridge.run_plan("p0", False, "op") == (
+    assert node.bridge.set_mode("manual", "operator") == (
+        False, "safety request service safety/request not available")
+    assert node.bridge.run_plan("p0", False, "operator") == (
         False, "plan p0 not received from the planner")
-    assert node.bridge.confirm("p1", True, "sup") == (True, "answered yes")
+    assert node.bridge.confirm("p1", True, "supervisor") == (True, "answered yes")
     assert spin_until(lambda: confirms)
     assert (confirms[0].text, confirms[0].role, confirms[0].in_reply_to) == (
         "yes", "supervisor", "p1")
+    # signed with the session's key (tests/conftest.py) for the logged-in user's role
+    a = Authority.open("").verify(confirms[0].authority, time.time(), "confirm", "p1")
+    assert (a.user, a.role) == ("supervisor", "supervisor")
     assert not math.isnan(node.now())

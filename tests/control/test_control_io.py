@@ -18,8 +18,10 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from sitebot.control import kernel as kmod
 from sitebot.control.kernel import (Reject, Status, kernel_config_from_description,
                                     kernel_joint_names)
+from sitebot.control.types import Heartbeat, Latch
 from sitebot.description.urdf import load_robot_description
-from sitebot.nodes.control_io import ControlIO, PeriodStats, convert_trajectory
+from sitebot.nodes.control_io import ControlIO, PeriodStats
+from sitebot.nodes.convert import convert_trajectory
 from sitebot.types import StopCategory
 from sitebot_interfaces.msg import SafetyState
 
@@ -53,20 +55,28 @@ class Rig:
         self.log = FakeLogger()
         self.node.get_logger = lambda: self.log           # capture the warnings
         self.kernel = kernel_cls(CONFIG)
+        # the ROS graph as the loop sees it: the supervisor and one other node
+        self.graph = {t: [("/safety_supervisor", SUP_GID), ("/intruder", OTHER_GID)]
+                      for t in ("safety/state", "cmd_vel", "arm/joint_trajectory")}
         self.io = ControlIO(self.node, self.kernel, NAMES, DESC.wheel_joints,
                             clock=lambda: self.t,
-                            ignored_joint_names=["gripper_right_finger_joint"])
+                            ignored_joint_names=["gripper_right_finger_joint"],
+                            publishers=lambda topic: self.graph.get(topic, []))
+        self.seq, self.releases = 0, 1
         self.q = START.copy()
         self.wq = np.zeros(2)
         self.heartbeat()
         self.run(0.05)
 
     def heartbeat(self, scale: float = 1.0, category: int = SafetyState.STOP_NONE,
-                  stamp: float | None = None) -> None:
-        m = SafetyState(speed_scale=scale, stop_category=category)
+                  stamp: float | None = None, gid: bytes = b"", seq: int | None = None):
+        """A SafetyState from the supervisor (or from ``gid``), as the subscription gives it."""
+        self.seq += 1
+        m = SafetyState(speed_scale=scale, stop_category=category, session=SESSION,
+                        sequence=self.seq if seq is None else seq, releases=self.releases)
         if stamp is not None:
             m.header.stamp = stamp_msg(stamp)
-        self.io.on_safety_state(m)
+        return self.io.on_safety_state(m, info(gid or SUP_GID))
 
     def run(self, seconds: float, beat: bool = True) -> Status:
         status = Status.OK
@@ -88,6 +98,14 @@ def rig(request) -> Iterator[Rig]:
     r = Rig(request.param)
     yield r
     r.close()
+
+
+SUP_GID, OTHER_GID, SESSION = b"\x01" * 16, b"\x02" * 16, 0xC0FFEE
+
+
+def info(gid: bytes) -> dict:
+    """rclpy's MessageInfo, as far as ControlIO reads it."""
+    return {"publisher_gid": {"implementation_identifier": "test", "data": gid}}
 
 
 def stamp_msg(t: float) -> Time:
@@ -277,10 +295,39 @@ def test_stop_then_release(rig):
         status = rig.run(0.1, beat=False)
     assert status is Status.STOPPED
     held = np.array(rig.io.out.position)
-    rig.heartbeat()                          # motion allowed again: released
+    rig.heartbeat()                          # motion allowed, but no release yet
+    assert rig.run(0.3) is Status.STOPPED
+    rig.releases += 1                        # the supervisor releases
+    assert rig.heartbeat() is Heartbeat.RELEASED
     status = rig.run(3.0)
     assert status is Status.OK
     assert not np.allclose(held, TARGET) and np.allclose(rig.io.out.position, TARGET, atol=1e-9)
+
+
+def test_commands_and_heartbeats_from_another_node_are_not_obeyed(rig):
+    m = TwistStamped()
+    m.twist.linear.x = 0.5
+    rig.io._cmd_vel_in(m, info(OTHER_GID))
+    rig.io._trajectory_in(traj(NAMES, [TARGET], [1.0]), info(OTHER_GID))
+    rig.io._cmd_vel_in(m, info(b"\x03" * 16))              # not in the graph
+    rig.io._cmd_vel_in(m, {"publisher_gid": None})         # no gid from the middleware
+    rig.run(1.0)
+    assert not rig.io.out.base_velocity.any()
+    np.testing.assert_allclose(rig.io.out.position, START, atol=1e-12)
+    assert rig.io.counts["foreign_messages"] == 2 and rig.io.counts["unverified_messages"] == 2
+    assert rig.io.counts["cmd_vel_accepted"] == 0 and rig.io.counts["trajectories_accepted"] == 0
+    # a forged "no stop" heartbeat latches a stop; the supervisor's own beats do not release it
+    assert rig.heartbeat(gid=OTHER_GID, seq=10**9) is Heartbeat.FOREIGN
+    assert rig.io.counts["heartbeat_faults"] == 1
+    rig.io._cmd_vel_in(m, info(SUP_GID))
+    assert rig.run(0.6) is not Status.OK and not rig.io.out.base_velocity.any()
+    assert rig.io.publish_state().latch == Latch.FOREIGN
+    assert "stop latched (foreign)" in rig.io.publish_state().message
+    rig.releases += 1                                       # quiet for 0.6 s: released
+    assert rig.heartbeat() is Heartbeat.RELEASED
+    rig.io._cmd_vel_in(m, info(SUP_GID))
+    rig.run(0.3)
+    assert rig.io.out.base_velocity[0] > 0.2
 
 
 def test_heartbeat_time_is_the_older_of_stamp_and_arrival(rig):

@@ -20,9 +20,11 @@ from sitebot.control import kernel as kmod
 from sitebot.control.kernel import (Interface, KernelConfig, KernelOutput, Reject, Status,
                                     kernel_config_from_description, kernel_joint_names)
 from sitebot.control.kernel_py import ControlKernel as PyKernel
+from sitebot.control.types import Heartbeat, Latch
 from sitebot.types import StopCategory
 
 NONE, CAT0, CAT1, CAT2 = StopCategory.NONE, StopCategory.CAT0, StopCategory.CAT1, StopCategory.CAT2
+SUP = 0x5AFE_0001            # the supervisor source a Rig pins
 
 CFG = KernelConfig(
     n_joints=3,
@@ -72,6 +74,19 @@ class Rig:
         self.heartbeat = True
         self.track = True
         self.base_cmd: tuple[float, float] | None = None   # sent fresh every tick when set
+        self.seq = 0
+        self.releases = 1            # the first heartbeat (category NONE) releases START
+        assert self.k.pin_supervisor(SUP) is True
+
+    def heartbeat_now(self) -> Heartbeat:
+        """One heartbeat from the pinned supervisor: sequence + 1, the current releases."""
+        self.seq += 1
+        return self.k.set_supervisor(SUP, self.seq, self.releases, self.t, self.scale, self.cat)
+
+    def release(self) -> bool:
+        """The supervisor issues a release (a heartbeat with one more release)."""
+        self.releases += 1
+        return self.heartbeat_now() is Heartbeat.RELEASED
 
     def tick(self, count: int = 1) -> Status:
         status = Status.OK
@@ -79,7 +94,7 @@ class Rig:
             self.i += 1
             self.t = self.i * self.dt
             if self.heartbeat:
-                self.k.set_supervisor(self.t, self.scale, self.cat)
+                self.heartbeat_now()
             if self.base_cmd is not None:
                 self.k.set_base_command(*self.base_cmd, self.t)
             status = self.k.step(self.t, self.dt, self.q, self.qd, self.wq, self.wqd, self.out)
@@ -183,9 +198,12 @@ def test_enums_and_output_layout_have_one_source_the_c_header():
     ext = pytest.importorskip("sitebot.control._control_kernel")
     from sitebot.control import types as ctypes
     assert Status is ext.Status and Reject is ext.Reject and Interface is ext.Interface
+    assert Heartbeat is ext.Heartbeat and Latch is ext.Latch
     assert Status.__module__ == "sitebot.control.types" and Status.__qualname__ == "Status"
     for cls, table in ((ext.Status, ctypes.FALLBACK_STATUS), (ext.Reject, ctypes.FALLBACK_REJECT),
-                       (ext.Interface, ctypes.FALLBACK_INTERFACE)):
+                       (ext.Interface, ctypes.FALLBACK_INTERFACE),
+                       (ext.Heartbeat, ctypes.FALLBACK_HEARTBEAT),
+                       (ext.Latch, ctypes.FALLBACK_LATCH)):
         assert [(m.name, int(m)) for m in cls] == list(table)
     assert ext.STOP_CATEGORY == {c.name: int(c) for c in StopCategory}
     assert (ext.MAX_JOINTS, ext.MAX_POINTS, ext.SPEED_SLACK) == (
@@ -197,10 +215,10 @@ def test_enums_and_output_layout_have_one_source_the_c_header():
         spans = sorted(layout.values())            # the fields tile the buffer
         assert spans[0][0] == 0 and sum(length for _, length in spans) == ext.output_size(n)
         assert all(o1 + l1 == o2 for (o1, l1), (o2, _) in zip(spans, spans[1:]))
-        assert ctypes.output_layout(n)["size"] == (0, 5 * n + 12)
+        assert ctypes.output_layout(n)["size"] == (0, 5 * n + 13)
     out = KernelOutput(CFG)                        # the views follow the layout
     for name, (off, length) in ext.output_layout(N).items():
-        if name in ("trajectory_time_s", "trajectory_active", "status"):
+        if name in ("trajectory_time_s", "trajectory_active", "status", "latch"):
             continue
         assert np.shares_memory(getattr(out, name), out._buf[off:off + length])
         assert getattr(out, name).shape == (length,)
@@ -238,12 +256,13 @@ cfg = t.KernelConfig(n_joints=3, pos_min=(-1.0,) * 3, pos_max=(1.0,) * 3, vel_ma
                      base_ang_acc_max=2.0, base_lin_vel_max=1.0, base_ang_vel_max=1.5,
                      cmd_timeout_s=0.5, heartbeat_timeout_s=0.5)
 kern, out = k.ControlKernel(cfg), t.KernelOutput(cfg)
-kern.set_supervisor(0.0, 1.0, StopCategory.NONE)
+kern.pin_supervisor(3)
+kern.set_supervisor(3, 1, 1, 0.0, 1.0, StopCategory.NONE)
 assert kern.set_trajectory([0.5], [[0.5, 0.0, 0.0]]) is t.Reject.ACCEPTED
 z = np.zeros(3)
 for i in range(1000):
     s = kern.step(i * 1e-3, 1e-3, out.position.copy(), z, np.zeros(2), np.zeros(2), out)
-    kern.set_supervisor(i * 1e-3, 1.0, StopCategory.NONE)
+    kern.set_supervisor(3, i + 2, 1, i * 1e-3, 1.0, StopCategory.NONE)
 assert s is t.Status.OK and out.position[0] == 0.5, (s, out)
 print("ok")
 """
@@ -555,12 +574,13 @@ def test_release_is_refused_while_a_stop_is_requested(kernel_cls):
     rig.cat = CAT1
     rig.tick(1000)
     assert rig.out.status is Status.STOPPED
-    assert rig.k.release_stop() is False
+    assert rig.release() is False
     rig.cat = NONE
     rig.tick(10)
     assert rig.out.status is Status.STOPPED     # latched until released
+    assert rig.out.latch == Latch.STOP
     tau = rig.out.trajectory_time_s
-    assert rig.k.release_stop() is True
+    assert rig.release() is True
     rig.tick(200)
     assert rig.out.status is Status.OK and rig.out.trajectory_time_s > tau
 
@@ -580,7 +600,8 @@ def test_heartbeat_timeout_stops_and_latches(kernel_cls):
     assert not rig.out.setpoint_velocity.any() and not rig.out.wheel_velocity.any()
     rig.heartbeat = True
     assert rig.tick() is Status.STOPPED
-    assert rig.k.release_stop() is True
+    assert rig.out.latch == Latch.HEARTBEAT
+    assert rig.release() is True
     assert rig.tick() is Status.OK
 
 
@@ -609,7 +630,7 @@ def test_property_no_limit_exceeded_and_stops_never_speed_up(actions):
 def _run_property(cls, actions) -> None:
     rig = Rig(cls, dt=2e-3)
     rig.track = False
-    rig.k.set_supervisor(0.0, 1.0, NONE)
+    rig.heartbeat_now()
     latched = False                 # the harness's model of the kernel's stop latch
     last_hb = 0.0
 
@@ -621,7 +642,7 @@ def _run_property(cls, actions) -> None:
         rig.i += 1
         rig.t = rig.i * rig.dt
         if rig.heartbeat:
-            rig.k.set_supervisor(rig.t, rig.scale, rig.cat)
+            rig.heartbeat_now()
             last_hb = rig.t
         if rig.t - last_hb > CFG.heartbeat_timeout_s:
             latched = True
@@ -669,7 +690,7 @@ def _run_property(cls, actions) -> None:
                 one_tick()
             rig.heartbeat = True
         elif kind == "release":
-            if rig.k.release_stop():
+            if rig.release():
                 assert rig.cat is NONE
                 latched = False
         elif kind == "nan":
@@ -776,7 +797,8 @@ def test_odometry_of_known_wheel_motions(kernel_cls):
         for _ in range(steps):
             rig.i += 1
             rig.wq += rig.wqd * rig.dt
-            k.set_supervisor(rig.i * rig.dt, 1.0, NONE)
+            rig.t = rig.i * rig.dt
+            rig.heartbeat_now()
             k.step(rig.i * rig.dt, rig.dt, rig.q, rig.qd, rig.wq, rig.wqd, out)
 
     drive(0.0, 0.0, rig.dt)                  # the first tick takes the wheel positions
@@ -822,7 +844,7 @@ def test_non_finite_input_holds_and_brakes(kernel_cls, where):
         dt = math.inf
     else:
         dt = 0.0
-    rig.k.set_supervisor(rig.t, 1.0, NONE)
+    rig.heartbeat_now()
     assert rig.k.step(t, dt, q, qd, wq, wqd, rig.out) is Status.INVALID_INPUT
     out = rig.out
     assert np.array_equal(out.position, held)           # the last safe setpoint
@@ -906,8 +928,10 @@ def test_reset_holds_and_clears(kernel_cls):
 
 def test_unknown_stop_category_raises(kernel_cls):
     k = kernel_cls(CFG)
+    k.pin_supervisor(SUP)
     with pytest.raises(ValueError, match="stop_category"):
-        k.set_supervisor(0.0, 1.0, 7)
+        k.set_supervisor(SUP, 1, 1, 0.0, 1.0, 7)
+    assert k.latch == Latch.START                     # nothing changed
 
 
 # ======================================================================================
@@ -942,7 +966,7 @@ def _random_session(cls, seed: int, ticks: int) -> tuple[np.ndarray, list]:
             rig.scale = float(rng.uniform(0, 1))
             rig.cat = [NONE, NONE, CAT1, CAT0, CAT2][rng.integers(0, 5)]
         elif u < 0.04:
-            results.append(rig.k.release_stop())
+            results.append(rig.release())
         elif u < 0.042:
             hb = not hb
         rig.heartbeat = hb
@@ -950,7 +974,7 @@ def _random_session(cls, seed: int, ticks: int) -> tuple[np.ndarray, list]:
         rig.i = 0
         rig.t += rig.dt
         if hb:
-            rig.k.set_supervisor(rig.t, rig.scale, rig.cat)
+            results.append(rig.heartbeat_now())
         q = rig.q + rng.normal(0, 1e-3, N)
         if rng.random() < 0.002:
             q[0] = math.nan
@@ -971,7 +995,8 @@ def test_c_and_python_agree_over_a_long_random_sequence():
         b, rb = _random_session(kmod.CControlKernel, seed, 6000)
         assert [int(x) for x in ra] == [int(x) for x in rb]
         assert np.max(np.abs(a - b)) <= 1e-9
-        assert len({int(s) for s in a[:, -1]}) >= 4     # the session visited several states
+        assert len({int(s) for s in a[:, -2]}) >= 4     # the session visited several states
+        assert len({int(s) for s in a[:, -1]}) >= 3     # and several stop latch causes
 
 
 # ======================================================================================
@@ -1044,7 +1069,9 @@ def test_binding_survives_misuse(raw_c):
     with pytest.raises(RuntimeError):
         blank.step(0.0, 1e-3, z, z, w, w, out)
     with pytest.raises(RuntimeError):
-        blank.release_stop()
+        blank.pin_supervisor(1)
+    with pytest.raises(RuntimeError):
+        blank.set_supervisor(1, 1, 1, 0.0, 1.0, 255)
     with pytest.raises(ValueError, match="n_joints"):
         raw_c.ControlKernel(KernelConfig(**{**CFG.__dict__, "n_joints": 33,
                                             **{f: (1.0,) * 33 for f in

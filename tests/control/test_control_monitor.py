@@ -12,9 +12,10 @@ from sitebot.control.hardware_loop import (SCHEMA, Arming, TickClock, arm_contra
                                            kernel_config_from_params, rt_period_stats,
                                            trajectory_check_from_params)
 from sitebot.control.monitor import ControlMonitor, PeriodStats, Rejection
+from sitebot.control.pinning import PublisherPin, Verdict
 from sitebot.control.ros2_control import ForwardCommandContract, TrajectoryCommandContract
 from sitebot.control.trajectory import TrajectoryCheck
-from sitebot.control.types import Interface, Reject, Status
+from sitebot.control.types import Heartbeat, Interface, Latch, Reject, Status
 from sitebot.errors import ParameterError
 from sitebot.types import DiagnosticLevel, StopCategory
 
@@ -45,29 +46,41 @@ def mon(desc):
 
 
 # ---------------------------------------------------------------------------- monitor
-def test_supervisor_heartbeat_scale_category_and_release(mon):
+def test_supervisor_heartbeat_scale_and_category(mon):
     c = mon.clocks
-    s = mon.supervisor("safety/state", 100.0, 0.0, 0.5, StopCategory.NONE, 255)
-    assert s == (100.0, 0.5, StopCategory.NONE, True)        # first heartbeat: release
+    s = mon.supervisor("safety/state", 100.0, 0.0, 0.5, 255)
+    assert s == (100.0, 0.5, StopCategory.NONE)
     assert mon.counts["safety_states"] == 1 and mon.last_heartbeat_s == 100.0
-    s = mon.supervisor("safety/state", 100.1, 99.0, 2.0, StopCategory.NONE, 255)
-    assert s == (99.0, 1.0, StopCategory.NONE, False)        # older stamp; scale clamped
-    s = mon.supervisor("safety/state", 100.2, 150.0, -1.0, StopCategory.CAT1, 1)
-    assert s == (100.2, 0.0, StopCategory.CAT1, False)       # a stamp ahead: arrival
-    s = mon.supervisor("safety/state", 100.3, 0.0, 1.0, StopCategory.NONE, 255)
-    assert s.release                                         # after a requested stop
-    s = mon.supervisor("safety/state", 100.9, 0.0, 1.0, StopCategory.NONE, 255)
-    assert s.release                                         # 0.6 s > 0.5 s: was lost
-    mon.mark_stepped(Status.STOPPED)
-    assert mon.supervisor("safety/state", 101.0, 0.0, 1.0, StopCategory.NONE, 255).release
-    mon.mark_stepped(Status.OK)
-    assert not mon.supervisor("safety/state", 101.1, 0.0, 1.0, StopCategory.NONE, 255).release
+    s = mon.supervisor("safety/state", 100.1, 99.0, 2.0, 255)
+    assert s == (99.0, 1.0, StopCategory.NONE)                # older stamp; scale clamped
+    s = mon.supervisor("safety/state", 100.2, 150.0, -1.0, 1)
+    assert s == (100.2, 0.0, StopCategory.CAT1)               # a stamp ahead: arrival
     assert c.log == []
-    s = mon.supervisor("safety/state", 101.2, 0.0, math.nan, None, 7)
-    assert s == (101.2, 0.0, StopCategory.CAT1, False)
+    s = mon.supervisor("safety/state", 101.2, 0.0, math.nan, 7)
+    assert s == (101.2, 0.0, StopCategory.CAT1)
     assert c.log == ["safety/state: speed_scale nan is not finite; using 0",
                      "safety/state: unknown stop_category 7; acting as category 1"]
     assert mon.speed_scale == 0.0 and mon.stop_category is StopCategory.CAT1
+
+
+def test_only_the_supervisor_node_is_obeyed_and_faults_are_counted(mon):
+    c = mon.clocks
+    graph = {"cmd_vel": [("/safety_supervisor", b"S" * 16), ("/attacker", b"A" * 16)]}
+    mon.pin = PublisherPin("/safety_supervisor", lambda t: graph.get(t, []),
+                           clock=lambda: c.wall)
+    assert mon.obey("cmd_vel", b"S" * 16) is Verdict.SUPERVISOR
+    assert mon.obey("cmd_vel", b"A" * 16) is Verdict.FOREIGN
+    assert mon.obey("cmd_vel", None) is Verdict.UNKNOWN
+    assert mon.counts["foreign_messages"] == 1 and mon.counts["unverified_messages"] == 1
+    assert c.log[0].startswith("cmd_vel: ignored a message from a node other than the safety "
+                               "supervisor /safety_supervisor (publisher gid 4141")
+    mon.heartbeat_result("safety/state", Heartbeat.FOREIGN, 12)
+    mon.heartbeat_result("safety/state", Heartbeat.ACCEPTED, 13)
+    assert mon.counts["heartbeat_faults"] == 1
+    mon.latch = Latch.STOP | Latch.FOREIGN
+    values = dict(mon.diagnostics()[2])
+    assert values["stop_latch"] == "STOP+FOREIGN"
+    assert values["last_heartbeat_fault"] == "a second safety/state source"
 
 
 def test_warnings_are_throttled_per_key_and_count_the_suppressed(mon):
@@ -84,6 +97,10 @@ def test_warnings_are_throttled_per_key_and_count_the_suppressed(mon):
 
 def test_rejection_text_and_the_status_text(mon):
     c = mon.clocks
+    mon.latch = Latch.START
+    assert mon.status_text(Status.COMMAND_TIMEOUT).endswith(
+        "; stop latched (start) until the supervisor releases it")
+    mon.latch = Latch(0)                                     # released
     mon.reject("arm/joint_trajectory", "no points", Reject.EMPTY, False)
     r = mon.last_rejection
     assert r == Rejection("arm/joint_trajectory", "no points", Reject.EMPTY, False, 100.0)
@@ -98,9 +115,11 @@ def test_rejection_text_and_the_status_text(mon):
     c.t = 105.0                                              # shown for 5 s
     assert mon.status_text(Status.OK) == "ok"
     assert mon.status_text(Status.STOPPED) == "stopped (heartbeat lost)"
-    mon.supervisor("s", 105.0, 0.0, 1.0, StopCategory.NONE, 255)
-    assert mon.status_text(Status.STOPPING) == "stopping (stop held until released)"
-    mon.supervisor("s", 105.0, 0.0, 1.0, StopCategory.CAT2, 2)
+    mon.supervisor("s", 105.0, 0.0, 1.0, 255)
+    mon.latch = Latch.STOP | Latch.HEARTBEAT
+    assert mon.status_text(Status.STOPPING) == ("stopping (stop latched (stop+heartbeat) until "
+                                                "the supervisor releases it)")
+    mon.supervisor("s", 105.0, 0.0, 1.0, 2)
     assert mon.status_text(Status.STOPPED) == "stopped (supervisor requests category 2)"
     assert mon.heartbeat_age() == 0.0
 
@@ -109,7 +128,7 @@ def test_diagnostics_levels_values_and_period_figures(mon):
     level, msg, values = mon.diagnostics()
     assert (level, msg) == (DiagnosticLevel.STALE, "control loop has not run yet")
     assert dict(values)["status"] == "NONE" and dict(values)["heartbeat_age_s"] == "inf"
-    mon.supervisor("s", 100.0, 0.0, 0.8, StopCategory.NONE, 255)
+    mon.supervisor("s", 100.0, 0.0, 0.8, 255)
     mon.mark_stepped(Status.OK)
     level, msg, values = mon.diagnostics(None, (0.012345678, True))
     d = dict(values)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from heartbeats import Beats
 
 from sitebot.control.kernel import Status
 from sitebot.sim.simulation import SimConfig, SiteSimulation
@@ -31,11 +32,19 @@ def position(sim: SiteSimulation) -> tuple[float, float]:
     return gt.x_m, gt.y_m
 
 
+def beats(sim: SiteSimulation) -> Beats:
+    """The supervisor's heartbeats for the simulated robot's controller (one per sim)."""
+    ctl = sim.robot().controller
+    if not hasattr(ctl, "test_beats"):
+        ctl.test_beats = Beats(ctl)
+    return ctl.test_beats
+
+
 def cruise(sim: SiteSimulation, duration_s: float = 2.0) -> None:
     """Fresh commands and heartbeats every step until at speed V."""
     ctl = sim.robot().controller
     for _ in range(int(duration_s / sim.config.time_step_s)):
-        ctl.set_supervisor(sim.time_s, 1.0, StopCategory.NONE)
+        beats(sim).beat(sim.time_s, StopCategory.NONE, 1.0)
         ctl.set_base_command(V, 0.0, sim.time_s)
         sim.step()
     assert speed(sim) == pytest.approx(V, rel=0.05)
@@ -49,7 +58,7 @@ def run_until_stopped(sim: SiteSimulation, limit_s: float, heartbeat: bool, comm
     t0 = sim.time_s
     while sim.time_s - t0 < limit_s:
         if heartbeat:
-            ctl.set_supervisor(sim.time_s, 1.0, StopCategory.NONE)
+            beats(sim).beat(sim.time_s, StopCategory.NONE, 1.0)
         if commands:
             ctl.set_base_command(V, 0.0, sim.time_s)
         sim.step()
@@ -87,14 +96,14 @@ def test_heartbeat_lost_then_the_robot_stops_and_stays_stopped(sim):
     # the heartbeat comes back but the stop is latched: fresh commands do not move it ...
     p1 = position(sim)
     for _ in range(240):
-        ctl.set_supervisor(sim.time_s, 1.0, StopCategory.NONE)
+        beats(sim).beat(sim.time_s, StopCategory.NONE, 1.0)
         ctl.set_base_command(V, 0.0, sim.time_s)
         sim.step()
     assert math.dist(p1, position(sim)) < 0.005
     # ... until the stop is released
-    assert ctl.release_stop()
+    assert beats(sim).release(sim.time_s)
     for _ in range(480):
-        ctl.set_supervisor(sim.time_s, 1.0, StopCategory.NONE)
+        beats(sim).beat(sim.time_s, StopCategory.NONE, 1.0)
         ctl.set_base_command(V, 0.0, sim.time_s)
         sim.step()
     assert speed(sim) == pytest.approx(V, rel=0.05)
@@ -107,7 +116,7 @@ def test_category_0_brakes_at_once_and_release_is_refused_while_requested(sim):
     took = math.inf
     t0 = sim.time_s
     while sim.time_s - t0 < 3.0:
-        ctl.set_supervisor(sim.time_s, 1.0, StopCategory.CAT0)
+        beats(sim).beat(sim.time_s, StopCategory.CAT0, 1.0)
         ctl.set_base_command(V, 0.0, sim.time_s)
         sim.step()
         if speed(sim) < 0.01:
@@ -116,7 +125,8 @@ def test_category_0_brakes_at_once_and_release_is_refused_while_requested(sim):
     # no ramp: the wheels are braked at once (the base slides on for a few cm)
     assert took < 0.4, f"category 0 stop took {took:.2f} s"
     assert math.dist(p0, position(sim)) < 0.15
-    assert not ctl.release_stop(), "release must be refused while the stop is requested"
+    assert not beats(sim).release(sim.time_s, StopCategory.CAT0), \
+        "release must be refused while the stop is requested"
 
 
 def test_speed_scale_caps_the_base(sim):
@@ -125,7 +135,7 @@ def test_speed_scale_caps_the_base(sim):
     ctl = sim.robot().controller
     for scale, expected in ((0.3, 0.3), (0.8, V)):
         for _ in range(720):
-            ctl.set_supervisor(sim.time_s, scale, StopCategory.NONE)
+            beats(sim).beat(sim.time_s, StopCategory.NONE, scale)
             ctl.set_base_command(V, 0.0, sim.time_s)
             sim.step()
         assert speed(sim) == pytest.approx(expected, rel=0.05), scale

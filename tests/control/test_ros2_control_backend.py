@@ -36,10 +36,10 @@ from sitebot.control.ros2_control import (ContractError, ControllerType, DiffDri
 from sitebot.errors import ParameterError
 from sitebot.nodes.common import QOS_COMMAND
 from sitebot.nodes.control_loop import ControlLoopNode
-from sitebot_interfaces.msg import ControllerStatus, SafetyState
+from sitebot_interfaces.msg import ControllerStatus
 
 from ros2_control_double import ARM_JOINTS, WHEEL_JOINTS, Ros2ControlDouble
-from rosprobe import Probe, spin_until
+from rosprobe import Probe, SupervisorDouble, spin_until
 
 HAVE_RT = kmod.RtLoop is not None and kmod.IMPLEMENTATION == "c"
 START = np.array([0.1, -0.2, 0.3, 0.0, 0.5, -0.4, 0.01])
@@ -80,26 +80,10 @@ class Stack:
         self.thread.start()
         self.probe = Probe("backend_probe")
         self.probe.subscribe(ControllerStatus, "control/state")
-        self.safety = self.probe.publisher(SafetyState, "safety/state")
-        self.traj = self.probe.publisher(JointTrajectory, "arm/joint_trajectory", QOS_COMMAND)
-        self.cmd = self.probe.publisher(TwistStamped, "cmd_vel", QOS_COMMAND)
-        self.beating = threading.Event()
-        self.beating.set()
-        self._stop = threading.Event()
-        self._hb = threading.Thread(target=self._beat, daemon=True)
-        self._hb.start()
+        # the supervisor the loop obeys (commands from any other node are ignored)
+        self.sup = SupervisorDouble(self.probe).start(0.05)
+        self.traj, self.cmd, self.beating = self.sup.traj_pub, self.sup.cmd_pub, self.sup.beating
         wait_for(lambda: self.status() == Status.OK, 10.0, "control/state OK")
-
-    def _beat(self) -> None:
-        seq = 0
-        while not self._stop.is_set():
-            if self.beating.is_set():
-                m = SafetyState(stop_category=SafetyState.STOP_NONE, speed_scale=1.0,
-                                sequence=seq)
-                m.header.stamp = self.probe.node.get_clock().now().to_msg()
-                self.safety.publish(m)
-                seq += 1
-            time.sleep(0.05)
 
     def status(self) -> int | None:
         msgs = self.probe.get("control/state")
@@ -123,8 +107,7 @@ class Stack:
         return float(np.max(np.abs(q - want)))
 
     def close(self) -> None:
-        self._stop.set()
-        self._hb.join(timeout=1.0)
+        self.sup.close()
         self.probe.close()
         self.executor.shutdown()
         self.node.destroy_node()

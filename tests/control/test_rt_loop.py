@@ -6,10 +6,12 @@ import time
 
 import numpy as np
 import pytest
+from heartbeats import Beats
 
 from sitebot.control import kernel as kmod
 from sitebot.control.kernel import Interface, KernelConfig, KernelOutput, Reject, Status
 from sitebot.control.kernel_py import ControlKernel as PyKernel
+from sitebot.control.types import Heartbeat
 from sitebot.types import StopCategory
 
 if kmod.CControlKernel is None:
@@ -27,12 +29,23 @@ N = CFG.n_joints
 ZN, Z2 = np.zeros(N), np.zeros(2)
 
 
+_BEATS: dict[int, Beats] = {}
+
+
+def _beats(rt) -> Beats:
+    """The supervisor's heartbeats for this loop (one pinned source per loop)."""
+    if id(rt) not in _BEATS:
+        _BEATS[id(rt)] = Beats(rt)
+    return _BEATS[id(rt)]
+
+
 def _keep_alive(rt, seconds: float, v: float = 0.0, period: float = 0.01) -> None:
     """Heartbeat (and a base command) from Python for ``seconds``."""
     end = time.monotonic() + seconds
+    beats = _beats(rt)
     while time.monotonic() < end:
         now = rt.now()
-        rt.set_supervisor(now, 1.0, StopCategory.NONE)
+        beats.beat(now)
         rt.set_base_command(v, 0.0, now)
         time.sleep(period)
 
@@ -80,13 +93,13 @@ def test_state_from_python_reaches_the_kernel():
         assert out.position[0] == 0.5
         # stop categories through the loop
         now = rt.now()
-        rt.set_supervisor(now, 1.0, StopCategory.CAT0)
+        _beats(rt).beat(now, StopCategory.CAT0)
         time.sleep(0.02)
         rt.read_output(out)
         assert out.status is Status.STOPPED and not out.wheel_velocity.any()
-        assert rt.release_stop() is False
-        rt.set_supervisor(rt.now(), 1.0, StopCategory.NONE)
-        assert rt.release_stop() is True
+        assert _beats(rt).release(rt.now(), StopCategory.CAT0) is False
+        _beats(rt).beat(rt.now())
+        assert _beats(rt).release(rt.now()) is True
     assert not rt.running
 
 
@@ -155,7 +168,7 @@ def test_arguments_are_checked():
 
 
 def test_setpoint_calls_go_to_the_c_core_not_through_python_methods():
-    """RtLoop.set_trajectory/set_base_command/set_supervisor/release_stop call the kernel's
+    """RtLoop.set_trajectory/set_base_command/set_supervisor/pin_supervisor call the kernel's
     C core directly: a Python override on the kernel object is never consulted."""
     calls = []
 
@@ -172,19 +185,19 @@ def test_setpoint_calls_go_to_the_c_core_not_through_python_methods():
             calls.append("set_supervisor")
             return super().set_supervisor(*a, **k)
 
-        def release_stop(self):
-            calls.append("release_stop")
-            return super().release_stop()
+        def pin_supervisor(self, *a, **k):
+            calls.append("pin_supervisor")
+            return super().pin_supervisor(*a, **k)
 
     k = Spy(CFG)
     out = KernelOutput(CFG)
     with RtLoop(k) as rt:
         rt.write_state(np.zeros(N), ZN, Z2, Z2)
         now = rt.now()
-        rt.set_supervisor(now, 1.0, StopCategory.CAT1)
-        assert rt.release_stop() is False                  # refused: a stop is requested
-        rt.set_supervisor(now, 1.0, StopCategory.NONE)
-        assert rt.release_stop() is True
+        beats = _beats(rt)                                 # pins through the loop
+        assert beats.beat(now, StopCategory.CAT1) is Heartbeat.ACCEPTED
+        assert beats.release(now, StopCategory.CAT1) is False   # refused: a stop is requested
+        assert beats.release(now) is True
         assert rt.set_base_command(math.nan, 0.0, now) is Reject.NON_FINITE
         assert rt.set_base_command(0.0, 0.0, now) is Reject.ACCEPTED
         assert rt.set_trajectory([0.3], [[0.3, 0.0, 0.0]]) is Reject.ACCEPTED   # array-likes
@@ -196,4 +209,4 @@ def test_setpoint_calls_go_to_the_c_core_not_through_python_methods():
     assert calls == []
     assert out.status is Status.OK and out.position[0] == 0.3
     with pytest.raises(ValueError, match="stop_category"):
-        rt.set_supervisor(0.0, 1.0, 7)
+        rt.set_supervisor(7, 100, 1, 0.0, 1.0, 7)

@@ -587,10 +587,14 @@ def test_tracked_ports_state_lookup_and_answers() -> None:
     ports.update_pose(robot)
     ports.update_obstacles(False, [ahead])
     assert ports.object_position("voltage_detector") == pytest.approx((-6.05, 13.3, 0.53))
-    # supervisors' answers
+    # supervisors' answers (the role is the one the answer's authority proved)
     assert ports.receive_answer("operator", "v1", "yes") == \
-        "confirmation from role 'operator' ignored: a supervisor must confirm"
+        "confirmation 'yes' from role 'operator' ignored: a supervisor must confirm"
+    assert ports.receive_answer("", "v1", "yes") == \
+        "confirmation 'yes' from role 'unauthenticated' ignored: a supervisor must confirm"
     assert ports.confirm_answer is None
+    assert ports.receive_answer("", "v1", "no") == "confirmation for v1: no"   # declining: anyone
+    assert ports.confirm_answer == ("v1", False)
     assert ports.receive_answer("supervisor", "v1", "maybe") == \
         "confirmation answer 'maybe' not understood (yes/no)"
     assert ports.receive_answer("supervisor", "v1", " Go ahead! ") == "confirmation for v1: yes"

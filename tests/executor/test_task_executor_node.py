@@ -22,6 +22,7 @@ from std_msgs.msg import String
 
 from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE
 from sitebot.nodes.task_executor import TaskExecutorNode
+from sitebot.security import Authority, plan_digest
 from sitebot_interfaces.action import ExecutePlan, MoveArm, NavigateToPlace
 from sitebot_interfaces.msg import (GaugeReading, SafetyState, StepOutcome, TaskCommand, TaskPlan,
                                     TaskStep)
@@ -95,11 +96,16 @@ def stack(tmp_path: Path):
     rclpy.shutdown(context=ctx)
 
 
-def task_plan(plan_id: str, role: str, *steps: tuple) -> TaskPlan:
+def task_plan(plan_id: str, role: str, *steps: tuple, signed: bool = False) -> TaskPlan:
+    """A plan message; *signed*: with the planner's assertion for *role* (the session's
+    key, tests/conftest.py)."""
     msg = TaskPlan(plan_id=plan_id, status=TaskPlan.STATUS_OK, role=role)
     for skill, args in steps:
         msg.steps.append(TaskStep(skill=skill, arg_names=list(args),
                                   arg_values=list(args.values())))
+    if signed:
+        msg.authority = Authority.open("").sign("plan", plan_id, "sam", role, time.time(),
+                                                digest=plan_digest(steps))
     return msg
 
 
@@ -146,16 +152,19 @@ def test_valve_confirmation_declined_stops_before_motion(stack) -> None:
                                lambda m: requests.append(json.loads(m.data)), QOS_COMMAND)
     confirm = client.create_publisher(TaskCommand, "task/confirm", QOS_COMMAND)
     plan = task_plan("v1", "supervisor", ("navigate_to", {"place": "t1_valve_stand"}),
-                     ("operate_valve", {"asset": "t1_cooling_valve", "action": "close"}))
+                     ("operate_valve", {"asset": "t1_cooling_valve", "action": "close"}),
+                     signed=True)
     handle, _ = send(client, plan)
     end = time.monotonic() + 20
     while not requests and time.monotonic() < end:
         time.sleep(0.02)
     assert requests and requests[0]["plan_id"] == "v1"
     assert "close T1 cooling valve" in requests[0]["question"]
-    # an operator's "yes" does not count; the supervisor's "no" declines
-    confirm.publish(TaskCommand(text="yes", role="operator", in_reply_to="v1"))
-    time.sleep(0.3)
+    # an unsigned "yes" claiming a supervisor does not count; a "no" declines (from anyone)
+    confirm.publish(TaskCommand(text="yes", role="supervisor", in_reply_to="v1"))
+    answers = executor.authority.audit.records
+    spin_until(lambda: any(r["event"] == "confirmation_answer" for r in answers), 10.0,
+               "the executor's audit of the answer")
     confirm.publish(TaskCommand(text="no", role="supervisor", in_reply_to="v1"))
     res = wait(handle.get_result_async(), 30.0).result
     assert res.code == ExecutePlan.Result.CODE_ABORTED

@@ -15,9 +15,12 @@ from rclpy.parameter import Parameter
 
 from sitebot.nodes.common import QOS_COMMAND, QOS_STATE
 from sitebot.nodes.task_planner import TaskPlannerNode
+from sitebot.security import Authority, command_digest, plan_digest
 from sitebot_interfaces.msg import TaskCommand, TaskPlan
 
 from rosprobe import spin_until
+
+AUTH = Authority.open("")
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +41,15 @@ def stack():
     ex.add_node(node)
     ex.add_node(probe)
 
-    def send(text, role="operator", rid="", reply_to="", timeout=20.0) -> TaskPlan:
+    def send(text, role="operator", rid="", reply_to="", timeout=20.0, signed=False
+             ) -> TaskPlan:
         deadline = time.monotonic() + 5.0
         while pub.get_subscription_count() < 1 and time.monotonic() < deadline:
             ex.spin_once(timeout_sec=0.05)
         m = TaskCommand(text=text, role=role, request_id=rid, in_reply_to=reply_to)
+        if signed:             # as the console signs, with the session's key (conftest)
+            m.authority = AUTH.sign("command", rid, "sam", role, time.time(),
+                                    digest=command_digest(text, reply_to))
         pub.publish(m)
         deadline = time.monotonic() + timeout
         while rid not in plans and time.monotonic() < deadline:
@@ -80,8 +87,16 @@ def test_clarify_round_trip_and_confirmation_flag(stack):
     a = send("the pressure one", rid="r3", reply_to="r2")
     assert a.status == TaskPlan.STATUS_OK
     assert pairs(a)[-1] == ("read_gauge", {"asset": "t1_oil_pressure_gauge"})
-    v = send("close the fire main valve", role="supervisor", rid="r4")
+    v = send("close the fire main valve", role="supervisor", rid="r4", signed=True)
     assert v.status == TaskPlan.STATUS_OK and "needs_confirmation=true" in v.explanation
+    assert v.role == "supervisor" and "authority: user 'sam' (supervisor)" in v.explanation
+    steps = [(s.skill, dict(zip(s.arg_names, s.arg_values))) for s in v.steps]
+    a = AUTH.verify(v.authority, time.time(), "plan", "r4", plan_digest(steps))
+    assert (a.user, a.role) == ("sam", "supervisor")
+    u = send("close the fire main valve", role="supervisor", rid="r4u")    # claimed only
+    assert u.status == TaskPlan.STATUS_REFUSE and u.role == "operator" and not u.authority
+    assert "unauthenticated (claimed role 'supervisor'): no authority assertion" in \
+        u.explanation
     r = send("close the fire main valve", role="operator", rid="r5")
     assert r.status == TaskPlan.STATUS_REFUSE and "supervisor" in r.reason
 

@@ -28,10 +28,12 @@ from std_srvs.srv import Trigger
 
 from sitebot.launcher import launched
 from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR
+from sitebot.security import Authority
 from sitebot.sim.world_loader import load_world
 from sitebot.tools.safety_latency import (PERSON_RADIUS_M, ROBOT_RADIUS_M, SPAWN, crossing_actor,
                                           separations, write_world)
 from sitebot_interfaces.msg import SafetyState
+from sitebot_interfaces.srv import SafetyRequest
 
 from rosprobe import Probe
 
@@ -49,7 +51,6 @@ class Stack:
     def __init__(self, h, probe: Probe) -> None:
         self.h, self.probe = h, probe
         self.cmd_in = probe.publisher(TwistStamped, "cmd_vel_in", QOS_COMMAND)
-        self.cmd_direct = probe.publisher(TwistStamped, "cmd_vel", QOS_COMMAND)
         self._v = None
         self._pub = self.cmd_in
         self._stop = threading.Event()
@@ -65,9 +66,8 @@ class Stack:
                 pub.publish(m)
             time.sleep(0.02)
 
-    def command(self, v: float | None, direct: bool = False) -> None:
-        """Publish ``v`` at 50 Hz from now on (None: stop publishing)."""
-        self._pub = self.cmd_direct if direct else self.cmd_in
+    def command(self, v: float | None) -> None:
+        """Publish ``v`` on cmd_vel_in at 50 Hz from now on (None: stop publishing)."""
         self._v = v
 
     def close(self) -> None:
@@ -191,7 +191,10 @@ def test_person_stepping_into_path_and_staying_stops_the_robot(tmp_path, person_
 def test_killed_supervisor_stops_the_robot(tmp_path):
     world = write_world(tmp_path)            # no people
     with stack(tmp_path, world) as s:
-        s.command(CMD_MPS, direct=True)      # straight to the control loop, bypassing it
+        # through the supervisor: the loop obeys no one else (tests/security); with the
+        # supervisor dead the loop's heartbeat watchdog and command timeout both stop it (a
+        # heartbeat lost under fresh commands: tests/control/test_control_sim.py)
+        s.command(CMD_MPS)
         s.probe.wait_for(lambda: s.speed() > CMD_MPS - 0.03, 20, "0.5 m/s", launch=s.h)
         t_kill = s.now()
         os.kill(s.h.pids["safety_supervisor"], signal.SIGKILL)
@@ -204,7 +207,7 @@ def test_killed_supervisor_stops_the_robot(tmp_path):
         moved = [m.pose.pose.position.x for t, m in s.gt() if t >= t_end]
     dt = t_stop - t_kill
     print(f"\nkilled at sim {t_kill:.2f} s (last heartbeat {last_beat:.2f} s), standstill "
-          f"{dt:.3f} s later (commands kept coming on cmd_vel)")
+          f"{dt:.3f} s later (commands kept coming on cmd_vel_in)")
     # heartbeat timeout 0.5 s + braking 0.5 m/s at 1 m/s^2 = 0.5 s + margin
     assert dt <= 0.5 + 0.5 + 0.25, f"stopped {dt:.2f} s after the kill"
     assert max(moved) - min(moved) < 0.01, "moved again without a heartbeat"
@@ -305,10 +308,35 @@ def test_silent_scan_is_a_protective_stop(tmp_path):
 
 # ------------------------------------------------------------------ 4. reset refused
 def call(probe: Probe, name: str, timeout: float = 10.0) -> Trigger.Response:
+    """*name* called; ``safety/reset`` goes to the authenticated ``safety/request`` with a
+    supervisor's assertion signed with the session's key (tests/conftest.py)."""
+    if name == "safety/reset":
+        return request(probe.node, "reset", "", signed_for("reset", "reset"), probe, timeout)
     client = probe.node.create_client(Trigger, name)
     assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
     fut = client.call_async(Trigger.Request())
     probe.wait_for(fut.done, timeout, f"reply of {name}")
+    return fut.result()
+
+
+def signed_for(scope: str, subject: str, role: str = "supervisor") -> str:
+    return Authority.open("").sign(scope, subject, "tester", role, time.time())
+
+
+def request(node, what: str, mode: str, authority: str, probe: Probe | None = None,
+            timeout: float = 10.0) -> SafetyRequest.Response:
+    """One call of the supervisor's safety/request (spun by *probe*, or by the caller's
+    executor when None)."""
+    client = node.create_client(SafetyRequest, "safety/request")
+    assert client.wait_for_service(timeout_sec=timeout), "safety/request not available"
+    fut = client.call_async(SafetyRequest.Request(request=what, mode=mode, authority=authority))
+    if probe is not None:
+        probe.wait_for(fut.done, timeout, "reply of safety/request")
+    else:
+        end = time.monotonic() + timeout
+        while not fut.done() and time.monotonic() < end:
+            time.sleep(0.01)
+    assert fut.done(), "no reply of safety/request"
     return fut.result()
 
 
@@ -402,17 +430,25 @@ def test_keep_out_zone_cuts_command_at_boundary(tmp_path):
 
 
 def test_mode_switches_to_manual_at_run_time(tmp_path):
-    """`ros2 param set /safety_supervisor mode manual` switches the supervisor to manual
-    (hold-to-run) mode at run time; an unknown mode is refused naming the accepted ones.
+    """An authenticated request on safety/request switches the supervisor to manual
+    (hold-to-run) mode at run time; `ros2 param set /safety_supervisor mode manual` is
+    refused naming that service; an unknown mode is refused naming the accepted ones.
     (Hold-to-run itself is tested on the core: tests/safety/test_safety_limits.py.)"""
     sup = InProcessSupervisor(tmp_path)
+    client = rclpy.create_node("mode_client", context=sup.context)
+    sup.executor.add_node(client)
     try:
         node = sup.node
         res = node.set_parameters([Parameter("mode", value="manual")])
-        assert res[0].successful
+        assert not res[0].successful and "safety/request" in res[0].reason
+        assert int(node.sup.requested_mode) == 0                     # Mode.AUTOMATIC
+        r = request(client, "mode", "manual", signed_for("mode", "manual", "operator"))
+        assert r.success, r.message
         assert int(node.sup.requested_mode) == 1                     # Mode.MANUAL
-        bad = node.set_parameters([Parameter("mode", value="turbo")])
-        assert not bad[0].successful and "automatic" in bad[0].reason
+        bad = request(client, "mode", "turbo", signed_for("mode", "turbo"))
+        assert not bad.success and "automatic" in bad.message
         assert int(node.sup.requested_mode) == 1
     finally:
+        sup.executor.remove_node(client)
+        client.destroy_node()
         sup.close()

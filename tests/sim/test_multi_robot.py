@@ -14,9 +14,8 @@ from tf2_msgs.msg import TFMessage
 
 from sitebot.launcher import launched
 from sitebot.sim.world_loader import load_world
-from sitebot_interfaces.msg import SafetyState
 
-from rosprobe import Probe, rate_hz
+from rosprobe import Probe, SupervisorDouble, rate_hz
 
 pytestmark = pytest.mark.integration
 
@@ -31,14 +30,14 @@ def test_two_robots_run_side_by_side():
         probe.subscribe(Odometry, f"/{r}/ground_truth/odom", "state")
         probe.subscribe(LaserScan, f"/{r}/scan", "sensor", keep=False)
         probe.subscribe(TFMessage, f"/{r}/tf_static", "latched")
-    cmd = probe.publisher(TwistStamped, "/robot1/cmd_vel")
-    # the test stands in for the safety supervisor of each robot: its heartbeat allows motion
-    heartbeats = [probe.publisher(SafetyState, f"/{r}/safety/state") for r in ROBOTS]
+    # the test stands in for the safety supervisor of each robot (the node each robot's
+    # control loop obeys): its heartbeat allows motion, its cmd_vel drives robot1
+    sups = [SupervisorDouble(probe, namespace=r) for r in ROBOTS]
+    cmd = sups[0].cmd_pub
 
     def beat() -> None:
-        for pub in heartbeats:
-            pub.publish(SafetyState(speed_scale=1.0, stop_category=SafetyState.STOP_NONE,
-                                    max_linear_speed_mps=1.0))
+        for sup in sups:
+            sup.beat()
     try:
         with launched("multi_robot.launch.yaml",
                       {"real_time_factor": "2.0", "camera_enabled": "false"}) as h:
@@ -64,6 +63,8 @@ def test_two_robots_run_side_by_side():
                    for r in ROBOTS}
             assert not h.failed
     finally:
+        for sup in sups:
+            sup.close()
         probe.close()
     moved1 = math.hypot(end["robot1"].x - start["robot1"].x, end["robot1"].y - start["robot1"].y)
     moved2 = math.hypot(end["robot2"].x - start["robot2"].x, end["robot2"].y - start["robot2"].y)

@@ -58,9 +58,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from sitebot.errors import ConfigError, LaunchError, ParameterError, SitebotError, UrdfError
+from sitebot.errors import ConfigError, LaunchError, ParameterError, SitebotError
 
-__all__ = ["main", "check_file", "classify", "CheckResult", "ACCEPTED_KINDS"]
+__all__ = ["main", "check_file", "classify", "CheckResult", "ACCEPTED_KINDS",
+           "validate_launch_params"]
 
 ACCEPTED_KINDS = ("*.urdf / *.xacro / *.urdf.xacro (robot description), *.world.yaml "
                   "(world), *.site.yaml (site registry), *.launch.yaml (launch), "
@@ -184,14 +185,9 @@ def _check_xacro(path: Path) -> str:
     macros = _xacro_library_macros(path)
     if macros is None:
         return "xacro, " + _check_urdf(path)
-    try:
-        import xacro  # the PyPI 'xacro' package
-    except ImportError:  # pragma: no cover - environment problem
-        raise UrdfError("checking a .xacro file needs the 'xacro' package", path) from None
-    try:
-        xacro.process_file(str(path))
-    except Exception as exc:  # xacro raises XacroException, NameError, ...
-        raise UrdfError(f"xacro expansion failed: {exc}", path) from None
+    from sitebot.description.xacro_bounded import expand_xacro
+
+    expand_xacro(path)           # bounded work: a child process with time and size limits
     users = [p.name for p in sorted(path.parent.glob("*.xacro"))
              if p != path and f'"{path.name}"' in _read(p)]
     note = f"xacro macro library: {', '.join(macros) or 'no macros'}"
@@ -276,32 +272,14 @@ def _check_params(path: Path) -> str:
 
 def _check_ros2_controllers(path: Path, entries: dict[str, dict[str, Any]]) -> str:
     """A ros2_control controllers file (a ``controller_manager`` section): the parameters
-    belong to ros2_control's nodes, not sitebot's; checked for consistency only: every
-    controller the manager declares (``<name>.type``) has a string type, and every other
-    section configures a declared controller."""
-    cm_section = next(s for s in entries if _node_of(s) == "controller_manager")
-    cm = entries[cm_section]
-    rate = cm.get("update_rate")
-    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0):
-        raise ConfigError(f"update_rate must be a positive integer [Hz], got {rate!r}", path,
-                          f"{cm_section}.ros__parameters.update_rate")
-    declared = {}
-    for key, value in cm.items():
-        if key.endswith(".type"):
-            name = key[: -len(".type")]
-            if not isinstance(value, str) or "/" not in value:
-                raise ConfigError(f"controller '{name}' needs a type like "
-                                  f"'diff_drive_controller/DiffDriveController', got {value!r}",
-                                  path, f"{cm_section}.ros__parameters.{key}")
-            declared[name] = value
-    for section in entries:
-        node = _node_of(section)
-        if node != "controller_manager" and node not in declared:
-            raise ConfigError(f"section '{node}' configures no controller the "
-                              f"controller_manager declares; declared: "
-                              f"{', '.join(sorted(declared)) or 'none'}", path, section)
-    return ("ros2_control controllers (not sitebot nodes; consistency checked): "
-            + ", ".join(sorted(declared)))
+    belong to ros2_control's nodes, not sitebot's; checked for consistency, names and
+    limits (:func:`sitebot.control.ros2_control.check_controllers_file`)."""
+    from sitebot.control.ros2_control import check_controllers_file
+
+    declared = check_controllers_file(entries, path)
+    return ("ros2_control controllers (not sitebot nodes; consistency, names and limits "
+            "checked): "
+            + ", ".join(declared))
 
 
 def _check_wildcard(path: Path, section: str, values: dict[str, Any]) -> None:
@@ -363,12 +341,24 @@ def _check_launch(path: Path) -> str:
             return ("launch; structure checked, not resolved: it uses $(command ...), "
                     "which only `ros2 launch` runs")
         raise
-    checked = [p.name for p in desc.processes if _check_process_params(p)]
+    checked = validate_launch_params(desc)
     note = f"launch: {len(desc.processes)} process" + ("es" if len(desc.processes) != 1
                                                       else "")
     if checked:
         note += f"; parameters of {', '.join(checked)} validated"
     return note
+
+
+def validate_launch_params(desc: Any) -> list[str]:
+    """Validate the parameters a resolved launch description (:func:`load_launch`) gives
+    to every sitebot node with a known schema, as ``sitebot check`` does for a launch file
+    and ``sitebot launch`` (``--print`` included) does before it prints or starts
+    anything.  Returns the names of the processes validated.
+
+    :raises ConfigError: naming the launch file and line, or the parameter file and key,
+        of the first bad value.
+    """
+    return [p.name for p in desc.processes if _check_process_params(p)]
 
 
 def _check_process_params(proc: Any) -> bool:
@@ -488,11 +478,11 @@ def _ros_args(cmd: Sequence[str]) -> Iterator[tuple[str, str]]:
 
 
 def _yaml_value(text: str) -> Any:
-    import yaml
+    from sitebot.config.yamlio import load_yaml_text
 
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return load_yaml_text(text)
+    except ConfigError:
         return text
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 import cv2
 
 from sitebot.launcher.domains import TOOL_DOMAINS, hold_domain
+from sitebot.security import Authority, command_digest
 from sitebot.sim.world_loader import load_world
 from sitebot.viz.map_image import draw_map
 
@@ -150,6 +151,15 @@ def main(argv: list[str]) -> int:
     rec.subscribe(String, "task/confirmation_request", qos=QOS_COMMAND)
     cmd_pub = rec.publisher(TaskCommand, "task/command", QOS_COMMAND)
     confirm_pub = rec.publisher(TaskCommand, "task/confirm", QOS_COMMAND)
+    # the demo acts as the site's operator tool: its instruction and answers are signed with
+    # the site key (`sitebot demo` creates the default one when missing; docs/security.md)
+    authority = Authority.open("", lambda text: print(f"warning: {text}", flush=True))
+    user = os.environ.get("USER", "demo")
+
+    def signed(scope: str, subject: str, role: str, digest: str) -> str:
+        return authority.sign(scope, subject, user, role, time.time(), digest=digest) \
+            if authority.key else ""
+
     answer: TaskPlan | None = None
     finished: dict | None = None
     failure = ""
@@ -171,7 +181,9 @@ def main(argv: list[str]) -> int:
                 failure = "the stack did not come up in time"
             else:
                 cmd_pub.publish(TaskCommand(request_id="mission", text=a.instruction,
-                                            role=a.role))
+                                            role=a.role, authority=signed(
+                                                "command", "mission", a.role,
+                                                command_digest(a.instruction))))
                 answered = 0
                 while time.monotonic() < deadline and not h.failed:
                     plans = rec.get("task/plan")
@@ -187,7 +199,9 @@ def main(argv: list[str]) -> int:
                               f"{'yes' if a.confirm else 'no'} (--confirm answers yes)")
                         confirm_pub.publish(TaskCommand(
                             text="yes" if a.confirm else "no", role="supervisor",
-                            in_reply_to=req["plan_id"]))
+                            in_reply_to=req["plan_id"], authority=signed(
+                                "confirm", req["plan_id"], "supervisor",
+                                str(req.get("plan_digest", "")))))
                     done = [json.loads(m.data) for _, m in rec.get("task/status")]
                     done = [d for d in done if d.get("state") == "finished"]
                     if done:

@@ -107,6 +107,13 @@ def _check_number(spec: ParamSpec, v: float, what: str) -> None:
                              f"accepted: {spec.accepted()}")
 
 
+def _check_text(spec: ParamSpec, v: str, what: str) -> None:
+    # rcl passes strings as C strings: a NUL would cut the value where the node reads it
+    if "\x00" in v:
+        raise ParameterError(f"parameter '{spec.name}': {what} {v[:40]!r} contains a NUL "
+                             "character; accepted: text without NUL")
+
+
 def validate_value(spec: ParamSpec, value: Any) -> Any:
     """Return ``value`` converted to the spec's type, or raise :class:`ParameterError`."""
     t = spec.type
@@ -129,6 +136,7 @@ def validate_value(spec: ParamSpec, value: Any) -> Any:
     if t is ParamType.STRING:
         if not isinstance(value, str):
             raise bad
+        _check_text(spec, value, "value")
         if spec.choices and value not in spec.choices:
             raise ParameterError(f"parameter '{spec.name}': {value!r} is not accepted; "
                                  f"accepted: {spec.accepted()}")
@@ -144,6 +152,7 @@ def validate_value(spec: ParamSpec, value: Any) -> Any:
         if t is ParamType.STRING_ARRAY:
             if not isinstance(item, str):
                 raise bad
+            _check_text(spec, item, f"element [{i}]")
             if spec.choices and item not in spec.choices:
                 raise ParameterError(f"parameter '{spec.name}[{i}]': {item!r} is not accepted; "
                                      f"accepted: {spec.accepted()}")
@@ -208,8 +217,12 @@ def load_params_file(path: str | Path) -> dict[str, dict[str, Any]]:
         if not isinstance(params, dict):
             raise ConfigError("'ros__parameters' must be a mapping", path,
                               f"{node_name}.ros__parameters")
+        _check_printable(str(node_name), "node name", path, str(node_name))
         flat: dict[str, Any] = {}
         _flatten(params, "", flat)
+        for name in flat:
+            _check_printable(name, "parameter name", path,
+                             f"{node_name}.ros__parameters.{name}")
         out[str(node_name)] = flat
     return out
 
@@ -222,14 +235,16 @@ _RCL_ONLY_BOOLEANS = {"y", "Y", "n", "N"}
 def _check_rcl_booleans(path: str | Path) -> None:
     import yaml
 
-    text = Path(path).read_text()
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return                       # load_yaml already reported syntax errors
+    from sitebot.config.yamlio import compose_yaml
+
+    root, _, _ = compose_yaml(path)      # bounded: depth, size and alias expansion
     stack = [root] if root is not None else []
+    seen: set[int] = set()               # an aliased node is looked at once
     while stack:
         node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             stack.extend(v for kv in node.value for v in kv)
         elif isinstance(node, yaml.SequenceNode):
@@ -239,6 +254,12 @@ def _check_rcl_booleans(path: str | Path) -> None:
             raise ConfigError(f"unquoted {node.value!r} is a boolean to ROS 2's parameter "
                               f"parser (rcl); quote it: \"{node.value}\"", path,
                               f"line {node.start_mark.line + 1}")
+
+
+def _check_printable(name: str, what: str, path: str | Path, where: str) -> None:
+    if not name or not name.isprintable():
+        raise ConfigError(f"{what} {name!r} must be non-empty and printable (no NUL, control "
+                          "characters, line breaks or tabs)", path, where)
 
 
 def _flatten(d: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:

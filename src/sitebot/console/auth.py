@@ -8,8 +8,10 @@
 * Roles: ``viewer`` (watch, emergency stop), ``operator`` (+ teleop, instructions, run
   plans, mode), ``supervisor`` (+ reset the emergency stop, authorise high-risk steps,
   answer the executor's confirmations).  :data:`PERMISSIONS` is the whole matrix.
-* :class:`LoginLimiter`: failed logins per client address and per user name within a
-  window; beyond the limit further attempts are refused until the window passes.
+* :class:`LoginLimiter`: a progressive delay per client address and per user name, counted
+  before the password is checked (parallel attempts see each other), never a lockout: a
+  correct password from an address with no failures is not held back by a guesser's
+  failures from other addresses (see the class).
 """
 from __future__ import annotations
 
@@ -19,18 +21,16 @@ import hmac
 import math
 import re
 import secrets
-from collections import deque
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
-
-import yaml
 
 from sitebot.errors import SitebotError
 
 __all__ = ["ROLES", "PERMISSIONS", "permitted", "AuthError", "User", "UserStore",
            "hash_password", "verify_password", "load_users", "parse_users", "LoginLimiter",
-           "DEFAULT_ITERATIONS"]
+           "LoginTicket", "DEFAULT_ITERATIONS"]
 
 ROLES = ("viewer", "operator", "supervisor")
 
@@ -101,8 +101,12 @@ def verify_password(password: str, stored: str) -> bool:
         return False
     if not isinstance(password, str):
         return False
-    got = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations,
-                              dklen=len(dk))
+    try:
+        pw = password.encode("utf-8")
+    except UnicodeEncodeError:          # a lone surrogate: no stored password has one
+        hashlib.pbkdf2_hmac("sha256", b"", salt, iterations, dklen=len(dk))    # same cost
+        return False
+    got = hashlib.pbkdf2_hmac("sha256", pw, salt, iterations, dklen=len(dk))
     return hmac.compare_digest(got, dk)
 
 
@@ -174,67 +178,106 @@ def parse_users(data: Any, where: str = "<users>") -> UserStore:
 
 def load_users(path: str | Path) -> UserStore:
     """Read and check a users YAML file (errors name the file and the key)."""
+    from sitebot.config.yamlio import load_yaml  # the one bounded YAML path
+    from sitebot.errors import ConfigError
+
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise AuthError(f"users file {p}: cannot read: {e}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise AuthError(f"users file {p}: not valid YAML: {e}") from None
+        data = load_yaml(p)       # size, UTF-8 (UTF-16 named), depth and alias bounds
+    except ConfigError as e:
+        raise AuthError(f"users file {e}") from None
     return parse_users(data, str(p))
 
 
+@dataclass(frozen=True)
+class LoginTicket:
+    """One admitted login attempt: the keys it was counted under and when."""
+    keys: tuple[str, ...]
+    t: float
+
+
 class LoginLimiter:
-    """Failed logins per key (client address, user name) within ``window_s``.
+    """Progressive delay of login attempts per client address and per user name.
 
-    ``allowed(keys, now) -> (ok, retry_after_s)``; ``failure(keys, now)`` records a failed
-    attempt under every key; ``success(keys)`` forgets the user's failures (not the
-    address's: a guesser that finds one password keeps its record)."""
+    Each key has a count of attempts and the time of the last one; the record is forgotten
+    ``forget_s`` after its last attempt. The first ``free`` attempts under a key pass at once;
+    the n-th (n >= ``free``) makes the key wait ``delay(n) = base_s * 2**(n - free)``, capped
+    at ``max_delay_s``, before its next attempt is evaluated. Attempts that arrive during a
+    wait are refused with the time left and not counted (so a refusal never lengthens a
+    wait).
 
-    def __init__(self, max_failures: int = 5, window_s: float = 60.0) -> None:
-        if max_failures < 1 or not (window_s > 0 and math.isfinite(window_s)):
-            raise ValueError("max_failures >= 1 and a finite window_s > 0 needed")
-        self.max_failures = int(max_failures)
-        self.window_s = float(window_s)
-        self._fails: dict[str, deque[float]] = {}
-
-    def _prune(self, key: str, now: float) -> deque[float]:
-        q = self._fails.setdefault(key, deque())
-        while q and now - q[0] >= self.window_s:
-            q.popleft()
-        if not q:
-            self._fails.pop(key, None)
-            return deque()
-        return q
-
-    def allowed(self, keys: tuple[str, ...] | list[str], now: float) -> tuple[bool, float]:
-        retry = 0.0
-        for k in keys:
-            q = self._prune(k, now)
-            if len(q) >= self.max_failures:
-                retry = max(retry, q[0] + self.window_s - now)
-        return retry <= 0.0, max(retry, 0.0)
+    :meth:`begin` checks and counts in one step under a lock, before the password is
+    checked: an admitted attempt counts as a failure until :meth:`succeeded` takes it back,
+    so concurrent attempts see each other. Keys: the address (``src:``) and the user name
+    (``user:``), both counted and waited for by every attempt; and, for an address without
+    a record (a "fresh" address), ``fresh:`` + user name, counting only such attempts: a fresh
+    address is admitted when either the user name's wait or its fresh wait is over, so a
+    guesser's failures from its addresses do not hold back a correct password from a clean
+    address (only attempts from other fresh addresses compete with it).
+    """
 
     MAX_KEYS = 10_000
 
-    def failure(self, keys: tuple[str, ...] | list[str], now: float) -> None:
-        if len(self._fails) > self.MAX_KEYS:          # bounded memory under a spray
-            for k in list(self._fails):
-                self._prune(k, now)
-            while len(self._fails) > self.MAX_KEYS:
-                self._fails.pop(next(iter(self._fails)))
-        for k in keys:
-            self._prune(k, now)
-            self._fails.setdefault(k, deque()).append(now)
-            while len(self._fails[k]) > self.max_failures * 4:   # bounded memory
-                self._fails[k].popleft()
+    def __init__(self, free: int = 5, forget_s: float = 60.0, base_s: float = 1.0,
+                 max_delay_s: float = 30.0) -> None:
+        if free < 1 or not all(x > 0 and math.isfinite(x) for x in (forget_s, base_s,
+                                                                    max_delay_s)):
+            raise ValueError("LoginLimiter: free >= 1 and finite forget_s, base_s, max_delay_s "
+                             "> 0 needed")
+        self.free, self.forget_s = int(free), float(forget_s)
+        self.base_s, self.max_delay_s = float(base_s), float(max_delay_s)
+        self._recs: dict[str, list] = {}           # key -> [count, time of the last attempt]
+        self._lock = threading.Lock()
 
-    def success(self, keys: tuple[str, ...] | list[str]) -> None:
-        for k in keys:
-            if k.startswith("user:"):
-                self._fails.pop(k, None)
+    def delay(self, n: int) -> float:
+        """The wait after the n-th counted attempt under one key [s]."""
+        if n < self.free:
+            return 0.0
+        return min(self.max_delay_s, self.base_s * 2.0 ** min(n - self.free, 60))
+
+    def _rec(self, key: str, now: float) -> list | None:
+        rec = self._recs.get(key)
+        if rec is not None and now - rec[1] >= self.forget_s:
+            del self._recs[key]
+            return None
+        return rec
+
+    def _wait(self, key: str, now: float) -> float:
+        rec = self._rec(key, now)
+        return 0.0 if rec is None else max(0.0, rec[1] + self.delay(rec[0]) - now)
+
+    def begin(self, source: str, user: str, now: float) -> tuple[LoginTicket | None, float]:
+        """Admit and count an attempt (``(ticket, 0.0)``) or refuse it (``(None, wait_s)``)."""
+        with self._lock:
+            src, acct = f"src:{source}", f"user:{user}"
+            fresh = self._rec(src, now) is None
+            keys = (src, acct, f"fresh:{user}") if fresh else (src, acct)
+            wait = self._wait(acct, now)
+            if fresh:
+                wait = min(wait, self._wait(keys[2], now))
+            wait = max(wait, self._wait(src, now))
+            if wait > 0.0:
+                return None, wait
+            if len(self._recs) >= self.MAX_KEYS:          # bounded memory under a spray
+                for k in list(self._recs):
+                    self._rec(k, now)
+                while len(self._recs) >= self.MAX_KEYS * 9 // 10:       # oldest first
+                    self._recs.pop(next(iter(self._recs)))
+            for k in keys:
+                rec = self._recs.setdefault(k, [0, now])
+                rec[0] += 1
+                rec[1] = max(rec[1], now)
+            return LoginTicket(keys, now), 0.0
+
+    def succeeded(self, ticket: LoginTicket) -> None:
+        """The attempt's password was right: it no longer counts (earlier failures do)."""
+        with self._lock:
+            for k in ticket.keys:
+                rec = self._recs.get(k)
+                if rec is not None:
+                    rec[0] -= 1
+                    if rec[0] <= 0:
+                        del self._recs[k]
 
     def __len__(self) -> int:
-        return len(self._fails)
+        return len(self._recs)

@@ -5,14 +5,22 @@ Each parameter has a description, a type, a unit and an accepted range. The serv
 share as :class:`sitebot.console.server.ServerConfig` (``ServerConfig.from_params``), the
 page's sections theirs as :class:`sitebot.console.views.ViewConfig`; the defaults here are
 theirs. ``deadman_timeout_s`` defaults to the teleop core's
-:data:`sitebot.teleop.core.DEADMAN_TIMEOUT_S`.
+:data:`sitebot.teleop.core.DEADMAN_TIMEOUT_S`. Also here: what ``host``/``allowed_hosts`` and
+``tls_cert_file``/``tls_key_file`` become (:func:`allowed_hosts`, :func:`tls_context`).
 """
 from __future__ import annotations
 
+import socket
+import ssl
+from typing import Iterable
+
 from sitebot.config.params import ParamSpec, ParamType
+from sitebot.console.protocol import host_name
+from sitebot.errors import ConfigError
+from sitebot.security import KEY_PARAM
 from sitebot.teleop.core import DEADMAN_TIMEOUT_S
 
-__all__ = ["SCHEMA"]
+__all__ = ["SCHEMA", "allowed_hosts", "tls_context"]
 
 F, I, B, S = ParamType.FLOAT, ParamType.INT, ParamType.BOOL, ParamType.STRING
 
@@ -52,14 +60,30 @@ SCHEMA: tuple[ParamSpec, ...] = (
     ParamSpec("command_burst", F, 40.0, "token bucket size", 1.0, 1000.0, read_only=True),
     ParamSpec("max_message_bytes", I, 4096, "larger WebSocket messages are rejected", 256,
               1048576, unit="B", read_only=True),
-    ParamSpec("login_max_failures", I, 5, "failed logins per address or user name in the "
-              "window before further attempts are refused", 1, 1000, read_only=True),
-    ParamSpec("login_window_s", F, 60.0, "failed-login window", 1.0, 86400.0, unit="s",
+    ParamSpec("login_max_failures", I, 5, "login attempts per address and per user name "
+              "(and per user name from addresses without failures) checked without delay; "
+              "then each waits login_delay_s, doubling, up to login_max_delay_s", 1, 1000,
               read_only=True),
+    ParamSpec("login_window_s", F, 60.0, "an address's or user name's failed logins are "
+              "forgotten this long after its last attempt", 1.0, 86400.0, unit="s",
+              read_only=True),
+    ParamSpec("login_delay_s", F, 1.0, "the first wait once login_max_failures attempts "
+              "were made (it doubles with each further failure)", 0.01, 3600.0, unit="s",
+              read_only=True),
+    ParamSpec("login_max_delay_s", F, 30.0, "the longest wait between login attempts (a "
+              "delay, never a lockout)", 0.01, 3600.0, unit="s", read_only=True),
     ParamSpec("check_origin", B, True, "refuse WebSocket connections from other origins "
               "(cross-site pages)", read_only=True),
+    ParamSpec("allowed_hosts", ParamType.STRING_ARRAY, [], "names accepted in the Host "
+              "header besides localhost, 127.0.0.1, ::1, this machine's host name and "
+              "'host' (others: HTTP 421; DNS rebinding)", read_only=True),
+    ParamSpec("tls_cert_file", S, "", "PEM certificate (chain) for HTTPS/WSS served directly; "
+              "'' = plain HTTP (a TLS proxy in front)", read_only=True),
+    ParamSpec("tls_key_file", S, "", "PEM private key of tls_cert_file", read_only=True),
     ParamSpec("supervisor_node", S, "safety_supervisor", "the safety supervisor's node name "
-              "(its set_parameters service sets the mode)", read_only=True),
+              "(informational: mode changes and resets go to safety/request, signed)",
+              read_only=True),
+    KEY_PARAM,
     ParamSpec("service_timeout_s", F, 3.0, "waiting for a service or action answer (wall)",
               0.1, 60.0, unit="s"),
     ParamSpec("pose_timeout_s", F, 1.0, "odometry/filtered older than this: the odom pose "
@@ -69,3 +93,29 @@ SCHEMA: tuple[ParamSpec, ...] = (
     ParamSpec("base_frame", S, "base_footprint", "robot base frame"),
     ParamSpec("map_frame", S, "map", "map frame"),
 )
+
+
+def allowed_hosts(host: str, extra: Iterable[str] = ()) -> frozenset[str]:
+    """The names a request's ``Host`` may carry: localhost, 127.0.0.1, ::1, this machine's
+    host name, the listen address ``host`` and ``extra`` (names without a port)."""
+    names = ("localhost", "127.0.0.1", "::1", socket.gethostname(), host, *extra)
+    return frozenset(n for n in (host_name(f"[{x}]" if ":" in x and not x.startswith("[")
+                                           else x) for x in names) if n)
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext | None:
+    """The server's TLS context (TLS 1.2 at least) when a certificate and key are given,
+    None when neither is; :class:`ConfigError` naming the files when they cannot be used."""
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        raise ConfigError("web console: tls_cert_file and tls_key_file go together (got "
+                          f"tls_cert_file={cert!r}, tls_key_file={key!r})")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(f"web console: TLS certificate {cert!r} / key {key!r} not usable: "
+                          f"{e}") from None
+    return ctx

@@ -9,17 +9,69 @@ with a reason naming the field.
 
 Server -> client: ``welcome``, ``map``, ``state`` (changed sections only), ``reply`` (to a
 command, ``ok`` and ``message``), ``error``, ``plan``.
+
+Numbers are checked before use: finite, within a sane range per field (an integer with 400
+digits is refused here, not turned into an ``OverflowError`` later). Ids (``plan_id``,
+``in_reply_to``) are short names of letters, digits and ``_.:@-``. :func:`printable` is the
+one escaping of client-controlled text for log lines and audit entries.
 """
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
-__all__ = ["ProtocolError", "COMMANDS", "parse_message", "MAX_TEXT"]
+__all__ = ["ProtocolError", "COMMANDS", "parse_message", "decode_text", "printable",
+           "safe_line", "host_name", "MAX_TEXT", "MAX_SPEED"]
 
 MAX_TEXT = 500           # instruction / answer text [characters]
+MAX_SPEED = 100.0        # |v| [m/s] and |w| [rad/s] accepted before clamping (sanity bound)
 _ID_MAX = 64
+_ID_RE = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
+_MAX_INT_ID = 2 ** 53    # integer ids are echoed back: what a browser's number holds exactly
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: Any, limit: int = 200) -> str:
+    """``text`` safe for one log line or audit field: backslash, control characters, lone
+    surrogates and every other non-printable character written as a Python-style escape
+    (``\\n``, ``\\x00``, ``\\ud800``, ``\\u202e``), at most ``limit`` characters of the text
+    kept (``...(+N chars)`` says how many were cut). Non-strings are ``str()``-ed first."""
+    s = text if isinstance(text, str) else str(text)
+    cut = len(s) - limit if len(s) > limit else 0
+    out = []
+    for ch in s[:limit] if cut else s:
+        esc = _ESCAPES.get(ch)
+        if esc is None and not ch.isprintable():
+            o = ord(ch)
+            esc = f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else \
+                f"\\U{o:08x}"
+        out.append(ch if esc is None else esc)
+    return "".join(out) + (f"...(+{cut} chars)" if cut else "")
+
+
+def safe_line(text: str) -> str:
+    """A whole log line made safe: :func:`printable` (at most 4000 characters) when it holds
+    a control, surrogate or other non-printable character, else the line as it is (so the
+    parts already escaped are not escaped twice)."""
+    return text if text.isprintable() else printable(text, 4000)
+
+
+def host_name(header: str | None) -> str | None:
+    """The name in a ``Host`` header (lower case, no port, no brackets, no trailing dot);
+    None when it is missing or malformed."""
+    h = (header or "").strip().lower()
+    if h.startswith("["):                                   # [IPv6]:port
+        name, sep, rest = h[1:].partition("]")
+        if not sep or (rest and not (rest[0] == ":" and rest[1:].isdigit())):
+            return None
+    else:
+        name, sep, port = h.partition(":")
+        if sep and not port.isdigit():
+            return None
+    name = name.rstrip(".")
+    return name if name and name.isprintable() and " " not in name else None
 
 
 class ProtocolError(ValueError):
@@ -38,13 +90,26 @@ def _str(max_len: int, allowed: tuple[str, ...] = ()):
     return check
 
 
-def _num(v: Any, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ProtocolError(f"field '{name}' must be a number")
-    f = float(v)
-    if not math.isfinite(f):
-        raise ProtocolError(f"field '{name}' must be finite")
-    return f
+def _num(lo: float, hi: float):
+    def check(v: Any, name: str) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ProtocolError(f"field '{name}' must be a number")
+        try:
+            f = float(v)
+        except OverflowError:               # an integer beyond any float
+            raise ProtocolError(f"field '{name}' must be finite (number too large)") from None
+        if not math.isfinite(f):
+            raise ProtocolError(f"field '{name}' must be finite")
+        if not lo <= f <= hi:
+            raise ProtocolError(f"field '{name}' must be within [{lo:g}, {hi:g}]")
+        return f
+    return check
+
+
+def _id(v: Any, name: str) -> str:
+    if not isinstance(v, str) or not _ID_RE.fullmatch(v):
+        raise ProtocolError(f"field '{name}' must be 1-{_ID_MAX} letters, digits or _.:@-")
+    return v
 
 
 def _bool(v: Any, name: str) -> bool:
@@ -54,7 +119,8 @@ def _bool(v: Any, name: str) -> bool:
 
 
 _TEXT = _str(MAX_TEXT)
-_IDS = _str(_ID_MAX)
+_IDS = _id
+_SPEED = _num(-MAX_SPEED, MAX_SPEED)
 
 #: command -> (required fields, optional fields); each field -> checker
 COMMANDS: dict[str, tuple[dict, dict]] = {
@@ -63,7 +129,7 @@ COMMANDS: dict[str, tuple[dict, dict]] = {
     "ping": ({}, {}),
     "estop": ({}, {}),
     "reset": ({}, {}),
-    "teleop": ({"v": _num, "w": _num}, {}),
+    "teleop": ({"v": _SPEED, "w": _SPEED}, {}),
     "teleop_stop": ({}, {}),
     "mode": ({"mode": _str(16, ("manual", "automatic"))}, {}),
     "instruct": ({"text": _TEXT}, {}),
@@ -78,6 +144,19 @@ _COMMON = {"type", "token", "id"}
 
 def _refuse_constant(name: str) -> Any:
     raise ProtocolError(f"{name} is not a number in JSON")
+
+
+def decode_text(data: bytes, max_bytes: int = 4096) -> str:
+    """A received frame's bytes as text: over ``max_bytes`` or not UTF-8 (a lone surrogate's
+    encoding included) is a :class:`ProtocolError` naming the byte."""
+    if len(data) > max_bytes:
+        raise ProtocolError(f"message of {len(data)} bytes exceeds the limit of {max_bytes} "
+                            "bytes")
+    try:
+        return bytes(data).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ProtocolError(f"message is not valid UTF-8 text (byte {e.start}: {e.reason})") \
+            from None
 
 
 def parse_message(data: str | bytes, max_bytes: int = 4096) -> dict[str, Any]:
@@ -119,7 +198,8 @@ def parse_message(data: str | bytes, max_bytes: int = 4096) -> dict[str, Any]:
     if "id" in msg:
         mid = msg["id"]
         if isinstance(mid, bool) or not isinstance(mid, (int, str)) or \
-                (isinstance(mid, str) and len(mid) > _ID_MAX):
+                (isinstance(mid, str) and len(mid) > _ID_MAX) or \
+                (isinstance(mid, int) and abs(mid) > _MAX_INT_ID):
             raise ProtocolError("field 'id' must be an integer or a short string")
         out["id"] = mid
     return out

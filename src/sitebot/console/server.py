@@ -11,6 +11,14 @@ emergency stop and the teleop release are never refused for rate), a throttled s
 changed state sections, and its share of the teleop arbiter
 (:class:`sitebot.teleop.core.TeleopArbiter`, the teleop core's hold-to-run rules and clamping):
 release, silence longer than the deadman timeout, and a closed connection all send a stop.
+
+Hardening (docs/console.md, "Access"): every request's ``Host`` must be an allowed name (DNS
+rebinding: HTTP 421) and a WebSocket's ``Origin`` must match it; only GET and HEAD are
+answered (405 with ``Allow``); logins pass :class:`~sitebot.console.auth.LoginLimiter` before
+the password is checked; an exception in any handler is answered to the client and logged at
+most once per second per kind; client text in log lines and audit entries goes through
+:func:`~sitebot.console.protocol.printable`. With ``tls_cert_file``/``tls_key_file`` the
+server speaks HTTPS/WSS itself.
 """
 from __future__ import annotations
 
@@ -37,7 +45,9 @@ from websockets.http11 import Request, Response
 
 from sitebot.config.params import dataclass_from_params
 from sitebot.console.auth import PERMISSIONS, LoginLimiter, UserStore, load_users, permitted
-from sitebot.console.protocol import ProtocolError, parse_message
+from sitebot.console.config import allowed_hosts, tls_context
+from sitebot.console.protocol import (ProtocolError, decode_text, host_name, parse_message,
+                                      printable, safe_line)
 from sitebot.console.ratelimit import Throttle, TokenBucket
 from sitebot.console.state import PlanBook, StateStore, map_payload
 from sitebot.paths import data_path
@@ -99,7 +109,12 @@ class ServerConfig:
     max_message_bytes: int = 4096
     login_max_failures: int = 5
     login_window_s: float = 60.0
+    login_delay_s: float = 1.0
+    login_max_delay_s: float = 30.0
     check_origin: bool = True
+    allowed_hosts: tuple[str, ...] = ()
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
     slow_sections: tuple[str, ...] = ("audit", "gauges", "events")
 
     @classmethod
@@ -119,8 +134,6 @@ class Session:
     role: str | None = None
     token: str | None = None
     seen: dict = field(default_factory=dict)
-    errors_logged_at: float = -math.inf
-    errors_suppressed: int = 0
 
 
 class ConsoleServer:
@@ -151,13 +164,19 @@ class ConsoleServer:
         self.plans = PlanBook()
         self.teleop = TeleopArbiter(self.config.deadman_timeout_s, self.config.max_linear_mps,
                                     self.config.max_angular_radps)
-        self.limiter = LoginLimiter(self.config.login_max_failures, self.config.login_window_s)
+        c = self.config
+        self.limiter = LoginLimiter(c.login_max_failures, c.login_window_s, c.login_delay_s,
+                                    c.login_max_delay_s)
+        self.hosts = allowed_hosts(c.host, c.allowed_hosts)
+        self.ssl = tls_context(c.tls_cert_file, c.tls_key_file)
         self.sessions: dict[str, Session] = {}
         self.port: int | None = None
         self.ready = threading.Event()
         self.counts = {"connections": 0, "logins": 0, "login_failures": 0,
-                       "protocol_errors": 0, "rate_limited": 0, "forbidden": 0,
+                       "login_throttled": 0, "protocol_errors": 0, "rate_limited": 0,
+                       "forbidden": 0, "internal_errors": 0, "http_refused": 0,
                        "teleop_stops": 0}
+        self._log_marks: dict[str, list] = {}     # key -> [last logged, suppressed since]
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -165,12 +184,29 @@ class ConsoleServer:
 
     # ------------------------------------------------------------------ plumbing
     def log(self, level: str, text: str) -> None:
+        """One log line; any non-printable character in it is escaped (:func:`printable`)."""
         try:
-            self._log(level, text)
+            self._log(level, safe_line(text))
         except Exception:  # noqa: BLE001 - logging never takes the server down
             pass
 
+    def log_limited(self, key: str, level: str, text: str) -> None:
+        """:meth:`log`, at most once per second per ``key`` (the next line counts the
+        suppressed ones)."""
+        now = self.clock()
+        mark = self._log_marks.get(key)
+        if mark is not None and 0.0 <= now - mark[0] < 1.0:
+            mark[1] += 1
+            return
+        extra = f" (+{mark[1]} more in {now - mark[0]:.1f} s)" if mark and mark[1] else ""
+        if len(self._log_marks) > 1000:
+            self._log_marks.clear()
+        self._log_marks[key] = [now, 0]
+        self.log(level, text + extra)
+
     def audit(self, event: str, **fields: Any) -> None:
+        """An audit entry; text fields are escaped and bounded (:func:`printable`)."""
+        fields = {k: printable(v, 500) if isinstance(v, str) else v for k, v in fields.items()}
         if self._audit is not None:
             try:
                 self._audit(event, **fields)
@@ -196,9 +232,15 @@ class ConsoleServer:
         """For diagnostics: (serving, one line, counters)."""
         if self.port is None:
             return False, "server not started", {}
-        return True, (f"http://{self.config.host}:{self.port}/, {len(self.sessions)} "
+        return True, (f"{self.url}, {len(self.sessions)} "
                       f"connection(s), teleop {'held' if self.teleop.active else 'idle'}"), \
             dict(self.counts)
+
+    @property
+    def url(self) -> str:
+        host = self.config.host
+        host = f"[{host}]" if ":" in host else host
+        return f"{'https' if self.ssl else 'http'}://{host}:{self.port}/"
 
     def serve_until_signalled(self) -> None:
         """Serve in this thread (its own event loop) until SIGINT/SIGTERM or :meth:`stop`."""
@@ -220,16 +262,49 @@ class ConsoleServer:
             self.store.set("plans", self.plans.recent())
 
     # ------------------------------------------------------------------ HTTP
+    def _refuse(self, connection: ServerConnection, status: HTTPStatus, text: str,
+                log: str, **headers: str) -> Response:
+        self.counts["http_refused"] += 1
+        self.log_limited(f"http {status.value}", "warning", log)
+        resp = connection.respond(status, text + "\n")
+        for k, v in headers.items():
+            resp.headers[k] = v
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        return resp
+
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Every HTTP request and WebSocket handshake: Host, method, Origin, path."""
+        try:
+            return self._route(connection, request)
+        except Exception as e:  # noqa: BLE001 - a bad request never reaches the library's log
+            self.counts["internal_errors"] += 1
+            self.log_limited("http error", "error", f"HTTP request failed: {type(e).__name__}: "
+                                                   f"{printable(e)}")
+            return connection.respond(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error\n")
+
+    def _route(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
-        origin = request.headers.get("Origin")
+        peer = connection.remote_address[0] if connection.remote_address else "?"
+        hosts = request.headers.get_all("Host")
+        name = host_name(hosts[0]) if len(hosts) == 1 else None
+        if name not in self.hosts:
+            return self._refuse(connection, HTTPStatus.MISDIRECTED_REQUEST,
+                                "host not served here",
+                                f"request from {peer} for host {printable(hosts, 120)} refused "
+                                f"(allowed: {', '.join(sorted(self.hosts))})")
+        allow = "GET" if path == "/ws" else "GET, HEAD"
+        if request.method not in allow.split(", "):
+            return self._refuse(connection, HTTPStatus.METHOD_NOT_ALLOWED,
+                                "method not allowed",
+                                f"{printable(request.method, 20)} {printable(path, 80)} from "
+                                f"{peer} refused (allowed: {allow})", Allow=allow)
         if path == "/ws":
+            origin = request.headers.get("Origin")
             if self.config.check_origin and origin is not None:
-                host = request.headers.get("Host", "")
-                if origin.split("://", 1)[-1] != host:
-                    self.log("warning", f"websocket from origin {origin!r} refused "
-                                        f"(host {host!r})")
-                    return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
+                if origin.split("://", 1)[-1].lower() != hosts[0].strip().lower():
+                    return self._refuse(connection, HTTPStatus.FORBIDDEN, "origin not allowed",
+                                        f"websocket from origin {printable(origin, 120)} "
+                                        f"refused (host {printable(hosts[0], 120)})")
             if "upgrade" not in request.headers.get("Connection", "").lower():
                 return connection.respond(HTTPStatus.UPGRADE_REQUIRED,
                                           "WebSocket endpoint\n")
@@ -251,7 +326,7 @@ class ConsoleServer:
             ("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; "
                                         "connect-src 'self' ws: wss:; frame-ancestors 'none'"),
         ])
-        return Response(200, "OK", headers, body)
+        return Response(200, "OK", headers, b"" if request.method == "HEAD" else body)
 
     # ------------------------------------------------------------------ serving
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -260,13 +335,13 @@ class ConsoleServer:
         c = self.config
         async with serve(self.handler, c.host, c.port, process_request=self.process_request,
                          max_size=2 ** 20, max_queue=32, ping_interval=5, ping_timeout=10,
-                         close_timeout=2,
+                         close_timeout=2, ssl=self.ssl,
                          compression=None) as server:
             socks = server.sockets
             self.port = socks[0].getsockname()[1] if socks else c.port
             tick = asyncio.create_task(self._teleop_loop())
             self.ready.set()
-            self.log("info", f"web console on http://{c.host}:{self.port}/")
+            self.log("info", f"web console on {self.url}")
             try:
                 await self._stop.wait()
             finally:
@@ -280,7 +355,8 @@ class ConsoleServer:
         try:
             self.bridge.teleop_stop()
         except Exception as e:  # noqa: BLE001
-            self.log("error", f"teleop stop failed: {e}")
+            self.log_limited("teleop stop", "error", f"teleop stop failed: "
+                                                     f"{type(e).__name__}: {printable(e)}")
         self.audit("teleop_stop", reason=reason)
 
     async def _teleop_loop(self) -> None:
@@ -296,10 +372,13 @@ class ConsoleServer:
             await asyncio.sleep(period)
 
     def _guarded(self, fn, *args) -> None:
+        """``fn(*args)``; an exception is logged (once a second per function), not raised."""
         try:
             fn(*args)
         except Exception as e:  # noqa: BLE001
-            self.log("error", f"bridge {getattr(fn, '__name__', fn)} failed: {e}")
+            name = getattr(fn, "__name__", "call")
+            self.log_limited(f"bridge {name}", "error", f"bridge {name} failed: "
+                                                        f"{type(e).__name__}: {printable(e)}")
 
     async def handler(self, ws: ServerConnection) -> None:
         c = self.config
@@ -313,11 +392,22 @@ class ConsoleServer:
         self.counts["connections"] += 1
         sender = asyncio.create_task(self._sender(ws, s))
         try:
-            async for raw in ws:
-                await self._on_message(ws, s, raw)
+            while True:
+                raw = await ws.recv(decode=False)     # text decoded here: bad UTF-8 answered
+                try:
+                    await self._on_message(ws, s, raw)
+                except ConnectionClosed:
+                    raise
+                except Exception as e:  # noqa: BLE001 - never ends the connection's loop
+                    await self._internal_error(ws, s, "message", e)
         except ConnectionClosed as e:
-            if e.rcvd is not None and e.rcvd.code == 1009:
-                self.log("warning", f"{cid} ({remote}): closed: message over the size limit")
+            if any(f is not None and f.code == 1009 for f in (e.rcvd, e.sent)):
+                self.log_limited("too big", "warning",
+                                 f"{cid} ({remote}): closed: message over the size limit")
+        except Exception as e:  # noqa: BLE001 - the library's log gets no traceback either
+            self.counts["internal_errors"] += 1
+            self.log_limited("connection", "error", f"{cid} ({remote}): connection ended: "
+                                                    f"{type(e).__name__}: {printable(e)}")
         finally:
             sender.cancel()
             self.sessions.pop(cid, None)
@@ -352,19 +442,20 @@ class ConsoleServer:
 
     async def _error(self, ws, s: Session, text: str, mid: Any = None,
                      counter: str = "protocol_errors") -> None:
+        """An ``error`` to the client; logged at most once per second per ``counter``."""
         self.counts[counter] = self.counts.get(counter, 0) + 1
-        now = self.clock()
-        if now - s.errors_logged_at >= 1.0:
-            extra = f" (+{s.errors_suppressed} more)" if s.errors_suppressed else ""
-            self.log("warning", f"{s.cid} ({s.remote}, {s.user or 'not logged in'}): "
-                                f"{text}{extra}")
-            s.errors_logged_at, s.errors_suppressed = now, 0
-        else:
-            s.errors_suppressed += 1
+        self.log_limited(counter, "warning", f"{s.cid} ({s.remote}, "
+                                             f"{s.user or 'not logged in'}): {text}")
         out = {"type": "error", "message": text}
         if mid is not None:
             out["id"] = mid
         await self._send(ws, out)
+
+    async def _internal_error(self, ws, s: Session, kind: str, e: Exception) -> None:
+        text = f"{kind}: internal error ({type(e).__name__}); the server goes on"
+        self.log_limited("internal " + kind, "error", f"{s.cid} ({s.remote}): {kind} failed: "
+                                                      f"{type(e).__name__}: {printable(e)}")
+        await self._error(ws, s, text, None, "internal_errors")
 
     async def _reply(self, ws, cmd: dict, ok: bool, message: str, **extra: Any) -> None:
         out = {"type": "reply", "cmd": cmd["type"], "ok": bool(ok), "message": message, **extra}
@@ -375,6 +466,8 @@ class ConsoleServer:
     # ------------------------------------------------------------------ commands
     async def _on_message(self, ws, s: Session, raw: Any) -> None:
         try:
+            if isinstance(raw, (bytes, bytearray, memoryview)):
+                raw = decode_text(raw, self.config.max_message_bytes)
             cmd = parse_message(raw, self.config.max_message_bytes)
         except ProtocolError as e:
             await self._error(ws, s, f"rejected: {e}")
@@ -392,7 +485,8 @@ class ConsoleServer:
         if kind == "login":
             await self._login(ws, s, cmd)
             return
-        if s.token is None or not hmac.compare_digest(str(cmd.get("token", "")), s.token):
+        token = cmd.get("token", "").encode("utf-8", "surrogatepass")
+        if s.token is None or not hmac.compare_digest(token, s.token.encode("ascii")):
             await self._error(ws, s, f"{kind}: not authenticated (log in first)", cmd.get("id"),
                               "forbidden")
             return
@@ -405,27 +499,37 @@ class ConsoleServer:
             return
         try:
             await getattr(self, f"_cmd_{kind}")(ws, s, cmd)
+        except ConnectionClosed:
+            raise
         except Exception as e:  # noqa: BLE001 - one failed command never stops the server
-            self.log("error", f"{s.cid}: {kind} failed: {type(e).__name__}: {e}")
-            await self._reply(ws, cmd, False, f"{kind} failed: {e}")
+            self.counts["internal_errors"] += 1
+            self.log_limited("command " + kind, "error", f"{s.cid}: {kind} failed: "
+                                                         f"{type(e).__name__}: {printable(e)}")
+            await self._reply(ws, cmd, False, f"{kind} failed: {printable(e)}")
 
     async def _login(self, ws, s: Session, cmd: dict) -> None:
-        keys = (f"addr:{s.remote}", f"user:{cmd['user']}")
-        ok, retry = self.limiter.allowed(keys, self.clock())
-        if not ok:
-            self.counts["login_failures"] += 1
-            await self._error(ws, s, f"too many failed logins: retry in {math.ceil(retry)} s",
-                              cmd.get("id"), "login_failures")
+        """Counted by the limiter before the password is checked (one step: concurrent
+        attempts see each other); a refused attempt is answered at once, never queued."""
+        name = cmd["user"]
+        ticket, wait = self.limiter.begin(s.remote, name, self.clock())
+        if ticket is None:
+            self._note_throttled(s, name, wait)
+            await self._error(ws, s, f"too many failed logins: wait "
+                                     f"{math.ceil(wait * 1000) / 1000:g} s before the next "
+                                     "attempt", cmd.get("id"), "login_throttled")
             return
-        user = await asyncio.to_thread(self.users.authenticate, cmd["user"], cmd["password"])
+        try:
+            user = await asyncio.to_thread(self.users.authenticate, name, cmd["password"])
+        except Exception as e:  # noqa: BLE001 - counted as a failure, answered below
+            self.log_limited("authenticate", "error", f"login check failed: "
+                                                      f"{type(e).__name__}: {printable(e)}")
+            user = None
         if user is None:
-            self.limiter.failure(keys, self.clock())
-            self.counts["login_failures"] += 1
-            self.audit("login_failed", user=cmd["user"][:64], remote=s.remote)
+            self.audit("login_failed", user=name[:64], remote=s.remote)
             await self._error(ws, s, "invalid user name or password", cmd.get("id"),
                               "login_failures")
             return
-        self.limiter.success(keys)
+        self.limiter.succeeded(ticket)
         act = self.teleop.release(s.cid, "new login")
         if act is not None:
             self._send_stop("new login")
@@ -443,6 +547,16 @@ class ConsoleServer:
                                          "teleop_period_s": 0.1,
                                          "deadman_timeout_s": c.deadman_timeout_s}})
         await self._send(ws, {"type": "map", **self.map_data})
+
+    def _note_throttled(self, s: Session, name: str, wait: float) -> None:
+        """Refused attempts in the audit: at most one entry per second, with the count."""
+        now = self.clock()
+        mark = self._log_marks.setdefault("audit login_throttled", [-math.inf, 0])
+        mark[1] += 1
+        if not 0.0 <= now - mark[0] < 1.0:
+            self.audit("login_throttled", user=name[:64], remote=s.remote,
+                       attempts=mark[1], wait_s=round(wait, 1))
+            mark[0], mark[1] = now, 0
 
     async def _cmd_logout(self, ws, s: Session, cmd: dict) -> None:
         if self.teleop.release(s.cid, "logout") is not None:
@@ -483,7 +597,7 @@ class ConsoleServer:
             safety = self.store.get("safety") or {}
             if safety.get("mode_requested", safety.get("mode")) != "manual":
                 asyncio.get_running_loop().run_in_executor(
-                    None, self.bridge.set_mode, "manual", s.user or "")
+                    None, self._guarded, self.bridge.set_mode, "manual", s.user or "")
             self._guarded(self.bridge.teleop, self.teleop.v, self.teleop.w)
 
     async def _cmd_teleop_stop(self, ws, s: Session, cmd: dict) -> None:

@@ -12,20 +12,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from sitebot.control.types import (SPEED_SLACK, KernelConfig, KernelOutput, Reject, Status,
-                                   output_layout)
-from sitebot.types import StopCategory
+from sitebot.control.latch_py import SupervisorLatch
+from sitebot.control.types import (SPEED_SLACK, Heartbeat, KernelConfig, KernelOutput, Latch,
+                                   Reject, Status, output_layout)
 
 __all__ = ["ControlKernel"]
 
 _INF = math.inf
 _TWO_PI = 2.0 * math.pi
 _CMD_NONE, _CMD_VALID, _CMD_INVALID = 0, 1, 2
-_CATEGORIES = {int(c): c for c in StopCategory}
 #: the order in which ``_write`` lists the outputs (the fields of KernelOutput)
 _WRITE_ORDER = ("position", "velocity", "effort", "position_error", "setpoint_velocity",
                 "wheel_velocity", "base_velocity", "odometry", "trajectory_time_s",
-                "trajectory_active", "status")
+                "trajectory_active", "status", "latch")
 
 
 def _vec(name: str, arr: Any, n: int) -> list[float]:
@@ -155,14 +154,8 @@ class ControlKernel:
                  for off, length in [layout[name]] for j in range(length)]
         self._out_index = (None if index == list(range(layout["size"][1]))
                            else np.array(index, dtype=np.intp))
-        # supervisor and stop latches survive reset()
-        self._hb_rx = False
-        self._hb_stamp = -_INF
-        self._scale = 0.0
-        self._cat = StopCategory.NONE
-        self._stop_latched = False
-        self._cat0_latched = False
-        self._last_t = -_INF
+        # supervisor and stop latch survive reset()
+        self._sup = SupervisorLatch(config.heartbeat_timeout_s)
         self._clear()
 
     def _clear(self) -> None:
@@ -272,33 +265,18 @@ class ControlKernel:
         self._cmd_state = _CMD_VALID
         return Reject.ACCEPTED
 
-    def set_supervisor(self, stamp_s: float, speed_scale: float, stop_category: int) -> None:
-        cat = _CATEGORIES.get(int(stop_category))
-        if cat is None:
-            raise ValueError(f"argument 'stop_category' must be one of 0, 1, 2, 255 "
-                             f"(StopCategory), got {stop_category!r}")
-        stamp, scale = float(stamp_s), float(speed_scale)
-        if cat is not StopCategory.NONE:
-            self._stop_latched = True
-            if cat is StopCategory.CAT0:
-                self._cat0_latched = True
-        if not math.isfinite(stamp):
-            return                      # not a heartbeat
-        if not math.isfinite(scale):
-            scale = 0.0
-        self._hb_rx = True
-        self._hb_stamp = stamp
-        self._scale = _clamp(scale, 0.0, 1.0)
-        self._cat = cat
+    @property
+    def latch(self) -> Latch:
+        """Why the stop latch is closed (0: open)."""
+        return Latch(self._sup.latch)
 
-    def release_stop(self) -> bool:
-        if not self._hb_rx or self._cat is not StopCategory.NONE:
-            return False
-        if self._last_t - self._hb_stamp > self._config.heartbeat_timeout_s:
-            return False
-        self._stop_latched = False
-        self._cat0_latched = False
-        return True
+    def pin_supervisor(self, source: int) -> bool:
+        return self._sup.pin(source)
+
+    def set_supervisor(self, source: int, sequence: int, releases: int, stamp_s: float,
+                       speed_scale: float, stop_category: int) -> Heartbeat:
+        return self._sup.heartbeat(source, sequence, releases, stamp_s, speed_scale,
+                                   stop_category)
 
     def reset(self, positions: Sequence[float] | np.ndarray) -> None:
         pos = np.asarray(positions, dtype=np.float64)
@@ -431,15 +409,16 @@ class ControlKernel:
                 q_sp[i] = _clamp(ql[i], lo[i], hi[i])
                 v_sp[i] = 0.0
             self._sp_init = True
-        self._last_t = t
+        sup = self._sup
+        sup.last_t = t
 
         # supervisor
-        hb_ok = self._hb_rx and (t - self._hb_stamp) <= cfg.heartbeat_timeout_s
-        if self._hb_rx and not hb_ok:
-            self._stop_latched = True
-        stopping = self._stop_latched or not hb_ok
-        cat0 = self._cat0_latched
-        scale = 0.0 if stopping else self._scale
+        hb_ok = sup.hb_rx and (t - sup.hb_stamp) <= cfg.heartbeat_timeout_s
+        if sup.hb_rx and not hb_ok and not sup.latch & Latch.HEARTBEAT:
+            sup.close(Latch.HEARTBEAT)
+        stopping = sup.latch != 0 or not hb_ok
+        cat0 = sup.cat0_latched
+        scale = 0.0 if stopping else sup.scale
 
         # measured positions against the limits
         margin = self._margin
@@ -633,7 +612,8 @@ class ControlKernel:
         tau = self._tau if self._act is not None else 0.0
         values = (pos + vel + eff + err + spv
                   + [wl, wr, bv, bw, self._x, self._y, self._yaw, odo_v, odo_w,
-                     tau, 1.0 if self._active_flag() else 0.0, float(int(status))])
+                     tau, 1.0 if self._active_flag() else 0.0, float(int(status)),
+                     float(self._sup.latch)])
         if self._out_index is None:
             out._buf[:] = values
         else:

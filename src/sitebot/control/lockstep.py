@@ -15,10 +15,14 @@ import numpy as np
 
 from sitebot.control.hardware import CommandMode, HardwareCommand, HardwareState
 from sitebot.control.kernel import ControlKernel
-from sitebot.control.types import Interface, KernelConfig, KernelOutput, Reject, Status
+from sitebot.control.types import Heartbeat, Interface, KernelConfig, KernelOutput, Reject, Status
 from sitebot.types import StopCategory
 
-__all__ = ["LockstepController"]
+__all__ = ["LockstepController", "STANDALONE_SOURCE"]
+
+#: the supervisor source the controller pins when it is its own supervisor
+#: (``supervisor_required=False``)
+STANDALONE_SOURCE = 0
 
 _ARM_MODE = {Interface.POSITION: CommandMode.POSITION, Interface.VELOCITY: CommandMode.VELOCITY,
              Interface.EFFORT: CommandMode.EFFORT}
@@ -35,9 +39,10 @@ class LockstepController:
     command timeout or a category 1 stop, and are zero at once for category 0), or BRAKE on
     invalid input.
 
-    ``supervisor_required=False`` makes the controller give the kernel a heartbeat itself
-    every tick (speed scale 1, no stop): for simulations without the safety supervisor only.
-    With it (the default) no heartbeat means no motion.
+    ``supervisor_required=False`` makes the controller its own supervisor: it pins
+    :data:`STANDALONE_SOURCE` and gives the kernel a heartbeat every tick (speed scale 1, no
+    stop, one release): for simulations without the safety supervisor only.  With it (the
+    default) no heartbeat means no motion.
 
     ``lock`` guards every kernel call; the ROS side (``ControlIO``) may replace it with its
     own so that setpoints from callbacks and ticks from the physics thread never interleave.
@@ -70,6 +75,7 @@ class LockstepController:
         self._arm_field = _ARM_FIELD[interface]
         self._values = np.zeros(len(names))
         self._initialised = False
+        self._own_sequence = 0
         self.status = Status.OK
 
     # ------------------------------------------------------------------ setpoints
@@ -83,13 +89,20 @@ class LockstepController:
             return Reject(self.kernel.set_trajectory(times_s, positions, velocities,
                                                      accelerations, start_time_s))
 
-    def set_supervisor(self, stamp_s: float, speed_scale: float, stop_category: int) -> None:
+    def pin_supervisor(self, source: int) -> bool:
         with self.lock:
-            self.kernel.set_supervisor(stamp_s, speed_scale, stop_category)
+            return bool(self.kernel.pin_supervisor(source))
 
-    def release_stop(self) -> bool:
+    def set_supervisor(self, source: int, sequence: int, releases: int, stamp_s: float,
+                       speed_scale: float, stop_category: int) -> Heartbeat:
         with self.lock:
-            return bool(self.kernel.release_stop())
+            return self.kernel.set_supervisor(source, sequence, releases, stamp_s,
+                                              speed_scale, stop_category)
+
+    def _own_heartbeat(self, time_s: float) -> None:
+        self._own_sequence += 1
+        self.kernel.set_supervisor(STANDALONE_SOURCE, self._own_sequence, 1, time_s, 1.0,
+                                   StopCategory.NONE)
 
     # ------------------------------------------------------------------ the tick
     def update(self, state: HardwareState, time_s: float) -> HardwareCommand:
@@ -99,11 +112,10 @@ class LockstepController:
             if not self._initialised:
                 self.kernel.reset(np.ascontiguousarray(q[self._arm]))
                 if not self.supervisor_required:
-                    self.kernel.set_supervisor(time_s, 1.0, StopCategory.NONE)
-                    self.kernel.release_stop()
+                    self.kernel.pin_supervisor(STANDALONE_SOURCE)
                 self._initialised = True
-            elif not self.supervisor_required:
-                self.kernel.set_supervisor(time_s, 1.0, StopCategory.NONE)
+            if not self.supervisor_required:
+                self._own_heartbeat(time_s)
             self.status = Status(self.kernel.step(
                 time_s, self.dt_s, np.ascontiguousarray(q[self._arm]),
                 np.ascontiguousarray(qd[self._arm]), np.ascontiguousarray(q[self._wheels]),

@@ -12,8 +12,9 @@ Decisions:
   stamp when that is earlier (a delayed or re-delivered latched message counts as old as
   it is).  Unknown stop categories act as category 1; a non-finite speed scale acts as 0;
   the scale is clamped to [0, 1].
-* ``release_stop`` is due when the supervisor allows motion again (stop category NONE)
-  after a stop it requested, after its heartbeat was lost, and on its first heartbeat.
+* which publishers are obeyed (:meth:`ControlMonitor.obey`, :mod:`sitebot.control.pinning`)
+  and what a heartbeat fault means (:meth:`ControlMonitor.heartbeat_result`): the stop latch
+  itself is the kernel's, released only by the pinned supervisor (docs/control.md).
 """
 from __future__ import annotations
 
@@ -22,13 +23,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, NamedTuple
 
-from sitebot.control.types import KernelConfig, Reject, Status
+from sitebot.control.pinning import PublisherPin, Verdict
+from sitebot.control.types import Heartbeat, KernelConfig, Latch, Reject, Status
 from sitebot.types import DiagnosticLevel, StopCategory
 
 __all__ = ["ControlMonitor", "PeriodStats", "Rejection", "SupervisorInput"]
-
-_STOPPED_STATES = (Status.STOPPING, Status.STOPPED, Status.HEARTBEAT_TIMEOUT)
-
 
 _LEVEL_OF_STATUS = {Status.OK: DiagnosticLevel.OK, Status.COMMAND_TIMEOUT: DiagnosticLevel.OK,
                     Status.STOPPING: DiagnosticLevel.WARN, Status.STOPPED: DiagnosticLevel.WARN}
@@ -52,13 +51,11 @@ class Rejection:
 
 
 class SupervisorInput(NamedTuple):
-    """A supervisor message as the kernel takes it (``set_supervisor``), and whether
-    ``release_stop`` is due."""
+    """A supervisor message's values as the kernel takes them (``set_supervisor``)."""
 
     heartbeat_s: float
     speed_scale: float
     stop_category: StopCategory
-    release: bool
 
 
 class PeriodStats:
@@ -150,7 +147,14 @@ class ControlMonitor:
         self.last_heartbeat_s: float | None = None
         self.last_rejection: Rejection | None = None
         self.counts = {"trajectories_accepted": 0, "trajectories_rejected": 0,
-                       "cmd_vel_accepted": 0, "cmd_vel_rejected": 0, "safety_states": 0}
+                       "cmd_vel_accepted": 0, "cmd_vel_rejected": 0, "safety_states": 0,
+                       "foreign_messages": 0, "unverified_messages": 0,
+                       "heartbeat_faults": 0}
+        #: the stop latch after the latest published tick (0: open; set by the ROS side)
+        self.latch = Latch(0)
+        #: who is obeyed (set by the ROS side)
+        self.pin: PublisherPin | None = None
+        self.last_fault: str | None = None
         self.stepped = False
         self.last_status: Status | None = None
         self._last_stats: Mapping[str, float] | None = None
@@ -181,30 +185,55 @@ class ControlMonitor:
         self.stepped = True
         self.last_status = Status(status)
 
+    def obey(self, topic: str, gid: bytes | None) -> Verdict:
+        """Who published a message on ``topic`` (``gid``: its publisher's GID): counts and
+        warns (throttled) for anyone but the supervisor.  Only ``Verdict.SUPERVISOR`` is
+        obeyed."""
+        verdict = self.pin.classify(topic, gid) if self.pin is not None else Verdict.UNKNOWN
+        if verdict is Verdict.FOREIGN:
+            self.counts["foreign_messages"] += 1
+            self.warn(f"{topic}:foreign", f"{topic}: ignored a message from a node other "
+                      f"than the safety supervisor {self.pin.supervisor_node} (publisher "
+                      f"gid {bytes(gid or b'').hex()})")
+        elif verdict is Verdict.UNKNOWN:
+            self.counts["unverified_messages"] += 1
+            self.warn(f"{topic}:unknown", f"{topic}: ignored a message whose publisher the "
+                      "ROS graph does not list (yet); only the safety supervisor is obeyed")
+        return verdict
+
+    def heartbeat_result(self, topic: str, result: Heartbeat, sequence: int) -> None:
+        """Record what the kernel made of a heartbeat; a fault is warned (throttled)."""
+        if result is Heartbeat.FOREIGN:
+            self.last_fault = "a second safety/state source"
+        elif result is Heartbeat.SEQUENCE:
+            self.last_fault = f"sequence {sequence} did not increase"
+        else:
+            return
+        self.counts["heartbeat_faults"] += 1
+        self.warn(f"{topic}:{result.name}", f"{topic}: {self.last_fault}: the stop latch is "
+                  "closed until the supervisor releases it")
+
     def supervisor(self, topic: str, arrival_s: float, stamp_s: float, speed_scale: float,
-                   category: StopCategory | None, raw_category: int) -> SupervisorInput:
-        """A supervisor message (``stamp_s`` 0: none; ``category`` None: unknown, given as
-        ``raw_category``): sanitised, recorded, and whether a stop is to be released."""
+                   raw_category: int) -> SupervisorInput:
+        """A supervisor message's values (``stamp_s`` 0: none; an unknown stop category
+        acts as category 1), sanitised and recorded."""
         hb = min(arrival_s, stamp_s) if stamp_s > 0.0 else arrival_s
         scale = float(speed_scale)
         if not math.isfinite(scale):
             self.warn("scale", f"{topic}: speed_scale {scale!r} is not finite; using 0")
             scale = 0.0
         scale = min(max(scale, 0.0), 1.0)
-        if category is None:
+        try:
+            category = StopCategory(int(raw_category))
+        except ValueError:
             self.warn("category", f"{topic}: unknown stop_category {raw_category}; "
                                   "acting as category 1")
             category = StopCategory.CAT1
-        timeout = float(self.config.heartbeat_timeout_s)
-        lost = self.last_heartbeat_s is None or arrival_s - self.last_heartbeat_s > timeout
-        release = category is StopCategory.NONE and (
-            lost or self.stop_category is not StopCategory.NONE
-            or self.last_status in _STOPPED_STATES)
         self.speed_scale = scale
         self.stop_category = category
         self.last_heartbeat_s = arrival_s
         self.counts["safety_states"] += 1
-        return SupervisorInput(hb, scale, category, release)
+        return SupervisorInput(hb, scale, category)
 
     # ------------------------------------------------------------------ status
     def status_text(self, status: Status | None) -> str:
@@ -219,16 +248,23 @@ class ControlMonitor:
             Status.INVALID_INPUT: "invalid or stale measurement/command: holding",
             Status.LIMIT_VIOLATION: "a joint is outside its limits: holding",
         }[status]
+        if self.latch and status not in (Status.STOPPING, Status.STOPPED):
+            text += f"; {self._latch_text()}"
         r = self.last_rejection
         if r is not None and self.clock() - r.time_s < self.rejection_shown_s:
             text += f"; last rejected: {r}"
         return text
 
     def _stop_text(self) -> str:
-        if self.stop_category is StopCategory.NONE:
-            return "heartbeat lost" if self.heartbeat_age() > float(
-                self.config.heartbeat_timeout_s) else "stop held until released"
-        return f"supervisor requests category {int(self.stop_category)}"
+        if self.stop_category is not StopCategory.NONE:
+            return f"supervisor requests category {int(self.stop_category)}"
+        if self.heartbeat_age() > float(self.config.heartbeat_timeout_s):
+            return "heartbeat lost"
+        return self._latch_text()
+
+    def _latch_text(self) -> str:
+        causes = "+".join(c.name.lower() for c in Latch if c & self.latch) or "none"
+        return f"stop latched ({causes}) until the supervisor releases it"
 
     def heartbeat_age(self) -> float:
         """Seconds since the supervisor's last message (inf: none yet)."""
@@ -252,6 +288,8 @@ class ControlMonitor:
         values = [("status", status.name if status is not None else "NONE"),
                   ("speed_scale", f"{self.speed_scale:.3f}"),
                   ("stop_category", self.stop_category.name),
+                  ("stop_latch", "+".join(c.name for c in Latch if c & self.latch) or "open"),
+                  ("last_heartbeat_fault", self.last_fault or "none"),
                   ("heartbeat_age_s", f"{self.heartbeat_age():.3f}")]
         if output is not None:
             values.append(("max_position_error", f"{output[0]:.5f}"))

@@ -39,10 +39,15 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from dataclasses import dataclass
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from sitebot.config.checks import check_name
+from sitebot.errors import ConfigError
 
 __all__ = [
     "ControllerType",
@@ -59,6 +64,7 @@ __all__ = [
     "JointStateMapper",
     "JointStateSample",
     "diff_drive_wheel_velocities",
+    "check_controllers_file",
 ]
 
 
@@ -368,3 +374,99 @@ class JointStateMapper:
         s.received_s = float(received_s)
         s.valid = True
         return s
+
+
+# ====================================================================== controllers file
+
+#: A controller is a node: its name follows the ROS node-name rule.
+_NODE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: Parameter names (last component) that are limits, > 0 (``.nan``: no limit, as in
+#: ros2_controllers' speed limiter), and lower limits, <= 0 (``.nan`` likewise).
+_UPPER_LIMITS = ("max_velocity", "max_acceleration", "max_deceleration", "max_jerk",
+                 "max_effort", "effort")
+_LOWER_LIMITS = ("min_velocity", "min_acceleration", "min_deceleration", "min_jerk")
+#: Parameters that are finite and > 0.
+_POSITIVE = ("wheel_separation", "wheel_radius", "wheel_separation_multiplier",
+             "left_wheel_radius_multiplier", "right_wheel_radius_multiplier",
+             "publish_rate", "cmd_vel_timeout", "state_publish_rate", "action_monitor_rate",
+             "update_rate")
+#: Parameters holding names (joints, frames, interfaces): each a printable name.
+_NAMES = ("joints", "left_wheel_names", "right_wheel_names", "odom_frame_id",
+          "base_frame_id", "interface_name", "command_interfaces", "state_interfaces",
+          "command_joints", "tf_frame_prefix")
+
+
+def check_controllers_file(entries: Mapping[str, Mapping[str, Any]],
+                           file: str | Path | None = None) -> tuple[str, ...]:
+    """Check a ros2_control controllers file (``{section: {parameter: value}}`` as
+    :func:`sitebot.config.params.load_params_file` returns it, with a
+    ``controller_manager`` section) and return the controller names it declares.
+
+    Checked: ``update_rate`` a positive integer; every declared controller
+    (``<name>.type``) has a ROS node name and a type like ``pkg/Class``; every other
+    section configures a declared controller; every number is finite (``.nan`` only as
+    "no limit" on a velocity, acceleration or jerk limit); upper limits (``max_velocity``,
+    ``max_acceleration``, ``effort``, ...) are > 0 and lower limits <= 0; wheel geometry,
+    rates and timeouts are > 0; joint, frame and interface names are printable names.
+
+    :raises ConfigError: naming *file* and the key (``section.ros__parameters.name``).
+    """
+    def where(section: str, key: str) -> str:
+        return f"{section}.ros__parameters.{key}"
+
+    def node_of(section: str) -> str:
+        return section.strip("/").split("/")[-1] if section.strip("/") else section
+
+    cm_section = next(s for s in entries if node_of(s) == "controller_manager")
+    declared: dict[str, str] = {}
+    for key, value in entries[cm_section].items():
+        if key == "update_rate" and (isinstance(value, bool) or not isinstance(value, int)
+                                     or value <= 0):
+            raise ConfigError(f"update_rate must be a positive integer [Hz], got {value!r}",
+                              file, where(cm_section, key))
+        if key.endswith(".type"):
+            name = key[: -len(".type")]
+            if not _NODE_NAME_RE.match(name):
+                raise ConfigError(f"controller name {name!r} is not a ROS node name "
+                                  "(a letter or '_', then letters, digits or '_')", file,
+                                  where(cm_section, key))
+            if not isinstance(value, str) or "/" not in value or not value.isprintable():
+                raise ConfigError(f"controller '{name}' needs a type like "
+                                  f"'diff_drive_controller/DiffDriveController', got {value!r}",
+                                  file, where(cm_section, key))
+            declared[name] = value
+    for section, params in entries.items():
+        node = node_of(section)
+        if node != "controller_manager" and node not in declared:
+            raise ConfigError(f"section '{node}' configures no controller the "
+                              f"controller_manager declares; declared: "
+                              f"{', '.join(sorted(declared)) or 'none'}", file, section)
+        for key, value in params.items():
+            _check_controller_param(key, value, file, where(section, key))
+    return tuple(sorted(declared))
+
+
+def _check_controller_param(key: str, value: Any, file: str | Path | None,
+                            where: str) -> None:
+    last = key.rsplit(".", 1)[-1]
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if isinstance(v, float) and not math.isfinite(v):
+            if math.isnan(v) and last in _UPPER_LIMITS + _LOWER_LIMITS and last != "effort":
+                continue                          # .nan: no limit
+            raise ConfigError(f"{last} must be a finite number, got {v!r}", file, where)
+        number = isinstance(v, (int, float)) and not isinstance(v, bool)
+        if last in _UPPER_LIMITS + _POSITIVE and not (number and v > 0):
+            raise ConfigError(f"{last} must be a number > 0, got {v!r}", file, where)
+        if last in _LOWER_LIMITS and not (number and v <= 0):
+            raise ConfigError(f"{last} must be a number <= 0 (a lower limit), got {v!r}",
+                              file, where)
+        if last in _NAMES:
+            try:
+                check_name(where, last, v)
+            except ValueError:
+                raise ConfigError(f"{v!r} must be a non-empty printable name (no NUL or "
+                                  "control characters)", file, where) from None
+        elif isinstance(v, str) and not v.isprintable():
+            raise ConfigError(f"{v[:40]!r} must not contain NUL or control characters",
+                              file, where)

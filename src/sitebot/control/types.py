@@ -32,7 +32,9 @@ except ImportError:          # extension not built: the fallback tables below
 __all__ = [
     "Status",
     "Reject",
+    "Heartbeat",
     "Interface",
+    "Latch",
     "KernelConfig",
     "KernelOutput",
     "output_layout",
@@ -62,6 +64,11 @@ FALLBACK_REJECT = (("ACCEPTED", 0), ("WRONG_SIZE", 1), ("NON_FINITE", 2),
                    ("EMPTY", 6))
 #: (name, value) of Interface, what the backend takes for the arm joints
 FALLBACK_INTERFACE = (("POSITION", 0), ("VELOCITY", 1), ("EFFORT", 2))
+#: (name, value) of Heartbeat, the result of set_supervisor
+FALLBACK_HEARTBEAT = (("ACCEPTED", 0), ("RELEASED", 1), ("FOREIGN", 2), ("SEQUENCE", 3))
+#: (name, bit) of Latch, why the stop latch is closed (0: open)
+FALLBACK_LATCH = (("START", 1), ("STOP", 2), ("HEARTBEAT", 4), ("FOREIGN", 8),
+                  ("SEQUENCE", 16))
 #: (field, offset = a * n + b, length = c * n + d) of the output buffer, as (a, b, c, d)
 FALLBACK_LAYOUT = (
     ("position", (0, 0, 1, 0)),
@@ -75,6 +82,7 @@ FALLBACK_LAYOUT = (
     ("trajectory_time_s", (5, 9, 0, 1)),
     ("trajectory_active", (5, 10, 0, 1)),
     ("status", (5, 11, 0, 1)),
+    ("latch", (5, 12, 0, 1)),
 )
 FALLBACK_MAX_JOINTS = 32
 FALLBACK_MAX_POINTS = 100_000
@@ -91,6 +99,8 @@ if _ext is not None:
     Status = _ext.Status
     Reject = _ext.Reject
     Interface = _ext.Interface
+    Heartbeat = _ext.Heartbeat
+    Latch = _ext.Latch
     #: the most joints the C kernel takes (fixed-capacity arrays in ``control_kernel.h``)
     MAX_JOINTS_C: int = _ext.MAX_JOINTS
     #: the largest trajectory capacity (``KernelConfig.max_points``)
@@ -104,6 +114,10 @@ else:
                        "Result of ``set_trajectory`` / ``set_base_command``.")
     Interface = _int_enum("Interface", FALLBACK_INTERFACE,
                           "What the backend takes for the arm joints.")
+    Heartbeat = _int_enum("Heartbeat", FALLBACK_HEARTBEAT, "Result of ``set_supervisor``.")
+    Latch = enum.IntFlag("Latch", list(FALLBACK_LATCH), module=__name__,  # type: ignore[misc]
+                         qualname="Latch")
+    Latch.__doc__ = "Why the stop latch is closed (bits; 0: open)."
     MAX_JOINTS_C = FALLBACK_MAX_JOINTS
     MAX_POINTS = FALLBACK_MAX_POINTS
     SPEED_SLACK = FALLBACK_SPEED_SLACK
@@ -237,12 +251,12 @@ class KernelOutput:
     ``setpoint_velocity`` (n,); ``wheel_velocity`` (2,) [rad/s] (left, right);
     ``base_velocity`` (2,) = commanded (v [m/s], w [rad/s]) after limits; ``odometry`` (5,)
     = x [m], y [m], yaw [rad], v [m/s], w [rad/s].  Scalars: ``trajectory_time_s``,
-    ``trajectory_active``, ``status``.
+    ``trajectory_active``, ``status``, ``latch`` (:class:`Latch` bits; 0: open).
     """
 
     __slots__ = ("n_joints", "_buf", "position", "velocity", "effort", "position_error",
                  "setpoint_velocity", "wheel_velocity", "base_velocity", "odometry",
-                 "_i_time", "_i_active", "_i_status")
+                 "_i_time", "_i_active", "_i_status", "_i_latch")
 
     def __init__(self, config: KernelConfig | int) -> None:
         n = config.n_joints if isinstance(config, KernelConfig) else int(config)
@@ -258,6 +272,7 @@ class KernelOutput:
         self._i_time = layout["trajectory_time_s"][0]
         self._i_active = layout["trajectory_active"][0]
         self._i_status = layout["status"][0]
+        self._i_latch = layout["latch"][0]
 
     @property
     def trajectory_time_s(self) -> float:
@@ -272,6 +287,11 @@ class KernelOutput:
     @property
     def status(self) -> Status:
         return Status(int(self._buf[self._i_status]))
+
+    @property
+    def latch(self) -> Latch:
+        """Why the stop latch is closed after this tick (0: open)."""
+        return Latch(int(self._buf[self._i_latch]))
 
     def copy(self) -> "KernelOutput":
         other = KernelOutput(self.n_joints)

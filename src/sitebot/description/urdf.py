@@ -12,9 +12,15 @@ line, or the link/joint):
 * the links form one tree: a single root, no link with two parents, no cycle;
 * revolute, continuous and prismatic joints have ``<limit>`` with velocity > 0 and
   effort > 0; revolute and prismatic ones also lower < upper;
-* every ``<inertial>`` has mass > 0 and an inertia tensor that is positive definite and
-  whose principal moments satisfy the triangle inequality (I1 + I2 >= I3);
+* every ``<inertial>`` has mass in (0, 10 t] and an inertia tensor that is positive
+  definite and whose principal moments satisfy the triangle inequality (I1 + I2 >= I3);
+* every number is finite; origins lie within +-1 km and +-4*pi rad; ``<contact>``
+  frictions (``lateral_friction`` ...) lie in [0, 10]; link and joint names are printable;
 * ``<mimic>`` names an existing joint.
+
+A ``.xacro`` file is expanded with bounded work (:mod:`.xacro_bounded`: a child process
+with a timeout and memory, output and exponent bounds); a plain file is read with the
+size and UTF-8 checks of :func:`sitebot.config.yamlio.read_text`.
 
 Line numbers point into the file that was parsed: the source itself for a plain URDF;
 for a xacro file (whose expansion has no source lines) the error names the link or joint
@@ -34,6 +40,9 @@ from xml.parsers import expat
 
 import numpy as np
 
+from sitebot.config.checks import ANGLE_LIMIT_RAD, MAX_FRICTION, MAX_MASS_KG, SITE_HEIGHT_M
+from sitebot.config.yamlio import read_text
+from sitebot.description.xacro_bounded import expand_xacro
 from sitebot.errors import UrdfError
 from sitebot.paths import data_path
 
@@ -273,44 +282,15 @@ def load_robot_description(path: Path | str | None = None,
         raise UrdfError("robot description file not found", source)
     mappings = {str(k): str(v) for k, v in (mappings or {}).items()}
     if source.name.endswith(".xacro"):
-        text = _expand_xacro(source, mappings)
+        text = expand_xacro(source, mappings)
         from_xacro = True
     else:
         if mappings:
             raise UrdfError(f"xacro arguments {sorted(mappings)} given for a plain URDF; "
                             "arguments apply only to .xacro files", source)
-        try:
-            text = source.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UrdfError(f"cannot read: {exc}", source) from exc
+        text = read_text(source, UrdfError)     # bounded size, UTF-8 only
         from_xacro = False
     return parse_urdf(text, source, prefix=mappings.get("prefix"), expanded=from_xacro)
-
-
-def _expand_xacro(source: Path, mappings: dict[str, str]) -> str:
-    try:
-        import xacro  # the PyPI 'xacro' package
-    except ImportError as exc:  # pragma: no cover - environment problem
-        raise UrdfError("expanding a .xacro file needs the 'xacro' package "
-                        "(pip install xacro)", source) from exc
-    try:
-        doc = xacro.process_file(str(source), mappings=dict(mappings))
-    except expat.ExpatError as exc:
-        raise UrdfError(f"malformed XML: {expat.ErrorString(exc.code)}",
-                        _xacro_current_file(xacro, source), exc.lineno) from exc
-    except Exception as exc:  # xacro raises XacroException and also plain NameError etc.
-        raise UrdfError(f"xacro expansion failed: {exc}",
-                        _xacro_current_file(xacro, source)) from exc
-    return doc.toprettyxml(indent="  ")
-
-
-def _xacro_current_file(xacro_module: object, default: Path) -> Path:
-    stack = getattr(xacro_module, "filestack", None)
-    if stack:
-        last = stack[-1]
-        if last:
-            return Path(last)
-    return default
 
 
 # ======================================================================================
@@ -414,7 +394,20 @@ class _Checker:
             return Origin()
         xyz = self.floats(el, "xyz", 3, what, (0.0, 0.0, 0.0))
         rpy = self.floats(el, "rpy", 3, what, (0.0, 0.0, 0.0))
+        for attr, values, limit, unit in (("xyz", xyz, SITE_HEIGHT_M, "m"),
+                                          ("rpy", rpy, ANGLE_LIMIT_RAD, "rad")):
+            if max(abs(v) for v in values) > limit:
+                raise self.fail(f"<origin {attr}=\"{el.get(attr)}\">: each value must lie "
+                                f"within +-{limit:g} {unit}", el, what)
         return Origin(xyz, rpy)  # type: ignore[arg-type]
+
+    def name(self, el: ET.Element) -> str:
+        name = el.get("name")
+        if not name or not name.isprintable() or name != name.strip():
+            raise self.fail(f"<{el.tag}> needs a name of printable characters (no control "
+                            f"characters or surrounding spaces), got {name!r}", el,
+                            f"{el.tag} {name!r}" if name else None)
+        return name
 
 
 def parse_urdf(text: str, source: Path | str = Path("<string>"), *,
@@ -507,9 +500,7 @@ def parse_urdf(text: str, source: Path | str = Path("<string>"), *,
 
 
 def _parse_link(chk: _Checker, el: ET.Element) -> LinkInfo:
-    name = el.get("name")
-    if not name:
-        raise chk.fail("<link> without a name", el, None)
+    name = chk.name(el)
     what = f"link '{name}'"
     mass = inertia = None
     inertial_origin = Origin()
@@ -520,8 +511,9 @@ def _parse_link(chk: _Checker, el: ET.Element) -> LinkInfo:
         if mass_el is None:
             raise chk.fail("<inertial> without <mass>", inertial, what)
         mass = chk.number(mass_el, "value", what)
-        if not mass > 0.0:
-            raise chk.fail(f"mass {mass} kg: must be > 0", mass_el, what)
+        if not 0.0 < mass <= MAX_MASS_KG:
+            raise chk.fail(f"mass {mass:g} kg: must be > 0 and <= {MAX_MASS_KG:g}", mass_el,
+                           what)
         in_el = inertial.find("inertia")
         if in_el is None:
             raise chk.fail("<inertial> without <inertia>", inertial, what)
@@ -530,6 +522,12 @@ def _parse_link(chk: _Checker, el: ET.Element) -> LinkInfo:
                        for k in keys)
         _check_inertia(chk, in_el, what, values)
         inertia = values  # type: ignore[assignment]
+    for friction in el.findall("contact/*"):
+        if friction.tag.endswith("_friction"):
+            mu = chk.number(friction, "value", what)
+            if not 0.0 <= mu <= MAX_FRICTION:
+                raise chk.fail(f"<{friction.tag} value=\"{friction.get('value')}\">: must lie "
+                               f"in [0, {MAX_FRICTION:g}]", friction, what)
     collisions = []
     for col in el.findall("collision"):
         collisions.append(_parse_geometry(chk, col, what))
@@ -582,9 +580,7 @@ def _parse_geometry(chk: _Checker, parent: ET.Element, what: str) -> Geometry:
 
 
 def _parse_joint(chk: _Checker, el: ET.Element) -> JointInfo:
-    name = el.get("name")
-    if not name:
-        raise chk.fail("<joint> without a name", el, None)
+    name = chk.name(el)
     what = f"joint '{name}'"
     raw_type = el.get("type")
     try:

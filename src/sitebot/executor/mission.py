@@ -107,7 +107,7 @@ def mission_report(plan: Plan, res: ExecutionResult, t0: float, t1: float, wall_
     path and timings."""
     return {
         "plan_id": plan.plan_id, "instruction": plan.instruction, "role": plan.role,
-        "result": res.code.name.lower(), "reason": res.reason,
+        "authority": plan.who, "result": res.code.name.lower(), "reason": res.reason,
         "duration_s": round(t1 - t0, 2), "wall_s": round(wall_s, 2),
         "outcomes": outcome_counts(res.steps),
         "steps": [{"skill": s.step.skill, "args": dict(s.step.args),

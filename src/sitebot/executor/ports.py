@@ -153,13 +153,15 @@ class TrackedPorts:
                 self.joints[name] = (float(q), float(v))
 
     def receive_answer(self, role: str, in_reply_to: str, text: str) -> str:
-        """A reply to a confirmation request: only a supervisor's yes/no counts.  Returns
-        the event to log."""
-        if role != "supervisor":
-            return f"confirmation from role {role!r} ignored: a supervisor must confirm"
+        """A reply to a confirmation request, *role* being the role its authority assertion
+        proved ('' when none did): a "yes" counts only from a supervisor; a "no" from
+        anyone (declining, like stopping, is always allowed).  Returns the event to log."""
         yes = confirmation_answer(text)
         if yes is None:
             return f"confirmation answer {text!r} not understood (yes/no)"
+        if yes and role != "supervisor":
+            return (f"confirmation 'yes' from role {role or 'unauthenticated'!r} ignored: a "
+                    "supervisor must confirm")
         self.confirm_answer = (in_reply_to, yes)
         return f"confirmation for {in_reply_to}: {'yes' if yes else 'no'}"
 

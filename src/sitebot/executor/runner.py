@@ -96,11 +96,13 @@ def check_plan(plan: Plan, registry: SiteRegistry) -> str | None:
 class PlanRunner:
     """Executes plans with *ports* (see :class:`~sitebot.executor.types.RobotPorts`)."""
 
-    def __init__(self, registry: SiteRegistry, ports, config: ExecutorConfig | None = None
-                 ) -> None:
+    def __init__(self, registry: SiteRegistry, ports, config: ExecutorConfig | None = None,
+                 authorised: Callable[[Plan, Step], None] | None = None) -> None:
         self.registry = registry
         self.ports = ports
         self.config = config or ExecutorConfig()
+        #: called as a high-risk step is about to act, after its confirmation (the audit)
+        self.authorised = authorised
 
     # -- safety -------------------------------------------------------------------------
     def _wait_until_safe(self, index: int, n: int, result: StepResult,
@@ -148,9 +150,10 @@ class PlanRunner:
         if problem:
             for r in results:
                 r.outcome = Outcome.SKIPPED
-            return ExecutionResult(ResultCode.REJECTED, problem, results)
+            return ExecutionResult(ResultCode.REJECTED, problem + (
+                f" [authority: {plan.who}]" if plan.who else ""), results)
         ctx = SkillContext(self.ports, self.registry, self.config, plan, confirmed=confirmed,
-                           cancel=cancel)
+                           cancel=cancel, authorised=self.authorised)
         n = len(plan.steps)
         for i, (step, res) in enumerate(zip(plan.steps, results)):
             outcome = self._run_step(i, n, step, res, ctx, feedback, cancel)

@@ -11,7 +11,7 @@ import math
 import statistics
 import threading
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 from sitebot.executor.approach import approach_distance
 from sitebot.executor.config import check_fields
@@ -79,6 +79,7 @@ class SkillContext:
     approached_m: float = 0.0           # driven in by a pick's approach, not yet backed out
     arm_stowed: bool = True
     notes: list[str] = field(default_factory=list)
+    authorised: Callable[[Plan, Step], None] | None = None   # a high-risk step goes ahead
 
 
 def _grasp_yaws(ctx: SkillContext, long_axis_yaw: float | None = None) -> list[float]:
@@ -373,6 +374,8 @@ class OperateValve(Skill, _ArmAside):
                 raise StepFailure("confirmation declined", retryable=False,
                                   outcome=Outcome.DECLINED)
             ctx.confirmed = True
+        if ctx.authorised is not None:
+            ctx.authorised(ctx.plan, step)
         self.arm_to(ctx, f"valve_{action}", required=True)
         self.arm_to(ctx, "stow", required=False)
         result.message = f"{action} {asset.id}"

@@ -37,11 +37,16 @@ class Step:
 
 @dataclass(frozen=True)
 class Plan:
-    """A plan as the planner answers it (status ``ok``), with who asked for it."""
+    """A plan as the planner answers it (status ``ok``), with who asked for it: ``role`` is
+    the role it runs with (the executor sets it from the verified ``authority``, the
+    planner's signed assertion as received; :mod:`sitebot.executor.authority`), ``who``
+    says for the audit whose authority that is."""
     steps: tuple[Step, ...]
     plan_id: str = ""
     role: str = "operator"
     instruction: str = ""
+    authority: str = ""
+    who: str = ""
 
     @property
     def needs_confirmation(self) -> bool:
@@ -49,7 +54,8 @@ class Plan:
 
 
 def plan_from_fields(steps: Iterable[tuple[str, Sequence[str], Sequence[str]]],
-                     plan_id: str = "", role: str = "", instruction: str = "") -> Plan:
+                     plan_id: str = "", role: str = "", instruction: str = "",
+                     authority: str = "") -> Plan:
     """A plan from its fields as a TaskPlan message carries them: per step the skill, the
     argument names and the argument values (zipped); an empty id is ``plan``, an empty role
     ``operator``.
@@ -63,7 +69,7 @@ def plan_from_fields(steps: Iterable[tuple[str, Sequence[str], Sequence[str]]],
                              f"but {len(values)} values")
         out.append(Step(skill, dict(zip(names, values))))
     return Plan(tuple(out), plan_id=plan_id or "plan", role=role or "operator",
-                instruction=instruction)
+                instruction=instruction, authority=authority)
 
 
 class Outcome(enum.IntEnum):

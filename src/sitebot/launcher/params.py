@@ -9,9 +9,8 @@ import json
 import math
 from typing import Any, Callable
 
-import yaml
-
-from sitebot.errors import LaunchError
+from sitebot.config.yamlio import load_yaml_text
+from sitebot.errors import ConfigError, LaunchError
 from sitebot.launcher.entities import SubEntity
 from sitebot.launcher.model import ParamFile, ParamItem, ParamValue
 from sitebot.launcher.substitutions import Template, parse_template
@@ -158,11 +157,11 @@ class ParamResolver:
         if text == "":
             return ""
         try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise LaunchError(f"parameter '{name}': value {text!r} is not valid YAML (quote "
-                              "it inside the string, or give type: str)",
-                              where.file, where.line) from None
+            value = load_yaml_text(text)      # the one bounded YAML path
+        except ConfigError as e:
+            raise LaunchError(f"parameter '{name}': value {text[:80]!r} is not valid YAML "
+                              f"({e.message}; quote it inside the string, or give type: "
+                              "str)", where.file, where.line) from None
         if isinstance(value, (bool, int, float, str)):
             return value
         if isinstance(value, list) and value and len({type(i) for i in value}) == 1 \
@@ -188,8 +187,8 @@ def format_param_value(value: object) -> str:
         return repr(value)
     if isinstance(value, str):
         try:
-            plain = yaml.safe_load(value) == value and "\n" not in value
-        except yaml.YAMLError:
+            plain = load_yaml_text(value) == value and "\n" not in value
+        except ConfigError:
             plain = False
         return value if plain else json.dumps(value, ensure_ascii=False)
     if isinstance(value, (list, tuple)):

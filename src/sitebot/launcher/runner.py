@@ -543,8 +543,14 @@ def _format_process(p: NodeProcess) -> str:
     return " ".join(parts)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``sitebot launch [PACKAGE] FILE [name:=value ...] [--print] [--show-args]``."""
+def main(argv: Sequence[str] | None = None, *,
+         validate: Callable[[LaunchDescription], object] | None = None) -> int:
+    """``sitebot launch [PACKAGE] FILE [name:=value ...] [--print] [--show-args]``.
+
+    :param validate: called with the resolved description before it is printed or run
+        (the ``sitebot`` command passes the parameter checks of ``sitebot check``, which
+        this package cannot import); a :class:`SitebotError` it raises is the error.
+    """
     ap = argparse.ArgumentParser(
         prog="sitebot launch",
         description="Run a ROS 2 YAML launch file without ROS's launch installed.")
@@ -597,6 +603,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"        (default: '{default}')")
             return 0
         description = load_launch(path, launch_args, environ=environ)
+        if validate is not None:
+            validate(description)
         if ns.print_only:
             print(f"# {description.file}")
             if description.arguments:

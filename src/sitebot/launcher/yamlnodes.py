@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from sitebot.config.yamlio import compose_yaml, yaml_error
 from sitebot.errors import LaunchError
 
 __all__ = ["YNode", "load_yaml", "yaml_kind", "yaml_scalar_text"]
@@ -26,34 +27,31 @@ class YNode:
 
 
 def load_yaml(path: Path) -> YNode | None:
-    """The YAML document in *path* as a :class:`YNode` tree (None if it is empty)."""
+    """The YAML document in *path* as a :class:`YNode` tree (None if it is empty), read
+    through the project's one bounded YAML path (:mod:`sitebot.config.yamlio`: size,
+    UTF-8, nesting depth and alias expansion limits)."""
+    root, loader, text = compose_yaml(path, LaunchError, prefix=_PREFIX)
+    if root is None:
+        return None
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise LaunchError(f"cannot read launch file: {e.strerror or e}", path) from None
-    except UnicodeDecodeError as e:
-        raise LaunchError(f"launch file is not UTF-8 text: {e}", path) from None
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        return _convert(loader, node, path)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        what = " ".join(x for x in (e.context, e.problem) if x) or "syntax error"
-        raise LaunchError(f"malformed YAML: {what}", path,
-                          mark.line + 1 if mark else None) from None
+        return _convert(loader, root, path)
     except yaml.YAMLError as e:
-        raise LaunchError(f"malformed YAML: {e}", path) from None
-    finally:
-        loader.dispose()
+        raise yaml_error(e, text, path, LaunchError, _PREFIX) from None
+
+
+_PREFIX = "malformed YAML"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MAP_TAG = "tag:yaml.org,2002:map"
 
 
 def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: Path) -> YNode:
     line = node.start_mark.line + 1
     if isinstance(node, yaml.ScalarNode):
         return YNode("scalar", loader.construct_object(node, deep=True), line)
+    if node.tag not in (_SEQ_TAG, _MAP_TAG):       # !!set, !!omap, !custom: refused
+        raise LaunchError(f"unsupported YAML tag {node.tag!r} on a "
+                          f"{'list' if isinstance(node, yaml.SequenceNode) else 'mapping'}; "
+                          "launch files use plain lists and mappings", path, line)
     if isinstance(node, yaml.SequenceNode):
         return YNode("seq", [_convert(loader, n, path) for n in node.value], line)
     if isinstance(node, yaml.MappingNode):

@@ -1,7 +1,12 @@
 """Shared rclpy glue: parameter declaration from a schema, QoS profiles, node main()."""
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
 import sys
+import threading
+import time
 from typing import Any, Callable, Iterable
 
 import rclpy
@@ -10,6 +15,7 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
                                 ParameterType, SetParametersResult)
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 
 from sitebot.config.params import ParamSpec, ParamType, validate_value
 from sitebot.errors import ParameterError, SitebotError
@@ -132,44 +138,49 @@ def declare_schema(node: Node, schema: Iterable[ParamSpec],
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None,
              threads: int = 1, on_exit: Callable[[Node], None] | None = None) -> int:
-    """Init rclpy, build the node, spin until Ctrl-C or shutdown, clean up.
+    """Init rclpy, build the node, spin until SIGINT/SIGTERM or shutdown, clean up.
 
     :param threads: > 1 spins a MultiThreadedExecutor with that many threads (nodes whose
         callbacks block, e.g. action servers that wait on other actions).
     :param on_exit: called with the node before it is destroyed (best effort: e.g. a last
         zero velocity command); its exceptions are swallowed.
 
-    Configuration errors (:class:`SitebotError`) are reported as one line and exit code 2,
-    not a traceback.
+    A stop signal (:class:`_StopSignals`) ends the spin loop after the callback in progress;
+    then the executor's threads finish, ``on_exit`` runs, the node is destroyed and rclpy
+    shut down: exit code 0, no traceback.  A signal during the build interrupts it (exit
+    code 0).  What still runs :data:`SHUTDOWN_DEADLINE_S` after the signal is abandoned (one
+    warning line, exit code 0).  Configuration errors (:class:`SitebotError`) are reported
+    as one line and exit code 2, not a traceback.
     """
-    rclpy.init(args=args)
+    stop = _StopSignals()
+    stop.install()
     node = None
     try:
+        # rclpy's own handlers would shut the context down from their signal thread under a
+        # running callback or take_message (RCLError / RuntimeError, exit code 1)
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         node = factory()
-        if threads > 1:
-            ex = rclpy.executors.MultiThreadedExecutor(num_threads=threads)
-            ex.add_node(node)
-            try:
-                ex.spin()
-            finally:
-                ex.shutdown()
-        else:
-            rclpy.spin(node)
+        stop.interruptible = False       # from here a signal only asks the loop to end
+        stop.name = node.get_name()
+        _spin(node, threads, stop)
         return 0
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         return 0
     except SitebotError as e:
+        if stop.requested.is_set():
+            return 0
         print(f"[ERROR] {e}", file=sys.stderr)
         return 2
-    except rclpy.executors.ExternalShutdownException:
+    except Exception as e:
+        if not stop.requested.is_set():
+            raise
+        # the echo of a stop that interrupted the build (a KeyboardInterrupt raised inside
+        # rclpy or an extension can come out as another exception): not a failure
+        print(f"[INFO] [{stop.name}]: stopped ({type(e).__name__} on the way: {e})",
+              file=sys.stderr)
         return 0
-    except RuntimeError:
-        # a message taken while SIGINT tears the context down ("Unable to convert call
-        # argument"): the shutdown was asked for, not a failure of the node
-        if not rclpy.ok():
-            return 0
-        raise
     finally:
+        stop.interruptible = False
         if node is not None:
             if on_exit is not None:
                 try:
@@ -179,3 +190,98 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None,
             node.destroy_node()
         if rclpy.ok():
             rclpy.try_shutdown()
+        if not stop.requested.is_set():  # the process goes on (a test): handlers back
+            stop.restore()
+
+
+#: how long the spin loop waits for work before it looks at the stop flag again [s]
+_SPIN_WAKE_S = 0.25
+#: after a stop signal, callbacks still running in executor threads get this long [s]
+_CALLBACK_GRACE_S = 2.0
+#: the process ends this long after the first stop signal, whatever still runs [s]
+SHUTDOWN_DEADLINE_S = 4.0
+
+
+def _spin(node: Node, threads: int, stop: "_StopSignals") -> None:
+    """Spin ``node`` until a stop signal or the context's shutdown."""
+    ex = (rclpy.executors.MultiThreadedExecutor(num_threads=threads) if threads > 1
+          else rclpy.executors.SingleThreadedExecutor())
+    ex.add_node(node)
+    try:
+        while not stop.requested.is_set() and ex.context.ok():
+            ex.spin_once(timeout_sec=_SPIN_WAKE_S)
+    finally:
+        # callbacks still running in executor threads finish before the node is destroyed;
+        # one blocked for good (an action waiting on another) is left to the watchdog
+        closer = threading.Thread(target=_close_executor, args=(ex,), daemon=True)
+        closer.start()
+        closer.join(_CALLBACK_GRACE_S)
+
+
+def _close_executor(ex: rclpy.executors.Executor) -> None:
+    """Join the executor's pool, then shut it down (rclpy's MultiThreadedExecutor.shutdown
+    destroys its guard condition first, and each callback still running then fails with
+    InvalidHandle: "exception never retrieved")."""
+    pool = getattr(ex, "_executor", None)      # MultiThreadedExecutor's ThreadPoolExecutor
+    if pool is not None:
+        pool.shutdown(wait=True)
+    ex.shutdown()
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM of a node process, handled in one place (rclpy's handlers are not
+    installed).  While the node is being built a signal raises KeyboardInterrupt (a build
+    can take seconds: models, worlds), and the finalizers of objects it left half-built
+    report in one line, not a traceback; once the node is built a signal only sets
+    :attr:`requested`, which the spin loop reads between callbacks and at least every
+    :data:`_SPIN_WAKE_S`: no exception is raised inside rclpy, and the context stays valid
+    until the node is destroyed.  The first signal starts a watchdog that ends the process
+    :data:`SHUTDOWN_DEADLINE_S` later whatever still runs; a second signal ends it at once.
+    """
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.interruptible = True
+        self.name = "node"
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._on_signal)
+
+    def restore(self) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.requested.is_set():
+            _exit_now(128 + signum, f"[WARN] [{self.name}]: second "
+                      f"{signal.Signals(signum).name} while stopping: exiting at once")
+        self.requested.set()
+        threading.Thread(target=self._watchdog, name="shutdown-watchdog", daemon=True).start()
+        if self.interruptible:
+            sys.unraisablehook = self._unraisable
+            raise KeyboardInterrupt
+
+    def _unraisable(self, u: Any) -> None:
+        what = getattr(u.object, "__qualname__", None) or type(u.object).__qualname__
+        print(f"[INFO] [{self.name}]: stopped during its build; {u.exc_type.__name__} in "
+              f"{what}: {u.exc_value}", file=sys.stderr)
+
+    def _watchdog(self) -> None:
+        time.sleep(SHUTDOWN_DEADLINE_S)
+        others = [t.name for t in threading.enumerate()
+                  if t is not threading.current_thread() and t.is_alive()]
+        _exit_now(0, f"[WARN] [{self.name}]: still stopping {SHUTDOWN_DEADLINE_S:g} s after "
+                  f"the stop signal: abandoning what runs (threads: {', '.join(others)})")
+
+
+def _exit_now(code: int, text: str) -> None:
+    """Write ``text`` to stderr, flush Python's and C's buffers, end the process."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        ctypes.CDLL(None).fflush(None)         # rcutils writes log lines through C stdio
+    except (OSError, ValueError, AttributeError):
+        pass
+    os._exit(code)

@@ -7,7 +7,9 @@ arrives from and goes back to ROS:
 * subscriptions (topics relative, under ``prefix`` when given):
   ``cmd_vel`` (geometry_msgs/TwistStamped), ``arm/joint_trajectory``
   (trajectory_msgs/JointTrajectory), ``safety/state`` (sitebot_interfaces/SafetyState: the
-  supervisor's heartbeat, speed scale and stop category);
+  supervisor's heartbeat, speed scale, stop category and releases), obeyed only from the
+  supervisor node (:mod:`sitebot.control.pinning`; the kernel pins its heartbeat source and
+  opens its stop latch only on that source's release: docs/control.md "Stop latch");
 * publication: ``control/state`` (sitebot_interfaces/ControllerStatus) via
   :meth:`ControlIO.publish_state`, at a rate the driver chooses (decimated);
 * a ``diagnostic_msgs/DiagnosticStatus`` for the driver's ``/diagnostics``
@@ -40,15 +42,14 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from trajectory_msgs.msg import JointTrajectory
 
 from sitebot.control.monitor import ControlMonitor, PeriodStats, Rejection
-from sitebot.control.trajectory import (KernelTrajectory, TrajectoryCheck, TrajectoryRejected,
-                                        Waypoint, explain_rejection, validate_trajectory)
-from sitebot.control.types import KernelOutput, Reject, Status
+from sitebot.control.pinning import PublisherPin, Verdict, qualified_name, source_id
+from sitebot.control.trajectory import TrajectoryCheck, TrajectoryRejected, explain_rejection
+from sitebot.control.types import Heartbeat, KernelOutput, Reject, Status
 from sitebot.nodes import convert
 from sitebot.nodes.common import QOS_COMMAND, QOS_STATE
-from sitebot.types import StopCategory
 from sitebot_interfaces.msg import ControllerStatus, SafetyState
 
-__all__ = ["ControlIO", "Rejection", "TrajectoryRejected", "convert_trajectory",
+__all__ = ["ControlIO", "Rejection", "TrajectoryRejected",
            "PeriodStats", "QOS_SAFETY"]
 
 #: safety/state: reliable, volatile (matches a latched transient-local publisher and a
@@ -57,35 +58,12 @@ QOS_SAFETY = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
                         reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
 
-_STOP_OF_MSG = {SafetyState.STOP_NONE: StopCategory.NONE,
-                SafetyState.STOP_CATEGORY_0: StopCategory.CAT0,
-                SafetyState.STOP_CATEGORY_1: StopCategory.CAT1,
-                SafetyState.STOP_CATEGORY_2: StopCategory.CAT2}
-
-
-def convert_trajectory(msg: JointTrajectory, joint_names: Sequence[str],
-                       pos_min: Sequence[float], pos_max: Sequence[float],
-                       setpoint: Sequence[float] | None,
-                       ignored_joint_names: Sequence[str] = (),
-                       vel_max: Sequence[float] | None = None,
-                       check: TrajectoryCheck = TrajectoryCheck()) -> KernelTrajectory:
-    """``msg`` validated into ``(times_s, positions, velocities, accelerations)`` in the
-    kernel's joint order (:func:`sitebot.control.trajectory.validate_trajectory`).
-
-    :raises TrajectoryRejected: naming the problem (point index, joint, value, limits).
-    """
-    points = [Waypoint(convert.from_time(p.time_from_start), p.positions, p.velocities,
-                       p.accelerations) for p in msg.points]
-    return validate_trajectory(msg.joint_names, points, joint_names, pos_min, pos_max,
-                               setpoint, ignored_joint_names, vel_max, check)
-
-
 class ControlIO(ControlMonitor):
     """Subscriptions, conversion and status publication around one :class:`ControlKernel`.
 
     :param node: the rclpy node that owns the subscriptions and publishers.
-    :param kernel: the kernel (``set_trajectory``, ``set_base_command``, ``set_supervisor``,
-        ``release_stop``, ``step``).
+    :param kernel: the kernel (``set_trajectory``, ``set_base_command``, ``pin_supervisor``,
+        ``set_supervisor``, ``step``).
     :param joint_names: the kernel's joint order.
     :param wheel_joint_names: (left, right).
     :param prefix: topic prefix (a robot's namespace in a multi-robot simulator), '' none.
@@ -102,6 +80,9 @@ class ControlIO(ControlMonitor):
         drive (mimic joints); dropped.
     :param trajectory_check: the tolerances of the trajectory validation.
     :param late_warning_s: [s] a trajectory stamped this much in the past gets a warning.
+    :param supervisor_node: the node obeyed (relative: under the node's namespace and
+        ``prefix``); '' obeys any (a kernel that is its own supervisor, simulation only).
+    :param publishers: ``topic -> [(node name, gid), ...]`` (default: the ROS graph).
     """
 
     def __init__(self, node: Node, kernel: Any, joint_names: Sequence[str],
@@ -112,7 +93,8 @@ class ControlIO(ControlMonitor):
                  ignored_joint_names: Sequence[str] = (),
                  warn_throttle_s: float = 1.0, diagnostic_name: str | None = None,
                  hardware_id: str = "", trajectory_check: TrajectoryCheck | None = None,
-                 late_warning_s: float = 0.05) -> None:
+                 late_warning_s: float = 0.05, supervisor_node: str = "safety_supervisor",
+                 publishers: Callable[[str], list[tuple[str, bytes]]] | None = None) -> None:
         config = config if config is not None else getattr(kernel, "config", None)
         if config is None:
             raise ValueError("ControlIO needs the kernel's KernelConfig (pass config=)")
@@ -138,11 +120,17 @@ class ControlIO(ControlMonitor):
         self.diagnostic_name = diagnostic_name or f"{node.get_name()}: control loop"
         self.hardware_id = hardware_id
         self._ignored_twist_warned = False
+        ns = node.get_namespace()
+        self.supervisor_node = supervisor_node and qualified_name(
+            qualified_name(ns, self.prefix) if self.prefix else ns, supervisor_node)
+        self.pin = supervisor_node and PublisherPin(self.supervisor_node,
+                                                    publishers or self._graph_publishers)
 
         self.cmd_vel_sub = node.create_subscription(
-            TwistStamped, self.topic("cmd_vel"), self.on_cmd_vel, QOS_COMMAND)
+            TwistStamped, self.topic("cmd_vel"), self._cmd_vel_in, QOS_COMMAND)
         self.trajectory_sub = node.create_subscription(
-            JointTrajectory, self.topic("arm/joint_trajectory"), self.on_trajectory, QOS_COMMAND)
+            JointTrajectory, self.topic("arm/joint_trajectory"), self._trajectory_in,
+            QOS_COMMAND)
         self.safety_sub = node.create_subscription(
             SafetyState, self.topic("safety/state"), self.on_safety_state, QOS_SAFETY)
         self.state_pub = node.create_publisher(ControllerStatus, self.topic("control/state"),
@@ -181,6 +169,27 @@ class ControlIO(ControlMonitor):
         with self.lock:
             self.kernel.reset(np.ascontiguousarray(positions, dtype=np.float64))
 
+    # ------------------------------------------------------------------ origin
+    def _graph_publishers(self, topic: str) -> list[tuple[str, bytes]]:
+        name = self.node.resolve_topic_name(topic)
+        return [(qualified_name(i.node_namespace, i.node_name), bytes(i.endpoint_gid))
+                for i in self.node.get_publishers_info_by_topic(name)]
+
+    def origin(self, topic: str, info: Any) -> Verdict:
+        """Who published a message (``info``: rclpy's MessageInfo; ControlMonitor.obey)."""
+        if not self.pin:
+            return Verdict.SUPERVISOR
+        return self.obey(self.topic(topic),
+                         ((info or {}).get("publisher_gid") or {}).get("data"))
+
+    def _cmd_vel_in(self, msg: TwistStamped, info: Any) -> None:
+        if self.origin("cmd_vel", info) is Verdict.SUPERVISOR:
+            self.on_cmd_vel(msg)
+
+    def _trajectory_in(self, msg: JointTrajectory, info: Any) -> None:
+        if self.origin("arm/joint_trajectory", info) is Verdict.SUPERVISOR:
+            self.on_trajectory(msg)
+
     # ------------------------------------------------------------------ callbacks
     def on_cmd_vel(self, msg: TwistStamped) -> None:
         arrival = self.clock()
@@ -212,7 +221,7 @@ class ControlIO(ControlMonitor):
         topic = self.topic("arm/joint_trajectory")
         now = self.clock()
         try:
-            traj = convert_trajectory(msg, self.joint_names, self.pos_min, self.pos_max,
+            traj = convert.convert_trajectory(msg, self.joint_names, self.pos_min, self.pos_max,
                                       self.setpoint(), self.ignored_joint_names,
                                       self.config.vel_max, self.trajectory_check)
         except TrajectoryRejected as e:
@@ -234,14 +243,24 @@ class ControlIO(ControlMonitor):
                                "the trajectory starts now, complete")
         return r
 
-    def on_safety_state(self, msg: SafetyState) -> None:
+    def on_safety_state(self, msg: SafetyState, info: Any) -> Heartbeat | None:
+        """A heartbeat from the supervisor, or a fault (another source, a sequence going
+        back) that latches a stop.  None: dropped (a publisher the graph does not list)."""
+        verdict = self.origin("safety/state", info)
+        if verdict is Verdict.UNKNOWN:
+            return None
         sup = self.supervisor(self.topic("safety/state"), self.clock(),
-                              self.stamp_s(msg.header.stamp), msg.speed_scale,
-                              _STOP_OF_MSG.get(int(msg.stop_category)), msg.stop_category)
+                              self.stamp_s(msg.header.stamp), msg.speed_scale, msg.stop_category)
+        source = source_id(((info or {}).get("publisher_gid") or {}).get("data") or b"",
+                           int(msg.session))
         with self.lock:
-            self.kernel.set_supervisor(sup.heartbeat_s, sup.speed_scale, sup.stop_category)
-            if sup.release:
-                self.kernel.release_stop()
+            if verdict is Verdict.SUPERVISOR:
+                self.kernel.pin_supervisor(source)
+            hb = Heartbeat(self.kernel.set_supervisor(
+                source, int(msg.sequence), int(msg.releases), sup.heartbeat_s,
+                sup.speed_scale, sup.stop_category))
+        self.heartbeat_result(self.topic("safety/state"), hb, int(msg.sequence))
+        return hb
 
     # ------------------------------------------------------------------ publication
     def publish_state(self, out: KernelOutput | None = None,
@@ -252,11 +271,14 @@ class ControlIO(ControlMonitor):
         with self.lock:
             status = Status(int(out.status)) if self.stepped or out is not self.out else None
             err = np.array(out.position_error, dtype=np.float64)
+            if status is not None:
+                self.latch = out.latch
         if stats is not None:
             self._last_stats = dict(stats)
         msg = ControllerStatus()
         msg.header.stamp = convert.to_time((self.stamp_clock or self.clock)())
         msg.status = int(status if status is not None else Status.INVALID_INPUT)
+        msg.latch = int(self.latch)
         msg.speed_scale = float(self.speed_scale)
         msg.joint_names = list(self.joint_names)
         msg.position_error = [float(x) for x in err]

@@ -99,6 +99,9 @@ NODE_SCHEMA = (
     ParamSpec("trajectory_horizon_s", F, 0.05, "joint_trajectory_controller: each tick's "
               "one-point trajectory reaches the kernel's setpoint this far ahead", 0.002, 1.0,
               unit="s", read_only=True),
+    ParamSpec("supervisor_node", S, "safety_supervisor", "the only node whose safety/state, "
+              "cmd_vel and arm/joint_trajectory the loop obeys (relative: in this node's "
+              "namespace)", read_only=True),
     ParamSpec("status_rate_hz", F, 20.0, "control/state publication rate", 0.5, 100.0,
               unit="Hz", read_only=True),
     ParamSpec("diagnostics_period_s", F, 1.0, "/diagnostics publication period", 0.1, 60.0,
@@ -151,7 +154,7 @@ class ControlLoopNode(Node):
         self.io = ControlIO(self, kernel, self.joint_names, self.wheel_names, clock=clock,
                             stamp_clock=stamp_clock, config=self.config,
                             ignored_joint_names=[prefix + j for j in p["ignored_joints"]],
-                            hardware_id=p["backend"],
+                            hardware_id=p["backend"], supervisor_node=p["supervisor_node"],
                             trajectory_check=trajectory_check_from_params(p))
         self.out: KernelOutput = self.io.out
 

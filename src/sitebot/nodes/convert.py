@@ -13,12 +13,15 @@ from geometry_msgs.msg import (Pose, PoseArray, PoseStamped, Quaternion, Transfo
                                TwistStamped)
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
 from sensor_msgs.msg import Imu, JointState, LaserScan
+from trajectory_msgs.msg import JointTrajectory
 
+from sitebot.control.trajectory import (KernelTrajectory, TrajectoryCheck, Waypoint,
+                                        validate_trajectory)
 from sitebot.description.kinematics import Transform
 from sitebot.types import (Diagnostic, Pose2D, matrix_quaternion, quaternion_to_yaw,
                            yaw_to_quaternion)
 
-__all__ = ["to_time", "to_duration", "from_time", "stamp_of", "msg_yaw", "planar_pose", "transform_msg",
+__all__ = ["convert_trajectory", "to_time", "to_duration", "from_time", "stamp_of", "msg_yaw", "planar_pose", "transform_msg",
            "joint_state_msg", "odometry_msg", "imu_msg", "scan_msg", "ground_truth_msg",
            "people_pose_array", "pose_from_matrix", "diagnostic_status", "twist_msg",
            "path_msg", "occupancy_grid_msg"]
@@ -232,3 +235,20 @@ def occupancy_grid_msg(values: np.ndarray, origin_x: float, origin_y: float,
     m.info.origin.orientation.w = 1.0
     m.data = array.array("b", np.ascontiguousarray(values, dtype=np.int8).tobytes())
     return m
+
+
+def convert_trajectory(msg: JointTrajectory, joint_names: Sequence[str],
+                       pos_min: Sequence[float], pos_max: Sequence[float],
+                       setpoint: Sequence[float] | None,
+                       ignored_joint_names: Sequence[str] = (),
+                       vel_max: Sequence[float] | None = None,
+                       check: TrajectoryCheck = TrajectoryCheck()) -> KernelTrajectory:
+    """``msg`` validated into ``(times_s, positions, velocities, accelerations)`` in the
+    kernel's joint order (:func:`sitebot.control.trajectory.validate_trajectory`).
+
+    :raises TrajectoryRejected: naming the problem (point index, joint, value, limits).
+    """
+    points = [Waypoint(from_time(p.time_from_start), p.positions, p.velocities,
+                       p.accelerations) for p in msg.points]
+    return validate_trajectory(msg.joint_names, points, joint_names, pos_min, pos_max,
+                               setpoint, ignored_joint_names, vel_max, check)

@@ -6,12 +6,15 @@ the skills' ports.
 keeps the robot's state and does the waiting): the node clock, the ``navigate_to_place``
 and ``move_arm`` actions, the base speed on ``cmd_vel_in``, the gripper as a one-joint
 trajectory on ``arm/joint_trajectory_in`` (gated by the supervisor like every motion), the
-confirmation request on ``task/confirmation_request`` and the camera image.
+confirmation request on ``task/confirmation_request`` and the camera image; and
+:func:`executor_authority`, the node's authority checks (:mod:`sitebot.executor.authority`)
+with its key, its audit file (``<out_dir>/authority_audit.jsonl``) and its log.
 """
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import cv2
@@ -25,9 +28,12 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from sitebot.config.params import dataclass_from_params
 from sitebot.executor import MotionResult, Plan, Step, StepResult
+from sitebot.executor.authority import KEY_PARAM, ExecutorAuthority, steps_digest
 from sitebot.executor.ports import PortsConfig, TrackedPorts
 from sitebot.executor.types import plan_from_fields
 from sitebot.nodes import convert, convert_images
+from sitebot.safety.audit import AuditLog
+from sitebot.security import Authority
 from sitebot.types import rpy_to_quaternion
 from sitebot_interfaces.action import MoveArm, NavigateToPlace
 from sitebot_interfaces.msg import GaugeReading, StepOutcome, TaskPlan, TaskStep
@@ -35,7 +41,8 @@ from sitebot_interfaces.msg import GaugeReading, StepOutcome, TaskPlan, TaskStep
 if TYPE_CHECKING:  # pragma: no cover
     from sitebot.nodes.task_executor import TaskExecutorNode
 
-__all__ = ["RosPorts", "plan_from_msg", "step_msg", "outcome_msg"]
+__all__ = ["RosPorts", "plan_from_msg", "step_msg", "outcome_msg", "executor_authority",
+           "KEY_PARAM"]
 
 _NAV_CODES = {NavigateToPlace.Result.CODE_SUCCEEDED: "succeeded",
               NavigateToPlace.Result.CODE_BLOCKED: "blocked",
@@ -52,7 +59,19 @@ _ARM_CODES = {MoveArm.Result.CODE_SUCCEEDED: "succeeded",
 def plan_from_msg(msg: TaskPlan) -> Plan:
     """A TaskPlan message as an executor plan (arguments zipped from names and values)."""
     return plan_from_fields(((s.skill, s.arg_names, s.arg_values) for s in msg.steps),
-                            msg.plan_id, msg.role, msg.instruction)
+                            msg.plan_id, msg.role, msg.instruction, msg.authority)
+
+
+def executor_authority(node: "TaskExecutorNode") -> ExecutorAuthority:
+    """The executor's authority checks: the key of ``authority_key_file`` (a missing or
+    unsafe key is logged once as an error, and then no assertion is valid), audited to
+    ``<out_dir>/authority_audit.jsonl`` and the log."""
+    log = node.get_logger()
+    out = Path(node.p["out_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    return ExecutorAuthority(Authority.open(node.p["authority_key_file"], log.error),
+                             node.registry, AuditLog(out / "authority_audit.jsonl"),
+                             node.ports.now, time.time, log.warning)
 
 
 def step_msg(step: Step) -> TaskStep:
@@ -181,8 +200,11 @@ class RosPorts(TrackedPorts):
         self.node.traj_pub.publish(traj)
 
     def _ask(self, question: str, plan_id: str) -> None:
+        plan = self.node.authority.current
+        digest = steps_digest(plan) if plan is not None and plan.plan_id == plan_id else ""
         self.node.confirm_pub.publish(String(data=json.dumps(
-            {"plan_id": plan_id, "question": question, "role_required": "supervisor"})))
+            {"plan_id": plan_id, "question": question, "role_required": "supervisor",
+             "plan_digest": digest})))
 
     def save_image(self, name: str) -> str | None:
         img = self.image

@@ -33,12 +33,15 @@ _STOP_MSG = {StopCategory.NONE: SafetyState.STOP_NONE, StopCategory.CAT0: Safety
              StopCategory.CAT2: SafetyState.STOP_CATEGORY_2}
 
 
-def safety_state_msg(st: SafetyStatus, sequence: int, stamp: Time, frame_id: str) -> SafetyState:
-    """The supervisor's status as ``safety/state``."""
+def safety_state_msg(st: SafetyStatus, sequence: int, stamp: Time, frame_id: str,
+                     session: int = 0, releases: int = 0) -> SafetyState:
+    """The supervisor's status as ``safety/state`` (``session``, ``releases``: the stop latch
+    protocol, :class:`sitebot.safety.release.StopRelease`)."""
     m = SafetyState(level=_LEVEL_MSG[st.level], mode=int(st.mode),
                     stop_category=_STOP_MSG[StopCategory(st.stop_category)],
                     estop_latched=bool(st.estop_latched), speed_scale=float(st.speed_scale),
                     max_linear_speed_mps=float(st.max_linear_speed_mps), sequence=sequence,
+                    session=int(session), releases=int(releases),
                     closest_separation_m=float(st.closest_separation_m),
                     required_separation_m=float(st.required_separation_m),
                     reasons=[c.code for c in st.causes], message=st.message)

@@ -10,8 +10,11 @@ Inputs: ``scan`` (LaserScan), ``people`` (sitebot_interfaces/TrackedPersonArray)
 ``battery_state`` (sensor_msgs/BatteryState), ``safety/estop`` (std_msgs/Bool, a held
 button: true = pressed), ``teleop/deadman`` (std_msgs/Bool, hold-to-run),
 ``safety/heartbeat`` (std_msgs/String: the name of a node that is alive).
-Services: ``safety/trigger_estop`` and ``safety/reset`` (std_srvs/Trigger; a refused reset
-says why). Outputs: ``cmd_vel``, ``arm/joint_trajectory``, ``safety/state``,
+Services: ``safety/trigger_estop`` (std_srvs/Trigger, open to all) and ``safety/request``
+(sitebot_interfaces/SafetyRequest: reset or mode change with a signed assertion, used once;
+:mod:`sitebot.nodes.safety_authority`); ``safety/reset`` and ``set_parameters`` of ``mode``
+are refused with a reason naming it.  A held ``safety/estop`` is released only by the
+publisher that pressed it. Outputs: ``cmd_vel``, ``arm/joint_trajectory``, ``safety/state``,
 ``safety/markers`` (protective field), ``safety/zones`` (latched), ``/diagnostics``, and the
 append-only audit log (JSON lines).
 
@@ -47,17 +50,20 @@ from sitebot.description.urdf import load_robot_description
 from sitebot.nodes import convert, safety_io
 from sitebot.nodes.common import (QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema,
                                   run_node)
+from sitebot.nodes.safety_authority import KEY_PARAM, SupervisorAuthority
 from sitebot.safety import SCHEMA as CORE_SCHEMA
 from sitebot.safety import (ArmModel, AuditLog, BaseCommand, RobotState, SensorPose, Supervisor,
                             display, safety_config_from_params)
 from sitebot.safety.audit import default_audit_path
 from sitebot.safety.config import NODE_SCHEMA
 from sitebot.safety.inputs import FilterHealth, dead_reckoning_state, position_cov_trace
+from sitebot.safety.release import StopRelease
 from sitebot.sim.bundle import load_bundle
 from sitebot.types import Pose2D
-from sitebot_interfaces.msg import LocalizationStatus, SafetyState, TrackedPersonArray
+from sitebot_interfaces.msg import (ControllerStatus, LocalizationStatus, SafetyState,
+                                    TrackedPersonArray)
 
-SCHEMA = tuple(CORE_SCHEMA) + NODE_SCHEMA
+SCHEMA = tuple(CORE_SCHEMA) + NODE_SCHEMA + (KEY_PARAM,)
 
 
 def _guarded(what: str) -> Callable:
@@ -81,7 +87,9 @@ class SafetySupervisorNode(Node):
         path = p["audit_log"] or str(default_audit_path(
             os.environ.get("ROS_HOME", Path.home() / ".ros"), time.time()))
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.audit = AuditLog(path)
+        self.audit = AuditLog(path, max_file_bytes=p["audit_max_file_bytes"],
+                              max_files=p["audit_max_files"],
+                              kept_max_bytes=p["audit_kept_max_bytes"])
         self.sup = Supervisor(cfg, site.registry, audit=self.audit,
                               arm=ArmModel.from_description(self.desc, cfg))
         # posts, stands and walls of the site map are not people (docs/safety.md)
@@ -89,8 +97,10 @@ class SafetySupervisorNode(Node):
         self.filter_health = FilterHealth()
         self.laser_pose: dict[str, SensorPose] = {}
         self.deadman, self.deadman_stamp, self.seq = False, -math.inf, 0
+        self.release = StopRelease()         # the control loop's stop latch (docs/control.md)
         if p["mode"]:
             self.sup.set_mode(p["mode"], self.now())
+        self.authority = SupervisorAuthority(self)     # safety/request, mode, estop per publisher
 
         self.cmd_pub = self.create_publisher(TwistStamped, "cmd_vel", QOS_COMMAND)
         self.traj_pub = self.create_publisher(JointTrajectory, "arm/joint_trajectory", QOS_COMMAND)
@@ -112,6 +122,8 @@ class SafetySupervisorNode(Node):
         self.create_subscription(Bool, "safety/estop", self.on_estop, QOS_COMMAND)
         self.create_subscription(Bool, "teleop/deadman", self.on_deadman, QOS_COMMAND)
         self.create_subscription(String, "safety/heartbeat", self.on_heartbeat, QOS_STATE)
+        self.create_subscription(ControllerStatus, "control/state", self.on_control_state,
+                                 QOS_STATE)
         self.create_service(Trigger, "safety/trigger_estop", self.srv_estop)
         self.create_service(Trigger, "safety/reset", self.srv_reset)
         self.create_timer(1.0 / p["publish_rate_hz"], self.on_timer)
@@ -122,13 +134,8 @@ class SafetySupervisorNode(Node):
             f"localization: {p['localization_source']}")
 
     def _on_params(self, changed: dict) -> None:
-        if changed.get("mode") and hasattr(self, "sup"):
-            ok, reason = self.sup.set_mode(changed["mode"], self.now())
-            self.get_logger().info(f"mode change to {changed['mode']}: {reason}")
-        other = sorted(set(changed) - {"mode"})
-        if other:
-            self.get_logger().warning(f"parameters {other} take effect at the next start; "
-                                      "only 'mode' changes at run time")
+        self.get_logger().warning(f"parameters {sorted(changed)} take effect at the next start "
+                                  "(the mode changes through safety/request)")
 
     # ------------------------------------------------------------------ helpers
     def now(self) -> float:
@@ -218,9 +225,8 @@ class SafetySupervisorNode(Node):
         self.sup.on_battery(float(msg.percentage), self.now(),
                             stamp_s=convert.from_time(msg.header.stamp))
 
-    @_guarded("safety/estop")
-    def on_estop(self, msg: Bool) -> None:
-        self.sup.set_estop_input(bool(msg.data), self.now(), source="estop_topic")
+    def on_estop(self, msg: Bool, info: dict) -> None:     # two parameters: rclpy passes the info
+        self._guard("safety/estop", self.authority.on_estop, bool(msg.data), info, self.now())
 
     @_guarded("teleop/deadman")
     def on_deadman(self, msg: Bool) -> None:
@@ -231,6 +237,14 @@ class SafetySupervisorNode(Node):
     def on_heartbeat(self, msg: String) -> None:
         self.sup.on_heartbeat(msg.data, self.now())
 
+    @_guarded("control/state")
+    def on_control_state(self, msg: ControllerStatus) -> None:
+        fault = self.release.loop_state(msg.latch, self.now())
+        if fault is not None:                 # a person must reset before motion resumes
+            self.audit.write("control_loop_fault", self.now(), fault=fault, latch=msg.latch)
+            self.sup.trigger_estop(f"control_loop: {fault}", self.now())
+            self.get_logger().error(f"control loop reports {fault}: emergency stop latched")
+
     # ------------------------------------------------------------------ services
     def srv_estop(self, req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
         self.sup.trigger_estop("service", self.now())
@@ -239,10 +253,7 @@ class SafetySupervisorNode(Node):
         return res
 
     def srv_reset(self, req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
-        ok, reason = self.sup.request_reset(self.now())
-        res.success, res.message = bool(ok), reason
-        if not ok:
-            self.get_logger().warning(f"reset refused: {reason}")
+        res.success, res.message = False, self.authority.old_reset()
         return res
 
     # ------------------------------------------------------------------ outputs
@@ -252,12 +263,15 @@ class SafetySupervisorNode(Node):
             return
         self.seq += 1
         stamp = self.get_clock().now().to_msg()
-        self.state_pub.publish(safety_io.safety_state_msg(st, self.seq, stamp, self.p["base_frame"]))
+        releases = self.release.update(st.stop_category, self.now())
+        self.state_pub.publish(safety_io.safety_state_msg(
+            st, self.seq, stamp, self.p["base_frame"], self.release.session, releases))
         self.marker_pub.publish(safety_io.field_markers(
             st, self.sup.config.footprint_radius_m, self.p["base_frame"], stamp))
 
     def on_diagnostics(self) -> None:
-        d = display.diagnostic(self.sup.status, self.sup.source_ages(self.now()), self.sup.counts)
+        d = self.authority.diagnostic(display.diagnostic(
+            self.sup.status, self.sup.source_ages(self.now()), self.sup.counts))
         arr = DiagnosticArray(status=[convert.diagnostic_status(d, self.get_name(),
                                                                 "safety_supervisor")])
         arr.header.stamp = self.get_clock().now().to_msg()

@@ -84,7 +84,8 @@ class _RobotIO:
             clock=lambda: node.sim.time_s, config=ctl.config, output=ctl.out,
             ignored_joint_names=[j for j in desc.gripper_joints if desc.joints[j].mimic],
             diagnostic_name=f"{node.get_name()}: control loop{' ' + name if name else ''}",
-            hardware_id="pybullet")
+            hardware_id="pybullet",
+            supervisor_node=node.p["supervisor_node"] if node.p["supervisor_required"] else "")
         ctl.lock = self.control.lock
         ctl.on_step = self.control.mark_stepped
 

@@ -1,21 +1,18 @@
 """task_executor: runs validated task plans through the skill library.
 
 Action server ``execute_plan`` (sitebot_interfaces/action/ExecutePlan): a plan in, feedback
-per step, a result with per-step outcomes and readings. It also runs ``ok`` plans arriving on
-``task/plan`` (from the task_planner) when ``auto_execute`` is set, one at a time.
-
-The skills reach the robot through :class:`sitebot.nodes.executor_io.RosPorts`: the
-``navigate_to_place`` and ``move_arm`` actions, the gripper as a one-joint trajectory on
-``arm/joint_trajectory_in`` (gated by the supervisor like every motion), ``gauges`` and
-``fiducials`` from perception, the camera image, ``safety/state``, and the robot pose
-(``odometry/filtered`` or dead reckoning). High-risk steps ask on
-``task/confirmation_request`` (std_msgs/String, JSON) and wait for a supervisor's
-``task/confirm`` (TaskCommand: in_reply_to = plan id, text yes/no).  This node converts the
-messages into the ports' state (:class:`sitebot.executor.ports.TrackedPorts`) and runs the
-plans (:class:`sitebot.executor.PlanRunner`, :class:`sitebot.executor.mission.MissionLog`).
-
-Every run writes ``<out_dir>/<plan id>/report.json`` (steps, readings, safety events, path,
-timings) and the images it took.
+per step, a result with per-step outcomes and readings; with ``auto_execute``, also the ``ok``
+plans on ``task/plan`` (from the task_planner), one at a time.  The skills reach the robot
+through :class:`sitebot.nodes.executor_io.RosPorts`: the ``navigate_to_place`` and
+``move_arm`` actions, the gripper on ``arm/joint_trajectory_in`` (gated by the supervisor),
+``gauges`` and ``fiducials``, the camera image, ``safety/state``, the robot pose
+(``odometry/filtered`` or dead reckoning). High-risk steps ask on ``task/confirmation_request``
+(std_msgs/String, JSON) and wait for a supervisor's ``task/confirm`` (TaskCommand:
+in_reply_to = plan id, text yes/no).  Roles and confirmations count only with valid signed
+assertions (:mod:`sitebot.executor.authority`).  The node feeds the ports' state
+(:class:`sitebot.executor.ports.TrackedPorts`) and runs the plans (:class:`PlanRunner`,
+:class:`MissionLog`); every run writes ``<out_dir>/<plan id>/report.json`` (steps, readings,
+safety events, path, timings) and the images it took.
 """
 from __future__ import annotations
 
@@ -48,7 +45,8 @@ from sitebot.executor.mission import MissionLog, final_status, step_status
 from sitebot.executor.ports import PortsConfig
 from sitebot.nodes import convert, convert_images
 from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema, run_node
-from sitebot.nodes.executor_io import RosPorts, outcome_msg, plan_from_msg
+from sitebot.nodes.executor_io import (KEY_PARAM, RosPorts, executor_authority, outcome_msg,
+                                       plan_from_msg)
 from sitebot.sim.world_loader import load_world
 from sitebot.types import Pose2D, se2_compose
 from sitebot_interfaces.action import ExecutePlan, MoveArm, NavigateToPlace
@@ -69,6 +67,7 @@ NODE_SCHEMA = (
               120.0, unit="s"),
     ParamSpec("base_frame", S, "base_footprint", "robot base frame"),
     ParamSpec("map_frame", S, "map", "map frame"),
+    KEY_PARAM,
 )
 SCHEMA = NODE_SCHEMA[:5] + CORE_SCHEMA + NODE_SCHEMA[5:]
 
@@ -89,7 +88,8 @@ class TaskExecutorNode(Node):
         self.busy = threading.Lock()
         self.mission = MissionLog(self.p["out_dir"])
         self.ports = RosPorts(self)
-        self.runner = PlanRunner(self.registry, self.ports, self.config)
+        self.authority = executor_authority(self)
+        self.runner = PlanRunner(self.registry, self.ports, self.config, self.authority.authorised)
 
         cb = ReentrantCallbackGroup()
         self.nav_client = ActionClient(self, NavigateToPlace, "navigate_to_place",
@@ -202,7 +202,8 @@ class TaskExecutorNode(Node):
         self.ports.update_joints(msg.name, msg.position, msg.velocity)
 
     def on_confirm(self, msg: TaskCommand) -> None:
-        self.event(self.ports.receive_answer(msg.role, msg.in_reply_to, msg.text))
+        role = self.authority.answer_role(msg.in_reply_to, msg.text, msg.authority, msg.role)
+        self.event(self.ports.receive_answer(role, msg.in_reply_to, msg.text))
 
     def on_plan(self, msg: TaskPlan) -> None:
         if msg.status != TaskPlan.STATUS_OK or not self.p["auto_execute"]:
@@ -215,7 +216,8 @@ class TaskExecutorNode(Node):
         if not self.busy.acquire(blocking=False):
             self.event(f"plan {plan.plan_id} refused: another plan is running")
             return
-        threading.Thread(target=self._run_locked, args=(plan, False, None), daemon=True).start()
+        threading.Thread(target=self._run_locked, daemon=True,
+                         args=(*self.authority.admit(plan, False, ""), None)).start()
 
     # -- action -------------------------------------------------------------------------
     def goal_cb(self, goal) -> GoalResponse:
@@ -249,7 +251,9 @@ class TaskExecutorNode(Node):
                                       current=outcome_msg(r, self.get_clock().now().to_msg()))
             goal_handle.publish_feedback(fb)
 
-        res = self._run_locked(plan, bool(goal_handle.request.confirmed), feedback)
+        req = goal_handle.request
+        res = self._run_locked(*self.authority.admit(plan, bool(req.confirmed), req.authority),
+                               feedback)
         result.code, result.reason = int(res.code), res.reason
         stamp = self.get_clock().now().to_msg()
         result.steps = [outcome_msg(s, stamp) for s in res.steps]

@@ -2,14 +2,22 @@
 :mod:`sitebot.language`, which has the algorithm and no ROS).
 
 Subscribes ``task/command`` (sitebot_interfaces/TaskCommand: text, role, request_id,
-in_reply_to) and publishes ``task/plan`` (sitebot_interfaces/TaskPlan) with
-``plan_id = request_id``.  A clarify answer keeps the question pending (bounded), so that a
-command with ``in_reply_to`` = that plan_id answers it ("which gauge?" -> "the pressure
-one"), and the original instruction is planned again with the answer bound.  Plans holding
-operate_valve carry ``needs_confirmation=true`` in their explanation; the executor asks the
-operator before running that step (TaskPlan has no confirmation field; ExecutePlan's
-``confirmed`` carries the operator's answer).  Publishes /diagnostics (site, pending
-questions, answers by status, last latency, LLM fallbacks).
+in_reply_to, authority) and publishes ``task/plan`` (sitebot_interfaces/TaskPlan) with
+``plan_id = request_id``.  The role planned for is the one the command's signed assertion
+proves (scope ``command``, subject request_id, bound to text and in_reply_to; issued by the
+console after a login; :mod:`sitebot.security`); a command without a valid one is planned
+for the lowest role, ``operator``, whatever its ``role`` field claims, and the explanation
+says why.  An ``ok`` plan for an authenticated command carries the planner's own assertion
+(scope ``plan``, subject plan_id, bound to the steps, same user and role), which the
+executor checks before high-risk steps and restricted zones.
+
+A clarify answer keeps the question pending (bounded), so that a command with
+``in_reply_to`` = that plan_id answers it ("which gauge?" -> "the pressure one"), and the
+original instruction is planned again with the answer bound (for the role the reply proves).
+Plans holding operate_valve carry ``needs_confirmation=true`` in their explanation; the
+executor asks a supervisor before running that step (ExecutePlan's ``confirmed`` with a
+signed confirmation carries one given in advance).  Publishes /diagnostics (site, pending
+questions, answers by status, last latency, LLM fallbacks, the authority key).
 """
 from __future__ import annotations
 
@@ -24,6 +32,8 @@ from sitebot.config.params import ParamSpec, ParamType
 from sitebot.language import Answer, Dialogue, LLMConfig, PlannerConfig, TaskPlanner, load_site
 from sitebot.language.grounding import GroundingConfig
 from sitebot.nodes.common import QOS_COMMAND, QOS_STATE, declare_schema, run_node
+from sitebot.security import (KEY_PARAM, LOWEST_ROLE, Authority, AuthorityError, ReplayGuard,
+                              command_digest, plan_digest)
 from sitebot_interfaces.msg import TaskCommand, TaskPlan, TaskStep
 
 F, B, S, I = ParamType.FLOAT, ParamType.BOOL, ParamType.STRING, ParamType.INT
@@ -31,8 +41,12 @@ F, B, S, I = ParamType.FLOAT, ParamType.BOOL, ParamType.STRING, ParamType.INT
 SCHEMA = (
     ParamSpec("site", S, "substation", "site registry: a world name (substation, "
               "construction, datacentre) or a .site.yaml file", read_only=True),
-    ParamSpec("default_role", S, "operator", "role used when a command's role is empty",
-              choices=("operator", "supervisor")),
+    ParamSpec("default_role", S, LOWEST_ROLE, "role of a command without a valid authority "
+              "assertion: always the lowest (a claimed role is never trusted)",
+              choices=(LOWEST_ROLE,)),
+    KEY_PARAM,
+    ParamSpec("plan_authority_s", F, 7200.0, "lifetime of the assertion a plan carries (as "
+              "long as a mission may run)", 60.0, 86400.0, unit="s"),
     ParamSpec("llm_url", S, "", "OpenAI-compatible chat-completions endpoint used as a "
               "proposer ('' = $SITEBOT_LLM_URL, none: offline only)", read_only=True),
     ParamSpec("llm_model", S, "", "model name for the endpoint ('' = $SITEBOT_LLM_MODEL)",
@@ -93,6 +107,8 @@ class TaskPlannerNode(Node):
         self.counts: Counter[str] = Counter()
         self.last_latency_ms = 0.0
         self.errors = 0
+        self.authority = Authority.open(p["authority_key_file"], self.get_logger().error)
+        self.replay = ReplayGuard()
         self.pub = self.create_publisher(TaskPlan, "task/plan", QOS_COMMAND)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", QOS_STATE)
         self.create_subscription(TaskCommand, "task/command", self.on_command, QOS_COMMAND)
@@ -104,7 +120,10 @@ class TaskPlannerNode(Node):
 
     def on_command(self, msg: TaskCommand) -> None:
         plan_id = msg.request_id or f"plan-{uuid.uuid4().hex[:12]}"
-        role = (msg.role or self.p["default_role"]).strip().lower()
+        grant = self.authority.grant(msg.authority, time.time(), "command", msg.request_id,
+                                     command_digest(msg.text, msg.in_reply_to),
+                                     claimed_role=msg.role, replay=self.replay)
+        role = grant.role
         t0 = time.perf_counter()
         try:
             ans = self.dialogue.handle(msg.text, role, plan_id, msg.in_reply_to)
@@ -116,10 +135,21 @@ class TaskPlannerNode(Node):
                          explanation="internal error")
         self.last_latency_ms = 1e3 * (time.perf_counter() - t0)
         self.counts[ans.status] += 1
-        self.pub.publish(answer_to_msg(ans, plan_id, msg.text, role,
-                                       self.get_clock().now().to_msg()))
-        self.get_logger().info(f"{plan_id}: {ans.status} "
-                               f"{'; '.join(str(s) for s in ans.steps) or ans.question or ans.reason}")
+        out = answer_to_msg(ans, plan_id, msg.text, role, self.get_clock().now().to_msg())
+        out.explanation += f"; authority: {grant.who()}"
+        if grant.authenticated and ans.status == "ok":
+            try:
+                out.authority = self.authority.sign(
+                    "plan", plan_id, grant.user, role, time.time(), self.p["plan_authority_s"],
+                    plan_digest((s.skill, dict(s.args)) for s in ans.steps))
+            except AuthorityError as e:           # not expected: the key verified the command
+                out.explanation += f"; plan not signed: {e}"
+        if not grant.authenticated and grant.claimed_role not in ("", LOWEST_ROLE):
+            self.get_logger().warning(f"task/command {plan_id!r}: {grant.who()}; planned for "
+                                      f"role {role!r}", throttle_duration_sec=1.0)
+        self.pub.publish(out)
+        self.get_logger().info(f"{plan_id}: {ans.status} " + (
+            "; ".join(str(s) for s in ans.steps) or ans.question or ans.reason))
 
     def on_diagnostics(self) -> None:
         st = DiagnosticStatus()
@@ -127,10 +157,13 @@ class TaskPlannerNode(Node):
         st.hardware_id = self.planner.registry.site
         st.level = DiagnosticStatus.OK if not self.errors else DiagnosticStatus.WARN
         st.message = "ok" if not self.errors else f"{self.errors} planner errors"
+        if not self.authority.key:
+            st.level, st.message = DiagnosticStatus.ERROR, self.authority.problem
         kv = {"site": self.planner.registry.site, "pending_questions": len(self.dialogue.pending),
               "ok": self.counts["ok"], "clarify": self.counts["clarify"],
               "refuse": self.counts["refuse"], "last_latency_ms": f"{self.last_latency_ms:.1f}",
-              "load_s": f"{self.load_s:.2f}", "llm": "on" if self.planner.llm else "off"}
+              "load_s": f"{self.load_s:.2f}", "llm": "on" if self.planner.llm else "off",
+              "authority": self.authority.status}
         st.values = [KeyValue(key=k, value=str(v)) for k, v in kv.items()]
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()

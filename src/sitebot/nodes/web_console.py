@@ -10,7 +10,8 @@ Subscribes: ``odometry/filtered`` (fallback ``odom`` composed with the spawn pos
 ``task/plan``, ``task/confirmation_request``.  Publishes: ``cmd_vel_in`` + ``teleop/deadman``
 (hold-to-run), ``task/command``, ``task/confirm``, ``safety/estop`` (fallback of the
 ``safety/trigger_estop`` service), ``/diagnostics``.  Calls: ``safety/trigger_estop``,
-``safety/reset``, ``<supervisor_node>/set_parameters`` (mode), ``execute_plan`` (action).
+``safety/request`` (reset, mode), ``execute_plan`` (action); signed with the site key of
+``authority_key_file`` where a user acts (:mod:`sitebot.console.bridge`).
 """
 from __future__ import annotations
 
@@ -25,8 +26,6 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
-from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
 from rclpy.action import ActionClient
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
@@ -39,15 +38,16 @@ from sitebot.console.bridge import ConsoleAudit, ConsoleBridge, Unavailable
 from sitebot.console.config import SCHEMA
 from sitebot.console.ratelimit import LogThrottle
 from sitebot.console.server import ConsoleServer
-from sitebot.console.views import (PLAN_STATUSES, ConsoleViews, ViewConfig, confirmation_section,
-                                   path_section, result_step)
+from sitebot.console.views import PLAN_STATUSES, ConsoleViews, ViewConfig, path_section, result_step
 from sitebot.errors import SitebotError
 from sitebot.nodes import convert, convert_images
 from sitebot.nodes.common import QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema
+from sitebot.security import Authority
 from sitebot.sim.world_loader import load_world
 from sitebot_interfaces.action import ExecutePlan
 from sitebot_interfaces.msg import (GaugeReading, SafetyState, TaskCommand, TaskPlan,
                                     TrackedPersonArray)
+from sitebot_interfaces.srv import SafetyRequest
 
 
 def _wait(future, timeout_s: float) -> Any:
@@ -72,7 +72,8 @@ class WebConsoleNode(Node):
         spawn = self.world.spawn_poses.get(p["spawn"])     # None: odom's origin is the map's
         self.views = ConsoleViews(ViewConfig.from_params(p, spawn))
         self.audit_write = ConsoleAudit(p["console_log"], self.get_logger().info, self.now)
-        self.bridge = ConsoleBridge(self, self.views, self.audit_write)
+        self.bridge = ConsoleBridge(self, self.views, self.audit_write, Authority.open(
+            p["authority_key_file"], self.get_logger().error))
         self.warn = LogThrottle(self.get_logger().warning)    # one per kind per 5 s
         self.cmd_pub = self.create_publisher(TwistStamped, "cmd_vel_in", QOS_COMMAND)
         self.deadman_pub = self.create_publisher(Bool, "teleop/deadman", QOS_COMMAND)
@@ -90,14 +91,12 @@ class WebConsoleNode(Node):
                 (GaugeReading, "gauges", self._gauge, QOS_SENSOR),
                 (String, "task/status", lambda m: self.bridge.on_task_status(m.data), QOS_STATE),
                 (TaskPlan, "task/plan", self._plan, QOS_COMMAND),
-                (String, "task/confirmation_request", lambda m: self.bridge.show(
-                    "confirmation", confirmation_section(m.data)), QOS_COMMAND)):
+                (String, "task/confirmation_request",
+                 lambda m: self.bridge.on_confirmation_request(m.data), QOS_COMMAND)):
             self.create_subscription(
                 typ, topic, lambda m, t=topic, f=fn: self.warn.guard(t, f, m), qos)
-        self.triggers = {"estop": self.create_client(Trigger, "safety/trigger_estop"),
-                         "reset": self.create_client(Trigger, "safety/reset")}
-        self.param_cli = self.create_client(SetParameters,
-                                            f"{p['supervisor_node']}/set_parameters")
+        self.triggers = {"estop": self.create_client(Trigger, "safety/trigger_estop")}
+        self.request_cli = self.create_client(SafetyRequest, "safety/request")
         self.exec_cli = ActionClient(self, ExecutePlan, "execute_plan")
         self.create_timer(1.0, self.on_slow_timer)
 
@@ -187,12 +186,10 @@ class WebConsoleNode(Node):
         self.estop_pub.publish(Bool(data=True))
         self.estop_pub.publish(Bool(data=False))
 
-    def set_supervisor_mode(self, mode: str) -> tuple[bool, str]:
-        res = self._service(self.param_cli, SetParameters.Request(parameters=[Parameter(
-            name="mode", value=ParameterValue(type=ParameterType.PARAMETER_STRING,
-                                              string_value=mode))]))
-        r = res.results[0] if res.results else None
-        return bool(r and r.successful), r.reason if r else "?"
+    def safety_request(self, request: str, mode: str, authority: str) -> tuple[bool, str]:
+        res = self._service(self.request_cli, SafetyRequest.Request(
+            request=request, mode=mode, authority=authority), "safety request service ")
+        return bool(res.success), res.message
 
     def publish_twist(self, v: float, w: float, deadman: bool, stamp_ns: int | None) -> None:
         m = TwistStamped()
@@ -207,15 +204,16 @@ class WebConsoleNode(Node):
             self.deadman_pub.publish(Bool(data=False))
 
     def publish_task_command(self, confirm: bool, request_id: str, text: str, role: str,
-                             in_reply_to: str) -> None:
-        m = TaskCommand(request_id=request_id, text=text, role=role, in_reply_to=in_reply_to)
+                             in_reply_to: str, authority: str) -> None:
+        m = TaskCommand(request_id=request_id, text=text, role=role, in_reply_to=in_reply_to,
+                        authority=authority)
         m.header.stamp = self.get_clock().now().to_msg()
         (self.confirm_pub if confirm else self.command_pub).publish(m)
 
-    def send_plan(self, plan: TaskPlan, confirmed: bool) -> Any:
+    def send_plan(self, plan: TaskPlan, confirmed: bool, authority: str) -> Any:
         if not self.exec_cli.wait_for_server(timeout_sec=self.p["service_timeout_s"]):
             raise Unavailable("the executor's execute_plan action is not available")
-        goal = ExecutePlan.Goal(plan=plan, confirmed=confirmed)
+        goal = ExecutePlan.Goal(plan=plan, confirmed=confirmed, authority=authority)
         try:
             handle = _wait(self.exec_cli.send_goal_async(goal, feedback_callback=self._feedback),
                            self.p["service_timeout_s"])

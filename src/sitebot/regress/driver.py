@@ -11,6 +11,11 @@ Sequence: the simulator starts paused; once every node of the launch is in the R
 moment of every run. While running, the driver reacts to ``/clock`` (100 Hz sim time):
 scripted ``cmd_vel_in`` (mission ``drive``), runner faults due at their sim time or
 condition, and conditional simulator faults (sent on ``sim/fault``).
+
+The driver acts as the site's operator tools do: its instructions, plans, confirmations,
+resets and mode changes carry assertions signed with the run's authority key (the default
+key file, which ``sitebot regress`` makes sure exists; :mod:`sitebot.security`), as user
+``regress`` with the scenario's role (resets and mode changes: ``supervisor``).
 """
 from __future__ import annotations
 
@@ -26,7 +31,6 @@ from typing import Any, Callable
 import rclpy
 from geometry_msgs.msg import PoseArray, TwistStamped
 from nav_msgs.msg import Odometry
-from rcl_interfaces.srv import SetParameters
 from rclpy.action import ActionClient
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
@@ -36,13 +40,15 @@ from rclpy.serialization import deserialize_message, serialize_message
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, String
-from std_srvs.srv import SetBool, Trigger
+from std_srvs.srv import SetBool
 
 from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE
 from sitebot.regress.scenario import FaultSpec, Scenario
+from sitebot.security import Authority, AuthorityError, command_digest, plan_digest
 from sitebot.types import quaternion_to_yaw, yaw_to_quaternion
 from sitebot_interfaces.msg import (ControllerStatus, SafetyState, StepOutcome, TaskCommand,
                                     TaskPlan, TaskStep, TrackedPersonArray)
+from sitebot_interfaces.srv import SafetyRequest
 
 __all__ = ["run_scenario", "RECORDED", "decode_records"]
 
@@ -109,8 +115,8 @@ class _Driver:
         self.task_pub = n.create_publisher(TaskCommand, "task/command", QOS_COMMAND)
         self.confirm_pub = n.create_publisher(TaskCommand, "task/confirm", QOS_COMMAND)
         self.pause_cli = n.create_client(SetBool, "sim/pause")
-        self.reset_cli = n.create_client(Trigger, "safety/reset")
-        self.param_cli = n.create_client(SetParameters, "safety_supervisor/set_parameters")
+        self.request_cli = n.create_client(SafetyRequest, "safety/request")
+        self.authority = Authority.open("", lambda text: self.event("authority_key", error=text))
         self.estop_held: bool | None = None
         self.deadman_held: bool | None = None
         self._stop = threading.Event()
@@ -154,6 +160,15 @@ class _Driver:
                     with self.lock:
                         self.confirm_requests.append(d)
         return cb
+
+    def sign(self, scope: str, subject: str, role: str, digest: str = "") -> str:
+        """An assertion as user ``regress`` ('' without a usable key: the stack refuses)."""
+        try:
+            return self.authority.sign(scope, subject, "regress", role or "operator",
+                                       time.time(), digest=digest)
+        except AuthorityError as e:
+            self.event("unsigned", scope=scope, reason=str(e))
+            return ""
 
     def event(self, kind: str, **fields: Any) -> dict:
         ev = {"t": round(self.sim_t, 4), "kind": kind, **fields}
@@ -258,6 +273,7 @@ class _Mission:
         m.request_id = "regress_1"
         m.text = self.sc.mission.text
         m.role = self.sc.mission.role
+        m.authority = d.sign("command", m.request_id, m.role, command_digest(m.text))
         d.task_pub.publish(m)
         if self.sent_at is None:
             d.event("instruction_sent", text=m.text, role=m.role)
@@ -281,6 +297,8 @@ class _Mission:
             m.in_reply_to = str(req.get("plan_id", ""))
             m.text = answer
             m.role = "supervisor"
+            m.authority = d.sign("confirm", m.in_reply_to, m.role,
+                                 str(req.get("plan_digest", "")))
             d.confirm_pub.publish(m)
             d.event("confirmation_answered", question=str(req.get("question", "")),
                     plan_id=m.in_reply_to, answer=answer)
@@ -326,6 +344,8 @@ class _Mission:
                     step.arg_names = [str(k) for k in args]
                     step.arg_values = [str(v) for v in args.values()]
                     plan.steps.append(step)
+                plan.authority = self.drv.sign("plan", plan.plan_id, plan.role,
+                                               _steps_digest(plan))
                 self._send_plan(plan)
             else:
                 self._poll_result()
@@ -335,6 +355,9 @@ class _Mission:
         goal.plan = plan
         # unconfirmed when the scenario answers the executor's question itself
         goal.confirmed = not self.sc.mission.confirm
+        if goal.confirmed:
+            goal.authority = self.drv.sign("confirm", plan.plan_id, "supervisor",
+                                           _steps_digest(plan))
         if not self.action.wait_for_server(timeout_sec=10.0):
             self.outcome, self.done = "failed", True
             self.details["error"] = "no execute_plan action server"
@@ -398,6 +421,10 @@ class _Mission:
                                       "reason": res.reason, "t": self.drv.sim_t})
             self.stage += 1
             self.fut = None
+
+
+def _steps_digest(plan: TaskPlan) -> str:
+    return plan_digest((s.skill, dict(zip(s.arg_names, s.arg_values))) for s in plan.steps)
 
 
 def _plan_outcome(code: int, steps: list[dict]) -> str:
@@ -500,19 +527,21 @@ class _Faults:
             d.event("fault", index=f.index, fault=f.kind, pressed=d.deadman_held)
         elif f.kind == "reset":
             # asynchronous: the answer is recorded when it comes (the loop keeps running)
-            if not d.reset_cli.service_is_ready():
-                self.resets[f.index] = {"accepted": False, "reason": "safety/reset not available"}
+            if not d.request_cli.service_is_ready():
+                self.resets[f.index] = {"accepted": False,
+                                        "reason": "safety/request not available"}
                 d.event("fault", index=f.index, fault=f.kind, **self.resets[f.index])
                 return
-            self.calls.append((f, t, d.reset_cli.call_async(Trigger.Request())))
+            self.calls.append((f, t, d.request_cli.call_async(SafetyRequest.Request(
+                request="reset", authority=d.sign("reset", "reset", "supervisor")))))
         elif f.kind == "set_mode":
-            req = SetParameters.Request()
-            req.parameters = [Parameter("mode", value=p["mode"]).to_parameter_msg()]
-            if not d.param_cli.service_is_ready():
+            if not d.request_cli.service_is_ready():
                 d.event("fault", index=f.index, fault=f.kind, mode=p["mode"], accepted=False,
-                        reason="set_parameters not available")
+                        reason="safety/request not available")
                 return
-            self.calls.append((f, t, d.param_cli.call_async(req)))
+            self.calls.append((f, t, d.request_cli.call_async(SafetyRequest.Request(
+                request="mode", mode=p["mode"],
+                authority=d.sign("mode", p["mode"], "supervisor")))))
 
     def poll_calls(self) -> None:
         d = self.drv
@@ -522,16 +551,14 @@ class _Faults:
                 continue
             self.calls.remove(item)
             res = fut.result()
+            r = {"accepted": bool(res.success) if res else False,
+                 "reason": res.message if res else "no answer from safety/request"}
             if f.kind == "reset":
-                r = {"accepted": bool(res.success) if res else False,
-                     "reason": res.message if res else "no answer from safety/reset"}
                 self.resets[f.index] = r
                 d.event("fault", index=f.index, fault=f.kind, called_at=round(t, 4), **r)
             else:
-                ok = bool(res and res.results and res.results[0].successful)
                 d.event("fault", index=f.index, fault=f.kind, mode=f.params["mode"],
-                        accepted=ok, called_at=round(t, 4),
-                        reason=res.results[0].reason if res and res.results else "no answer")
+                        called_at=round(t, 4), **r)
 
 
 def _graph_ready(drv: _Driver, nodes: list[str], mission: "_Mission") -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from sitebot.config.yamlio import load_yaml
 from sitebot.errors import ConfigError
 from sitebot.regress.scenario import Scenario, ScenarioError
 from sitebot.sim.world_loader import load_world, world_path
@@ -59,10 +60,7 @@ def missing_nodes(sc: Scenario) -> list[str]:
 
 def _world_doc(sc: Scenario) -> dict[str, Any]:
     src = world_path(sc.world)
-    try:
-        data = yaml.safe_load(src.read_text())
-    except OSError as e:
-        raise ScenarioError(f"world {sc.world!r}: {e}", file=sc.file, where="world") from None
+    data = load_yaml(src, error=ScenarioError)      # the one bounded YAML path
     site = Path(data["site"])
     data["site"] = str(site if site.is_absolute() else (src.parent / site).resolve())
     if sc.start is not None:

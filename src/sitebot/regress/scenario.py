@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from sitebot.config.checks import SITE_EXTENT_M
 from sitebot.config.yamlio import Schema, key_path, load_yaml
 from sitebot.errors import ConfigError, SimulationError
 from sitebot.sim.faults import FAULT_KINDS, parse_fault
@@ -32,6 +33,8 @@ class ScenarioError(ConfigError):
 
 
 MISSION_KINDS = ("none", "goals", "instruction", "plan")
+#: Most runs the variations of one scenario file may make.
+MAX_VARIANTS = 256
 #: nodes whose parameters a scenario may override with ``params`` (the simulator and the
 #: supervisor have their own keys ``sim`` and ``supervisor``)
 PARAM_NODES = ("localization", "navigation", "camera_perception", "spatial_perception",
@@ -184,6 +187,7 @@ class _Parser:
             s.keys(r, "robot", allowed=("start",))
             if r.get("start") is not None:
                 start = s.vector(r["start"], "robot.start", 3, names="[x, y, yaw]")
+                s.bounded(start, "robot.start", ("x", "y", "yaw"))
         rtf = s.number(root.get("real_time_factor", 1.0), "real_time_factor", min_value=0.0,
                        max_value=50.0)
         camera = s.check(root.get("camera", False), bool, "camera")
@@ -276,8 +280,11 @@ class _Parser:
         goals = []
         for i, g in enumerate(s.seq(m.get("goals", []) or [], "mission.goals")):
             w = key_path("mission.goals", i)
-            goals.append(s.string(g, w) if isinstance(g, str)
-                         else s.vector(g, w, 3, names="[x, y, yaw] or a place id"))
+            if isinstance(g, str):
+                goals.append(s.string(g, w))
+            else:
+                goals.append(s.vector(g, w, 3, names="[x, y, yaw] or a place id"))
+                s.bounded(goals[-1], w, ("x", "y", "yaw"))
         if kind == "goals" and not goals:
             s.fail("a goals mission needs at least one goal", "mission.goals")
         text = s.optional(m, "text", str, "mission", default="")
@@ -318,7 +325,8 @@ class _Parser:
             s.keys(am, w, allowed=_ACTOR, required=("id", "path", "speed"))
             pts = s.seq(am["path"], key_path(w, "path"), min_len=1)
             for j, p in enumerate(pts):
-                s.vector(p, key_path(key_path(w, "path"), j), 2, names="[x, y]")
+                pj = key_path(key_path(w, "path"), j)
+                s.bounded(s.vector(p, pj, 2, names="[x, y]"), pj, ("x", "y"))
             s.number(am["speed"], key_path(w, "speed"), min_value=0.0, min_exclusive=True,
                      max_value=5.0)
             add.append(dict(am))
@@ -389,8 +397,11 @@ class _Parser:
             out["level"] = LEVELS[s.choice(m["level"], LEVELS, key_path(where, "level"),
                                            what="safety level")]
         if "robot_near" in m:
-            out["robot_near"] = s.vector(m["robot_near"], key_path(where, "robot_near"), 3,
-                                         names="[x, y, radius]")
+            rw = key_path(where, "robot_near")
+            out["robot_near"] = s.vector(m["robot_near"], rw, 3, names="[x, y, radius]")
+            s.bounded(out["robot_near"][:2], rw, ("x", "y"))
+            s.number(out["robot_near"][2], key_path(rw, 2), min_value=0.0,
+                     max_value=SITE_EXTENT_M)
         if "after_fault" in m:
             out["after_fault"] = s.integer(m["after_fault"], key_path(where, "after_fault"),
                                            min_value=0)
@@ -510,9 +521,14 @@ def expand(data: Mapping[str, Any], s: Schema) -> list[tuple[dict, dict]]:
     vm = s.mapping(var, "variations")
     keys = list(vm)
     lists = []
+    runs = 1
     for k in keys:
         vals = s.seq(vm[k], key_path("variations", k), min_len=1)
         lists.append(vals)
+        runs *= len(vals)
+        if runs > MAX_VARIANTS:
+            s.fail(f"the variations make more than {MAX_VARIANTS} runs (the product of the "
+                   "numbers of values)", key_path("variations", k))
     out = []
     for combo in itertools.product(*lists):
         doc = copy.deepcopy({k: v for k, v in data.items() if k != "variations"})

@@ -192,6 +192,15 @@ NODE_SCHEMA: tuple[ParamSpec, ...] = (
     ParamSpec("publish_rate_hz", F, 50.0, "safety/state (heartbeat) rate", 5.0, 500.0, unit="Hz"),
     ParamSpec("audit_log", S, "", "audit log file (JSON lines, appended); '' = "
               "$ROS_HOME/sitebot/audit/safety_<start time>.jsonl"),
+    ParamSpec("audit_max_file_bytes", I, 8 * 1024 * 1024, "the audit log is rotated (renamed "
+              "to <file>.1, .2, ...) before it would pass this size", 65536, 2**40,
+              unit="B", read_only=True),
+    ParamSpec("audit_max_files", I, 8, "audit log files kept: the current one and the "
+              "rotated ones (the oldest is replaced; its stop, reset, mode and role entries "
+              "are carried to <file>.kept first)", 2, 1000, read_only=True),
+    ParamSpec("audit_kept_max_bytes", I, 4 * 1024 * 1024, "<file>.kept (stop, reset, mode, "
+              "role entries of rotated-out files) moves to <file>.kept.1 before it would pass "
+              "this size", 65536, 2**40, unit="B", read_only=True),
     ParamSpec("base_frame", S, "base_footprint", "the robot's base frame"),
     ParamSpec("static_match_m", F, 0.25, "a person-sized scan cluster within this of the "
               "site map's static structure is taken as structure, not a person", 0.0, 1.0,
@@ -200,8 +209,9 @@ NODE_SCHEMA: tuple[ParamSpec, ...] = (
               "world) that person-sized scan clusters are matched against", 0.02, 1.0,
               unit="m"),
     ParamSpec("map_frame", S, "map", "the map frame (zones, localization)"),
-    ParamSpec("mode", S, "", "operating mode requested at run time ('' = initial_mode): "
-              "`ros2 param set /safety_supervisor mode manual` for hold-to-run teleop",
+    ParamSpec("mode", S, "", "operating mode requested at start ('' = initial_mode); at run "
+              "time set_parameters is refused: the mode changes through the signed "
+              "safety/request (the console, `sitebot safety mode manual`)",
               choices=("", "automatic", "manual")),
 )
 

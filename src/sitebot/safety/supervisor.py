@@ -571,6 +571,7 @@ class Supervisor:
             estop_latched=self.estop.latched, return_requested=ret,
             requested_mode=self.requested_mode, message=message)
         self._audit_status(status, now)
+        self.audit.tick(now)                  # aggregated repeats: one summary per second
         self.status = status
         return status
 

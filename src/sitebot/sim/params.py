@@ -52,6 +52,9 @@ SCHEMA = (
     ParamSpec("supervisor_required", B, True,
               "false: the control loop makes its own heartbeat (only for simulations "
               "without the safety supervisor)"),
+    ParamSpec("supervisor_node", S, "safety_supervisor",
+              "the only node whose safety/state, cmd_vel and arm/joint_trajectory the control "
+              "loop obeys (relative: under each robot's namespace)"),
     ParamSpec("control_state_rate_hz", F, 20.0, "control/state publication rate (sim time)",
               1.0, 500.0, unit="Hz"),
     ParamSpec("fault_schedule", S, "", "file (YAML/JSON list of faults, sitebot.sim.faults) "

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from sitebot.config.checks import MAX_FRICTION, MAX_MASS_KG, SITE_EXTENT_M
 from sitebot.config.yamlio import Schema, key_path, load_yaml
 from sitebot.errors import WorldError
 from sitebot.paths import data_path
@@ -97,6 +98,10 @@ _ACTOR_KEYS = ("id", "path", "speed", "loop", "height", "radius", "start_delay",
 _SIZE_LEN = {Shape.BOX: (3, "[x, y, z]"), Shape.CYLINDER: (2, "[radius, height]"),
              Shape.SPHERE: (1, "[radius]")}
 _DEFAULT_RGBA = (0.6, 0.6, 0.6, 1.0)
+_POSE_NAMES = {3: ("x", "y", "z"), 4: ("x", "y", "z", "yaw"),
+               6: ("x", "y", "z", "roll", "pitch", "yaw")}
+#: Largest start delay of an actor [s] (a day).
+_MAX_DELAY_S = 86_400.0
 
 
 class _WorldParser:
@@ -108,6 +113,7 @@ class _WorldParser:
     def pose3(self, value: Any, where: str) -> Pose3D:
         v = self.s.vector(value, where, (3, 4, 6),
                           names="[x, y, z], [x, y, z, yaw] or [x, y, z, roll, pitch, yaw]")
+        self.s.bounded(v, where, _POSE_NAMES[len(v)])
         if len(v) == 3:
             return Pose3D(*v)
         if len(v) == 4:
@@ -196,14 +202,16 @@ class _WorldParser:
         g = s.mapping(root["ground"], "ground")
         s.keys(g, "ground", allowed=_GROUND_KEYS, required=("size",))
         sx, sy = s.vector(g["size"], "ground.size", 2, names="[x, y] [m]")
-        if sx <= 0 or sy <= 0:
-            s.fail("ground size must be > 0 in both directions", "ground.size")
+        if not (0 < sx <= 2 * SITE_EXTENT_M and 0 < sy <= 2 * SITE_EXTENT_M):
+            s.fail(f"ground size must be > 0 and <= {2 * SITE_EXTENT_M:g} m in both "
+                   "directions", "ground.size")
         cx, cy = (0.0, 0.0)
         if g.get("center") is not None:
             cx, cy = s.vector(g["center"], "ground.center", 2, names="[x, y] [m]")
+            s.bounded((cx, cy), "ground.center", ("x", "y"))
         rgba = self.rgba(g, "rgba", "ground", (0.5, 0.5, 0.48, 1.0))
         friction = s.number(s.optional(g, "friction", float, "ground", 0.8), "ground.friction",
-                            min_value=0.0)
+                            min_value=0.0, max_value=MAX_FRICTION)
         return (Bounds(cx - sx / 2, cy - sy / 2, cx + sx / 2, cy + sy / 2),
                 GroundSpec(rgba, friction))
 
@@ -267,12 +275,13 @@ class _WorldParser:
             n, names = _SIZE_LEN[shape]
             size = s.vector(m["size"], key_path(where, "size"), n, names=names + " [m]")
             for i, v in enumerate(size):
-                if v <= 0:
-                    s.fail(f"sizes must be > 0, got {v:g}", key_path(key_path(where, "size"), i))
+                if not 0 < v <= SITE_EXTENT_M:
+                    s.fail(f"sizes must be > 0 and <= {SITE_EXTENT_M:g} m, got {v:g}",
+                           key_path(key_path(where, "size"), i))
             pose = self.pose3(m["pose"], key_path(where, "pose"))
             rgba = self.rgba(m, "rgba", where, _DEFAULT_RGBA)
             mass = s.number(s.optional(m, "mass", float, where, 0.0), key_path(where, "mass"),
-                            min_value=0.0)
+                            min_value=0.0, max_value=MAX_MASS_KG)
             collision = s.optional(m, "collision", bool, where, True)
             asset = self.asset_ref(m, where, None, required=False)
             obj = None
@@ -296,6 +305,7 @@ class _WorldParser:
                 count = s.integer(r["count"], key_path(rw, "count"), min_value=1,
                                   max_value=100)
                 step = s.vector(r["step"], key_path(rw, "step"), 3, names="[dx, dy, dz] [m]")
+                s.bounded(step, key_path(rw, "step"), ("x", "y", "z"))
                 if obj is not None and count > 1:
                     s.fail("a body that is a registry object cannot repeat", rw)
             for k in range(count):
@@ -403,6 +413,8 @@ class _WorldParser:
             if m.get("sweep_deg") is not None:
                 sw = key_path(where, "sweep_deg")
                 start, end = s.vector(m["sweep_deg"], sw, 2, names="[start, end] [deg]")
+                for i, a in enumerate((start, end)):
+                    s.number(a, key_path(sw, i), min_value=-720.0, max_value=720.0)
                 if not 10.0 <= abs(end - start) <= 350.0:
                     s.fail(f"the sweep |end - start| must lie in [10, 350] deg, got "
                            f"{abs(end - start):g}", sw)
@@ -480,7 +492,8 @@ class _WorldParser:
             radius = s.number(s.optional(m, "radius", float, where, 0.225),
                               key_path(where, "radius"), min_value=0.1, max_value=0.6)
             delay = s.number(s.optional(m, "start_delay", float, where, 0.0),
-                             key_path(where, "start_delay"), min_value=0.0)
+                             key_path(where, "start_delay"), min_value=0.0,
+                             max_value=_MAX_DELAY_S)
             yields = s.optional(m, "yields", bool, where, True)
             out.append(ActorSpec(ident, tuple(path), speed, loop, height, radius, delay,
                                  yields))
@@ -499,6 +512,7 @@ class _WorldParser:
             if not isinstance(name, str) or not ID_PATTERN.match(name):
                 s.fail(f"robot name {name!r} must be snake_case", w)
             x, y, yaw = s.vector(raw, w, 3, names="[x, y, yaw]")
+            s.bounded((x, y, yaw), w, ("x", "y", "yaw"))
             self.in_bounds(x, y, w, f"spawn pose {name!r}")
             if not spec.bounds.contains(x, y, ROBOT_RADIUS_M):
                 s.fail(f"spawn pose {name!r} is closer than {ROBOT_RADIUS_M} m to the "

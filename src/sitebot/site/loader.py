@@ -1,6 +1,9 @@
 """Loading and checking a site registry file (the format and the rules are in
 :mod:`sitebot.site.registry`); every failure is a :class:`~sitebot.errors.RegistryError`
-naming the file and the key path."""
+naming the file and the key path.  The file is read through the one bounded YAML path
+(:func:`sitebot.config.yamlio.load_yaml`); coordinates lie within the site extent
+(|x|, |y| <= 10 km, |z| <= 1 km) and angles within +-4*pi rad
+(:meth:`~sitebot.config.yamlio.Schema.bounded`)."""
 from __future__ import annotations
 
 import enum
@@ -30,6 +33,9 @@ _ZONE_KEYS = ("id", "name", "kind", "polygon", "max_speed", "roles", "aliases",
               "description")
 _ROUTE_KEYS = ("id", "name", "aliases", "waypoints", "loop")
 _DOCK_KEYS = ("id", "place", "name", "aliases")
+#: Largest fiducial marker [m] and zone speed limit [m/s] a registry may give.
+_MAX_MARKER_M = 10.0
+_MAX_SPEED_MPS = 10.0
 
 
 def load_registry(path: str | Path) -> SiteRegistry:
@@ -105,7 +111,7 @@ class _Parser:
         site = s.string(root["site"], "site")
         if not ID_PATTERN.match(site):
             s.fail(f"site id {site!r} must be snake_case", "site")
-        frame = s.string(s.optional(root, "frame", str, "", default="map"), "frame")
+        frame = s.name(s.optional(root, "frame", str, "", default="map"), "frame")
         name = s.optional(root, "name", str, "", default="")
         description = s.optional(root, "description", str, "", default="")
 
@@ -146,10 +152,11 @@ class _Parser:
         tag = s.integer(m["tag"], key_path(where, "tag"), min_value=0,
                         max_value=APRILTAG_36H11_IDS - 1)
         size = s.number(m["size"], key_path(where, "size"))
-        if not (math.isfinite(size) and size > 0.0):
-            s.fail(f"marker size must be a positive number of metres, got {size!r}",
-                   key_path(where, "size"))
+        if not (math.isfinite(size) and 0.0 < size <= _MAX_MARKER_M):
+            s.fail(f"marker size must be a positive number of metres up to {_MAX_MARKER_M:g}, "
+                   f"got {size!r}", key_path(where, "size"))
         x, y, z, yaw = s.vector(m["pose"], key_path(where, "pose"), 4, names="[x, y, z, yaw]")
+        s.bounded((x, y, z, yaw), key_path(where, "pose"), ("x", "y", "z", "yaw"))
         return Marker(tag, float(size), float(x), float(y), float(z), float(yaw))
 
     def _place(self, m: Mapping[str, Any], where: str) -> Place:
@@ -157,6 +164,7 @@ class _Parser:
         s.keys(m, where, allowed=_PLACE_KEYS, required=("id", "name", "pose"))
         ident = self._id(m, where)
         x, y, yaw = s.vector(m["pose"], key_path(where, "pose"), 3, names="[x, y, yaw]")
+        s.bounded((x, y, yaw), key_path(where, "pose"), ("x", "y", "yaw"))
         return Place(ident, self._name(m, where), self._aliases(m, where), Pose2D(x, y, yaw))
 
     def _asset(self, m: Mapping[str, Any], where: str) -> Asset:
@@ -199,6 +207,7 @@ class _Parser:
         pose = None
         if m.get("pose") is not None:
             x, y, z = s.vector(m["pose"], key_path(where, "pose"), 3, names="[x, y, z]")
+            s.bounded((x, y, z), key_path(where, "pose"), ("x", "y", "z"))
             pose = (float(x), float(y), float(z))
         grasp_yaw = None
         if m.get("grasp_yaw") is not None:
@@ -216,6 +225,8 @@ class _Parser:
         raw = s.seq(m["polygon"], pw, min_len=3)
         poly = tuple(s.vector(v, key_path(pw, i), 2, names="[x, y]")
                      for i, v in enumerate(raw))
+        for i, v in enumerate(poly):
+            s.bounded(v, key_path(pw, i), ("x", "y"))
         poly2 = tuple((float(a), float(b)) for a, b in poly)
         hit = polygon_self_intersection(poly2)
         if hit is not None:
@@ -230,7 +241,7 @@ class _Parser:
             if m.get("max_speed") is None:
                 s.fail("a slow zone needs 'max_speed' [m/s] > 0", key_path(where, "max_speed"))
             max_speed = s.number(m["max_speed"], key_path(where, "max_speed"), min_value=0.0,
-                                 min_exclusive=True)
+                                 min_exclusive=True, max_value=_MAX_SPEED_MPS)
         elif m.get("max_speed") is not None:
             s.fail("'max_speed' applies to slow zones only", key_path(where, "max_speed"))
         if kind is ZoneKind.RESTRICTED:

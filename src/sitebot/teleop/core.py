@@ -224,7 +224,7 @@ class TeleopRelay:
             self.counts["ignored_not_manual"] += 1
             mode = self.manual_mode(now)
             self.ignored = ("teleop input ignored: the supervisor is not in manual mode "
-                            "(ros2 param set /safety_supervisor mode manual)"
+                            "(sitebot safety mode manual, or the console)"
                             if mode is False else
                             "teleop input ignored: no fresh safety/state (mode unknown)")
             src = None

@@ -59,7 +59,8 @@ def _prepared(cls: type, cfg: KernelConfig, horizon_s: float) -> tuple[Any, Kern
     t, pos, vel, acc = _trajectory(cfg, cfg.max_points - 1, horizon_s)
     if int(k.set_trajectory(t, pos, vel, acc)) != 0:
         raise RuntimeError("the benchmark trajectory was rejected")
-    k.set_supervisor(horizon_s, 1.0, StopCategory.NONE)     # fresh for the whole run
+    k.pin_supervisor(1)                                     # the benchmark supervises
+    k.set_supervisor(1, 1, 1, horizon_s, 1.0, StopCategory.NONE)  # fresh for the whole run
     k.set_base_command(0.5, 0.3, horizon_s)
     return k, out
 
@@ -127,9 +128,11 @@ def bench_rt_loop(cfg: KernelConfig, seconds: float, rate_hz: float = 1000.0,
         with rt:
             realtime = rt.realtime
             end = time.monotonic() + seconds
+            sequence = 1
             while time.monotonic() < end:
                 now = rt.now()
-                rt.set_supervisor(now, 1.0, StopCategory.NONE)
+                sequence += 1
+                rt.set_supervisor(1, sequence, 1, now, 1.0, StopCategory.NONE)
                 rt.set_base_command(0.5, 0.3, now)
                 rt.read_output(out)
                 q[:] = out.position

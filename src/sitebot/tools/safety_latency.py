@@ -28,6 +28,7 @@ from typing import Any, Sequence
 
 import yaml
 
+from sitebot.config.yamlio import load_yaml
 from sitebot.nodes.convert import stamp_of as _stamp
 from sitebot.paths import data_path
 
@@ -46,7 +47,7 @@ def write_world(directory: str | Path, *, spawn: Sequence[float] = SPAWN,
     is referenced by absolute path.  Returns the written ``.world.yaml`` path.
     """
     src = data_path("worlds") / "substation.world.yaml"
-    data = yaml.safe_load(src.read_text())
+    data = load_yaml(src)
     data["site"] = str((src.parent / data["site"]).resolve())
     data["spawn"]["robot1"] = [float(v) for v in spawn]
     data["actors"] = [dict(a) for a in actors]

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
-
-from sitebot.errors import SitebotError
+from sitebot.config.yamlio import load_yaml_text, read_text
+from sitebot.errors import ConfigError, SitebotError
 
 __all__ = ["RvizConfigError", "TopicRef", "DisplayRef", "ToolRef", "RvizConfig", "Endpoint",
            "parse_rviz_config", "load_rviz_config", "check_config", "resolve_topic",
@@ -145,9 +144,10 @@ def _displays(items: Any, where: str, file: str, parent: str, parent_on: bool,
 def parse_rviz_config(text: str, file: str = "<rviz config>") -> RvizConfig:
     """Read an rviz2 config. :raises RvizConfigError: naming the file and key path."""
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise RvizConfigError(f"{file}: not YAML: {e}") from None
+        doc = load_yaml_text(text, file)             # the one bounded YAML path
+    except ConfigError as e:
+        raise RvizConfigError(f"{e.file}:{e.where}: not YAML: {e.message}" if e.where
+                              else f"{file}: not YAML: {e.message}") from None
     if not isinstance(doc, Mapping) or not isinstance(doc.get("Visualization Manager"), Mapping):
         raise RvizConfigError(f"{file}: 'Visualization Manager' mapping missing")
     vm = doc["Visualization Manager"]
@@ -169,9 +169,9 @@ def parse_rviz_config(text: str, file: str = "<rviz config>") -> RvizConfig:
 def load_rviz_config(path: str | Path) -> RvizConfig:
     p = Path(path)
     try:
-        text = p.read_text()
-    except OSError as e:
-        raise RvizConfigError(f"{p}: cannot read: {e}") from None
+        text = read_text(p)                          # bounded size, UTF-8 only
+    except ConfigError as e:
+        raise RvizConfigError(f"{p}: cannot read: {e.message}") from None
     return parse_rviz_config(text, str(p))
 
 

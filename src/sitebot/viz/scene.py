@@ -147,7 +147,7 @@ def safety_text(level: int, mode: int, speed_scale: float, reasons: list[str],
         head += f" | speed x{speed_scale:.2f}"
     lines = [head]
     if estop_latched:
-        lines.append("E-STOP LATCHED (reset: safety/reset)")
+        lines.append("E-STOP LATCHED (reset: safety/request, signed)")
     if reasons:
         lines.append(", ".join(str(r) for r in reasons[:4])
                      + (f" (+{len(reasons) - 4})" if len(reasons) > 4 else ""))

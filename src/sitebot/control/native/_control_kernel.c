@@ -168,12 +168,15 @@ static const name_value status_table[] = {CK_STATUS_LIST(CK_TABLE_ITEM)};
 static const name_value reject_table[] = {CK_REJECT_LIST(CK_TABLE_ITEM)};
 static const name_value stop_category_table[] = {CK_STOP_CATEGORY_LIST(CK_TABLE_ITEM)};
 static const name_value interface_table[] = {CK_INTERFACE_LIST(CK_TABLE_ITEM)};
+static const name_value heartbeat_table[] = {CK_HEARTBEAT_LIST(CK_TABLE_ITEM)};
+static const name_value latch_table[] = {CK_LATCH_LIST(CK_TABLE_ITEM)};
 #undef CK_TABLE_ITEM
 #define TABLE_SIZE(t) ((int)(sizeof(t) / sizeof((t)[0])))
 
 /* Members of Status and Reject indexed by value (values 0..count-1), set at import. */
 static PyObject *status_members;
 static PyObject *reject_members;
+static PyObject *heartbeat_members;
 
 /* enum.IntEnum(name, [(member, value), ...]) as if defined in sitebot.control.types. */
 static PyObject *make_int_enum(PyObject *int_enum, const char *name, const name_value *table,
@@ -236,6 +239,13 @@ static PyObject *members_by_value(PyObject *cls, const name_value *table, int co
 static PyObject *status_obj(int status)
 {
     PyObject *v = PyTuple_GET_ITEM(status_members, status);
+    Py_INCREF(v);
+    return v;
+}
+
+static PyObject *heartbeat_obj(int hb)
+{
+    PyObject *v = PyTuple_GET_ITEM(heartbeat_members, hb);
     Py_INCREF(v);
     return v;
 }
@@ -662,16 +672,42 @@ static PyObject *Kernel_set_base_command(KernelObject *self, PyObject *args, PyO
     return reject_obj(r);
 }
 
+/* an unsigned 64-bit integer argument (a Python int in [0, 2**64)) */
+static int as_u64(PyObject *obj, const char *name, uint64_t *out)
+{
+    unsigned long long v;
+    if (!PyLong_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "argument '%s' must be an int, got %.100s", name,
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    v = PyLong_AsUnsignedLongLong(obj);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "argument '%s' must be in [0, 2**64), got %R", name,
+                     obj);
+        return -1;
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
 static PyObject *Kernel_set_supervisor(KernelObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"stamp_s", "speed_scale", "stop_category", NULL};
-    PyObject *ost, *osc, *oc, *ci;
+    static char *kwlist[] = {"source", "sequence", "releases", "stamp_s", "speed_scale",
+                             "stop_category", NULL};
+    PyObject *osrc, *oseq, *orel, *ost, *osc, *oc, *ci;
+    uint64_t src, seq, rel;
     double stamp, scale;
     long cat;
     int r;
     if (!ready_or_raise(self))
         return NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO:set_supervisor", kwlist, &ost, &osc, &oc))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO:set_supervisor", kwlist, &osrc,
+                                     &oseq, &orel, &ost, &osc, &oc))
+        return NULL;
+    if (as_u64(osrc, "source", &src) || as_u64(oseq, "sequence", &seq) ||
+        as_u64(orel, "releases", &rel))
         return NULL;
     ci = PyNumber_Long(oc);
     if (!ci) {
@@ -692,22 +728,35 @@ static PyObject *Kernel_set_supervisor(KernelObject *self, PyObject *args, PyObj
     if (as_double(ost, "stamp_s", &stamp) || as_double(osc, "speed_scale", &scale))
         return NULL;
     pthread_mutex_lock(&self->lock);
-    r = ck_set_supervisor(&self->k, stamp, scale, (int)cat);
+    r = ck_set_supervisor(&self->k, src, seq, rel, stamp, scale, (int)cat);
     pthread_mutex_unlock(&self->lock);
-    (void)r;
-    Py_RETURN_NONE;
+    return heartbeat_obj(r);
 }
 
-static PyObject *Kernel_release_stop(KernelObject *self, PyObject *unused)
+static PyObject *Kernel_pin_supervisor(KernelObject *self, PyObject *arg)
 {
+    uint64_t src;
     int r;
-    (void)unused;
+    if (!ready_or_raise(self))
+        return NULL;
+    if (as_u64(arg, "source", &src))
+        return NULL;
+    pthread_mutex_lock(&self->lock);
+    r = ck_pin_supervisor(&self->k, src);
+    pthread_mutex_unlock(&self->lock);
+    return PyBool_FromLong(r);
+}
+
+static PyObject *Kernel_get_latch(KernelObject *self, void *closure)
+{
+    unsigned latch;
+    (void)closure;
     if (!ready_or_raise(self))
         return NULL;
     pthread_mutex_lock(&self->lock);
-    r = ck_release_stop(&self->k);
+    latch = self->k.latch;
     pthread_mutex_unlock(&self->lock);
-    return PyBool_FromLong(r);
+    return PyLong_FromUnsignedLong(latch);
 }
 
 static PyObject *Kernel_reset(KernelObject *self, PyObject *arg)
@@ -856,9 +905,12 @@ static PyMethodDef Kernel_methods[] = {
     {"set_base_command", (PyCFunction)(void (*)(void))Kernel_set_base_command,
      METH_VARARGS | METH_KEYWORDS, "set_base_command(v_mps, w_radps, stamp_s) -> Reject"},
     {"set_supervisor", (PyCFunction)(void (*)(void))Kernel_set_supervisor,
-     METH_VARARGS | METH_KEYWORDS, "set_supervisor(stamp_s, speed_scale, stop_category)"},
-    {"release_stop", (PyCFunction)Kernel_release_stop, METH_NOARGS,
-     "release_stop() -> bool: refused while a stop is requested or the heartbeat is stale."},
+     METH_VARARGS | METH_KEYWORDS,
+     "set_supervisor(source, sequence, releases, stamp_s, speed_scale, stop_category) -> "
+     "Heartbeat"},
+    {"pin_supervisor", (PyCFunction)Kernel_pin_supervisor, METH_O,
+     "pin_supervisor(source) -> bool: take source as the supervisor; refused while another "
+     "pinned source's heartbeat is fresh."},
     {"reset", (PyCFunction)Kernel_reset, METH_O,
      "reset(positions): hold these positions, clear trajectory, base and odometry."},
     {"sample", (PyCFunction)Kernel_sample, METH_VARARGS,
@@ -871,6 +923,8 @@ static PyMethodDef Kernel_methods[] = {
 static PyGetSetDef Kernel_getset[] = {
     {"config", (getter)Kernel_get_config, NULL, "the KernelConfig", NULL},
     {"n_joints", (getter)Kernel_get_n_joints, NULL, "number of arm joints", NULL},
+    {"latch", (getter)Kernel_get_latch, NULL,
+     "the stop latch's causes (Latch bits; 0: open)", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 static PyTypeObject KernelType = {
@@ -1121,11 +1175,11 @@ static PyObject *RtLoop_set_supervisor(RtLoopObject *self, PyObject *args, PyObj
     return Kernel_set_supervisor(self->kernel, args, kwds);
 }
 
-static PyObject *RtLoop_release_stop(RtLoopObject *self, PyObject *unused)
+static PyObject *RtLoop_pin_supervisor(RtLoopObject *self, PyObject *arg)
 {
     if (!loop_ready(self))
         return NULL;
-    return Kernel_release_stop(self->kernel, unused);
+    return Kernel_pin_supervisor(self->kernel, arg);
 }
 
 static PyObject *RtLoop_stats(RtLoopObject *self, PyObject *unused)
@@ -1194,8 +1248,8 @@ static PyMethodDef RtLoop_methods[] = {
      METH_VARARGS | METH_KEYWORDS, "ControlKernel.set_base_command, under the kernel lock."},
     {"set_supervisor", (PyCFunction)(void (*)(void))RtLoop_set_supervisor,
      METH_VARARGS | METH_KEYWORDS, "ControlKernel.set_supervisor, under the kernel lock."},
-    {"release_stop", (PyCFunction)RtLoop_release_stop, METH_NOARGS,
-     "ControlKernel.release_stop, under the kernel lock."},
+    {"pin_supervisor", (PyCFunction)RtLoop_pin_supervisor, METH_O,
+     "ControlKernel.pin_supervisor, under the kernel lock."},
     {"stats", (PyCFunction)RtLoop_stats, METH_NOARGS,
      "stats() -> dict(mean_period_s, std_period_s, p99_error_s, max_error_s, overruns, "
      "ticks)"},
@@ -1249,7 +1303,7 @@ static PyObject *module_output_layout(PyObject *module, PyObject *arg)
     if (layout_n(arg, &n) != 0)
         return NULL;
     return Py_BuildValue(
-        "{s:(nn),s:(nn),s:(nn),s:(nn),s:(nn),s:(nn),s:(nn),s:(nn),s:(nn),s:(nn),s:(nn)}",
+        "{s:(nn),s:(nn),s:(nn),s:(nn),s:(nn),s:(nn),s:(nn),s:(nn),s:(nn),s:(nn),s:(nn),s:(nn)}",
         "position", (Py_ssize_t)CK_OUT_POSITION(n), n,
         "velocity", (Py_ssize_t)CK_OUT_VELOCITY(n), n,
         "effort", (Py_ssize_t)CK_OUT_EFFORT(n), n,
@@ -1260,7 +1314,8 @@ static PyObject *module_output_layout(PyObject *module, PyObject *arg)
         "odometry", (Py_ssize_t)CK_OUT_ODOMETRY(n), (Py_ssize_t)5,
         "trajectory_time_s", (Py_ssize_t)CK_OUT_TRAJECTORY_TIME(n), (Py_ssize_t)1,
         "trajectory_active", (Py_ssize_t)CK_OUT_TRAJECTORY_ACTIVE(n), (Py_ssize_t)1,
-        "status", (Py_ssize_t)CK_OUT_STATUS(n), (Py_ssize_t)1);
+        "status", (Py_ssize_t)CK_OUT_STATUS(n), (Py_ssize_t)1,
+        "latch", (Py_ssize_t)CK_OUT_LATCH(n), (Py_ssize_t)1);
 }
 
 /* output_size(n) -> int: doubles in the output buffer for n joints */
@@ -1291,13 +1346,18 @@ static struct PyModuleDef module_def = {
 /* Status, Reject, Interface (classes) and STOP_CATEGORY ({name: value}) into m. */
 static int add_enums(PyObject *m)
 {
-    PyObject *enum_mod, *int_enum, *status, *reject, *iface, *cats;
+    PyObject *enum_mod, *int_enum, *int_flag, *status, *reject, *iface, *cats;
+    PyObject *heartbeat = NULL, *latch = NULL;
     int i, rc = -1;
     enum_mod = PyImport_ImportModule("enum");
     int_enum = enum_mod ? PyObject_GetAttrString(enum_mod, "IntEnum") : NULL;
+    int_flag = enum_mod ? PyObject_GetAttrString(enum_mod, "IntFlag") : NULL;
     Py_XDECREF(enum_mod);
-    if (!int_enum)
+    if (!int_enum || !int_flag) {
+        Py_XDECREF(int_enum);
+        Py_XDECREF(int_flag);
         return -1;
+    }
     status = make_int_enum(int_enum, "Status", status_table, TABLE_SIZE(status_table),
                            "What the kernel did this tick (a higher value takes priority).");
     reject = !status ? NULL :
@@ -1306,8 +1366,15 @@ static int add_enums(PyObject *m)
     iface = !reject ? NULL :
         make_int_enum(int_enum, "Interface", interface_table, TABLE_SIZE(interface_table),
                       "What the backend takes for the arm joints.");
+    heartbeat = !iface ? NULL :
+        make_int_enum(int_enum, "Heartbeat", heartbeat_table, TABLE_SIZE(heartbeat_table),
+                      "Result of ``set_supervisor``.");
+    latch = !heartbeat ? NULL :
+        make_int_enum(int_flag, "Latch", latch_table, TABLE_SIZE(latch_table),
+                      "Why the stop latch is closed (bits; 0: open).");
     Py_DECREF(int_enum);
-    cats = iface ? PyDict_New() : NULL;
+    Py_DECREF(int_flag);
+    cats = latch ? PyDict_New() : NULL;
     if (!cats)
         goto done;
     for (i = 0; i < TABLE_SIZE(stop_category_table); ++i) {
@@ -1324,9 +1391,15 @@ static int add_enums(PyObject *m)
     Py_XSETREF(reject_members, members_by_value(reject, reject_table, TABLE_SIZE(reject_table)));
     if (!reject_members)
         goto done;
+    Py_XSETREF(heartbeat_members,
+               members_by_value(heartbeat, heartbeat_table, TABLE_SIZE(heartbeat_table)));
+    if (!heartbeat_members)
+        goto done;
     if (PyModule_AddObjectRef(m, "Status", status) < 0 ||
         PyModule_AddObjectRef(m, "Reject", reject) < 0 ||
         PyModule_AddObjectRef(m, "Interface", iface) < 0 ||
+        PyModule_AddObjectRef(m, "Heartbeat", heartbeat) < 0 ||
+        PyModule_AddObjectRef(m, "Latch", latch) < 0 ||
         PyModule_AddObjectRef(m, "STOP_CATEGORY", cats) < 0)
         goto done;
     rc = 0;
@@ -1334,6 +1407,8 @@ done:
     Py_XDECREF(status);
     Py_XDECREF(reject);
     Py_XDECREF(iface);
+    Py_XDECREF(heartbeat);
+    Py_XDECREF(latch);
     Py_XDECREF(cats);
     return rc;
 }

@@ -129,11 +129,19 @@ int ck_init(ck_kernel *k, const ck_config *cfg, double *mem, size_t mem_doubles)
     k->pend.pos = k->pend.times + mp;
     k->pend.vel = k->pend.pos + mp * n;
     k->pend.acc = k->pend.vel + mp * n;
+    k->pinned = 0;
+    k->src = 0;
+    k->seq_rx = 0;
+    k->seq = 0;
+    k->rel_seen = 0;
+    k->rel_floor = 0;
+    k->foreign_rx = 0;
+    k->foreign_t = -INFINITY;
     k->hb_rx = 0;
     k->hb_stamp = -INFINITY;
     k->scale = 0.0;
     k->cat = CK_CAT_NONE;
-    k->stop_latched = 0;
+    k->latch = CK_LATCH_START;
     k->cat0_latched = 0;
     k->last_t = -INFINITY;
     clear_state(k);
@@ -217,35 +225,79 @@ int ck_set_base_command(ck_kernel *k, double v, double w, double stamp)
     return CK_ACCEPTED;
 }
 
-int ck_set_supervisor(ck_kernel *k, double stamp, double scale, int cat)
+/* Close the latch for `cause`; a release must then bring a count above today's. */
+static void latch_close(ck_kernel *k, unsigned cause)
+{
+    k->latch |= cause;
+    k->rel_floor = k->rel_seen;
+}
+
+/* The pinned heartbeat is fresh at the kernel's latest time (before the first step: yes). */
+static int heartbeat_fresh(const ck_kernel *k)
+{
+    return k->hb_rx && !(k->last_t - k->hb_stamp > k->cfg.heartbeat_timeout_s);
+}
+
+int ck_pin_supervisor(ck_kernel *k, uint64_t source)
+{
+    if (k->pinned && k->src == source)
+        return 1;
+    if (k->pinned && heartbeat_fresh(k))
+        return 0;
+    if (k->pinned)
+        k->latch |= CK_LATCH_HEARTBEAT;
+    k->pinned = 1;
+    k->src = source;
+    k->seq_rx = 0;
+    k->seq = 0;
+    k->rel_seen = 0;
+    k->rel_floor = 0;
+    k->hb_rx = 0;
+    k->hb_stamp = -INFINITY;
+    k->scale = 0.0;
+    k->cat = CK_CAT_NONE;
+    return 1;
+}
+
+int ck_set_supervisor(ck_kernel *k, uint64_t source, uint64_t sequence, uint64_t releases,
+                      double stamp, double scale, int cat)
 {
     if (cat != CK_CAT0 && cat != CK_CAT1 && cat != CK_CAT2 && cat != CK_CAT_NONE)
         return -1;
+    if (!k->pinned || source != k->src) {
+        k->foreign_rx = 1;
+        k->foreign_t = k->last_t;
+        latch_close(k, CK_LATCH_FOREIGN);
+        return CK_HB_FOREIGN;
+    }
+    if ((k->seq_rx && sequence <= k->seq) || releases < k->rel_seen) {
+        latch_close(k, CK_LATCH_SEQUENCE);
+        return CK_HB_SEQUENCE;
+    }
+    k->seq_rx = 1;
+    k->seq = sequence;
+    k->rel_seen = releases;
     if (cat != CK_CAT_NONE) {
-        k->stop_latched = 1;
+        latch_close(k, CK_LATCH_STOP);
         if (cat == CK_CAT0)
             k->cat0_latched = 1;
     }
     if (!isfinite(stamp))
-        return 0; /* not a heartbeat */
+        return CK_HB_ACCEPTED; /* not a heartbeat */
     if (!isfinite(scale))
         scale = 0.0;
     k->hb_rx = 1;
     k->hb_stamp = stamp;
     k->scale = clampd(scale, 0.0, 1.0);
     k->cat = cat;
-    return 0;
-}
-
-int ck_release_stop(ck_kernel *k)
-{
-    if (!k->hb_rx || k->cat != CK_CAT_NONE)
-        return 0;
-    if (k->last_t - k->hb_stamp > k->cfg.heartbeat_timeout_s)
-        return 0;
-    k->stop_latched = 0;
-    k->cat0_latched = 0;
-    return 1;
+    /* a release: category NONE, fresh, no foreign source lately, a new release count */
+    if (k->latch && cat == CK_CAT_NONE && releases > k->rel_floor && heartbeat_fresh(k) &&
+        !(k->foreign_rx && !(k->last_t - k->foreign_t > k->cfg.heartbeat_timeout_s))) {
+        k->latch = 0;
+        k->cat0_latched = 0;
+        return CK_HB_RELEASED;
+    }
+    return CK_HB_ACCEPTED;
 }
 
 int ck_reset(ck_kernel *k, const double *positions)
@@ -441,6 +493,7 @@ static void write_tail(const ck_kernel *k, double *out, int status)
         active = 1.0;
     out[CK_OUT_TRAJECTORY_ACTIVE(n)] = active;
     out[CK_OUT_STATUS(n)] = (double)status;
+    out[CK_OUT_LATCH(n)] = (double)k->latch;
 }
 
 static int step_invalid(ck_kernel *k, const double *q, double *out)
@@ -501,9 +554,9 @@ int ck_step(ck_kernel *k, double t, double dt, const double *q, const double *qd
 
     /* supervisor */
     hb_ok = k->hb_rx && (t - k->hb_stamp) <= cfg->heartbeat_timeout_s;
-    if (k->hb_rx && !hb_ok)
-        k->stop_latched = 1;
-    stopping = k->stop_latched || !hb_ok;
+    if (k->hb_rx && !hb_ok && !(k->latch & CK_LATCH_HEARTBEAT))
+        latch_close(k, CK_LATCH_HEARTBEAT);
+    stopping = k->latch != 0 || !hb_ok;
     cat0 = k->cat0_latched;
     scale = stopping ? 0.0 : k->scale;
 

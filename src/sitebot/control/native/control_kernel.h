@@ -13,6 +13,7 @@
 #define SITEBOT_CONTROL_KERNEL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -54,6 +55,21 @@ extern "C" {
     X(CK_CAT1, CAT1, 1)                                                                     \
     X(CK_CAT2, CAT2, 2)
 
+/* Heartbeat (result of ck_set_supervisor) */
+#define CK_HEARTBEAT_LIST(X)                                                                \
+    X(CK_HB_ACCEPTED, ACCEPTED, 0)    /* from the pinned supervisor: taken */               \
+    X(CK_HB_RELEASED, RELEASED, 1)    /* taken, and its release opened the stop latch */    \
+    X(CK_HB_FOREIGN, FOREIGN, 2)      /* not from the pinned supervisor: ignored, latched */ \
+    X(CK_HB_SEQUENCE, SEQUENCE, 3)    /* sequence or releases went back: ignored, latched */
+
+/* Stop latch causes (bits; 0: the latch is open).  A cause stays set until a release. */
+#define CK_LATCH_LIST(X)                                                                    \
+    X(CK_LATCH_START, START, 1)         /* no release since the kernel started */           \
+    X(CK_LATCH_STOP, STOP, 2)           /* the supervisor asked for a stop */               \
+    X(CK_LATCH_HEARTBEAT, HEARTBEAT, 4) /* the supervisor's heartbeat went stale */         \
+    X(CK_LATCH_FOREIGN, FOREIGN, 8)     /* a heartbeat from another source */               \
+    X(CK_LATCH_SEQUENCE, SEQUENCE, 16)  /* the pinned source's sequence went back */
+
 /* arm interfaces */
 #define CK_INTERFACE_LIST(X)                                                                \
     X(CK_IF_POSITION, POSITION, 0)                                                          \
@@ -65,6 +81,8 @@ enum { CK_STATUS_LIST(CK_ENUM_ITEM) };
 enum { CK_REJECT_LIST(CK_ENUM_ITEM) };
 enum { CK_STOP_CATEGORY_LIST(CK_ENUM_ITEM) };
 enum { CK_INTERFACE_LIST(CK_ENUM_ITEM) };
+enum { CK_HEARTBEAT_LIST(CK_ENUM_ITEM) };
+enum { CK_LATCH_LIST(CK_ENUM_ITEM) };
 #undef CK_ENUM_ITEM
 
 /* Relative slack of the segment speed check of ck_set_trajectory (|dp| <= vel_max * dt *
@@ -84,7 +102,8 @@ enum { CK_INTERFACE_LIST(CK_ENUM_ITEM) };
 #define CK_OUT_TRAJECTORY_TIME(n) (5 * (n) + 9)
 #define CK_OUT_TRAJECTORY_ACTIVE(n) (5 * (n) + 10)
 #define CK_OUT_STATUS(n) (5 * (n) + 11)
-#define ck_output_size(n) (5 * (size_t)(n) + 12)
+#define CK_OUT_LATCH(n) (5 * (n) + 12)
+#define ck_output_size(n) (5 * (size_t)(n) + 13)
 
 typedef struct ck_config {
     int n_joints;                       /* arm joints, 1..CK_MAX_JOINTS */
@@ -128,12 +147,21 @@ typedef struct ck_kernel {
     ck_config cfg;
     int n;
     double half_sep;                    /* [m] */
-    /* supervisor (survives ck_reset) */
+    /* supervisor and stop latch (survive ck_reset) */
+    int pinned;                         /* a supervisor source is pinned */
+    uint64_t src;                       /* the pinned source */
+    int seq_rx;                         /* a sequence number was taken from it */
+    uint64_t seq;                       /* its latest sequence number */
+    uint64_t rel_seen;                  /* its latest release count */
+    uint64_t rel_floor;                 /* release count when the latch last closed */
+    int foreign_rx;                     /* a heartbeat from another source was seen */
+    double foreign_t;                   /* kernel time of the latest one [s] */
     int hb_rx;
     double hb_stamp;                    /* [s] */
     double scale;                       /* [0, 1] */
     int cat;
-    int stop_latched, cat0_latched;
+    unsigned latch;                     /* CK_LATCH_* bits; 0: open */
+    int cat0_latched;
     double last_t;                      /* [s] */
     /* arm setpoint */
     int sp_init;
@@ -177,11 +205,24 @@ int ck_set_trajectory(ck_kernel *k, int count, const double *times, const double
 
 int ck_set_base_command(ck_kernel *k, double v_mps, double w_radps, double stamp_s);
 
-/* -1 for an unknown category (nothing changed), else 0. */
-int ck_set_supervisor(ck_kernel *k, double stamp_s, double speed_scale, int stop_category);
+/*
+ * Stop latch (docs/control.md, "Stop latch").  The kernel starts latched (CK_LATCH_START).
+ * A stop category other than NONE, a stale heartbeat, a heartbeat from a source other than
+ * the pinned one, or a pinned heartbeat whose sequence does not increase (or whose release
+ * count decreases) closes the latch; nothing but a release opens it: a heartbeat from the
+ * pinned source with category NONE, a fresh stamp, no foreign heartbeat within the
+ * heartbeat timeout, and a release count above the one it had when the latch last closed.
+ *
+ * ck_pin_supervisor: take `source` as the supervisor.  1: pinned (or already); 0 refused:
+ * another pinned source's heartbeat is still fresh.  A new pin starts its sequence and
+ * release counts afresh and leaves the latch as it is.
+ */
+int ck_pin_supervisor(ck_kernel *k, uint64_t source);
 
-/* 1 released, 0 refused. */
-int ck_release_stop(ck_kernel *k);
+/* A supervisor heartbeat.  Returns a CK_HB_* code, or -1 for an unknown category (nothing
+ * changed).  A non-finite stamp is taken as a stop request only (not a heartbeat). */
+int ck_set_supervisor(ck_kernel *k, uint64_t source, uint64_t sequence, uint64_t releases,
+                      double stamp_s, double speed_scale, int stop_category);
 
 /* -1 when a position is not finite (nothing changed), else 0. */
 int ck_reset(ck_kernel *k, const double *positions);
