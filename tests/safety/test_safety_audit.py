@@ -222,3 +222,16 @@ def test_seq_continues_when_the_current_file_is_new(tmp_path):
     p = tmp_path / "s.jsonl"
     p.with_name("s.jsonl.1").write_text('{"seq": 41, "event": "x"}\n')
     assert AuditLog(p).write("y", 0.0)["seq"] == 42
+
+
+def test_pending_counts_are_written_at_exit(tmp_path):
+    import subprocess
+    import sys
+    p = tmp_path / "exit.jsonl"
+    code = ("from sitebot.safety.audit import AuditLog\n"
+            f"log = AuditLog({str(p)!r})\n"
+            "for k in range(3):\n"
+            "    log.write('command_dropped', 1.0 + 0.1 * k, reason='duplicate_stamp')\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)     # never closed
+    assert [(r["event"], r.get("count")) for r in lines(p)] == [
+        ("command_dropped", None), ("command_dropped_summary", 2)]

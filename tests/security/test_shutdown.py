@@ -176,9 +176,11 @@ sys.exit(run_node(Stuck, threads=int(sys.argv[1])))
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_a_callback_that_never_returns_is_abandoned(threads):
-    """The shutdown watchdog: a node stuck in a callback still ends, exit code 0, one
-    warning line, within the deadline (SHUTDOWN_DEADLINE_S = 4 s) and 10 s."""
-    from sitebot.nodes.common import SHUTDOWN_DEADLINE_S
+    """A node stuck in a callback still ends, exit code 0, with one warning line: in an
+    executor thread the callback is abandoned after the grace time (2 s); in the spinning
+    thread itself the watchdog ends the process (SHUTDOWN_DEADLINE_S = 4 s)."""
+    from sitebot.nodes.common import _CALLBACK_GRACE_S, SHUTDOWN_DEADLINE_S
+    at_least = SHUTDOWN_DEADLINE_S if threads == 1 else _CALLBACK_GRACE_S
     proc = subprocess.Popen([sys.executable, "-c", STUCK, str(threads)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     try:
@@ -190,5 +192,5 @@ def test_a_callback_that_never_returns_is_abandoned(threads):
     finally:
         proc.kill()
     assert proc.returncode == 0, err
-    assert SHUTDOWN_DEADLINE_S - 0.5 < took < EXIT_WITHIN_S, err
-    assert "abandoning what runs" in err and "Traceback" not in err, err
+    assert at_least - 0.5 < took < EXIT_WITHIN_S, err
+    assert "abandoning" in err and "Traceback" not in err, err

@@ -25,6 +25,7 @@ import json
 import time
 from typing import Any, Callable, Iterable, Mapping, Protocol
 
+from sitebot.console.protocol import safe_line
 from sitebot.console.server import Bridge, ConsoleServer
 from sitebot.console.state import plan_dict
 from sitebot.console.views import ConsoleViews, confirmation_section
@@ -81,7 +82,8 @@ class ConsoleAudit:
         self.log = AuditLog(path) if path else None
 
     def __call__(self, event: str, **fields: Any) -> None:
-        self.info(f"console: {event} " + " ".join(f"{k}={v}" for k, v in fields.items()))
+        self.info(safe_line(f"console: {event} "
+                            + " ".join(f"{k}={v}" for k, v in fields.items())))
         if self.log is not None:
             self.log.write(event, self.clock(), **fields)
 

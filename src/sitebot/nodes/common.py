@@ -1,7 +1,9 @@
 """Shared rclpy glue: parameter declaration from a schema, QoS profiles, node main()."""
 from __future__ import annotations
 
+import atexit
 import ctypes
+import logging
 import os
 import signal
 import sys
@@ -146,15 +148,16 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None,
         zero velocity command); its exceptions are swallowed.
 
     A stop signal (:class:`_StopSignals`) ends the spin loop after the callback in progress;
-    then the executor's threads finish, ``on_exit`` runs, the node is destroyed and rclpy
-    shut down: exit code 0, no traceback.  A signal during the build interrupts it (exit
-    code 0).  What still runs :data:`SHUTDOWN_DEADLINE_S` after the signal is abandoned (one
-    warning line, exit code 0).  Configuration errors (:class:`SitebotError`) are reported
-    as one line and exit code 2, not a traceback.
+    then the executor's threads finish (or are abandoned after :data:`_CALLBACK_GRACE_S`),
+    ``on_exit`` runs, the node is destroyed, rclpy shut down, and the process ends at once
+    (buffers flushed, the interpreter's teardown skipped): exit code 0, no traceback.  A
+    signal during the build interrupts it.  A process still there :data:`SHUTDOWN_DEADLINE_S`
+    after the signal is ended (one warning line, exit code 0).  Configuration errors
+    (:class:`SitebotError`) are one line and exit code 2, not a traceback.
     """
     stop = _StopSignals()
     stop.install()
-    node = None
+    node, code = None, 0
     try:
         # rclpy's own handlers would shut the context down from their signal thread under a
         # running callback or take_message (RCLError / RuntimeError, exit code 1)
@@ -163,14 +166,12 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None,
         stop.interruptible = False       # from here a signal only asks the loop to end
         stop.name = node.get_name()
         _spin(node, threads, stop)
-        return 0
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        return 0
+        pass
     except SitebotError as e:
-        if stop.requested.is_set():
-            return 0
-        print(f"[ERROR] {e}", file=sys.stderr)
-        return 2
+        if not stop.requested.is_set():
+            print(f"[ERROR] {e}", file=sys.stderr)
+            code = 2
     except Exception as e:
         if not stop.requested.is_set():
             raise
@@ -178,7 +179,6 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None,
         # rclpy or an extension can come out as another exception): not a failure
         print(f"[INFO] [{stop.name}]: stopped ({type(e).__name__} on the way: {e})",
               file=sys.stderr)
-        return 0
     finally:
         stop.interruptible = False
         if node is not None:
@@ -190,8 +190,12 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None,
             node.destroy_node()
         if rclpy.ok():
             rclpy.try_shutdown()
-        if not stop.requested.is_set():  # the process goes on (a test): handlers back
-            stop.restore()
+    if stop.requested.is_set():
+        # all is closed: skip the interpreter's teardown (torch's took 1 s, 9 s under load)
+        # and the join of threads left behind
+        _exit_now(code)
+    stop.restore()                       # the process goes on (e.g. a test)
+    return code
 
 
 #: how long the spin loop waits for work before it looks at the stop flag again [s]
@@ -216,6 +220,9 @@ def _spin(node: Node, threads: int, stop: "_StopSignals") -> None:
         closer = threading.Thread(target=_close_executor, args=(ex,), daemon=True)
         closer.start()
         closer.join(_CALLBACK_GRACE_S)
+        if closer.is_alive():
+            print(f"[WARN] [{stop.name}]: callbacks still running {_CALLBACK_GRACE_S:g} s "
+                  "after the stop signal: abandoning them", file=sys.stderr)
 
 
 def _close_executor(ex: rclpy.executors.Executor) -> None:
@@ -276,10 +283,14 @@ class _StopSignals:
                   f"the stop signal: abandoning what runs (threads: {', '.join(others)})")
 
 
-def _exit_now(code: int, text: str) -> None:
+def _exit_now(code: int, text: str = "") -> None:
     """Write ``text`` to stderr, flush Python's and C's buffers, end the process."""
     try:
-        print(text, file=sys.stderr, flush=True)
+        atexit._run_exitfuncs()                # e.g. audit logs' pending summaries
+        logging.shutdown()
+        if text:
+            print(text, file=sys.stderr)
+        sys.stderr.flush()
         sys.stdout.flush()
         ctypes.CDLL(None).fflush(None)         # rcutils writes log lines through C stdio
     except (OSError, ValueError, AttributeError):

@@ -179,8 +179,7 @@ class ControlIO(ControlMonitor):
         """Who published a message (``info``: rclpy's MessageInfo; ControlMonitor.obey)."""
         if not self.pin:
             return Verdict.SUPERVISOR
-        return self.obey(self.topic(topic),
-                         ((info or {}).get("publisher_gid") or {}).get("data"))
+        return self.obey(self.topic(topic), convert.publisher_gid(info))
 
     def _cmd_vel_in(self, msg: TwistStamped, info: Any) -> None:
         if self.origin("cmd_vel", info) is Verdict.SUPERVISOR:
@@ -251,8 +250,7 @@ class ControlIO(ControlMonitor):
             return None
         sup = self.supervisor(self.topic("safety/state"), self.clock(),
                               self.stamp_s(msg.header.stamp), msg.speed_scale, msg.stop_category)
-        source = source_id(((info or {}).get("publisher_gid") or {}).get("data") or b"",
-                           int(msg.session))
+        source = source_id(convert.publisher_gid(info) or b"", int(msg.session))
         with self.lock:
             if verdict is Verdict.SUPERVISOR:
                 self.kernel.pin_supervisor(source)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import array
 import math
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
@@ -21,7 +21,7 @@ from sitebot.description.kinematics import Transform
 from sitebot.types import (Diagnostic, Pose2D, matrix_quaternion, quaternion_to_yaw,
                            yaw_to_quaternion)
 
-__all__ = ["convert_trajectory", "to_time", "to_duration", "from_time", "stamp_of", "msg_yaw", "planar_pose", "transform_msg",
+__all__ = ["convert_trajectory", "publisher_gid", "to_time", "to_duration", "from_time", "stamp_of", "msg_yaw", "planar_pose", "transform_msg",
            "joint_state_msg", "odometry_msg", "imu_msg", "scan_msg", "ground_truth_msg",
            "people_pose_array", "pose_from_matrix", "diagnostic_status", "twist_msg",
            "path_msg", "occupancy_grid_msg"]
@@ -252,3 +252,12 @@ def convert_trajectory(msg: JointTrajectory, joint_names: Sequence[str],
                        p.accelerations) for p in msg.points]
     return validate_trajectory(msg.joint_names, points, joint_names, pos_min, pos_max,
                                setpoint, ignored_joint_names, vel_max, check)
+
+
+def publisher_gid(info: Any) -> bytes | None:
+    """The 16-byte publisher GID of a message's info (rclpy MessageInfo), None if absent."""
+    try:
+        data = info["publisher_gid"]["data"]
+    except (KeyError, TypeError):
+        return None
+    return bytes(data) if data else None

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from rcl_interfaces.msg import SetParametersResult
 
+from sitebot.nodes.convert import publisher_gid
 from sitebot.security import KEY_PARAM, Authority, ReplayGuard
 from sitebot.security.requests import (MODE_PARAMETER_REFUSED, RESET_REFUSED, EstopHolds,
                                        check_request)
@@ -27,18 +28,9 @@ from sitebot_interfaces.srv import SafetyRequest
 if TYPE_CHECKING:  # pragma: no cover
     from sitebot.nodes.safety_supervisor import SafetySupervisorNode
 
-__all__ = ["SupervisorAuthority", "KEY_PARAM", "publisher_gid"]
+__all__ = ["SupervisorAuthority", "KEY_PARAM"]
 
 ESTOP_TOPIC = "safety/estop"
-
-
-def publisher_gid(info: Any) -> bytes | None:
-    """The 16-byte publisher GID of a message's info (rclpy MessageInfo), None if absent."""
-    try:
-        data = info["publisher_gid"]["data"]
-    except (KeyError, TypeError):
-        return None
-    return bytes(data) if data else None
 
 
 class SupervisorAuthority:

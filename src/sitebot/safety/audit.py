@@ -17,12 +17,12 @@ The log cannot be used to fill the disk (issue 19):
   ``first_sim_time_s``, ``last_sim_time_s``, ``first_wall_time`` and ``last_wall_time``.
   Pending counts are written before the next entry of any kind that is not aggregated (the
   order of the file stays the order of events), by :meth:`AuditLog.tick` once their period is
-  over, and by :meth:`AuditLog.flush` and :meth:`AuditLog.close`.  The full entries plus the
-  summaries' counts are exactly the number of entries written.  More than ``max_causes``
-  causes of one kind at a time share the cause ``"*"``.  Every other kind (stops, the
-  e-stop input, resets and their refusals, releases, mode and role changes, state changes,
-  logins, every operator action, and any kind added later) is never aggregated: written
-  individually, verbatim, at once.
+  over, by :meth:`AuditLog.flush` and :meth:`AuditLog.close`, and at exit (atexit).  The full
+  entries plus the summaries' counts are exactly the number of entries written.  More than
+  ``max_causes`` causes of one kind at a time share the cause ``"*"``.  Every other kind
+  (stops, the e-stop input, resets and their refusals, releases, mode and role changes,
+  state changes, logins, every operator action, and any kind added later) is never
+  aggregated: written individually, verbatim, at once.
 * **Rotation.** Before a line would take the file past ``max_file_bytes`` it is rotated:
   ``path.<max_files-2>`` ... ``path.1``, ``path`` are renamed (``os.replace``, atomic) one
   number up, replacing ``path.<max_files-1>``, and a new ``path`` is started.  Nothing is
@@ -40,6 +40,7 @@ head fields and a ``truncated`` prefix of its JSON).
 """
 from __future__ import annotations
 
+import atexit
 import collections
 import dataclasses
 import datetime as _dt
@@ -49,6 +50,7 @@ import logging
 import math
 import os
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -123,6 +125,16 @@ def default_audit_path(ros_home: str | Path, wall_time_s: float) -> Path:
     return Path(ros_home) / "sitebot" / "audit" / f"safety_{stamp}.jsonl"
 
 
+#: logs that may hold counted repeats: their summaries are written at exit (atexit)
+_OPEN: "weakref.WeakSet[AuditLog]" = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_open_logs() -> None:
+    for log in list(_OPEN):
+        log.flush()
+
+
 def _finite(t: Any) -> bool:
     return isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t)
 
@@ -187,6 +199,7 @@ class AuditLog:
         if self.path is not None:
             self.seq = self._last_seq(self.path) + 1
             self._open()
+        _OPEN.add(self)
 
     # ------------------------------------------------------------------ files
     def _rotated(self, k: int) -> Path:
