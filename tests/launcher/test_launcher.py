@@ -29,6 +29,19 @@ def resolver(pkg: str, exe: str):
     return None
 
 
+def inline(cmd: list[str]) -> list:
+    """``cmd`` with each launcher-written parameter file (``--params-file`` of inline
+    parameters, as launch_ros writes them) replaced by its content, read back with PyYAML."""
+    import yaml
+    out: list = []
+    for i, a in enumerate(cmd):
+        if i and cmd[i - 1] == "--params-file" and "sitebot_launch_params_" in a:
+            out.append(yaml.safe_load(Path(a).read_text()))
+        else:
+            out.append(a)
+    return out
+
+
 def write(tmp_path: Path, text: str, name: str = "t.launch.yaml") -> Path:
     p = tmp_path / name
     p.write_text(textwrap.dedent(text).lstrip("\n"))
@@ -53,12 +66,15 @@ def test_main_fixture_command_lines():
     d = load_launch(FIX / "main.launch.yaml", {}, resolver=resolver)
     f = str(FIX)
     assert [p.name for p in d] == ["sim", "controller", "driver", "sensor", "monitor"]
-    assert d.process("sim").cmd == [
+    # inline parameters: a parameter file per run of inline items, as launch_ros writes
+    # it (key '/**': the node's namespace is not given)
+    assert inline(d.process("sim").cmd) == [
         PY, TICKER, "--world", f"{f}/worlds/r1.world", "--rate", "10",
         "--ros-args", "-r", "__node:=sim",
         "--params-file", f"{f}/params.yaml",
-        "-p", "use_sim_time:=true", "-p", "robot_name:=r1", "-p", "gains:=[1.5, 2.0]",
-        "-p", "limits.speed:=0.5", "-p", 'limits.label:="true"',
+        "--params-file", {"/**": {"ros__parameters": {
+            "use_sim_time": True, "robot_name": "r1", "gains": [1.5, 2.0],
+            "limits.speed": 0.5, "limits.label": "true"}}},
         "-r", "cmd_vel:=/r1/cmd_vel"]
     # group: pushed namespace + relative node namespace, let scoped to the group,
     # set_remap applied to every node of the group.
@@ -70,9 +86,10 @@ def test_main_fixture_command_lines():
     assert d.process("driver").cmd == [
         PY, TICKER, "--ros-args", "-r", "__node:=driver", "-r", "__ns:=/hw", "-r", "tf:=/tf"]
     # include inside the group: namespace and remaps carry over, arg passed
-    assert d.process("sensor").cmd == [
+    assert inline(d.process("sensor").cmd) == [
         PY, TICKER, "--ros-args", "-r", "__node:=sensor", "-r", "__ns:=/r1/sensors",
-        "-p", "frame_id:=r1_sensor_link", "-r", "tf:=/tf"]
+        "--params-file", {"/r1/sensors/sensor": {"ros__parameters": {
+            "frame_id": "r1_sensor_link"}}}, "-r", "tf:=/tf"]
     # after the scoped group: rate is 10 again, no namespace
     assert d.process("monitor").cmd == [
         PY, TICKER, "--rate", "10", "--ros-args", "-r", "__node:=monitor"]
@@ -90,8 +107,8 @@ def test_main_fixture_with_arguments():
                     resolver=resolver)
     assert [p.name for p in d] == ["sim", "controller", "driver", "sensor", "extra"]
     assert d.process("sensor").namespace == "/r7/sensors"
-    assert "-p" in d.process("sensor").cmd
-    assert d.process("sensor").cmd[-3] == "frame_id:=r7_sensor_link"
+    assert inline(d.process("sensor").cmd)[-3] == {"/r7/sensors/sensor": {"ros__parameters": {
+        "frame_id": "r7_sensor_link"}}}
     assert d.process("sim").cmd[3] == f"{FIX}/worlds/r7.world"
 
 
@@ -199,11 +216,10 @@ def test_parameters_types_and_globals(tmp_path):
             - {name: empty, value: ""}
         """)
     (proc,) = load_launch(p).processes
-    assert proc.cmd == [
-        "prog", "--ros-args", "-p", "use_sim_time:=true",
-        "-p", "i:=3", "-p", "f:=2", "-p", "f2:=2.0", "-p", "s:=hello world",
-        "-p", 's2:="0x10"', "-p", "b:=false", "-p", 'names:=["a", "b c"]',
-        "-p", "ints:=[1, 2]", "-p", 'empty:=""']
+    assert inline(proc.cmd) == [
+        "prog", "--ros-args", "--params-file", {"/**": {"ros__parameters": {
+            "use_sim_time": True, "i": 3, "f": 2, "f2": 2.0, "s": "hello world",
+            "s2": "0x10", "b": False, "names": ["a", "b c"], "ints": [1, 2], "empty": ""}}}]
 
 
 def test_format_param_value():

@@ -370,6 +370,7 @@ def _check_process_params(proc: Any) -> bool:
     list or in a parameter-file section naming it; names from ``/**`` sections and from
     ``set_parameter`` (meant for every node) are let through, as ROS ignores them."""
     from sitebot.config.params import load_params_file, validate_value
+    from sitebot.launcher.params import is_inline_params_file
     from sitebot.nodes.schemas import NODE_SCHEMAS, schema_for
 
     exe = Path(proc.executable).name
@@ -386,7 +387,21 @@ def _check_process_params(proc: Any) -> bool:
     given: dict[str, tuple[Any, str, Any, bool]] = {}
     param_lines = _param_lines(launch_file, launch_where)
     for flag, arg in _ros_args(proc.cmd):
-        if flag == "--params-file":
+        if flag == "--params-file" and is_inline_params_file(arg):
+            # the node's inline parameters, in the file launch_ros would write for them
+            try:
+                inline = load_params_file(arg)
+            except ConfigError as e:
+                raise ConfigError(f"node '{proc.name}': an inline parameter would not reach "
+                                  f"the node as written: {e.message} (launch_ros hands inline "
+                                  "parameters over in a file written with yaml.dump; put the "
+                                  "value in a parameter file, quoted)", launch_file,
+                                  launch_where) from None
+            for values in inline.values():
+                for name, value in values.items():
+                    given[name] = (value, launch_file, param_lines.get(name, launch_where),
+                                   name in param_lines)
+        elif flag == "--params-file":
             for section, values in load_params_file(arg).items():
                 wildcard = section.strip("/") in _WILDCARDS
                 if not wildcard and not _section_applies(section, node, ns):

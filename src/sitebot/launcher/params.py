@@ -1,13 +1,19 @@
 """Node parameters in launch files: parsing ``param`` items (inline values, nested
 ``param`` lists, ``from`` files), :class:`ParamResolver`, the part of the resolver that
-turns them into typed values as launch_ros does, and :func:`format_param_value`, the YAML
-text of a ``-p name:=value`` rule.
+turns them into typed values as launch_ros does, :func:`inline_params_file` (how a node
+gets them: a parameter file, as launch_ros writes it), and :func:`format_param_value`, the
+YAML text of a ``-p name:=value`` rule (the launcher's command-line form of a value).
 """
 from __future__ import annotations
 
+import atexit
 import json
 import math
-from typing import Any, Callable
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 from sitebot.config.yamlio import load_yaml_text
 from sitebot.errors import ConfigError, LaunchError
@@ -16,7 +22,8 @@ from sitebot.launcher.model import ParamFile, ParamItem, ParamValue
 from sitebot.launcher.substitutions import Template, parse_template
 from sitebot.launcher.yamlnodes import YNode, yaml_kind
 
-__all__ = ["parse_param", "ParamResolver", "format_param_value"]
+__all__ = ["parse_param", "ParamResolver", "format_param_value", "inline_params_file",
+           "is_inline_params_file", "params_file_key"]
 
 _PARAM_TYPES = ("str", "bool", "float", "int", "list_of_str", "list_of_bool",
                 "list_of_float", "list_of_int", "yaml")
@@ -171,6 +178,41 @@ class ParamResolver:
                           "are a bool, int, float, string or a non-empty list of one of "
                           "those (give type: str to keep it a string)",
                           where.file, where.line)
+
+
+def params_file_key(namespace: str | None, node_name: str | None) -> str:
+    """The node key launch_ros gives a node's inline parameters: its fully qualified name
+    when both name and namespace are known, else ``/**`` (every node)."""
+    if node_name is None or namespace is None:
+        return "/**"
+    return f"{namespace.rstrip('/')}/{node_name}"
+
+
+def inline_params_file(key: str, params: Mapping[str, object]) -> Path:
+    """Inline parameters handed to a node as launch_ros hands them: a temporary parameter
+    file ``{key: {ros__parameters: params}}`` written with ``yaml.dump`` (block style), passed
+    with ``--params-file`` and read by rcl's own YAML parser.  So a value that means one
+    thing to PyYAML and another to rcl (``y``, ``n``: booleans to rcl) fails here as it does
+    under ``ros2 launch``.  The files live in one folder per launcher process, removed when
+    it exits."""
+    import yaml
+
+    global _PARAMS_DIR
+    if _PARAMS_DIR is None:
+        _PARAMS_DIR = Path(tempfile.mkdtemp(prefix="sitebot_launch_params_"))
+        atexit.register(shutil.rmtree, _PARAMS_DIR, True)
+    fd, name = tempfile.mkstemp(prefix="launch_params_", suffix=".yaml", dir=_PARAMS_DIR)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        yaml.dump({key: {"ros__parameters": dict(params)}}, f, default_flow_style=False)
+    return Path(name)
+
+
+_PARAMS_DIR: Path | None = None
+
+
+def is_inline_params_file(path: str | Path) -> bool:
+    """Whether *path* is a file :func:`inline_params_file` wrote (in this process)."""
+    return _PARAMS_DIR is not None and Path(path).parent == _PARAMS_DIR
 
 
 def format_param_value(value: object) -> str:

@@ -42,7 +42,7 @@ from sitebot.launcher.model import (Action, ArgAction, ArgInfo, ExecutableAction
                                     UnsetEnvAction)
 from sitebot.launcher.packages import (ExecutableResolver, find_package_prefix, find_package_share,
                                        resolve_executable)
-from sitebot.launcher.params import ParamResolver, format_param_value
+from sitebot.launcher.params import ParamResolver, inline_params_file, params_file_key
 from sitebot.launcher.substitutions import Subst, Template, evaluate, evaluate_condition
 
 __all__ = [
@@ -296,8 +296,16 @@ class _Resolver(ParamResolver):
                 line = a.namespace.line if a.namespace is not None else a.line
                 raise LaunchError(f"namespace '{ns}' {problem}", a.file, line)
             cmd += ["-r", f"__ns:={ns}"]
-        for name, value in self.scope.global_params:
-            cmd += ["-p", f"{name}:={format_param_value(value)}"]
+        # inline parameters reach the node as launch_ros hands them: in a parameter file
+        # (yaml.dump) that rcl reads, one per run of consecutive inline items, in order
+        key = params_file_key(ns if ns_attr is not None or self.scope.ros_namespace else None,
+                              node_name)
+        inline: dict[str, object] = dict(self.scope.global_params)
+
+        def flush() -> None:
+            if inline:
+                cmd.extend(["--params-file", str(inline_params_file(key, inline))])
+                inline.clear()
         for item in a.params:
             if isinstance(item, ParamFile):
                 raw = self.ev(item.path)
@@ -307,10 +315,11 @@ class _Resolver(ParamResolver):
                 if not path.is_file():
                     raise LaunchError(f"parameters file not found: {path}",
                                       item.file, item.line)
+                flush()
                 cmd += ["--params-file", str(path)]
             else:
-                for name, value in self.param_values(item, ""):
-                    cmd += ["-p", f"{name}:={format_param_value(value)}"]
+                inline.update(self.param_values(item, ""))
+        flush()
         remaps = list(self.scope.global_remaps)
         remaps += [(self.ev(s), self.ev(d)) for s, d in a.remaps]
         for src, dst in remaps:
@@ -419,7 +428,8 @@ def load_launch(path: str | Path, args: Mapping[str, object] | None = None, *,
                 resolver: ExecutableResolver | None = None) -> LaunchDescription:
     """Resolve a YAML launch file into the processes ``ros2 launch`` would start.
 
-    Pure apart from reading files: nothing is started or written.
+    Nothing is started; files are read, and each node's inline parameters are written to a
+    temporary parameter file, as launch_ros does (:func:`.params.inline_params_file`).
 
     :param path: the launch file.
     :param args: launch arguments, as given on the command line (``name:=value``);
