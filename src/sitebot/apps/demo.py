@@ -29,6 +29,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 
@@ -36,6 +37,9 @@ from sitebot.launcher.domains import TOOL_DOMAINS, hold_domain
 from sitebot.security import Authority, command_digest
 from sitebot.sim.world_loader import load_world
 from sitebot.viz.map_image import draw_map
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sitebot.nodes.recorder import TopicRecorder
 
 __all__ = ["main", "DEFAULT_INSTRUCTION"]
 
@@ -184,8 +188,12 @@ def main(argv: list[str]) -> int:
                                             role=a.role, authority=signed(
                                                 "command", "mission", a.role,
                                                 command_digest(a.instruction))))
-                answered = 0
+                answered = shown = 0
                 while time.monotonic() < deadline and not h.failed:
+                    statuses = rec.get("task/status")
+                    for _, m in statuses[shown:]:
+                        _print_progress(json.loads(m.data), rec, time.monotonic() - t_wall0)
+                    shown = len(statuses)
                     plans = rec.get("task/plan")
                     if answer is None and plans:
                         answer = plans[-1][1]
@@ -291,6 +299,19 @@ def _localization_error(truth: list, filt: list) -> dict | None:
         return None
     return {"rms": round(math.sqrt(sum(e * e for e in errs) / len(errs)), 3),
             "max": round(max(errs), 3), "samples": len(errs)}
+
+
+def _print_progress(status: dict, rec: "TopicRecorder", wall_s: float) -> None:
+    """One line per executor step state as it happens (the main job is not silent between
+    the plan and the final table): sim and wall time since the demo started."""
+    if "step" not in status:
+        return
+    clock = rec.get("/clock")
+    sim = f"{clock[-1][0]:7.1f}" if clock else "    ?"
+    text = f" {status['message']}" if status.get("message") and status["state"].startswith(
+        ("paused", "attempt")) else ""
+    print(f"[sim {sim} s | wall {wall_s:7.1f} s] step {status['step']}/{status['steps']} "
+          f"{status['skill']}: {status['state']}{text}", flush=True)
 
 
 def _print_answer(ans) -> None:
