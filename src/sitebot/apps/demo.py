@@ -192,7 +192,8 @@ def main(argv: list[str]) -> int:
                 while time.monotonic() < deadline and not h.failed:
                     statuses = rec.get("task/status")
                     for _, m in statuses[shown:]:
-                        _print_progress(json.loads(m.data), rec, time.monotonic() - t_wall0)
+                        _print_progress(json.loads(m.data), rec, time.monotonic() - t_wall0,
+                                        answer)
                     shown = len(statuses)
                     plans = rec.get("task/plan")
                     if answer is None and plans:
@@ -301,17 +302,26 @@ def _localization_error(truth: list, filt: list) -> dict | None:
             "max": round(max(errs), 3), "samples": len(errs)}
 
 
-def _print_progress(status: dict, rec: "TopicRecorder", wall_s: float) -> None:
+def _step_label(s) -> str:
+    """A plan step as ``skill(arg=value, ...)``."""
+    return f"{s.skill}({', '.join(f'{k}={v}' for k, v in zip(s.arg_names, s.arg_values))})"
+
+
+def _print_progress(status: dict, rec: "TopicRecorder", wall_s: float, ans) -> None:
     """One line per executor step state as it happens (the main job is not silent between
     the plan and the final table): sim and wall time since the demo started."""
     if "step" not in status:
         return
     clock = rec.get("/clock")
     sim = f"{clock[-1][0]:7.1f}" if clock else "    ?"
-    text = f" {status['message']}" if status.get("message") and status["state"].startswith(
+    i, skill = int(status["step"]), str(status["skill"])
+    label = _step_label(ans.steps[i - 1]) if ans is not None and 0 < i <= len(ans.steps) \
+        else skill
+    state = str(status["state"]).replace(f"{skill} ", "").replace(f" {skill}", "")
+    text = f": {status['message']}" if status.get("message") and state.startswith(
         ("paused", "attempt")) else ""
-    print(f"[sim {sim} s | wall {wall_s:7.1f} s] step {status['step']}/{status['steps']} "
-          f"{status['skill']}: {status['state']}{text}", flush=True)
+    print(f"[sim {sim} s | wall {wall_s:7.1f} s] {i}/{status['steps']} {label}: {state}{text}",
+          flush=True)
 
 
 def _print_answer(ans) -> None:
@@ -319,8 +329,7 @@ def _print_answer(ans) -> None:
     print(f"\nplanner: {status}")
     if ans.status == 0:
         for i, s in enumerate(ans.steps, 1):
-            args = ", ".join(f"{k}={v}" for k, v in zip(s.arg_names, s.arg_values))
-            print(f"  {i:>2}. {s.skill}({args})")
+            print(f"  {i:>2}. {_step_label(s)}")
     elif ans.status == 1:
         print(f"  question: {ans.question}")
     else:
