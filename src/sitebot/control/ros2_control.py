@@ -381,10 +381,13 @@ class JointStateMapper:
 #: A controller is a node: its name follows the ROS node-name rule.
 _NODE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 #: Parameter names (last component) that are limits, > 0 (``.nan``: no limit, as in
-#: ros2_controllers' speed limiter), and lower limits, <= 0 (``.nan`` likewise).
-_UPPER_LIMITS = ("max_velocity", "max_acceleration", "max_deceleration", "max_jerk",
+#: ros2_controllers' speed limiter), and lower limits, <= 0 (``.nan`` likewise).  The
+#: diff_drive_controller's signs (Jazzy 4.42, its parameter validators): max_deceleration
+#: and max_acceleration_reverse <= 0, max_deceleration_reverse >= 0.
+_UPPER_LIMITS = ("max_velocity", "max_acceleration", "max_deceleration_reverse", "max_jerk",
                  "max_effort", "effort")
-_LOWER_LIMITS = ("min_velocity", "min_acceleration", "min_deceleration", "min_jerk")
+_LOWER_LIMITS = ("min_velocity", "min_acceleration", "min_deceleration", "min_jerk",
+                 "max_deceleration", "max_acceleration_reverse")
 #: Parameters that are finite and > 0.
 _POSITIVE = ("wheel_separation", "wheel_radius", "wheel_separation_multiplier",
              "left_wheel_radius_multiplier", "right_wheel_radius_multiplier",
