@@ -7,15 +7,20 @@ implement them:
 
 * forward_command_controller ``<arm_controller>/commands`` (std_msgs/Float64MultiArray):
   one value per configured joint, in the configured order, for one interface (position or
-  velocity); a message of another length is **dropped** (counted in :attr:`dropped`) and
-  the previous command stays applied; there is no command timeout;
+  velocity); there is no command timeout.  A message of another length is taken by the
+  controller and its next ``update()`` fails; the controller manager then **deactivates**
+  the controller (recorded in :attr:`dropped` and :attr:`arm_active`): the hardware keeps
+  the last command it was given, and later commands are ignored until the controller is
+  activated again (:meth:`activate_arm`);
 * joint_trajectory_controller ``<arm_controller>/joint_trajectory`` (optional,
   ``arm_type='joint_trajectory_controller'``): a message naming a joint the controller
   does not have, or with mismatched lengths, is dropped; otherwise the arm moves to the
   last point's positions by its ``time_from_start`` (linear, from the current positions);
 * diff_drive_controller ``<base_controller>/cmd_vel`` (geometry_msgs/TwistStamped):
-  (linear.x, angular.z) to wheel speeds; a command older than ``cmd_vel_timeout`` by its
-  stamp (arrival time if the stamp is zero) brakes the wheels to zero;
+  (linear.x, angular.z) through its speed limiter (the acceleration and deceleration
+  limits of config/ros2_controllers.yaml) to wheel speeds; a command older than
+  ``cmd_vel_timeout`` by its stamp (arrival time if the stamp is zero) makes the target
+  zero, reached through the same limiter (a ramp, not a brake);
 * joint_state_broadcaster ``joint_states`` (sensor_msgs/JointState) at the update rate,
   in an order of its own (not the controller's), including the mimic finger.
 
@@ -48,6 +53,16 @@ WHEEL_JOINTS = ("left_wheel_joint", "right_wheel_joint")
 MIMIC = ("gripper_right_finger_joint", "gripper_left_finger_joint")   # (mimic, of)
 
 
+def _shipped_base_limits() -> tuple[float, float, float, float]:
+    """The diff_drive_controller's limits in config/ros2_controllers.yaml."""
+    from sitebot.config.params import load_params_file
+    from sitebot.paths import data_path
+    p = next(v for k, v in load_params_file(data_path("config", "ros2_controllers.yaml"))
+             .items() if k.strip("/").split("/")[-1] == "diff_drive_controller")
+    return (p["linear.x.max_acceleration"], -p["linear.x.max_deceleration"],
+            p["angular.z.max_acceleration"], -p["angular.z.max_deceleration"])
+
+
 class Ros2ControlDouble:
     """TEST DOUBLE of joint_state_broadcaster + forward_command_controller (or a minimal
     joint_trajectory_controller) + diff_drive_controller.  See the module docstring."""
@@ -61,6 +76,7 @@ class Ros2ControlDouble:
                  update_rate_hz: float = 100.0, time_constant_s: float = 0.03,
                  wheel_radius_m: float = 0.10, wheel_separation_m: float = 0.53,
                  cmd_vel_timeout_s: float = 0.5,
+                 base_limits: tuple[float, float, float, float] | None = None,
                  initial_positions: Sequence[float] | None = None,
                  name: str = "ros2_control_double") -> None:
         self.arm_joints = tuple(arm_joints)
@@ -72,6 +88,10 @@ class Ros2ControlDouble:
         self.wheel_radius_m = wheel_radius_m
         self.wheel_separation_m = wheel_separation_m
         self.cmd_vel_timeout_s = cmd_vel_timeout_s
+        # (linear accel, linear decel, angular accel, angular decel) magnitudes
+        self.base_limits = base_limits or _shipped_base_limits()
+        self._limited = np.zeros(2)                  # the speed limiter's (v, w)
+        self.arm_active = True
         n = len(self.arm_joints)
         self.lock = threading.Lock()
         self.q = np.zeros(n) if initial_positions is None else np.array(initial_positions, float)
@@ -87,7 +107,7 @@ class Ros2ControlDouble:
         # what happened, for tests
         self.commands: list[tuple[float, tuple[float, ...]]] = []   # (wall time, data)
         self.trajectories: list[JointTrajectory] = []
-        self.dropped: list[str] = []                               # why each was dropped
+        self.dropped: list[str] = []     # why each was refused (or deactivated the controller)
         self.twists: list[tuple[float, float, float]] = []          # (wall time, v, w)
         self.publish_joint_states = True
         self.joint_states_published = 0
@@ -124,12 +144,23 @@ class Ros2ControlDouble:
     def _on_commands(self, msg: Float64MultiArray) -> None:
         data = tuple(msg.data)
         with self.lock:
-            if not self._contract.accepts(data):       # what forward_command_controller does
+            if not self.arm_active:                    # an inactive controller takes nothing
+                return
+            if not self._contract.accepts(data):
+                # forward_command_controller stores it; its update() then fails on the size
+                # and the controller manager deactivates it: the hardware keeps the last
+                # command it was written
                 self.dropped.append(f"commands of length {len(data)}, expected "
-                                    f"{self._contract.length}")
+                                    f"{self._contract.length}: controller deactivated")
+                self.arm_active = False
                 return
             self.command[:] = data
             self.commands.append((time.monotonic(), data))
+
+    def activate_arm(self) -> None:
+        """What ``ros2 control switch_controllers --activate`` does after a deactivation."""
+        with self.lock:
+            self.arm_active = True
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         names = list(msg.joint_names)
@@ -181,9 +212,15 @@ class Ros2ControlDouble:
             else:
                 self.qd = self.qd + (self.command - self.qd) * min(1.0, dt / self.tau)
                 self.q = self.q + self.qd * dt
-            v, w = self._twist
+            target = np.array(self._twist, dtype=float)
             if now - self._twist_stamp > self.cmd_vel_timeout_s:
-                v = w = 0.0
+                target[:] = 0.0
+            for i, (acc, dec) in enumerate((self.base_limits[:2], self.base_limits[2:])):
+                cur = self._limited[i]
+                # speeding up (away from zero): the acceleration limit; else the deceleration
+                step = (acc if abs(target[i]) > abs(cur) and target[i] * cur >= 0 else dec) * dt
+                self._limited[i] = cur + float(np.clip(target[i] - cur, -step, step))
+            v, w = self._limited
             self.wheel_qd[:] = diff_drive_wheel_velocities(v, w, self.wheel_separation_m,
                                                            self.wheel_radius_m)
             self.wheel_q += self.wheel_qd * dt

@@ -248,16 +248,21 @@ def test_no_arm_command_before_the_first_joint_state() -> None:
         double.close()
 
 
-def test_the_double_drops_a_wrong_length_command() -> None:
+def test_the_double_deactivates_the_controller_on_a_wrong_length_command() -> None:
+    """As the controller manager does when forward_command_controller's update() fails."""
     double = Ros2ControlDouble(initial_positions=START)
     probe = Probe("wrong_length")
     pub = probe.publisher(Float64MultiArray, "arm_controller/commands", QOS_COMMAND)
     try:
         wait_for(lambda: pub.get_subscription_count() > 0, 5.0, "the double's subscription")
         pub.publish(Float64MultiArray(data=[0.0] * 6))
-        wait_for(lambda: bool(double.dropped), 5.0, "the drop")
-        assert double.dropped == ["commands of length 6, expected 7"]
-        np.testing.assert_allclose(double.command, START)          # previous command kept
+        wait_for(lambda: bool(double.dropped), 5.0, "the deactivation")
+        assert double.dropped == ["commands of length 6, expected 7: controller deactivated"]
+        assert not double.arm_active
+        np.testing.assert_allclose(double.command, START)          # the hardware holds
+        pub.publish(Float64MultiArray(data=[0.3] * 7))             # ignored while inactive
+        spin_until(lambda: False, 0.3, must=False)
+        np.testing.assert_allclose(double.command, START)
     finally:
         probe.close()
         double.close()

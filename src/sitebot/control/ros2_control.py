@@ -16,9 +16,12 @@ forward_command_controller      ``<ctrl>/commands``                        Float
                                 one value per joint of the controller's ``joints``
                                 parameter, *in that order*, for its single
                                 ``interface_name``; a message of another length is
-                                dropped by the controller (it logs an error and keeps the
-                                previous command).  It has **no command timeout**: the
-                                last command stays applied until the next one.
+                                taken, the controller's next update() fails and the
+                                controller manager deactivates it (the hardware keeps
+                                its last command; later commands do nothing until it is
+                                activated again), which is why the loop never sends one.
+                                It has **no command timeout**: the last command stays
+                                applied until the next one.
 joint_trajectory_controller     ``<ctrl>/joint_trajectory``                JointTrajectory
                                 joint names must be joints of the controller; a new
                                 message replaces the active trajectory (from its
@@ -26,7 +29,9 @@ joint_trajectory_controller     ``<ctrl>/joint_trajectory``                Joint
 diff_drive_controller           ``<ctrl>/cmd_vel``                         TwistStamped
                                 Jazzy: stamped is the only form (``use_stamped_vel`` is
                                 gone); linear.x and angular.z are used; a command older
-                                than ``cmd_vel_timeout`` (by its stamp) brakes the wheels.
+                                than ``cmd_vel_timeout`` (by its stamp) makes the target
+                                zero, reached through the speed limiter (a ramp at the
+                                deceleration limits, not a brake).
 joint_state_broadcaster         ``joint_states`` (relative to the          JointState
                                 controller manager's namespace)
                                 every joint with a position/velocity/effort state
