@@ -6,10 +6,18 @@ sharing anything with the nodes under test.
 """
 from __future__ import annotations
 
+import random
+import threading
 import time
 from typing import Callable
 
+import rclpy
+from geometry_msgs.msg import TwistStamped
+from trajectory_msgs.msg import JointTrajectory
+
+from sitebot.nodes.common import QOS_COMMAND, QOS_STATE
 from sitebot.nodes.recorder import TopicRecorder
+from sitebot_interfaces.msg import SafetyState
 
 
 def spin_until(pred: Callable[[], object], timeout: float = 10.0, what: "str | Callable[[], str]" = "",
@@ -83,16 +91,6 @@ class SupervisorDouble:
     """
 
     def __init__(self, probe: Probe, namespace: str = "", name: str = "safety_supervisor") -> None:
-        import random
-        import threading
-
-        import rclpy
-        from geometry_msgs.msg import TwistStamped
-        from trajectory_msgs.msg import JointTrajectory
-
-        from sitebot.nodes.common import QOS_COMMAND, QOS_STATE
-        from sitebot_interfaces.msg import SafetyState
-        self._SafetyState = SafetyState
         self.node = rclpy.create_node(name, namespace=namespace, context=probe.context)
         probe.executor.add_node(self.node)
         self.state_pub = self.node.create_publisher(SafetyState, "safety/state", QOS_STATE)
@@ -111,7 +109,7 @@ class SupervisorDouble:
         """One heartbeat now (default: :attr:`category`, :attr:`scale`)."""
         with self._lock:
             self.seq += 1
-            m = self._SafetyState(
+            m = SafetyState(
                 stop_category=self.category if category is None else category,
                 speed_scale=self.scale if scale is None else scale, max_linear_speed_mps=1.0,
                 sequence=self.seq, session=self.session, releases=self.releases)
@@ -125,7 +123,6 @@ class SupervisorDouble:
         self.beat()
 
     def start(self, period_s: float = 0.05) -> "SupervisorDouble":
-        import threading
         self.beating.set()
 
         def run() -> None:

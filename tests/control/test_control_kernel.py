@@ -42,14 +42,6 @@ def _classes() -> dict[str, type | None]:
     return {"python": PyKernel, "c": kmod.CControlKernel}
 
 
-@pytest.fixture(params=["python", "c"])
-def kernel_cls(request):
-    cls = _classes()[request.param]
-    if cls is None:
-        pytest.skip("sitebot.control._control_kernel is not built (run scripts/setup_env.sh)")
-    return cls
-
-
 def both_classes() -> list[type]:
     return [c for c in _classes().values() if c is not None]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_control_kernel import CFG, SUP, N, Rig, _classes, both_classes
+from test_control_kernel import CFG, SUP, N, Rig, both_classes
 
 from sitebot.control.types import Heartbeat, Latch, Status
 from sitebot.types import StopCategory
@@ -19,17 +19,9 @@ from sitebot.types import StopCategory
 NONE, CAT0, CAT1, CAT2 = StopCategory.NONE, StopCategory.CAT0, StopCategory.CAT1, StopCategory.CAT2
 
 
-@pytest.fixture(params=["python", "c"])
-def cls(request):
-    c = _classes()[request.param]
-    if c is None:
-        pytest.skip("the C kernel is not built")
-    return c
-
-
-def moving(cls) -> Rig:
+def moving(kernel_cls) -> Rig:
     """A rig released by its supervisor, driving the base at 0.5 m/s and the arm."""
-    rig = Rig(cls)
+    rig = Rig(kernel_cls)
     rig.k.reset(np.zeros(N))
     rig.k.set_trajectory([2.0], [[0.8, 0.5, 0.3]])
     rig.base_cmd = (0.5, 0.0)
@@ -44,8 +36,8 @@ def foreign(rig: Rig, source: int = 0xBAD, seq: int = 10**6, releases: int = 10*
     return rig.k.set_supervisor(source, seq, releases, rig.t, scale, cat)
 
 
-def test_the_kernel_starts_latched_and_the_first_release_opens_it(cls):
-    rig = Rig(cls)
+def test_the_kernel_starts_latched_and_the_first_release_opens_it(kernel_cls):
+    rig = Rig(kernel_cls)
     rig.heartbeat = False
     rig.base_cmd = (0.5, 0.0)
     assert rig.k.latch == Latch.START
@@ -57,9 +49,9 @@ def test_the_kernel_starts_latched_and_the_first_release_opens_it(cls):
     assert rig.out.status is Status.OK and rig.out.base_velocity[0] == pytest.approx(0.2, abs=2e-3)
 
 
-def test_a_later_normal_heartbeat_does_not_release_a_stop(cls):
+def test_a_later_normal_heartbeat_does_not_release_a_stop(kernel_cls):
     """The issue's finding 1, at the kernel: 'NORMAL, no stop' after a stop is not a release."""
-    rig = moving(cls)
+    rig = moving(kernel_cls)
     rig.cat = CAT1
     rig.tick(1000)
     assert rig.out.status is Status.STOPPED and rig.out.latch == Latch.STOP
@@ -72,8 +64,8 @@ def test_a_later_normal_heartbeat_does_not_release_a_stop(cls):
     assert rig.out.status is Status.OK
 
 
-def test_a_foreign_normal_heartbeat_never_releases(cls):
-    rig = moving(cls)
+def test_a_foreign_normal_heartbeat_never_releases(kernel_cls):
+    rig = moving(kernel_cls)
     rig.cat = CAT1                                            # the supervisor stops
     rig.tick(1000)
     for i in range(2000):                                     # a forger at 1 kHz
@@ -84,8 +76,8 @@ def test_a_foreign_normal_heartbeat_never_releases(cls):
     assert not rig.out.wheel_velocity.any() and not rig.out.setpoint_velocity.any()
 
 
-def test_a_second_source_stops_a_moving_robot(cls):
-    rig = moving(cls)
+def test_a_second_source_stops_a_moving_robot(kernel_cls):
+    rig = moving(kernel_cls)
     assert foreign(rig) is Heartbeat.FOREIGN
     rig.tick()
     assert rig.out.latch == Latch.FOREIGN and rig.out.status is Status.STOPPING
@@ -93,10 +85,10 @@ def test_a_second_source_stops_a_moving_robot(cls):
     assert rig.out.status is Status.STOPPED and not rig.out.wheel_velocity.any()
 
 
-def test_release_waits_until_no_foreign_heartbeat_for_the_timeout(cls):
+def test_release_waits_until_no_foreign_heartbeat_for_the_timeout(kernel_cls):
     """A release issued while another source speaks takes effect only once that source has
     been silent for the heartbeat timeout; a foreign heartbeat in between cancels it."""
-    rig = moving(cls)
+    rig = moving(kernel_cls)
     foreign(rig)
     rig.tick(10)
     assert rig.release() is False                 # the forger spoke 10 ms ago
@@ -111,8 +103,8 @@ def test_release_waits_until_no_foreign_heartbeat_for_the_timeout(cls):
     assert rig.out.status is Status.OK
 
 
-def test_a_sequence_that_does_not_increase_is_a_fault_and_ignored(cls):
-    rig = moving(cls)
+def test_a_sequence_that_does_not_increase_is_a_fault_and_ignored(kernel_cls):
+    rig = moving(kernel_cls)
     seq = rig.seq
     # a replayed heartbeat: an older sequence with a release in it
     assert rig.k.set_supervisor(SUP, seq, rig.releases + 5, rig.t, 1.0, NONE) \
@@ -131,8 +123,8 @@ def test_a_sequence_that_does_not_increase_is_a_fault_and_ignored(cls):
     assert rig.out.latch == Latch.SEQUENCE
 
 
-def test_pinning_is_refused_while_the_supervisor_is_alive(cls):
-    rig = moving(cls)
+def test_pinning_is_refused_while_the_supervisor_is_alive(kernel_cls):
+    rig = moving(kernel_cls)
     assert rig.k.pin_supervisor(SUP) is True                  # the same source: a no-op
     assert rig.k.pin_supervisor(0xBAD) is False
     assert rig.out.latch == 0
@@ -145,8 +137,8 @@ def test_pinning_is_refused_while_the_supervisor_is_alive(cls):
     assert rig.k.set_supervisor(0xD00D, 1, 1, rig.t, 1.0, NONE) is Heartbeat.RELEASED
 
 
-def test_a_stop_with_a_release_in_the_same_message_stays_stopped(cls):
-    rig = moving(cls)
+def test_a_stop_with_a_release_in_the_same_message_stays_stopped(kernel_cls):
+    rig = moving(kernel_cls)
     rig.cat = CAT2
     assert rig.release() is False
     rig.cat = NONE
@@ -154,8 +146,8 @@ def test_a_stop_with_a_release_in_the_same_message_stays_stopped(cls):
     assert rig.out.latch == Latch.STOP
 
 
-def test_category0_latch_survives_reset(cls):
-    rig = moving(cls)
+def test_category0_latch_survives_reset(kernel_cls):
+    rig = moving(kernel_cls)
     rig.cat = CAT0
     rig.tick()
     assert not rig.out.wheel_velocity.any()
@@ -181,17 +173,17 @@ def _speeds(out) -> np.ndarray:
                                   out.base_velocity]))
 
 
-def _never_moves(cls, actions, released: bool) -> None:
+def _never_moves(kernel_cls, actions, released: bool) -> None:
     """released: the supervisor let the robot move, then asked for a stop; else it never
     released it.  From then on only the supervisor's stops, its silence, its replays and
     anyone else's heartbeats arrive: the robot's speeds never grow, and it comes to rest."""
     if released:
-        rig = moving(cls)
+        rig = moving(kernel_cls)
         rig.cat = CAT1
         rig.tick()                                # the stop reaches the kernel
         assert rig.out.latch == Latch.STOP
     else:
-        rig = Rig(cls)
+        rig = Rig(kernel_cls)
         rig.heartbeat = False
         rig.k.reset(np.zeros(N))
     rig.track = False

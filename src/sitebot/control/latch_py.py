@@ -35,19 +35,19 @@ class SupervisorLatch:
         self.timeout = float(heartbeat_timeout_s)
         self.pinned = False
         self.src = 0
-        self.seq_rx = False
-        self.seq = 0
-        self.rel_seen = 0
-        self.rel_floor = 0
+        self._forget_source()
         self.foreign_rx = False
         self.foreign_t = -math.inf
-        self.hb_rx = False
-        self.hb_stamp = -math.inf
-        self.scale = 0.0
-        self.cat = StopCategory.NONE
         self.latch = int(Latch.START)
         self.cat0_latched = False
         self.last_t = -math.inf              # the kernel's latest tick time [s]
+
+    def _forget_source(self) -> None:
+        """What a pinned source said (sequence, releases, its latest heartbeat): nothing yet."""
+        self.seq_rx, self.seq = False, 0
+        self.rel_seen = self.rel_floor = 0
+        self.hb_rx, self.hb_stamp = False, -math.inf
+        self.scale, self.cat = 0.0, StopCategory.NONE
 
     def close(self, cause: Latch) -> None:
         """Close the latch for ``cause``; a release must bring a count above today's."""
@@ -66,10 +66,7 @@ class SupervisorLatch:
         if self.pinned:
             self.latch |= int(Latch.HEARTBEAT)
         self.pinned, self.src = True, src
-        self.seq_rx, self.seq = False, 0
-        self.rel_seen = self.rel_floor = 0
-        self.hb_rx, self.hb_stamp = False, -math.inf
-        self.scale, self.cat = 0.0, StopCategory.NONE
+        self._forget_source()
         return True
 
     def heartbeat(self, source: int, sequence: int, releases: int, stamp_s: float,

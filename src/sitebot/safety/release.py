@@ -23,15 +23,14 @@ from __future__ import annotations
 import math
 import secrets
 
+from sitebot.control.types import Latch
 from sitebot.types import StopCategory
 
 __all__ = ["StopRelease", "LATCH_FAULTS"]
 
 #: ControllerStatus.latch bits (the kernel's Latch) that are faults, not stops
-LATCH_FOREIGN = 8
-LATCH_SEQUENCE = 16
-LATCH_FAULTS = {LATCH_FOREIGN: "a second safety/state source",
-                LATCH_SEQUENCE: "the supervisor's sequence went backwards"}
+LATCH_FAULTS = {Latch.FOREIGN: "a second safety/state source",
+                Latch.SEQUENCE: "the supervisor's sequence went backwards"}
 
 
 class StopRelease:

@@ -109,6 +109,19 @@ static void clear_state(ck_kernel *k)
     k->wq_prev[1] = 0.0;
 }
 
+/* What a pinned source said (sequence, releases, its latest heartbeat): nothing yet. */
+static void forget_source(ck_kernel *k)
+{
+    k->seq_rx = 0;
+    k->seq = 0;
+    k->rel_seen = 0;
+    k->rel_floor = 0;
+    k->hb_rx = 0;
+    k->hb_stamp = -INFINITY;
+    k->scale = 0.0;
+    k->cat = CK_CAT_NONE;
+}
+
 int ck_init(ck_kernel *k, const ck_config *cfg, double *mem, size_t mem_doubles)
 {
     size_t n, mp;
@@ -131,16 +144,9 @@ int ck_init(ck_kernel *k, const ck_config *cfg, double *mem, size_t mem_doubles)
     k->pend.acc = k->pend.vel + mp * n;
     k->pinned = 0;
     k->src = 0;
-    k->seq_rx = 0;
-    k->seq = 0;
-    k->rel_seen = 0;
-    k->rel_floor = 0;
+    forget_source(k);
     k->foreign_rx = 0;
     k->foreign_t = -INFINITY;
-    k->hb_rx = 0;
-    k->hb_stamp = -INFINITY;
-    k->scale = 0.0;
-    k->cat = CK_CAT_NONE;
     k->latch = CK_LATCH_START;
     k->cat0_latched = 0;
     k->last_t = -INFINITY;
@@ -248,14 +254,7 @@ int ck_pin_supervisor(ck_kernel *k, uint64_t source)
         k->latch |= CK_LATCH_HEARTBEAT;
     k->pinned = 1;
     k->src = source;
-    k->seq_rx = 0;
-    k->seq = 0;
-    k->rel_seen = 0;
-    k->rel_floor = 0;
-    k->hb_rx = 0;
-    k->hb_stamp = -INFINITY;
-    k->scale = 0.0;
-    k->cat = CK_CAT_NONE;
+    forget_source(k);
     return 1;
 }
 
