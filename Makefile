@@ -4,14 +4,14 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 OUT   ?= out/demo
-WORLD ?= substation
+SITE  ?= substation
 
 .PHONY: setup demo test test-fast regress-ci bench check clean
 setup:
 	@scripts/setup_env.sh
 
 demo: setup
-	$(VENV)/bin/sitebot demo --world $(WORLD) --out $(OUT)
+	$(VENV)/bin/sitebot demo --site $(SITE) --out $(OUT)
 
 test: setup
 	$(PY) -m pytest -q --durations=15 tests

@@ -24,6 +24,21 @@ def data_tree(folder: str) -> list[tuple[str, list[str]]]:
     return sorted(out.items())
 
 
+def shipped_sites() -> list[tuple[str, list[str]]]:
+    """The shipped worlds' site bundles (``sites/<world>/``), exported from the worlds when
+    missing (``make setup`` exports them too; a test checks they are fresh)."""
+    if not glob(os.path.join("sites", "*", "bundle.yaml")):
+        import sys
+        sys.path.insert(0, os.path.join(HERE, "src"))
+        try:
+            from sitebot.sim.export import export_all
+            export_all(os.path.join(HERE, "sites"))
+        except ImportError as e:          # a build without numpy/opencv: no shipped sites
+            print(f"warning: shipped sites not exported ({e})")
+    return [(d, [f for f in files if not os.path.basename(f).startswith(".")])
+            for d, files in data_tree("sites")]
+
+
 # Every node, runnable as `ros2 run sitebot <name>` and by `sitebot launch`.
 NODES = {
     "simulator": "sitebot.nodes.simulator:main",
@@ -39,6 +54,7 @@ NODES = {
     "web_console": "sitebot.nodes.web_console:main",
     "teleop_relay": "sitebot.nodes.teleop_relay:main",
     "site_viz": "sitebot.nodes.site_viz:main",
+    "map_server": "sitebot.nodes.map_server:main",
 }
 
 # C extensions (the control kernel of the control-loop issue) are added here.
@@ -79,6 +95,7 @@ setup(
         *data_tree("config"),
         *data_tree("urdf"),
         *data_tree("worlds"),
+        *shipped_sites(),
     ],
     install_requires=["setuptools"],
     zip_safe=False,

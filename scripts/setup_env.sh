@@ -23,11 +23,29 @@ while IFS= read -r f; do inputs+=("$f"); done < <(
 while IFS= read -r f; do inputs+=("$f"); done < <(find src/sitebot -name '*.c' -o -name '*.h' | sort)
 digest="$(cat "${inputs[@]}" | sha256sum | cut -d' ' -f1)"
 
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# The shipped sites: each world's bundle (sitebot site export) in sites/, which setup.py
+# installs under share/sitebot/sites.  Redone when a world or the export code changes.
+export_sites() {
+  local sites_stamp="$root/sites/.export-stamp" sd
+  sd="$(cat worlds/* src/sitebot/sim/export.py src/sitebot/sim/world.py \
+         src/sitebot/sim/world_loader.py src/sitebot/site/*.py src/sitebot/perception/gauge.py \
+         | sha256sum | cut -d' ' -f1)"
+  if [[ -z "${SITEBOT_SETUP_FORCE:-}" && -f "$sites_stamp" && "$(cat "$sites_stamp")" == "$sd" ]]; then
+    return 0
+  fi
+  log "exporting the shipped sites to sites/"
+  "$venv/bin/sitebot" site export --all --out "$root/sites" >/dev/null \
+    || { log "error: sitebot site export failed"; exit 1; }
+  echo "$sd" > "$sites_stamp"
+}
+
 if [[ -z "${SITEBOT_SETUP_FORCE:-}" && -f "$stamp" && "$(cat "$stamp")" == "$digest" ]]; then
+  export_sites
   exit 0
 fi
 
-log() { printf '[setup] %s\n' "$*" >&2; }
 
 if ! "$py" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' 2>/dev/null; then
   log "error: $py is not Python 3.11 (the ROS 2 wheels are built for CPython 3.11); set PYTHON=/path/to/python3.11"
@@ -94,5 +112,6 @@ log "installing sitebot (editable)"
 pipq install --no-deps --no-build-isolation -e .
 "$venv/bin/sitebot" --version >/dev/null || { log "error: .venv/bin/sitebot does not run"; exit 1; }
 
+export_sites
 echo "$digest" > "$stamp"
 log "environment ready: $venv"

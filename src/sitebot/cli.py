@@ -7,6 +7,7 @@
   sitebot bench sim                        simulation real-time factor benchmark
   sitebot key init [PATH]                  create the site's authority key (docs/security.md)
   sitebot safety reset | mode MODE         signed requests to the safety supervisor
+  sitebot security policy [--namespace NS] the SROS2 policy of the stack (docs/sros2.md)
 
 ``launch``, ``demo``, ``regress`` and ``console`` start nodes that sign and verify with the
 site's authority key: they create the default one first when it is missing (a warning, not
@@ -92,6 +93,16 @@ def _cmd_safety(argv: list[str]) -> int:
     return safety_main(argv)
 
 
+def _cmd_security(argv: list[str]) -> int:
+    from sitebot.apps.security import main as security_main
+    return security_main(argv)
+
+
+def _cmd_site(argv: list[str]) -> int:
+    from sitebot.apps.site import main as site_main
+    return site_main(argv)
+
+
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "launch": (_cmd_launch, "run a ROS 2 YAML launch file (nodes as separate processes)"),
     "demo": (_cmd_demo, "run a full simulated mission from an English instruction, headless"),
@@ -101,8 +112,10 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "regress": (_cmd_regress, "run scenario suites headless (JUnit, HTML report, MCAP bags)"),
     "eval": (_cmd_eval, "evaluate perception, localization or the planner against ground truth"),
     "console": (_cmd_console, "serve the web console (map, camera, e-stop, teleop, instructions)"),
+    "site": (_cmd_site, "site bundles: export a world's, check one, list the installed"),
     "key": (_cmd_key, "create or check the site's authority key (signed roles and requests)"),
     "safety": (_cmd_safety, "signed safety supervisor requests: reset, mode"),
+    "security": (_cmd_security, "the SROS2 access-control policy of the stack (docs/sros2.md)"),
 }
 
 

@@ -13,7 +13,7 @@ __all__ = [
     "SitebotError",
     "ConfigError",
     "RegistryError",
-    "WorldError",
+    "WorldError", "BundleError",
     "UrdfError",
     "LaunchError",
     "ParameterError",
@@ -68,6 +68,10 @@ class RegistryError(ConfigError):
 
 class WorldError(ConfigError):
     """A world (scene) file cannot be loaded into the simulator."""
+
+
+class BundleError(ConfigError):
+    """A site bundle (map, registry, markers, scene, start poses) is missing or malformed."""
 
 
 class UrdfError(ConfigError):

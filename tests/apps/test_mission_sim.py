@@ -171,3 +171,47 @@ def test_declined_confirmation_leaves_the_valve_alone(tmp_path) -> None:
     stow = 2.5                                              # arm_joint_3 of 'stow'
     last = dict(zip(joints[-1].name, joints[-1].position))
     assert abs(last["arm_joint_3"] - stow) < 0.1
+
+
+def test_black_box_fetch_on_the_site_bundle(tmp_path) -> None:
+    """The main job's way: the simulator plays a robot and publishes what drivers and
+    ros2_control publish; the stack runs from the installed site bundle.  A fetch (pick at
+    the tool bench, place at T2) succeeds, and of all launched processes only the
+    simulator opened a world file (each process logs what it opens: sitebot.openlog)."""
+    from sitebot.apps.demo import world_readers
+    opens = tmp_path / "opens"
+    probe = Probe("black_box_probe")
+    text = "bring the voltage detector to the T2 bay"
+    try:
+        probe.subscribe(String, "task/status")
+        probe.subscribe(Clock, "/clock", keep=False)
+        cmd = probe.publisher(TaskCommand, "task/command", QOS_COMMAND)
+        with launched("mission.launch.yaml", {
+                "world": "substation", "site": "substation", "out_dir": str(tmp_path),
+                "real_time_factor": "1.0", "camera_width": "320", "camera_height": "240"},
+                env={"SITEBOT_OPEN_LOG": str(opens)}) as h:
+            probe.wait_for(lambda: cmd.get_subscription_count() > 0
+                           and probe.count("/clock") > 50, 120, "planner and clock", launch=h)
+            cmd.publish(TaskCommand(request_id="fetch", role="operator", text=text,
+                                    authority=Authority.open("").sign(
+                                        "command", "fetch", "tester", "operator",
+                                        time.time(), digest=command_digest(text))))
+
+            def finished():
+                return [s for s in (json.loads(m.data) for _, m in probe.get("task/status"))
+                        if s.get("state") == "finished"]
+            probe.wait_for(lambda: bool(finished()), 480, "the fetch to finish", launch=h)
+            final = finished()[-1]
+    finally:
+        probe.close()
+    assert final["code"] == "SUCCEEDED", final.get("reason")
+    report = json.loads((tmp_path / "fetch" / "report.json").read_text())
+    assert [s["skill"] for s in report["steps"]] == ["navigate_to", "pick", "navigate_to",
+                                                     "place"]
+    watched = {f.stem.rsplit("-", 1)[0] for f in opens.glob("*.log")}
+    stack = {"safety_supervisor", "localization", "camera_perception", "spatial_perception",
+             "navigation", "arm_planner", "task_planner", "task_executor", "map_server"}
+    assert stack | {"simulator"} <= watched, watched          # every process was watched
+    readers = world_readers(opens)
+    assert set(readers) == {"simulator"}, readers             # and only the simulator read
+    assert any(f.endswith("substation.world.yaml") for f in readers["simulator"])

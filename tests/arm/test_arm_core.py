@@ -18,14 +18,14 @@ from sitebot.description.kinematics import JointTransformer, transform_matrix
 from sitebot.errors import ConfigError
 from sitebot.safety.arm import joint_limits_from_description, validate_trajectory
 from sitebot.safety.types import TrajectoryPoint
-from sitebot.sim.world_loader import load_world
+from sitebot.site.bundle import load_bundle
 from sitebot.tools.arm_bench import bench_scene
 from sitebot.types import matrix_quaternion, rpy_matrix
 
 
 @pytest.fixture(scope="module")
 def motion() -> ArmMotion:
-    m = ArmMotion({"seed": 3}, world=load_world("substation"))
+    m = ArmMotion({"seed": 3}, scene=load_bundle("substation").scene)
     bench_scene(m)
     return m
 
@@ -188,7 +188,7 @@ def test_a_large_cluster_on_mapped_structure_is_left_to_the_map(motion) -> None:
     """At the tool trolley (robot at the bench place), a perceived box bounding the trolley
     and its board (1.2 x 0.7 x 1.2 m) touches mapped bodies: it is dropped (the map has
     them exactly); the same box in open floor, and a small box, are kept."""
-    m = ArmMotion({"seed": 3}, world=load_world("substation"))
+    m = ArmMotion({"seed": 3}, scene=load_bundle("substation").scene)
     m.set_base_pose((-6.0, 12.4, math.pi / 2), force=True)
     trolley = ((1.1, 0.0, 0.6), (0.7, 1.2, 1.2))            # base frame: 0.75-1.45 m ahead
     assert m.set_obstacles([trolley]) == 0

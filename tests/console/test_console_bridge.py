@@ -436,10 +436,10 @@ def test_log_throttle_one_warning_per_kind_per_period():
 
 
 def test_server_from_the_node_parameters_and_its_summary():
-    from sitebot.sim.world_loader import load_world
-    srv = ConsoleServer.from_params(None, DEFAULTS, load_world("substation"))
+    from sitebot.site.bundle import load_bundle
+    srv = ConsoleServer.from_params(None, DEFAULTS, load_bundle("substation"))
     assert len(srv.users) == 3 and srv.users.authenticate("viewer", "viewer-demo-1")
-    assert srv.map_data["world"] == "substation" and srv.config.port == 8080
+    assert srv.map_data["site"] == "substation" and srv.config.port == 8080
     assert srv.teleop.timeout_s == DEADMAN_TIMEOUT_S and srv.teleop.max_linear_mps == 0.5
     assert srv.summary() == (False, "server not started", {})
     srv.port = 8080

@@ -27,7 +27,7 @@ from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Bool
 
 from sitebot.launcher import launched
-from sitebot.sim.world_loader import load_world
+from sitebot.site.bundle import load_bundle
 from sitebot_interfaces.msg import SafetyState
 
 from rosprobe import Probe
@@ -89,7 +89,7 @@ def stack(tmp_path_factory):
                                       options=opts)
             driver.set_page_load_timeout(30)
             yield SimpleNamespace(probe=probe, launch=h, url=url, driver=driver, out=out,
-                                  world=load_world("substation"))
+                                  world=load_bundle("substation"))
     finally:
         if driver is not None:
             driver.quit()

@@ -286,13 +286,14 @@ def test_deadman_release_disconnect_and_a_second_operator():
 
 # ----------------------------------------------------------------------------- state helpers
 def test_map_payload_and_tail(tmp_path):
-    from sitebot.sim.world_loader import load_world
-    w = load_world("substation")
+    from sitebot.site.bundle import load_bundle
+    w = load_bundle("substation")
     m = map_payload(w)
     g = m["grid"]
     import base64
     assert len(base64.b64decode(g["bits"])) == math.ceil(g["width"] * g["height"] / 8)
-    assert m["spawn"]["robot1"] == [-12.0, -12.0, 0.0]
+    assert m["starts"]["robot1"] == [-12.0, -12.0, 0.0] and m["site"] == "substation"
+    assert (g["width"], g["height"], g["resolution"]) == (300, 300, 0.1)
     assert len(m["zones"]) == len(w.registry.zones) > 0
     json.dumps(m, allow_nan=False)
     log = tmp_path / "audit.jsonl"

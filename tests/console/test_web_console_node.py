@@ -32,7 +32,7 @@ def graph():
     try:
         node = WebConsoleNode(context=ctx, parameter_overrides=[
             rclpy.Parameter("service_timeout_s", value=0.2)])
-        srv = ConsoleServer.from_params(node.bridge, node.p, node.world)
+        srv = ConsoleServer.from_params(node.bridge, node.p, node.site)
         node.bridge.server = srv
         test = rclpy.create_node("web_console_test", context=ctx)
         ex = SingleThreadedExecutor(context=ctx)

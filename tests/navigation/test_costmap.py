@@ -8,7 +8,7 @@ import pytest
 
 from sitebot.errors import SitebotError
 from sitebot.navigation.costmap import INSCRIBED, LETHAL, Costmap, CostmapConfig
-from sitebot.sim.world_loader import load_world
+from sitebot.site.bundle import load_bundle
 from sitebot.site.registry import Zone, ZoneKind
 
 RES = 0.05
@@ -140,15 +140,15 @@ def test_bad_inputs_are_refused_with_a_reason():
 
 def test_world_costmaps_leave_every_allowed_place_free():
     for name in ("substation", "construction", "datacentre"):
-        w = load_world(name)
-        cm = Costmap.from_world(w)
+        w = load_bundle(name)
+        cm = Costmap.from_site(w)
         assert cm.res == RES
         for p in w.registry.places:
             why = cm.forbidden_reason(p.x, p.y)
             in_restricted = any(z.kind is ZoneKind.RESTRICTED and z.contains(p.x, p.y)
                                 for z in w.registry.zones)
             assert (why is not None) == in_restricted, f"{name}/{p.id}: {why}"
-        s = w.spawn_poses["robot1"]
+        s = w.starts["robot1"]
         assert cm.forbidden_reason(s.x, s.y) is None
 
 

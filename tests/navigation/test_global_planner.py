@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from sitebot.navigation.costmap import INSCRIBED, Costmap, CostmapConfig
 from sitebot.navigation.planner import GlobalPlanner, PlanError, PlannerConfig
-from sitebot.sim.world_loader import available_worlds, load_world
+from sitebot.sim.world_loader import available_worlds
+from sitebot.site.bundle import load_bundle
 from sitebot.site.registry import Zone, ZoneKind
 
 RES = 0.05
@@ -82,11 +83,11 @@ def test_the_three_worlds_ship() -> None:
 
 @pytest.mark.parametrize("world", ["substation", "construction", "datacentre"])
 def test_world_plans_are_drivable(world):
-    w = load_world(world)
-    cm = Costmap.from_world(w)
+    w = load_bundle(world)
+    cm = Costmap.from_site(w)
     cfg = PlannerConfig()
     planner = GlobalPlanner(cfg)
-    s = w.spawn_poses["robot1"]
+    s = w.starts["robot1"]
     n_ok, smooth_corners = 0, 0
     for p in w.registry.places:
         if cm.forbidden_reason(p.x, p.y) is not None:
@@ -110,8 +111,8 @@ def test_world_plans_are_drivable(world):
 
 
 def test_corridor_search_matches_the_full_search():
-    w = load_world("substation")
-    cm = Costmap.from_world(w)
+    w = load_bundle("substation")
+    cm = Costmap.from_site(w)
     fine = GlobalPlanner(PlannerConfig(coarse_factor=0))
     multi = GlobalPlanner(PlannerConfig(coarse_factor=4))
     rng = np.random.default_rng(3)

@@ -20,7 +20,7 @@ from sitebot.navigation.costmap import LETHAL, CostmapConfig
 from sitebot.navigation.frames import FrameConfig, PoseTracker
 from sitebot.navigation.planner import PlannerConfig
 from sitebot.navigation.stack import NavigationStack, grid_values
-from sitebot.sim.world_loader import load_world
+from sitebot.site.bundle import load_bundle
 from sitebot.types import DiagnosticLevel, Pose2D
 
 HALF_PI = math.pi / 2
@@ -107,7 +107,8 @@ def test_parameters_become_the_parts_configs():
 # ---------------------------------------------------------------------------- stack
 @pytest.fixture(scope="module")
 def world():
-    return load_world("substation")
+    """The substation's site bundle (what the navigation node loads)."""
+    return load_bundle("substation")
 
 
 @pytest.fixture(scope="module")
@@ -116,15 +117,15 @@ def description():
 
 
 def make_stack(world, description, **params) -> NavigationStack:
-    return NavigationStack.for_world(world, "robot1", navigation_config_from_params(params),
-                                     description)
+    return NavigationStack.for_site(world, world.initial_pose("robot1"),
+                                    navigation_config_from_params(params), description)
 
 
 def test_spawn_and_map_source(world, description):
-    with pytest.raises(SitebotError, match="has no spawn 'robot9'; it has"):
-        NavigationStack.for_world(world, "robot9", NavigationConfig(), description)
-    s = NavigationStack.for_world(world, "robot1", NavigationConfig(), description,
-                                  world_map=False)
+    with pytest.raises(SitebotError, match="'robot9' is neither 'x y yaw' nor a start"):
+        world.initial_pose("robot9")
+    s = NavigationStack.for_site(world, world.initial_pose("robot1"), NavigationConfig(),
+                                 description, site_map=False)
     assert s.costmap is None and s.tick(1.0) is None
     st = s.status(1.0)
     assert st.level == DiagnosticLevel.WARN and st.message == "waiting for map"

@@ -38,7 +38,7 @@ def rig():
     ctx = Context()
     rclpy.init(context=ctx)
     node = SpatialPerceptionNode(context=ctx, parameter_overrides=[
-        Parameter("initial_map_pose", Parameter.Type.DOUBLE_ARRAY, list(MAP_POSE)),
+        Parameter("initial_pose", Parameter.Type.STRING, " ".join(str(v) for v in MAP_POSE)),
         Parameter("local_map_rate_hz", Parameter.Type.DOUBLE, 10.0)])
     io = rclpy.create_node("spatial_test_io", context=ctx)
     got: dict[str, list] = {k: [] for k in ("points", "obstacles", "local_map", "people",

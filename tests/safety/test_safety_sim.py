@@ -31,7 +31,7 @@ from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR
 from sitebot.security import Authority
 from sitebot.sim.world_loader import load_world
 from sitebot.tools.safety_latency import (PERSON_RADIUS_M, ROBOT_RADIUS_M, SPAWN, crossing_actor,
-                                          separations, write_world)
+                                          separations, stack_args, write_world)
 from sitebot_interfaces.msg import SafetyState
 from sitebot_interfaces.srv import SafetyRequest
 
@@ -103,7 +103,7 @@ def stack(tmp_path: Path, world: str | Path = "substation"):
     s = None
     try:
         with launched("stack.launch.yaml", {
-                "world": str(world), "real_time_factor": "1.0", "camera_enabled": "false",
+                **stack_args(world), "real_time_factor": "1.0", "camera_enabled": "false",
                 "audit_log": str(tmp_path / "audit.jsonl")}) as h:
             probe.wait_for(lambda: probe.count("safety/state") > 5
                            and probe.count("ground_truth/odom") > 5, 60,

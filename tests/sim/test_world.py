@@ -14,12 +14,10 @@ import yaml
 
 from sitebot.errors import RegistryError, WorldError
 from sitebot.paths import data_path
-from sitebot.sim.bundle import load_bundle
 from sitebot.sim.world import (LIGHTING_PRESETS, ROBOT_RADIUS_M, ActorSpec, Lighting, Pose3D, Shape,
                                ValveState, unit_vector)
 from sitebot.sim.world_loader import available_worlds, load_world, world_path
 from sitebot.site.registry import AssetKind, ZoneKind
-from sitebot.types import Pose2D
 
 WORLDS = ("substation", "construction", "datacentre")
 #: A 0.6 m robot (radius 0.3 m) with 0.5 m of clearance around it.
@@ -426,19 +424,3 @@ def test_yaml_error_and_unknown_name(tmp_path: Path) -> None:
     assert isinstance(info.value.where, int)
     with pytest.raises(WorldError, match="substation"):
         load_world("atlantis")
-
-
-def test_site_bundle_is_what_the_world_exports() -> None:
-    """What nodes other than the simulator read: registry, start poses, the static map."""
-    world = load_world("substation")
-    site = load_bundle("substation")
-    assert site.site == "substation" and site.registry == world.registry
-    assert site.start_pose("robot1") == (-12.0, -12.0, 0.0)
-    assert site.start_pose("robot9") is None
-    assert site.start_pose("robot9", Pose2D(1.0, 2.0, 3.0)) == (1.0, 2.0, 3.0)
-    grid = site.static_map(0.1, 0.25)
-    same = world.occupancy_grid(0.1, 0.25, keep_out=False)
-    assert grid.occupied.shape == (300, 300) and (grid.origin_x, grid.origin_y) == (-15.0, -15.0)
-    assert np.array_equal(grid.occupied, same.occupied)
-    # keep-out zones are not structure: the map with them has more occupied cells
-    assert world.occupancy_grid(0.1, 0.25).occupied.sum() > grid.occupied.sum()

@@ -23,7 +23,7 @@ from rosgraph_msgs.msg import Clock
 from sitebot.launcher import launched
 from sitebot.nodes.common import QOS_COMMAND
 from sitebot.paths import share_dir
-from sitebot.sim.world_loader import load_world
+from sitebot.site.bundle import load_bundle
 from sitebot.viz.rviz_config import (Endpoint, check_config, load_rviz_config, parse_rviz_config,
                                      resolve_topic)
 
@@ -186,7 +186,7 @@ def live(tmp_path_factory):
             out["up_s"] = t_up
             # 2D Goal Pose, as rviz2's SetGoal tool sends it: a plan follows, and on the way
             # to T1 the camera sees its tag and gauges (perception/markers)
-            t1 = next(p for p in load_world("substation").registry.places if p.id == "t1_bay")
+            t1 = next(p for p in load_bundle("substation").registry.places if p.id == "t1_bay")
             goal = PoseStamped()
             goal.header.frame_id = "map"
             goal.pose.position.x, goal.pose.position.y = t1.x, t1.y
@@ -309,16 +309,17 @@ def test_a_broken_config_fails_the_check(live, change, expect):
 
 @pytest.mark.integration
 def test_site_viz_content_matches_the_site(live):
-    from sitebot.viz.scene import registry_markers, site_map
-    world = load_world("substation")
-    grid = site_map(world, 0.1)
+    from sitebot.viz.scene import registry_markers
+    world = load_bundle("substation")
+    grid = world.map                        # map_server publishes the bundle's map.yaml
     m = live["latest"]["map"]
     occupied = sum(1 for v in m.data if v == 100) / len(m.data)
     print(f"\nmap {m.info.width}x{m.info.height} at {m.info.resolution:.2f} m, "
           f"{100 * occupied:.1f} % occupied")
     assert (m.info.width, m.info.height) == (grid.width, grid.height)
     assert len(m.data) == m.info.width * m.info.height
-    assert math.isclose(m.info.resolution, 0.1, rel_tol=1e-6)
+    assert math.isclose(m.info.resolution, 0.05, rel_tol=1e-6)
+    assert bytes(m.data) == grid.values.tobytes()
     assert (m.info.origin.position.x, m.info.origin.position.y) == \
         pytest.approx((grid.origin_x, grid.origin_y))
     assert 0.01 < occupied < 0.6

@@ -16,13 +16,13 @@ from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
 from sitebot.nodes.common import QOS_LATCHED, QOS_STATE
-from sitebot.sim.world_loader import load_world
+from sitebot.site.bundle import load_bundle
 from sitebot.viz import scene
 from sitebot_interfaces.msg import GaugeReading, SafetyState
 
 from rosprobe import spin_until
 
-WORLD = load_world("substation")
+WORLD = load_bundle("substation")     # what site_viz loads
 
 
 # ------------------------------------------------------------------ core
@@ -34,7 +34,7 @@ def test_site_map_is_the_static_grid():
     assert set(np.unique(g.data).tolist()) == {0, 100}
     assert int((g.data == 100).sum()) == int(grid.occupied.sum())
     # row-major from the origin: the cell holding the spawn pose is free
-    sx, sy, _ = WORLD.spawn_poses["robot1"]
+    sx, sy, _ = WORLD.starts["robot1"]
     r, c = int((sy - g.origin_y) / g.resolution_m), int((sx - g.origin_x) / g.resolution_m)
     assert g.data[r * g.width + c] == 0
     with_zones = scene.site_map(WORLD, 0.1, keep_out=True)
@@ -91,7 +91,8 @@ def test_node_publishes_and_survives_malformed_input():
     rclpy.init(context=ctx)
     try:
         node = SiteVizNode(context=ctx, parameter_overrides=[
-            rclpy.Parameter("publish_rate_hz", value=10.0)])
+            rclpy.Parameter("publish_rate_hz", value=10.0),
+            rclpy.Parameter("publish_map", value=True)])
         test = rclpy.create_node("site_viz_test", context=ctx)
         got: dict[str, list] = {"map": [], "site": [], "viz": []}
         test.create_subscription(OccupancyGrid, "map", got["map"].append, QOS_LATCHED)
@@ -141,7 +142,7 @@ def test_node_publishes_and_survives_malformed_input():
         col = latest("safety_state")[0].color
         assert (col.r, col.g, col.b) == pytest.approx(scene.LEVEL_COLORS[1][:3], abs=1e-6)
         assert node.counts["dropped"] == 4 and node.counts["task_status"] == 1
-        # the map matches the world
+        # the map matches the site bundle's
         m = got["map"][-1]
         g = scene.site_map(WORLD, 0.1)
         assert (m.info.width, m.info.height) == (g.width, g.height)

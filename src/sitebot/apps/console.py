@@ -1,6 +1,6 @@
 """``sitebot console``: serve the web console (the ``web_console`` node, in this process).
 
-  sitebot console [--host 127.0.0.1] [--port 8080] [--users FILE] [--world substation]
+  sitebot console [--host 127.0.0.1] [--port 8080] [--users FILE] [--site substation]
                   [--audit-log FILE] [--console-log FILE] [--use-sim-time]
                   [--ros-args ...]
   sitebot console --hash-password        (reads a password, prints the hash for a users file)
@@ -26,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--port", type=int, help="port (default 8080; 0 = any free port)")
     ap.add_argument("--users", help="users YAML file (default config/console_users.yaml, "
                                     "demo users only)")
-    ap.add_argument("--world", help="world whose map is shown (default substation)")
+    ap.add_argument("--site", help="site bundle whose map is shown: a folder or an installed "
+                    "site (default substation)")
     ap.add_argument("--audit-log", help="the safety supervisor's audit log to show")
     ap.add_argument("--console-log", help="append the console's own audit log here")
     ap.add_argument("--use-sim-time", action="store_true", help="use /clock (simulation)")
@@ -37,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def build_ros_args(ns: argparse.Namespace, rest: list[str]) -> list[str]:
     """The node's argv: ``--ros-args -p name:=value ...`` plus what the caller added."""
-    params = {"host": ns.host, "port": ns.port, "users_file": ns.users, "world": ns.world,
+    params = {"host": ns.host, "port": ns.port, "users_file": ns.users, "site": ns.site,
               "audit_log": ns.audit_log, "console_log": ns.console_log}
     out = ["sitebot-console", "--ros-args"]
     for k, v in params.items():

@@ -36,6 +36,7 @@ import cv2
 from sitebot.launcher.domains import TOOL_DOMAINS, hold_domain
 from sitebot.security import Authority, command_digest
 from sitebot.sim.world_loader import load_world
+from sitebot.site.bundle import load_bundle
 from sitebot.viz.map_image import draw_map
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -100,12 +101,27 @@ def check_readings(world, readings: list[dict]) -> list[dict]:
     return rows
 
 
+def world_readers(folder: Path) -> dict[str, list[str]]:
+    """{program: world files it opened} from the ``SITEBOT_OPEN_LOG`` folder of a run
+    (programs that opened none are left out)."""
+    out: dict[str, set[str]] = {}
+    for f in sorted(Path(folder).glob("*.log")) if Path(folder).is_dir() else ():
+        prog = f.stem.rsplit("-", 1)[0]
+        files = [ln for ln in f.read_text().splitlines() if ln and not ln.startswith("#")]
+        if files:
+            out.setdefault(prog, set()).update(files)
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="sitebot demo", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("instruction", nargs="?", default=DEFAULT_INSTRUCTION,
                     help=f"what the robot should do (default: {DEFAULT_INSTRUCTION!r})")
-    ap.add_argument("--world", default="substation")
+    ap.add_argument("--site", default="", help="site bundle the stack runs on: a folder or "
+                    "an installed site (default: the world's installed bundle)")
+    ap.add_argument("--world", default="", help="world the simulator plays (default: the "
+                    "world the --site bundle was exported from, else substation)")
     ap.add_argument("--role", default="operator", choices=("operator", "supervisor"))
     ap.add_argument("--out", default="out/demo", help="output folder (replaced)")
     ap.add_argument("--real-time-factor", type=float, default=1.0,
@@ -126,7 +142,18 @@ def main(argv: list[str]) -> int:
     from sitebot.nodes.recorder import TopicRecorder
     from sitebot_interfaces.msg import TaskCommand, TaskPlan
 
-    world = load_world(a.world)
+    site = load_bundle(a.site) if a.site else None
+    if not a.world:
+        src = site.source.get("world", "") if site is not None else "substation.world.yaml"
+        if not src:
+            ap.error(f"the bundle {site.folder} names no source world; give --world")
+        a.world = src.removesuffix(".world.yaml")
+    world = load_world(a.world)        # the simulator's, and the judge's ground truth
+    if site is None:
+        site = load_bundle(world.registry.site)
+    if site.site != world.registry.site:
+        ap.error(f"the bundle is site '{site.site}', the world '{a.world}' is site "
+                 f"'{world.registry.site}'")
     out = Path(a.out).resolve()
     if out.exists():
         shutil.rmtree(out)
@@ -142,7 +169,11 @@ def main(argv: list[str]) -> int:
     hold_domain(TOOL_DOMAINS)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     env = {k: os.environ[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
-    print(f"sitebot demo: world '{world.id}', role {a.role}, outputs in {out}\n"
+    # every launched process logs the world files it opens (sitebot.openlog): the stack
+    # must read none (the simulator plays a black-box robot)
+    env["SITEBOT_OPEN_LOG"] = str(out / "world_reads")
+    print(f"sitebot demo: the simulator plays world '{world.id}'; the stack runs on site "
+          f"bundle '{site.site}' ({site.folder}); role {a.role}, outputs in {out}\n"
           f"instruction: {a.instruction!r}", flush=True)
     t_wall0 = time.monotonic()
     rec = TopicRecorder("mission_client")
@@ -169,7 +200,7 @@ def main(argv: list[str]) -> int:
     failure = ""
     try:
         with launched("mission.launch.yaml",
-                      {"world": a.world, "out_dir": str(out),
+                      {"world": a.world, "site": str(site.folder), "out_dir": str(out),
                        "real_time_factor": str(a.real_time_factor)},
                       env=env, on_line=on_line) as h:
             deadline = t_wall0 + a.timeout
@@ -257,9 +288,12 @@ def main(argv: list[str]) -> int:
     readings = check_readings(world, report["readings"]) if report else []
     deliveries = check_deliveries(world, report["steps"], objects) if report else []
     loc_err = _localization_error(truth, filt)
+    readers = world_readers(out / "world_reads")
+    black_box = set(readers) <= {"simulator"}
     dist = sum(math.dist(p[1:3], q[1:3]) for p, q in zip(truth, truth[1:]))
     ok = (not failure and report is not None and report["result"] == "succeeded"
-          and all(r["ok"] for r in readings) and all(d["ok"] for d in deliveries))
+          and all(r["ok"] for r in readings) and all(d["ok"] for d in deliveries)
+          and black_box)
     summary = {
         "world": world.id, "instruction": a.instruction, "role": a.role, "success": ok,
         "failure": failure or (report["reason"] if report and report["result"] != "succeeded"
@@ -276,6 +310,8 @@ def main(argv: list[str]) -> int:
         "wall_time_s": round(wall_s, 2),
         "real_time_factor": round(sim_time / wall_s, 2) if math.isfinite(sim_time) else None,
         "exit_codes": codes, "failed_processes": failed,
+        "site": str(site.folder), "world_files_read_by": readers,
+        "stack_read_no_world_file": black_box,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     _print_summary(summary, report, out)
@@ -358,6 +394,11 @@ def _print_summary(summary: dict, report: dict | None, out: Path) -> None:
           f"(real-time factor {summary['real_time_factor']}); safety state changes: "
           f"{summary['safety_events']}"
           + (f"; localization error RMS {le['rms']} m, max {le['max']} m" if le else "")
+          + "\nworld files read: " + ("; ".join(
+              f"{p}: {', '.join(Path(f).name for f in fs)}"
+              for p, fs in summary["world_files_read_by"].items()) or "none")
+          + (" (only the simulator: the stack ran on the site bundle)"
+             if summary["stack_read_no_world_file"] else "  <-- the stack read a world file")
           + f"\noutputs in {out}")
     if not summary["success"]:
         print(f"demo FAILED: {summary['failure'] or 'a reading or a delivery is wrong'}",

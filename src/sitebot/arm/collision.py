@@ -10,9 +10,10 @@ Model (all in the robot's root frame, ``base_footprint``):
   conservative: the model is never smaller than the URDF geometry.
 * **the robot body** (links the arm joints do not move: chassis, wheels, casters, lidar,
   mast, camera, arm base) and the **ground** (z < 0) are kept as exact primitives.
-* **the scene**: the world's static bodies near the robot (boxes, cylinders, spheres with
-  their poses, gauge plates, valve bodies and handles), transformed from the map into the
-  base frame with the robot's map pose, plus perceived obstacle boxes.
+* **the scene**: the site bundle's static collision objects near the robot (boxes,
+  cylinders, spheres with their poses: structure, gauge plates, valve bodies and handles),
+  transformed from the map into the base frame with the robot's map pose, plus perceived
+  obstacle boxes.
 
 A state is in collision when a sphere of the arm comes closer than ``padding_m`` to a
 scene or body primitive, or two spheres of a pair of arm links that may collide come
@@ -37,12 +38,10 @@ import numpy as np
 from sitebot.arm.kinematics import ArmKinematics, pose_matrix
 from sitebot.types import rpy_matrix
 
-__all__ = ["Primitive", "CollisionChecker", "world_scene", "box_primitive",
-           "covering_spheres"]
+__all__ = ["Primitive", "CollisionChecker", "scene_primitives", "scene_near",
+           "box_primitive", "covering_spheres"]
 
 BOX, CYLINDER, SPHERE = "box", "cylinder", "sphere"
-#: gauge dial plate depth [m] (as the simulator builds it, sitebot.sim.scene)
-_DIAL_PLATE_DEPTH_M = 0.03
 
 
 @dataclass(frozen=True)
@@ -429,53 +428,29 @@ class CollisionChecker:
         return True, -1, n
 
 
-def world_scene(world: Any, base_pose: Sequence[float], radius_m: float = 2.0,
-                include_movable: bool = False) -> list[Primitive]:
-    """The world's colliding bodies within ``radius_m`` of the robot, in the base frame.
+def scene_primitives(objects: Iterable[Any]) -> list[Primitive]:
+    """The site's static collision objects (:class:`~sitebot.site.bundle.SceneObject`: map
+    frame, full sizes) as primitives in the map frame."""
+    out: list[Primitive] = []
+    for o in objects:
+        m = pose_matrix(o.xyz, rpy_matrix(*o.rpy))
+        if o.shape == BOX:
+            out.append(Primitive(BOX, tuple(s / 2 for s in o.size), m, o.id))
+        elif o.shape == CYLINDER:
+            out.append(Primitive(CYLINDER, (o.size[0], o.size[1] / 2), m, o.id))
+        else:
+            out.append(Primitive(SPHERE, (o.size[0],), m, o.id))
+    return out
 
-    ``base_pose`` = (x, y, yaw) of ``base_footprint`` in the map.  Static bodies (boxes,
-    cylinders, spheres), gauge dial plates and valve bodies/handles; movable bodies (objects
-    that can be picked) only with ``include_movable`` (perception reports them otherwise).
-    """
+
+def scene_near(primitives: Sequence[Primitive], base_pose: Sequence[float],
+               radius_m: float = 2.0) -> list[Primitive]:
+    """The map-frame ``primitives`` within ``radius_m`` of the robot, in the base frame.
+
+    ``base_pose`` = (x, y, yaw) of ``base_footprint`` in the map."""
     x, y, yaw = (float(v) for v in base_pose)
     if not all(math.isfinite(v) for v in (x, y, yaw)):
         raise ValueError(f"robot map pose {tuple(base_pose)} is not finite")
-    t_map_base = pose_matrix((x, y, 0.0), rpy_matrix(0.0, 0.0, yaw))
-    t_base_map = np.linalg.inv(t_map_base)
-    out: list[Primitive] = []
-
-    def add(kind: str, size: tuple, pose_m: np.ndarray, name: str) -> None:
-        p = Primitive(kind, size, pose_m, name)
-        if math.hypot(pose_m[0, 3] - x, pose_m[1, 3] - y) - p.bounding_radius() > radius_m:
-            return
-        out.append(p.transformed(t_base_map))
-
-    def pose_of(pz: Any) -> np.ndarray:
-        return pose_matrix(pz.position, pz.rotation())
-
-    for b in world.bodies:
-        if not b.collision or (not b.static and not include_movable):
-            continue
-        kind = getattr(b.shape, "value", b.shape)
-        if kind == BOX:
-            size = tuple(s / 2 for s in b.size)
-        elif kind == CYLINDER:
-            size = (b.size[0], b.size[1] / 2)
-        else:
-            size = (b.size[0],)
-        add(kind, size, pose_of(b.pose), b.id)
-    for g in getattr(world, "gauges", ()):
-        m = pose_of(g.pose) @ pose_matrix((-_DIAL_PLATE_DEPTH_M / 2 - 0.002, 0.0, 0.0))
-        add(BOX, (_DIAL_PLATE_DEPTH_M / 2, g.radius_m, g.radius_m), m, f"gauge:{g.asset}")
-    for v in getattr(world, "valves", ()):
-        m = pose_of(v.pose)
-        add(CYLINDER, (0.06, 0.10), m @ pose_matrix((0, 0, 0), rpy_matrix(0, math.pi / 2, 0)),
-            f"valve:{v.asset}")
-        add(CYLINDER, (0.015, 0.05), m @ pose_matrix((0.0, 0.0, 0.08)), f"valve_stem:{v.asset}")
-        # the handle in either state: the union of both lever positions
-        h = v.handle_length_m
-        add(BOX, (h / 2, 0.015, 0.0075), m @ pose_matrix((h / 2, 0.0, 0.14)),
-            f"valve_handle:{v.asset}")
-        add(BOX, (0.015, h / 2, 0.0075), m @ pose_matrix((0.0, h / 2, 0.14)),
-            f"valve_handle:{v.asset}")
-    return out
+    t_base_map = np.linalg.inv(pose_matrix((x, y, 0.0), rpy_matrix(0.0, 0.0, yaw)))
+    return [p.transformed(t_base_map) for p in primitives
+            if math.hypot(p.pose[0, 3] - x, p.pose[1, 3] - y) - p.bounding_radius() <= radius_m]

@@ -14,6 +14,7 @@ import numpy as np
 
 from sitebot.config.params import ParamSpec, ParamType
 from sitebot.errors import ConfigError
+from sitebot.site.params import SITE_PARAMS
 
 __all__ = ["SCHEMA", "DEFAULT_NAMED_POSES", "parse_named_poses"]
 
@@ -29,12 +30,9 @@ DEFAULT_NAMED_POSES = (
 )
 
 SCHEMA: tuple[ParamSpec, ...] = (
-    ParamSpec("world", S, "substation", "world whose static bodies near the robot are "
-              "obstacles for the arm"),
-    ParamSpec("spawn", S, "robot1", "spawn pose of the world composed with 'odom' when the "
-              "map pose comes from odometry"),
+    *SITE_PARAMS,
     ParamSpec("pose_source", S, "auto", "robot map pose: 'filter' (odometry/filtered), "
-              "'odom' (odom composed with the spawn pose), 'parameter' (robot_pose), "
+              "'odom' (odom composed with the initial pose), 'parameter' (robot_pose), "
               "'auto' (filter when it has arrived, else odom)",
               choices=("auto", "filter", "odom", "parameter")),
     ParamSpec("robot_pose", FA, [0.0, 0.0, 0.0], "map pose x, y, yaw of base_footprint when "

@@ -15,7 +15,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from sitebot.arm.collision import CollisionChecker, Primitive, box_primitive, world_scene
+from sitebot.arm.collision import (CollisionChecker, Primitive, box_primitive, scene_near,
+                                   scene_primitives)
 from sitebot.arm.config import param_defaults, parse_named_poses
 from sitebot.arm.kinematics import ArmKinematics, pose_matrix
 from sitebot.arm.planner import ArmPlanner, PlannerSettings, PlanResult, seed_ompl
@@ -74,7 +75,7 @@ class ArmMotion:
     (``sitebot.arm.config.SCHEMA``; missing keys take their defaults)."""
 
     def __init__(self, params: Mapping[str, Any] | None = None, desc: Any = None,
-                 world: Any = None) -> None:
+                 scene: Sequence[Any] = ()) -> None:
         p = param_defaults()
         p.update(dict(params or {}))
         self.p = p
@@ -88,7 +89,7 @@ class ArmMotion:
             planner=p["planner"], timeout_s=p["planning_timeout_s"],
             simplifier=p["simplifier"], recheck_step_m=p["recheck_step_m"]))
         self.named = parse_named_poses(p["named_poses"], self.kin.lower, self.kin.upper)
-        self.world = world
+        self.site_prims = scene_primitives(scene)     # map frame
         self.world_prims: list[Primitive] = []
         self.obstacle_prims: list[Primitive] = []
         self.exempt: list[str] = []          # obstacles left out for the current ee goal
@@ -100,9 +101,10 @@ class ArmMotion:
 
     # ------------------------------------------------------------------ scene
     def set_base_pose(self, pose: Sequence[float] | None, force: bool = False) -> None:
-        """The robot's map pose (x, y, yaw); the world's bodies near it become obstacles.
+        """The robot's map pose (x, y, yaw); the site's static objects near it become
+        obstacles.
         Rebuilt only when the pose moved (> 1 cm or 0.5 deg) unless ``force``."""
-        if pose is None or self.world is None:
+        if pose is None or not self.site_prims:
             self.world_prims = []
             self.base_pose = None if pose is None else tuple(float(v) for v in pose)
             self._update_scene()
@@ -113,7 +115,7 @@ class ArmMotion:
                 and abs(math.remainder(pose[2] - self.base_pose[2], math.tau)) < 0.009:
             return
         self.base_pose = pose
-        self.world_prims = world_scene(self.world, pose, self.p["scene_radius_m"])
+        self.world_prims = scene_near(self.site_prims, pose, self.p["scene_radius_m"])
         self._update_scene()
 
     def set_obstacles(self, boxes: Sequence[tuple], current_q: Sequence[float] | None = None

@@ -162,14 +162,16 @@ class ExecutionWatch:
 
 class ArmService:
     """The arm planner's state and decisions; ``params``: the node's parameters
-    (``sitebot.arm.config.SCHEMA``), ``world``: the world whose bodies are obstacles."""
+    (``sitebot.arm.config.SCHEMA``), ``site``: the site bundle (its static collision objects
+    are obstacles; its initial pose composes odometry), or None (no scene, odometry from the
+    origin)."""
 
-    def __init__(self, params: Mapping[str, Any], world: Any = None,
+    def __init__(self, params: Mapping[str, Any], site: Any = None,
                  motion: ArmMotion | None = None) -> None:
         self.p = params
-        self.motion = motion or ArmMotion(params, world=world)
-        spawns = getattr(world, "spawn_poses", {})
-        spawn = tuple(spawns[params["spawn"]]) if params["spawn"] in spawns else (0.0, 0.0, 0.0)
+        self.motion = motion or ArmMotion(params, scene=site.scene if site else ())
+        spawn = (tuple(site.initial_pose(params["initial_pose"])) if site is not None
+                 else (0.0, 0.0, 0.0))
         self.poses = PoseSources(params["pose_source"], params["pose_timeout_s"], spawn,
                                  params["robot_pose"])
         self.frames = Frames(params["base_frame"], params["map_frame"],
@@ -250,8 +252,8 @@ class ArmService:
                                else "no joint_states received for the arm joints")
         pose, why = self.poses.pose(now)
         if pose is None:
-            raise GoalRejected(CODE_ABORTED, f"robot map pose unknown: {why}; the world's "
-                               "bodies cannot be placed around the arm")
+            raise GoalRejected(CODE_ABORTED, f"robot map pose unknown: {why}; the site's "
+                               "static objects cannot be placed around the arm")
         if p["obstacles_required"] and now - self.obstacles_time > p["obstacle_timeout_s"]:
             raise GoalRejected(CODE_ABORTED, "no fresh obstacles (obstacles_required)")
         self.motion.set_base_pose(pose)

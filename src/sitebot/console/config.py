@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import socket
 import ssl
+from dataclasses import replace
 from typing import Iterable
 
 from sitebot.config.params import ParamSpec, ParamType
 from sitebot.console.protocol import host_name
 from sitebot.errors import ConfigError
 from sitebot.security import KEY_PARAM
+from sitebot.site.params import INITIAL_POSE_PARAM, SITE_PARAM
 from sitebot.teleop.core import DEADMAN_TIMEOUT_S
 
 __all__ = ["SCHEMA", "allowed_hosts", "tls_context"]
@@ -31,10 +33,8 @@ SCHEMA: tuple[ParamSpec, ...] = (
               read_only=True),
     ParamSpec("users_file", S, "", "users YAML (salted PBKDF2 hashes); '' = the package's "
               "config/console_users.yaml (demo users: replace them on a site)", read_only=True),
-    ParamSpec("world", S, "substation", "world whose site map, zones and spawn are shown",
-              read_only=True),
-    ParamSpec("spawn", S, "robot1", "spawn pose composed with odom when odometry/filtered "
-              "is absent", read_only=True),
+    replace(SITE_PARAM, read_only=True),
+    replace(INITIAL_POSE_PARAM, read_only=True),
     ParamSpec("audit_log", S, "", "the safety supervisor's audit log (JSON lines) whose "
               "tail is shown; '' = none"),
     ParamSpec("console_log", S, "", "the console's own audit log of operator actions (JSON "

@@ -140,12 +140,12 @@ class ConsoleServer:
     """``await run(stop_event)`` serves until the event is set (or :meth:`stop`)."""
 
     @classmethod
-    def from_params(cls, bridge: Bridge, p: dict[str, Any], world: Any,
+    def from_params(cls, bridge: Bridge, p: dict[str, Any], site: Any,
                     **kwargs: Any) -> "ConsoleServer":
         """The server as the node's parameters describe it: the users of ``users_file`` ('' =
-        the package's demo users), its :class:`ServerConfig`, the site map of ``world``."""
+        the package's demo users), its :class:`ServerConfig`, the map of the site bundle ``site``."""
         users = load_users(p["users_file"] or str(data_path("config") / "console_users.yaml"))
-        return cls(bridge, users, ServerConfig.from_params(p), map_data=map_payload(world),
+        return cls(bridge, users, ServerConfig.from_params(p), map_data=map_payload(site),
                    **kwargs)
 
     def __init__(self, bridge: Bridge, users: UserStore, config: ServerConfig | None = None,

@@ -119,14 +119,15 @@ def plan_dict(plan_id: str, status: str, steps: Iterable[tuple[str, dict]], *,
             "role": role, "high_risk": any(s["skill"] in HIGH_RISK_SKILLS for s in st)}
 
 
-def map_payload(world: Any, resolution_m: float = 0.1) -> dict:
-    """The static site map of a :class:`sitebot.sim.world.WorldSpec`: occupancy bits (row-major,
-    row 0 = lowest y, ``numpy.packbits``, base64), zones, places and spawn poses."""
-    grid = world.occupancy_grid(resolution_m, 0.0, keep_out=False)
+def map_payload(site: Any, resolution_m: float = 0.1) -> dict:
+    """The static map of a :class:`~sitebot.site.bundle.SiteBundle`: occupancy bits
+    (row-major, row 0 = lowest y, ``numpy.packbits``, base64), zones, places and the
+    bundle's named start poses."""
+    grid = site.occupancy_grid(resolution_m, 0.0, keep_out=False)
     occ = np.asarray(grid.occupied, dtype=bool)
-    reg = world.registry
+    reg = site.registry
     return {
-        "site": reg.site, "world": world.id,
+        "site": reg.site,
         "grid": {"origin": [r3(grid.origin_x), r3(grid.origin_y)],
                  "resolution": grid.resolution_m, "width": int(occ.shape[1]),
                  "height": int(occ.shape[0]),
@@ -135,7 +136,7 @@ def map_payload(world: Any, resolution_m: float = 0.1) -> dict:
                    "polygon": [[r3(x), r3(y)] for x, y in z.polygon]} for z in reg.zones],
         "places": [{"id": p.id, "name": p.name, "pose": [r3(p.x), r3(p.y), r3(p.yaw)]}
                    for p in reg.places],
-        "spawn": {k: [r3(v.x), r3(v.y), r3(v.yaw)] for k, v in world.spawn_poses.items()},
+        "starts": {k: [r3(v.x), r3(v.y), r3(v.yaw)] for k, v in site.starts.items()},
     }
 
 

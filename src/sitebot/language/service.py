@@ -20,7 +20,7 @@ from sitebot.language.llm import LLMConfig, LLMError, propose
 from sitebot.language.planner import OfflinePlanner, PlannerConfig
 from sitebot.language.types import HIGH_RISK_SKILLS, Answer, Clarification
 from sitebot.language.validator import canonical, check_steps
-from sitebot.paths import data_path
+from sitebot.site.bundle import load_bundle
 from sitebot.site.loader import load_registry
 from sitebot.site.registry import SiteRegistry
 
@@ -30,18 +30,14 @@ WORLD_NAMES = ("substation", "construction", "datacentre")
 
 
 def load_site(site: str | Path) -> SiteRegistry:
-    """A site registry from a file path or a world name (substation, construction,
-    datacentre); raises RegistryError / SitebotError naming the file."""
-    p = Path(site)
-    if not p.exists() and "/" not in str(site) and not str(site).endswith((".yaml", ".yml")):
-        cand = data_path("worlds", f"{site}.site.yaml")
-        if cand.is_file():
-            return load_registry(cand)
-        raise SitebotError(f"no site file {str(site)!r} and no world of that name; worlds: "
-                           + ", ".join(WORLD_NAMES))
-    if not p.is_file():
-        raise SitebotError(f"site file {str(site)!r} does not exist")
-    return load_registry(p)
+    """A site registry from a site bundle (a folder or an installed site's name, e.g.
+    substation) or a registry file (``*.yaml``); raises a ConfigError naming the file."""
+    text = str(site)
+    if text.endswith((".yaml", ".yml")):
+        if not Path(site).is_file():
+            raise SitebotError(f"site registry file {text!r} does not exist")
+        return load_registry(site)
+    return load_bundle(site).registry
 
 
 class TaskPlanner:

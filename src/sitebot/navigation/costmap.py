@@ -1,6 +1,6 @@
 """The navigation costmap: static map + zones + perceived obstacles, inflated with a gradient.
 
-Core only (no ROS). One 2-D grid (row = y, column = x, like :class:`sitebot.sim.world.OccupancyGrid`
+Core only (no ROS). One 2-D grid (row = y, column = x, like :class:`sitebot.site.occupancy.OccupancyGrid`
 and nav_msgs/OccupancyGrid) in the map frame, with Nav2's cost convention:
 
 * ``LETHAL`` (254): an obstacle cell (static map, a keep-out zone grown by the zone margin, a
@@ -104,7 +104,7 @@ def _grow(mask: np.ndarray, radius_cells: float) -> np.ndarray:
 
 
 class Costmap:
-    """The layered costmap (see the module doc). Build with :meth:`from_world` or
+    """The layered costmap (see the module doc). Build with :meth:`from_site` or
     :meth:`from_occupancy`; feed perceived obstacles with :meth:`integrate_scan` /
     :meth:`integrate_grid`; call :meth:`update` before reading :attr:`cost`."""
 
@@ -163,11 +163,12 @@ class Costmap:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_world(cls, world, config: CostmapConfig = CostmapConfig(),
-                   crop: tuple[float, float, float, float] | None = None) -> "Costmap":
-        """The static map of a :class:`~sitebot.sim.world.WorldSpec` at the configured resolution,
-        with its registry's zones; ``crop`` = (x_min, y_min, x_max, y_max) [m] keeps a part."""
-        grid = world.occupancy_grid(config.resolution_m, 0.0, keep_out=False)
+    def from_site(cls, site, config: CostmapConfig = CostmapConfig(),
+                  crop: tuple[float, float, float, float] | None = None) -> "Costmap":
+        """The static map of a site (a :class:`~sitebot.site.bundle.SiteBundle`, or anything
+        with its ``occupancy_grid`` and ``registry``) at the configured resolution, with its
+        registry's zones; ``crop`` = (x_min, y_min, x_max, y_max) [m] keeps a part."""
+        grid = site.occupancy_grid(config.resolution_m, 0.0, keep_out=False)
         occ, ox, oy = grid.occupied, grid.origin_x, grid.origin_y
         if crop is not None:
             c0 = max(0, int(math.floor((crop[0] - ox) / config.resolution_m)))
@@ -176,7 +177,7 @@ class Costmap:
             r1 = min(occ.shape[0], int(math.ceil((crop[3] - oy) / config.resolution_m)))
             occ = occ[r0:r1, c0:c1]
             ox, oy = ox + c0 * config.resolution_m, oy + r0 * config.resolution_m
-        return cls(occ, ox, oy, config, world.registry.zones)
+        return cls(occ, ox, oy, config, site.registry.zones)
 
     @classmethod
     def from_occupancy(cls, values: np.ndarray, origin_x: float, origin_y: float,

@@ -94,17 +94,14 @@ class NavigationStack:
         self._mounts: dict[str, Pose2D] = {}
 
     @classmethod
-    def for_world(cls, world, spawn: str, config: NavigationConfig, description: Any,
-                  world_map: bool = True) -> "NavigationStack":
-        """The stack in a :class:`~sitebot.sim.world.WorldSpec` (its registry; dead
-        reckoning from its spawn pose ``spawn``); with ``world_map`` on the world's static
+    def for_site(cls, site, initial_pose: Sequence[float], config: NavigationConfig,
+                 description: Any, site_map: bool = True) -> "NavigationStack":
+        """The stack on a site (a :class:`~sitebot.site.bundle.SiteBundle`: its registry;
+        dead reckoning from ``initial_pose``); with ``site_map`` on the site's static
         map, else without a map until :meth:`map_grid` gives one."""
-        if spawn not in world.spawn_poses:
-            raise SitebotError(f"parameter 'spawn': world '{world.id}' has no spawn "
-                               f"'{spawn}'; it has {sorted(world.spawn_poses)}")
-        stack = cls(world.registry, world.spawn_poses[spawn], config, description)
-        if world_map:
-            stack.use_world_map(world)
+        stack = cls(site.registry, initial_pose, config, description)
+        if site_map:
+            stack.use_site_map(site)
         return stack
 
     # ------------------------------------------------------------------ maps
@@ -114,9 +111,9 @@ class NavigationStack:
         self.nav = Navigator(self.planner, RegulatedPurePursuit(self.cfg.controller),
                              self.cfg.behaviour, static_costmap=copy.deepcopy(cm))
 
-    def use_world_map(self, world) -> None:
-        """The world's static map and its registry's zones."""
-        self.set_costmap(Costmap.from_world(world, self.cfg.costmap))
+    def use_site_map(self, site) -> None:
+        """The site's static map and its registry's zones."""
+        self.set_costmap(Costmap.from_site(site, self.cfg.costmap))
 
     def map_grid(self, data: Sequence[int], width: int, height: int, origin: Sequence[float],
                  resolution_m: float, frame: str) -> None:

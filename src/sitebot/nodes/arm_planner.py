@@ -12,8 +12,8 @@ running one (aborted, "preempted"); cancel holds the arm where it is.
 
 Inputs: ``joint_states`` (sensor_msgs/JointState), ``obstacles``
 (sitebot_interfaces/ObstacleArray, base or map frame), ``odometry/filtered`` or ``odom``
-(composed with the world's spawn pose) for the map pose that places the world's bodies
-around the robot.  Outputs: ``arm/joint_trajectory_in``, ``/diagnostics``.
+(composed with the initial pose) for the map pose that places the site bundle's static
+collision objects around the robot.  Outputs: ``arm/joint_trajectory_in``, ``/diagnostics``.
 Bad input (NaN, unknown frames, goals outside limits or in collision, stale joint states)
 is refused with a reason; the node never crashes on a message.  What is decided about the
 messages is :class:`sitebot.arm.service.ArmService`'s (pose sources, boxes into the base
@@ -38,7 +38,7 @@ from sitebot.arm.motion import CODE_ABORTED, CODE_CANCELED, CODE_SUCCEEDED, Moti
 from sitebot.arm.service import ArmRequest, ArmService, Refusal, planar_pose
 from sitebot.nodes import convert
 from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema, run_node
-from sitebot.sim.world_loader import load_world
+from sitebot.site.bundle import load_bundle
 from sitebot_interfaces.action import MoveArm
 from sitebot_interfaces.msg import ObstacleArray
 
@@ -58,8 +58,8 @@ class ArmPlannerNode(Node):
         super().__init__("arm_planner", **kwargs)
         self.p = declare_schema(self, SCHEMA, on_change=self._on_params)
         p = self.p
-        world = load_world(p["world"])
-        self.svc = ArmService(p, world)
+        site = load_bundle(p["site"])
+        self.svc = ArmService(p, site)
         self.motion = self.svc.motion
         self.joint_names = self.svc.joint_names
         self.active_goal: Any = None
@@ -77,7 +77,7 @@ class ArmPlannerNode(Node):
                                    callback_group=cb)
         self.create_timer(p["diagnostics_period_s"], self.on_diagnostics)
         self.get_logger().info(
-            f"arm planner ready: world '{world.id}', planner {p['planner']} + "
+            f"arm planner ready: site '{site.site}' ({len(site.scene)} collision objects), planner {p['planner']} + "
             f"{p['simplifier']}, named poses {sorted(self.motion.named)}")
 
     def _on_params(self, changed: dict) -> None:

@@ -27,17 +27,15 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import Marker, MarkerArray
 
-from sitebot.errors import ParameterError
 from sitebot.nodes.common import QOS_SENSOR, QOS_STATE, declare_schema, run_node
 from sitebot.nodes.convert import diagnostic_status, pose_from_matrix
 from sitebot.nodes.convert_images import FrameError, image_to_array
 from sitebot.perception.camera_pipeline import (SCHEMA, CameraInfoError, CameraPerception,
                                                 GaugeResult, TagResult, camera_diagnostic,
                                                 camera_intrinsics, tag_axes)
-from sitebot.perception.gauge import layouts_from_world, load_dial_layouts
+from sitebot.perception.gauge import load_dial_layouts
 from sitebot.perception.monitor import due
-from sitebot.sim.world_loader import load_world
-from sitebot.site.loader import load_registry
+from sitebot.site.bundle import load_bundle
 from sitebot_interfaces.msg import FiducialDetection, FiducialDetectionArray, GaugeReading
 
 #: image_to_array: public here too (tests and tools decode frames with it)
@@ -50,15 +48,12 @@ class CameraPerceptionNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("camera_perception", **kwargs)
         self.p = p = declare_schema(self, SCHEMA, on_change=self._on_params)
-        if p["world"]:
-            world = load_world(p["world"])
-            registry, layouts = world.registry, layouts_from_world(world)
-        else:
-            if not p["site"]:
-                raise ParameterError("node 'camera_perception': give 'world' or 'site'")
-            registry, layouts = load_registry(p["site"]), {}
-        if p["dial_layout_file"]:
-            layouts = load_dial_layouts(p["dial_layout_file"], registry)
+        site = load_bundle(p["site"])
+        registry, dials = site.registry, p["dial_layout_file"] or site.gauges_file
+        layouts = load_dial_layouts(dials, registry) if dials else {}
+        if not layouts and registry.gauges:
+            self.get_logger().warning(f"site '{site.site}' has {len(registry.gauges)} gauges "
+                                      "but no dial layouts (gauges.yaml): no gauge readings")
         self.core = CameraPerception.from_params(p, registry, layouts)
         self.registry, self.layouts = registry, self.core.layouts
         self.skipped = self.core.monitor.skipped

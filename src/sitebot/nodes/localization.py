@@ -3,7 +3,7 @@
 Inputs: ``odom`` (nav_msgs/Odometry, wheel odometry: body twist fused), ``imu/data``
 (sensor_msgs/Imu: gyro z, optionally yaw), ``fiducials``
 (sitebot_interfaces/FiducialDetectionArray: each tag's ``pose_base`` with the surveyed
-marker from the world's site registry), ``pose`` (geometry_msgs/PoseWithCovarianceStamped,
+marker from the site bundle's registry), ``pose`` (geometry_msgs/PoseWithCovarianceStamped,
 an absolute map pose, fused and gated), ``initialpose`` and ``set_pose`` (the same type:
 re-initialize there, as rviz's "2D Pose Estimate" does).
 Outputs: ``odometry/filtered`` (nav_msgs/Odometry in the map frame, covariances filled),
@@ -36,7 +36,8 @@ from sitebot.localization.outputs import (filter_diagnostics, map_to_odom, pose_
                                           status_fields, twist_covariance)
 from sitebot.nodes import convert
 from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema, run_node
-from sitebot.sim.world_loader import load_world
+from sitebot.site.bundle import load_bundle
+from sitebot.site.params import SITE_PARAMS
 from sitebot.types import Pose2D, yaw_to_quaternion
 from sitebot_interfaces.msg import FiducialDetectionArray, LocalizationStatus
 
@@ -44,11 +45,7 @@ F, B, S, FA, SA = (ParamType.FLOAT, ParamType.BOOL, ParamType.STRING, ParamType.
                    ParamType.STRING_ARRAY)
 
 NODE_SCHEMA = (
-    ParamSpec("world", S, "substation", "world whose site registry gives the surveyed markers "
-              "(and the spawn pose)"),
-    ParamSpec("spawn", S, "robot1", "spawn pose of the world used as the initial pose"),
-    ParamSpec("initial_pose", FA, [], "initial map pose [x, y, yaw] ([] = the spawn pose)",
-              -1e6, 1e6),
+    *SITE_PARAMS,
     ParamSpec("map_frame", S, "map", "the map frame (output pose frame, TF parent)"),
     ParamSpec("odom_frame", S, "odom", "the odometry frame (TF child of map)"),
     ParamSpec("base_frame", S, "base_footprint", "the robot's base frame"),
@@ -70,19 +67,10 @@ class LocalizationNode(Node):
         super().__init__("localization", **kwargs)
         self.p = p = declare_schema(self, SCHEMA, on_change=self._on_params)
         self.cfg = ekf_config_from_params({s.name: p[s.name] for s in CORE_SCHEMA})
-        world = load_world(p["world"])
-        self.registry = world.registry
-        if p["initial_pose"]:
-            if len(p["initial_pose"]) != 3:
-                raise ValueError("parameter 'initial_pose': accepted: [] or [x, y, yaw]")
-            self.initial = Pose2D.of(p["initial_pose"])
-        elif p["spawn"] in world.spawn_poses:
-            self.initial = Pose2D.of(world.spawn_poses[p["spawn"]])
-        else:
-            self.initial = Pose2D(0.0, 0.0, 0.0)
-            self.get_logger().warning(f"world '{world.id}' has no spawn pose '{p['spawn']}'; "
-                                      "starting at (0, 0, 0)")
-        self.ekf = Ekf(self.cfg, markers_from_registry(world.registry))
+        site = load_bundle(p["site"])
+        self.registry = site.registry
+        self.initial = site.initial_pose(p["initial_pose"])
+        self.ekf = Ekf(self.cfg, markers_from_registry(site.registry))
         self.ekf.initialize(None, self.initial)
         self.node_rejects: dict[str, Counter] = {k: Counter() for k in
                                                  ("odom", "imu", "fiducial", "pose", "initialpose")}
@@ -107,7 +95,7 @@ class LocalizationNode(Node):
         self.create_timer(1.0 / p["publish_rate_hz"], self.on_timer)
         self.create_timer(p["diagnostics_period_s"], self.on_diagnostics)
         self.get_logger().info(
-            f"localizing in '{world.id}' ({len(world.registry.markers)} markers) from "
+            f"localizing in '{site.site}' ({len(site.registry.markers)} markers) from "
             f"{tuple(round(v, 3) for v in self.initial)}")
 
     def _on_params(self, changed: dict) -> None:

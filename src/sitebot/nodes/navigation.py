@@ -2,7 +2,7 @@
 
 Thin adapter around :mod:`sitebot.navigation.stack` (costmap, global planner, regulated pure
 pursuit, behaviour state machine, the robot's pose in the map frame). Inputs: ``odom`` (wheel
-odometry; with ``pose_source: dead_reckoning`` composed with the world's spawn pose),
+odometry; with ``pose_source: dead_reckoning`` composed with the initial pose),
 ``odometry/filtered`` (``pose_source: filter``, frame map), ``local_map`` (nav_msgs/OccupancyGrid
 from spatial perception, odom frame), ``scan`` (sensor_msgs/LaserScan, the fallback obstacle
 source), ``people`` (sitebot_interfaces/TrackedPersonArray, optional), ``safety/state`` (the
@@ -39,18 +39,17 @@ from sitebot.nodes.common import (QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STAT
                                   run_node)
 from sitebot.nodes.convert import (diagnostic_status, occupancy_grid_msg, path_msg, planar_pose,
                                    twist_msg)
-from sitebot.sim.world_loader import load_world
+from sitebot.site.bundle import load_bundle
+from sitebot.site.params import SITE_PARAMS
 from sitebot_interfaces.action import NavigateToPlace
 from sitebot_interfaces.msg import SafetyState, TrackedPersonArray
 
 F, S = ParamType.FLOAT, ParamType.STRING
 
 NODE_SCHEMA = (
-    ParamSpec("world", S, "substation", "world: its static map, site registry (places, zones) "
-              "and spawn pose"),
-    ParamSpec("spawn", S, "robot1", "spawn pose of the world used by dead reckoning"),
-    ParamSpec("map_source", S, "world", "'world': the world's static map; 'topic': a "
-              "nav_msgs/OccupancyGrid on 'map' (real sites)", choices=("world", "topic")),
+    *SITE_PARAMS,
+    ParamSpec("map_source", S, "site", "'site': the site bundle's map; 'topic': a "
+              "nav_msgs/OccupancyGrid on 'map' (a map server or SLAM)", choices=("site", "topic")),
     ParamSpec("control_rate_hz", F, 20.0, "control loop rate", 2.0, 100.0, unit="Hz"),
     ParamSpec("costmap_publish_period_s", F, 2.0, "navigation/costmap publication period "
               "(wall time; 0: only at start)", 0.0, 60.0, unit="s"),
@@ -67,10 +66,11 @@ class NavigationNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("navigation", **kwargs)
         self.p = p = declare_schema(self, SCHEMA, on_change=self._on_params)
-        self.world = load_world(p["world"])
-        self.stack = NavigationStack.for_world(
-            self.world, p["spawn"], navigation_config_from_params(p), load_robot_description(),
-            world_map=p["map_source"] == "world")
+        self.site = load_bundle(p["site"])
+        self.stack = NavigationStack.for_site(
+            self.site, self.site.initial_pose(p["initial_pose"]),
+            navigation_config_from_params(p), load_robot_description(),
+            site_map=p["map_source"] == "site")
         self.lock = threading.RLock()
         self.current_handle = None
         self.cmd_pub = self.create_publisher(TwistStamped, "cmd_vel_in", QOS_COMMAND)
@@ -100,7 +100,7 @@ class NavigationNode(Node):
             callback_group=ReentrantCallbackGroup())
         self.publish_costmap(force=True)
         cm = self.stack.costmap
-        self.get_logger().info(f"navigation ready: world '{self.world.id}', map {p['map_source']}, "
+        self.get_logger().info(f"navigation ready: site '{self.site.site}', map {p['map_source']}, "
                                f"pose {p['pose_source']}, costmap "
                                f"{cm.shape if cm else 'waiting'} at {p['resolution_m']:g} m")
 

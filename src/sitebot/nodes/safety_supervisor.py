@@ -20,10 +20,10 @@ append-only audit log (JSON lines).
 
 The map pose: ``localization_source: filter`` takes the localization filter's
 ``odometry/filtered`` (with its NIS from ``localization/status``); ``dead_reckoning`` (the
-default, for runs without the filter) composes wheel odometry with the spawn pose. The zones,
-the spawn pose and the static map (mapped posts and walls are not people) come from the site
-bundle of ``world`` (:func:`sitebot.sim.bundle.load_bundle`: what the world exports until a
-commissioned bundle exists). Message conversions: :mod:`sitebot.nodes.safety_io`.
+default, for runs without the filter) composes wheel odometry with the initial pose. The zones,
+the initial pose and the static map (mapped posts and walls are not people) come from the site
+bundle ``site`` (:func:`sitebot.site.bundle.load_bundle`). Message conversions:
+:mod:`sitebot.nodes.safety_io`.
 """
 from __future__ import annotations
 
@@ -58,8 +58,7 @@ from sitebot.safety.audit import default_audit_path
 from sitebot.safety.config import NODE_SCHEMA
 from sitebot.safety.inputs import FilterHealth, dead_reckoning_state, position_cov_trace
 from sitebot.safety.release import StopRelease
-from sitebot.sim.bundle import load_bundle
-from sitebot.types import Pose2D
+from sitebot.site.bundle import load_bundle
 from sitebot_interfaces.msg import (ControllerStatus, LocalizationStatus, SafetyState,
                                     TrackedPersonArray)
 
@@ -81,9 +80,9 @@ class SafetySupervisorNode(Node):
         super().__init__("safety_supervisor", **kwargs)
         p = self.p = declare_schema(self, SCHEMA, on_change=self._on_params)
         cfg = safety_config_from_params({s.name: p[s.name] for s in CORE_SCHEMA})
-        self.site = site = load_bundle(p["world"])
+        self.site = site = load_bundle(p["site"])
         self.desc = load_robot_description()
-        self.spawn = site.start_pose(p["spawn"], Pose2D(0.0, 0.0, 0.0))
+        self.spawn = site.initial_pose(p["initial_pose"])
         path = p["audit_log"] or str(default_audit_path(
             os.environ.get("ROS_HOME", Path.home() / ".ros"), time.time()))
         Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ NODE_SCHEMAS: dict[str, str] = {
     "web_console": "sitebot.nodes.web_console:SCHEMA",
     "teleop_relay": "sitebot.nodes.teleop_relay:SCHEMA",
     "site_viz": "sitebot.nodes.site_viz:SCHEMA",
+    "map_server": "sitebot.nodes.map_server:SCHEMA",
 }
 
 _CACHE: dict[str, tuple["ParamSpec", ...]] = {}

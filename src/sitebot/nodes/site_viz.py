@@ -1,7 +1,7 @@
 """site_viz: what rviz2 needs that no other node publishes with a type rviz2 displays.
 
-Outputs: ``map`` (nav_msgs/OccupancyGrid, latched: the world's static site map; turn off with
-``publish_map: false`` where a map server runs), ``site/markers``
+Outputs: ``map`` (nav_msgs/OccupancyGrid, latched: the site bundle's map, only with
+``publish_map: true`` where no map_server runs), ``site/markers
 (visualization_msgs/MarkerArray, latched: places, assets, surveyed AprilTags, labelled),
 ``viz/markers`` (MarkerArray at ``publish_rate_hz``: the safety state as coloured text above
 the robot, the task status, the latest gauge readings at their gauges), ``/diagnostics``.
@@ -27,7 +27,8 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from sitebot.config.params import ParamSpec, ParamType
 from sitebot.nodes.common import QOS_LATCHED, QOS_STATE, declare_schema, run_node
-from sitebot.sim.world_loader import load_world
+from sitebot.site.bundle import load_bundle
+from sitebot.site.params import SITE_PARAM
 from sitebot.types import yaw_to_quaternion
 from sitebot.viz import scene
 from sitebot_interfaces.msg import GaugeReading, SafetyState
@@ -35,11 +36,11 @@ from sitebot_interfaces.msg import GaugeReading, SafetyState
 F, B, S = ParamType.FLOAT, ParamType.BOOL, ParamType.STRING
 
 SCHEMA = (
-    ParamSpec("world", S, "substation", "world whose static map and site registry are shown"),
+    SITE_PARAM,
     ParamSpec("map_frame", S, "map", "frame of the map and of the site markers"),
     ParamSpec("base_frame", S, "base_footprint", "robot frame the status texts hang above"),
-    ParamSpec("publish_map", B, True, "publish the static site map on 'map' (false where a "
-              "map server publishes it)"),
+    ParamSpec("publish_map", B, False, "publish the site bundle's map on 'map' (only where "
+              "no map server runs: map_server owns 'map')"),
     ParamSpec("map_resolution_m", F, 0.1, "cell size of the published site map", 0.02, 1.0,
               unit="m"),
     ParamSpec("map_keep_out", B, False, "draw keep-out zones into the map as occupied (they "
@@ -95,8 +96,8 @@ class SiteVizNode(Node):
         super().__init__("site_viz", **kwargs)
         self.p = declare_schema(self, SCHEMA, on_change=self._on_params)
         p = self.p
-        self.world = load_world(p["world"])
-        self.registry = self.world.registry
+        self.site = load_bundle(p["site"])
+        self.registry = self.site.registry
         self.gauge_pos = scene.asset_positions(self.registry)
         self.gauge_ids = {a.id: i for i, a in enumerate(self.registry.assets)}
         self.safety: tuple[SafetyState, float] | None = None
@@ -117,7 +118,7 @@ class SiteVizNode(Node):
         self.create_timer(1.0 / p["publish_rate_hz"], self.on_timer)
         self.create_timer(1.0, self.on_diagnostics)
         self.get_logger().info(
-            f"site_viz: '{self.world.id}': {len(self.registry.places)} places, "
+            f"site_viz: '{self.site.site}': {len(self.registry.places)} places, "
             f"{len(self.registry.assets)} assets, {len(self.registry.markers)} tags"
             + (f", map {p['map_resolution_m']} m/cell on {self.resolve_topic_name('map')}"
                if p["publish_map"] else ", no map"))
@@ -143,7 +144,7 @@ class SiteVizNode(Node):
     def publish_static(self) -> None:
         p = self.p
         if p["publish_map"]:
-            g = scene.site_map(self.world, p["map_resolution_m"], p["map_keep_out"],
+            g = scene.site_map(self.site, p["map_resolution_m"], p["map_keep_out"],
                                p["map_frame"])
             self.map_pub.publish(grid_msg(g, self.get_clock().now().to_msg()))
         arr = MarkerArray()

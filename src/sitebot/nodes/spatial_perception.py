@@ -38,7 +38,7 @@ from sitebot.perception.monitor import InputMonitor
 from sitebot.perception.people import ScanError, scan_beam_count
 from sitebot.perception.spatial_pipeline import SpatialPerception, spatial_diagnostic
 from sitebot.perception.spatial_setup import SCHEMA, SensorMounts, spatial_config_from_params
-from sitebot.sim.world_loader import load_world
+from sitebot.site.bundle import load_bundle, parse_pose_text
 from sitebot.types import yaw_to_quaternion
 from sitebot_interfaces.msg import Obstacle, ObstacleArray, TrackedPerson, TrackedPersonArray
 
@@ -61,17 +61,11 @@ class SpatialPerceptionNode(Node):
                                        p["laser_frame"])
         except ValueError as e:
             raise SitebotError(f"node 'spatial_perception': {e}") from None
-        static_grid, initial = None, None
-        if p["world"]:
-            world = load_world(p["world"])
-            static_grid = world.occupancy_grid(cfg.static_map_resolution_m,
-                                               cfg.static_margin_m, keep_out=False)
-            if p["spawn"] in world.spawn_poses:
-                initial = tuple(world.spawn_poses[p["spawn"]])
-        if p["initial_map_pose"]:
-            if len(p["initial_map_pose"]) != 3:
-                raise SitebotError("parameter 'initial_map_pose': accepted: [x, y, yaw] or []")
-            initial = tuple(p["initial_map_pose"])
+        static_grid, initial = None, parse_pose_text(p["initial_pose"])
+        if p["site"]:
+            site = load_bundle(p["site"])
+            static_grid = site.static_map(cfg.static_map_resolution_m, cfg.static_margin_m)
+            initial = site.initial_pose(p["initial_pose"])
         self.core = SpatialPerception(cfg, self.mounts.camera(), self.mounts.laser(),
                                       static_grid, initial)
         self.info: CameraInfo | None = None
@@ -95,7 +89,7 @@ class SpatialPerceptionNode(Node):
         self.create_timer(1.0 / p["local_map_rate_hz"], self.publish_local_map)
         self.create_timer(1.0, self.publish_diagnostics)
         self.get_logger().info(
-            f"spatial perception: static map of '{p['world'] or 'none'}', initial map pose "
+            f"spatial perception: static map of '{p['site'] or 'none'}', initial map pose "
             f"{initial}, people in '{p['people_frame']}', clustering '{p['cluster_method']}'")
 
     def _on_params(self, changed: dict) -> None:

@@ -47,7 +47,8 @@ from sitebot.nodes import convert, convert_images
 from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema, run_node
 from sitebot.nodes.executor_io import (KEY_PARAM, RosPorts, executor_authority, outcome_msg,
                                        plan_from_msg)
-from sitebot.sim.world_loader import load_world
+from sitebot.site.bundle import load_bundle
+from sitebot.site.params import SITE_PARAMS
 from sitebot.types import Pose2D, se2_compose
 from sitebot_interfaces.action import ExecutePlan, MoveArm, NavigateToPlace
 from sitebot_interfaces.msg import (FiducialDetectionArray, GaugeReading, ObstacleArray,
@@ -56,10 +57,9 @@ from sitebot_interfaces.msg import (FiducialDetectionArray, GaugeReading, Obstac
 S, F, B = ParamType.STRING, ParamType.FLOAT, ParamType.BOOL
 
 NODE_SCHEMA = (
-    ParamSpec("world", S, "substation", "world (or site) whose registry grounds the plans"),
-    ParamSpec("spawn", S, "robot1", "spawn pose used for dead reckoning"),
+    *SITE_PARAMS,
     ParamSpec("pose_source", S, "dead_reckoning", "robot pose: 'filter' = odometry/filtered "
-              "(map frame); 'dead_reckoning' = odom composed with the spawn pose",
+              "(map frame); 'dead_reckoning' = odom composed with the initial pose",
               choices=("filter", "dead_reckoning")),
     ParamSpec("out_dir", S, "out/missions", "folder for mission reports and images"),
     ParamSpec("auto_execute", B, True, "run 'ok' plans arriving on task/plan"),
@@ -76,10 +76,9 @@ class TaskExecutorNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("task_executor", **kwargs)
         self.p = declare_schema(self, SCHEMA, on_change=self._on_params)
-        world = load_world(self.p["world"])
-        self.registry = world.registry
-        spawn = world.spawn_poses.get(self.p["spawn"])
-        self.spawn = (spawn.x, spawn.y, spawn.yaw) if spawn is not None else (0.0, 0.0, 0.0)
+        site = load_bundle(self.p["site"])
+        self.registry = site.registry
+        self.spawn = tuple(site.initial_pose(self.p["initial_pose"]))
         self.config = dataclass_from_params(ExecutorConfig, self.p)
         self.approach_cfg = dataclass_from_params(ApproachConfig, self.p, "approach_")
         self.desc = load_robot_description()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
+from dataclasses import replace
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
@@ -34,13 +35,13 @@ from sitebot.language.grounding import GroundingConfig
 from sitebot.nodes.common import QOS_COMMAND, QOS_STATE, declare_schema, run_node
 from sitebot.security import (KEY_PARAM, LOWEST_ROLE, Authority, AuthorityError, ReplayGuard,
                               command_digest, plan_digest)
+from sitebot.site.params import SITE_PARAM
 from sitebot_interfaces.msg import TaskCommand, TaskPlan, TaskStep
 
 F, B, S, I = ParamType.FLOAT, ParamType.BOOL, ParamType.STRING, ParamType.INT
 
 SCHEMA = (
-    ParamSpec("site", S, "substation", "site registry: a world name (substation, "
-              "construction, datacentre) or a .site.yaml file", read_only=True),
+    replace(SITE_PARAM, read_only=True),
     ParamSpec("default_role", S, LOWEST_ROLE, "role of a command without a valid authority "
               "assertion: always the lowest (a claimed role is never trusted)",
               choices=(LOWEST_ROLE,)),

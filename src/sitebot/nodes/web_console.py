@@ -5,7 +5,7 @@ teleop deadman), :mod:`~sitebot.console.views` (messages shaped into the page's 
 in :mod:`sitebot.console.config`. The executor spins in a background thread, the asyncio
 server in the main thread; services and actions are awaited in its worker threads.
 
-Subscribes: ``odometry/filtered`` (fallback ``odom`` composed with the spawn pose), ``plan``,
+Subscribes: ``odometry/filtered`` (fallback ``odom`` composed with the initial pose), ``plan``,
 ``people``, ``safety/state``, ``camera/color/image_raw``, ``gauges``, ``task/status``,
 ``task/plan``, ``task/confirmation_request``.  Publishes: ``cmd_vel_in`` + ``teleop/deadman``
 (hold-to-run), ``task/command``, ``task/confirm``, ``safety/estop`` (fallback of the
@@ -43,7 +43,7 @@ from sitebot.errors import SitebotError
 from sitebot.nodes import convert, convert_images
 from sitebot.nodes.common import QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema
 from sitebot.security import Authority
-from sitebot.sim.world_loader import load_world
+from sitebot.site.bundle import load_bundle
 from sitebot_interfaces.action import ExecutePlan
 from sitebot_interfaces.msg import (GaugeReading, SafetyState, TaskCommand, TaskPlan,
                                     TrackedPersonArray)
@@ -68,9 +68,9 @@ class WebConsoleNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("web_console", **kwargs)
         self.p = p = declare_schema(self, SCHEMA, on_change=lambda ch: self.views.configure(ch))
-        self.world = load_world(p["world"])
-        spawn = self.world.spawn_poses.get(p["spawn"])     # None: odom's origin is the map's
-        self.views = ConsoleViews(ViewConfig.from_params(p, spawn))
+        self.site = load_bundle(p["site"])
+        self.views = ConsoleViews(ViewConfig.from_params(
+            p, self.site.initial_pose(p["initial_pose"])))
         self.audit_write = ConsoleAudit(p["console_log"], self.get_logger().info, self.now)
         self.bridge = ConsoleBridge(self, self.views, self.audit_write, Authority.open(
             p["authority_key_file"], self.get_logger().error))
@@ -251,7 +251,7 @@ def main(args: list[str] | None = None) -> int:
         node = WebConsoleNode()
         log = node.get_logger()
         server = ConsoleServer.from_params(
-            node.bridge, node.p, node.world, audit=node.audit_write,
+            node.bridge, node.p, node.site, audit=node.audit_write,
             log=lambda level, text: getattr(log, level if level in ("warning", "error")
                                             else "info")(text))
         node.bridge.server = server

@@ -21,6 +21,7 @@ from sitebot.config.params import ParamSpec, ParamType
 from sitebot.perception.fiducials import TagDetection, camera_mount, detector_for_registry
 from sitebot.perception.gauge import DialLayout, GaugeReader, GaugeReaderConfig, GaugeReading
 from sitebot.perception.monitor import InputMonitor, due
+from sitebot.site.params import SITE_PARAM
 from sitebot.types import Diagnostic, DiagnosticLevel
 
 __all__ = ["SCHEMA", "CameraInfoError", "camera_intrinsics", "TagResult", "GaugeResult",
@@ -29,12 +30,9 @@ __all__ = ["SCHEMA", "CameraInfoError", "camera_intrinsics", "TagResult", "Gauge
 F, B, S, I = ParamType.FLOAT, ParamType.BOOL, ParamType.STRING, ParamType.INT
 
 SCHEMA = (
-    ParamSpec("world", S, "substation", "world (name or file) whose site registry gives tag "
-              "sizes and assets and whose gauges give the dial layouts; '' = use 'site' and "
-              "'dial_layout_file'"),
-    ParamSpec("site", S, "", "site registry file (used when 'world' is '')"),
+    SITE_PARAM,
     ParamSpec("dial_layout_file", S, "", "dial layout YAML (docs/perception.md); '' = the "
-              "world's gauges"),
+              "site bundle's gauges.yaml"),
     ParamSpec("fiducials_enabled", B, True, "run the AprilTag pipeline"),
     ParamSpec("gauges_enabled", B, True, "run the gauge reader (needs the tags)"),
     ParamSpec("gauge_rate_hz", F, 2.0, "read gauges at most this often (0 = every frame)",

@@ -248,7 +248,7 @@ class Detection:
 
 
 class StaticMap:
-    """The world's static occupancy grid (:class:`sitebot.sim.world.OccupancyGrid`, map frame,
+    """The site's static occupancy grid (:class:`sitebot.site.occupancy.OccupancyGrid`, map frame,
     best built with ``inflate_m`` = the margin so thin posts are not lost between cell
     centres): ``occupied(xy)`` is True on its occupied cells (grown by ``margin_m``)."""
 

@@ -2,6 +2,7 @@
 core configuration; robot sensor mounts from the URDF (:class:`SensorMounts`). No ROS here."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -12,6 +13,7 @@ from sitebot.perception.cloud import CloudConfig, mount_transform
 from sitebot.perception.localmap import LocalMapConfig
 from sitebot.perception.people import ClassifierConfig, DetectorConfig, TrackerConfig
 from sitebot.perception.spatial_pipeline import SpatialConfig
+from sitebot.site.params import INITIAL_POSE_PARAM, SITE_PARAM
 from sitebot.types import Pose2D
 
 __all__ = ["SCHEMA", "spatial_config_from_params", "default_spatial", "robot_mounts",
@@ -28,11 +30,9 @@ SCHEMA = (
     ParamSpec("camera_frame", S, "camera_depth_optical_frame",
               "depth optical frame used when the image's header names none"),
     ParamSpec("laser_frame", S, "laser_link", "laser frame used when the scan names none"),
-    ParamSpec("world", S, "", "world whose static occupancy grid rejects people candidates "
-              "on structure ('' = none)"),
-    ParamSpec("spawn", S, "robot1", "spawn pose of the world taken as the initial map pose"),
-    ParamSpec("initial_map_pose", FA, [], "initial map pose [x, y, yaw] of the robot (overrides "
-              "the spawn pose; empty = spawn pose of the world, or none)"),
+    replace(SITE_PARAM, default="", description="site bundle whose map rejects people candidates on "
+            "structure: a folder or an installed site's name ('' = none)"),
+    INITIAL_POSE_PARAM,
     ParamSpec("people_frame", S, "map", "frame of the people output: 'map' (needs a map pose: "
               "odometry/filtered, or odom + the initial map pose) or 'base'",
               choices=("map", "base")),

@@ -14,7 +14,9 @@ import yaml
 from sitebot.config.yamlio import load_yaml
 from sitebot.errors import ConfigError
 from sitebot.regress.scenario import Scenario, ScenarioError
+from sitebot.sim.export import export_bundle
 from sitebot.sim.world_loader import load_world, world_path
+from sitebot.site.bundle import installed_sites
 
 __all__ = ["prepare_run", "missing_nodes", "LAUNCH_FILES"]
 
@@ -102,7 +104,12 @@ def prepare_run(sc: Scenario, run_dir: Path) -> dict[str, Any]:
            "real_time_factor": float(sc.real_time_factor), "camera_enabled": bool(sc.camera),
            "fault_schedule": str(run_dir / "faults.yaml"),
            **(TASK_SIM if task else {}), **dict(sc.sim)}
-    sup = {"use_sim_time": True, "world": str(wfile), "audit_log": str(audit),
+    # the stack's site: the world's installed bundle, or (a world given by path) the run's
+    # own export; the scenario's start reaches it as the initial pose, as on a robot
+    site = sc.world if "/" not in sc.world and sc.world in installed_sites() else \
+        str(export_bundle(wfile, run_dir / "site"))
+    initial = " ".join(repr(float(v)) for v in sc.start) if sc.start is not None else ""
+    sup = {"use_sim_time": True, "site": site, "initial_pose": initial, "audit_log": str(audit),
            **(TASK_SUPERVISOR if task else {}), **dict(sc.supervisor)}
     (run_dir / "sim_params.yaml").write_text(yaml.safe_dump(
         {"simulator": {"ros__parameters": sim}}, sort_keys=False))
@@ -117,10 +124,9 @@ def prepare_run(sc: Scenario, run_dir: Path) -> dict[str, Any]:
     args = {"sim_params": str(run_dir / "sim_params.yaml"),
             "supervisor_params": str(run_dir / "supervisor_params.yaml")}
     if sc.mission.kind != "none":
-        args["world"] = str(wfile)
+        args.update(site=site, initial_pose=initial)
         args["node_params"] = str(run_dir / "node_params.yaml")
     if task:
-        args["site"] = sc.world if "/" not in sc.world else str(wfile)
         args.update(out_dir=str(run_dir / "executor"),
                     pose_source="dead_reckoning"
                     if sup.get("localization_source") == "dead_reckoning" else "filter",

@@ -205,7 +205,7 @@ class _Parser:
             if k in sim:
                 s.fail(f"simulator parameter {k!r} is set by the runner; use the scenario's "
                        "own key", key_path("sim", k))
-        for k in ("world", "audit_log"):
+        for k in ("site", "initial_pose", "audit_log"):
             if k in sup:
                 s.fail(f"supervisor parameter {k!r} is set by the runner",
                        key_path("supervisor", k))

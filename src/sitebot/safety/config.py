@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from sitebot.config.params import (ParamSpec, ParamType, dataclass_from_params, validate_params,
                                    validate_value)
 from sitebot.errors import ParameterError
+from sitebot.site.params import SITE_PARAMS
 from sitebot.teleop.core import DEADMAN_TIMEOUT_S
 from sitebot.types import Mode
 
@@ -183,11 +184,10 @@ SCHEMA: tuple[ParamSpec, ...] = (
 #: the supervisor node's own parameters (where zones and the map pose come from, frames,
 #: rates, the audit log), declared after :data:`SCHEMA`; not part of :class:`SafetyConfig`
 NODE_SCHEMA: tuple[ParamSpec, ...] = (
-    ParamSpec("world", S, "substation", "world whose site registry gives the zones"),
-    ParamSpec("spawn", S, "robot1", "spawn pose of the world used by dead reckoning"),
+    *SITE_PARAMS,
     ParamSpec("localization_source", S, "dead_reckoning",
               "'filter': odometry/filtered (the localization filter); 'dead_reckoning': odom "
-              "composed with the spawn pose (runs without the filter)",
+              "composed with the initial pose (runs without the filter)",
               choices=("filter", "dead_reckoning")),
     ParamSpec("publish_rate_hz", F, 50.0, "safety/state (heartbeat) rate", 5.0, 500.0, unit="Hz"),
     ParamSpec("audit_log", S, "", "audit log file (JSON lines, appended); '' = "

@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from sitebot.config.checks import check_range, finite_vector
-from sitebot.site.geometry import point_in_polygon
-from sitebot.site.registry import SiteRegistry, ZoneKind
+from sitebot.site.occupancy import OccupancyGrid, mark_keep_out
+from sitebot.site.registry import SiteRegistry
 from sitebot.types import Pose2D, rpy_matrix, rpy_to_quaternion
 
 __all__ = [
@@ -431,45 +431,6 @@ class ActorSpec:
 
 
 @dataclass(frozen=True)
-class OccupancyGrid:
-    """A boolean grid over the world, row = y, column = x: cell (r, c) covers
-    ``x in origin_x + [c, c+1) * resolution_m``, likewise y.  True = occupied."""
-    origin_x: float
-    origin_y: float
-    resolution_m: float
-    occupied: np.ndarray = field(repr=False, compare=False)
-
-    def cell(self, x: float, y: float) -> tuple[int, int]:
-        """(row, column) of the cell holding (x, y) [m]."""
-        return (math.floor((y - self.origin_y) / self.resolution_m),
-                math.floor((x - self.origin_x) / self.resolution_m))
-
-    def is_occupied(self, x: float, y: float) -> bool:
-        """Occupied, or outside the grid."""
-        r, c = self.cell(x, y)
-        rows, cols = self.occupied.shape
-        return not (0 <= r < rows and 0 <= c < cols) or bool(self.occupied[r, c])
-
-    def reachable_from(self, x: float, y: float) -> np.ndarray:
-        """Cells connected (4-neighbour) to the free cell holding (x, y)."""
-        rows, cols = self.occupied.shape
-        seen = np.zeros_like(self.occupied, dtype=bool)
-        r0, c0 = self.cell(x, y)
-        if self.is_occupied(x, y):
-            return seen
-        stack = [(r0, c0)]
-        seen[r0, c0] = True
-        free = ~self.occupied
-        while stack:
-            r, c = stack.pop()
-            for rr, cc in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)):
-                if 0 <= rr < rows and 0 <= cc < cols and free[rr, cc] and not seen[rr, cc]:
-                    seen[rr, cc] = True
-                    stack.append((rr, cc))
-        return seen
-
-
-@dataclass(frozen=True)
 class WorldSpec:
     """A checked world: the site registry plus everything the simulator builds.
 
@@ -582,18 +543,6 @@ class WorldSpec:
             d = f.distance_grid(gx[r0:r1, c0:c1], gy[r0:r1, c0:c1])
             occ[r0:r1, c0:c1] |= d <= inflate_m
         if keep_out:
-            for z in self.registry.zones:
-                if z.kind is not ZoneKind.KEEP_OUT:
-                    continue
-                zx = [p[0] for p in z.polygon]
-                zy = [p[1] for p in z.polygon]
-                c0 = max(0, int((min(zx) - b.x_min) / resolution_m))
-                c1 = min(cols, int((max(zx) - b.x_min) / resolution_m) + 1)
-                r0 = max(0, int((min(zy) - b.y_min) / resolution_m))
-                r1 = min(rows, int((max(zy) - b.y_min) / resolution_m) + 1)
-                for r in range(r0, r1):
-                    for c in range(c0, c1):
-                        if point_in_polygon(float(xs[c]), float(ys[r]), z.polygon):
-                            occ[r, c] = True
+            mark_keep_out(occ, b.x_min, b.y_min, resolution_m, self.registry.zones)
         occ.setflags(write=False)
         return OccupancyGrid(b.x_min, b.y_min, resolution_m, occ)

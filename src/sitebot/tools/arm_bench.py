@@ -23,7 +23,7 @@ import numpy as np
 
 from sitebot.arm.motion import ArmMotion
 from sitebot.arm.planner import ArmPlanner, PlannerSettings
-from sitebot.sim.world_loader import load_world
+from sitebot.site.bundle import load_bundle
 
 __all__ = ["main", "bench_scene"]
 
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=2.0, help="planning time limit [s]")
     a = ap.parse_args(argv)
-    motion = ArmMotion({"seed": a.seed}, world=load_world("substation"))
+    motion = ArmMotion({"seed": a.seed}, scene=load_bundle("substation").scene)
     bench_scene(motion)
     chk = motion.checker
     print(f"arm bench: substation tool bench, robot at {ROBOT_POSE}, "

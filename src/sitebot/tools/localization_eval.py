@@ -192,7 +192,7 @@ def evaluate_world(world_id: str, sim_seconds: float = 600.0, seed: int = 0,
         # the static map does not have (people), the behaviour replans and recovers
         nav = NavigationStack(world.registry, spawn, navigation_config_from_params(
             {"pose_source": "filter", "safety_required": False}), load_robot_description())
-        nav.use_world_map(world)
+        nav.use_site_map(world)
         stops = [p for r in world.registry.routes for p in r.waypoints]
         stop_i = 0
         driving = False

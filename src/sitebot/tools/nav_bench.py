@@ -103,7 +103,7 @@ def bench_world(label: str, cm: Costmap, n_pairs: int, n_base: int, seed: int,
 
 def bench_control(world: str, seconds: float = 40.0) -> None:
     w = load_world(world)
-    cm = Costmap.from_world(w)
+    cm = Costmap.from_site(w)
     nav = Navigator(GlobalPlanner(), RegulatedPurePursuit(), static_costmap=copy.deepcopy(cm))
     s = w.spawn_poses["robot1"]
     # the farthest allowed place: a long drive
@@ -160,11 +160,11 @@ def main(argv: list[str] | None = None) -> int:
           f"figure to compare on a shared machine), wall = elapsed")
     for name in args.worlds:
         w = load_world(name)
-        cm = Costmap.from_world(w, cfg)
+        cm = Costmap.from_site(w, cfg)
         bench_world(name, cm, args.pairs, args.baseline_pairs, args.seed, planner)
         if cm.width_m > 20.5 or cm.height_m > 20.5:
             cx, cy = w.bounds.center
-            crop = Costmap.from_world(w, cfg, crop=(cx - 10, cy - 10, cx + 10, cy + 10))
+            crop = Costmap.from_site(w, cfg, crop=(cx - 10, cy - 10, cx + 10, cy + 10))
             bench_world(f"{name} (20x20 m crop)", crop, args.pairs, args.baseline_pairs,
                         args.seed, planner)
     bench_control(args.worlds[0] if args.worlds else "substation")

@@ -57,6 +57,18 @@ def write_world(directory: str | Path, *, spawn: Sequence[float] = SPAWN,
     return out
 
 
+def stack_args(world: str | Path) -> dict[str, str]:
+    """Launch arguments that run the stack on a (modified) world: the simulator plays
+    ``world``; the stack gets the installed bundle of the world's site and robot1's spawn as
+    its initial pose (the robot's map knows neither the test's people nor its obstacles)."""
+    if "/" not in str(world) and not str(world).endswith(".yaml"):
+        return {"world": str(world)}
+    from sitebot.sim.world_loader import load_world
+    w = load_world(world)
+    return {"world": str(world), "site": w.registry.site,
+            "initial_pose": " ".join(repr(float(v)) for v in w.spawn_poses["robot1"])}
+
+
 def crossing_actor(speed_mps: float, arrive_s: float, *, ahead_m: float = 4.0,
                    side_m: float = 2.0, spawn: Sequence[float] = SPAWN) -> dict[str, Any]:
     """A non-yielding person crossing the robot's straight-ahead line ``ahead_m`` in front
@@ -146,7 +158,7 @@ def run_once(speed_mps: float = 1.2, *, out_dir: str | Path | None = None,
             time.sleep(0.01)
         raise TimeoutError(f"timed out waiting for {what}")
     try:
-        with launched("stack.launch.yaml", {"world": str(world), "real_time_factor": "1.0",
+        with launched("stack.launch.yaml", {**stack_args(world), "real_time_factor": "1.0",
                                             "camera_enabled": "false",
                                             "audit_log": str(tmp / "audit.jsonl")}):
             wait(lambda: obs.get("safety/state") and obs.get("ground_truth/odom"), 60,

@@ -1,4 +1,4 @@
-"""The world's map as a picture (no ROS): the ``map.png`` of ``sitebot demo``.
+"""A site's map as a picture (no ROS): the ``map.png`` of ``sitebot demo``.
 
 Obstacles of the static map, the registry's zones (filled and outlined in their kind's
 colour), the true path and the estimated path, and a legend; north up, ``px_per_m`` pixels
@@ -6,10 +6,11 @@ per metre.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
-from sitebot.sim.world import WorldSpec
 from sitebot.site.registry import ZoneKind
 
 __all__ = ["draw_map", "ZONE_COLORS", "TRUE_PATH_COLOR", "ESTIMATE_COLOR"]
@@ -21,9 +22,10 @@ TRUE_PATH_COLOR = (40, 160, 40)
 ESTIMATE_COLOR = (200, 90, 30)
 
 
-def draw_map(world: WorldSpec, truth: list, odom_map: list, px_per_m: float = 20.0
+def draw_map(world: Any, truth: list, odom_map: list, px_per_m: float = 20.0
              ) -> np.ndarray:
-    """A BGR picture of the world: obstacles, zones, the true and the odometry (estimated)
+    """A BGR picture of a site (a world or a site bundle: anything with ``occupancy_grid``
+    and ``registry``): obstacles, zones, the true and the odometry (estimated)
     paths, each a list of (t, x, y, yaw) in the map frame."""
     grid = world.occupancy_grid(0.05, 0.0)
     img = np.flipud(np.where(grid.occupied, 70, 245).astype(np.uint8))  # row 0 = top = y_max

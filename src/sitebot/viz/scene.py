@@ -61,11 +61,11 @@ class GridSpec:
     data: np.ndarray = field(repr=False, compare=False)     # int8, width * height
 
 
-def site_map(world: Any, resolution_m: float = 0.1, keep_out: bool = False,
+def site_map(site: Any, resolution_m: float = 0.1, keep_out: bool = False,
              frame: str = "map") -> GridSpec:
-    """The world's static occupancy grid (obstacle footprints and the site's edge; with
-    ``keep_out`` also the keep-out zones) as an OccupancyGrid: 100 occupied, 0 free."""
-    grid = world.occupancy_grid(resolution_m, 0.0, keep_out=keep_out)
+    """A site's static occupancy grid (a :class:`~sitebot.site.bundle.SiteBundle`'s map;
+    with ``keep_out`` also the keep-out zones) as an OccupancyGrid: 100 occupied, 0 free."""
+    grid = site.occupancy_grid(resolution_m, 0.0, keep_out=keep_out)
     occ = np.asarray(grid.occupied, dtype=bool)
     rows, cols = occ.shape
     data = np.where(occ, 100, 0).astype(np.int8).reshape(-1)
