@@ -34,7 +34,7 @@ class Rig:
         rclpy.init(context=self.ctx)
         self.node = LocalizationNode(context=self.ctx, parameter_overrides=[
             Parameter("world", value="substation"),
-            Parameter("initial_pose", value=list(START)),
+            Parameter("initial_pose", value=" ".join(str(v) for v in START)),
             Parameter("publish_rate_hz", value=50.0),
             Parameter("diagnostics_period_s", value=0.2)])
         self.io = rclpy.create_node("localization_test_io", context=self.ctx)

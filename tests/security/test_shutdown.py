@@ -16,17 +16,15 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from sitebot.launcher import LaunchDescription, LaunchHandle, find_launch_file, load_launch
-from sitebot.paths import data_path
+from sitebot.tools.shutdown_bench import every_node, nodes_with_main
 
 from rosprobe import Probe, spin_until
 
@@ -35,46 +33,8 @@ pytestmark = pytest.mark.integration
 ROUNDS = 3
 EXIT_WITHIN_S = 10.0
 UP_WITHIN_S = 150.0
-NODES_DIR = Path(__file__).resolve().parents[2] / "src" / "sitebot" / "nodes"
-CONTROL_LOOP = """\
-launch:
-- node:
-    pkg: sitebot
-    exec: control_loop
-    name: control_loop
-    output: screen
-    param:
-    - {from: "$(find-pkg-share sitebot)/config/control.yaml"}
-"""
 _ENDED = re.compile(r"^\[(?:INFO|ERROR)\] \[([\w/]+)\]: process (?:has finished cleanly|"
                     r"stopped|has died)")
-
-
-def nodes_with_main() -> set[str]:
-    return {p.stem for p in NODES_DIR.glob("*.py")
-            if re.search(r"^def main\(", p.read_text(), re.M)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def every_node(tmp: Path) -> LaunchDescription:
-    """One launch of every node, each with the parameters its launch file gives it."""
-    out = str(tmp / "out")
-    mission = load_launch(find_launch_file("rviz.launch.yaml"),
-                          {"rviz": "false", "out_dir": out})
-    console = load_launch(find_launch_file("console.launch.yaml"),
-                          {"out_dir": out, "port": str(free_port())})
-    # hardware.launch.yaml runs xacro through $(command ...), which `sitebot launch`
-    # refuses; its control_loop entry alone
-    (tmp / "control.launch.yaml").write_text(CONTROL_LOOP)
-    control = load_launch(tmp / "control.launch.yaml")
-    procs = [*mission.processes, console.process("web_console"),
-             control.process("control_loop")]
-    return LaunchDescription(file=data_path("launch", "rviz.launch.yaml"), processes=procs)
 
 
 def test_every_node_has_a_process_here(tmp_path):

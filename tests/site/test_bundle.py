@@ -241,3 +241,14 @@ def test_a_failed_export_leaves_the_old_bundle(tmp_path) -> None:
     with pytest.raises(ConfigError):
         export_bundle(tmp_path / "missing.world.yaml", out)
     assert (out / "map.pgm").read_bytes() == before and load_bundle(out).site == "datacentre"
+
+
+@pytest.mark.parametrize("header", [b"P5\n90000 90000\n255\n", b"P5 # c\n# x\n9000 9000 255\n"])
+def test_a_huge_image_is_refused_from_its_header(shipped, tmp_path, header) -> None:
+    b = _copy(shipped, tmp_path)
+    (b / "map.pgm").write_bytes(header + b"\x00" * 64)
+    with pytest.raises(BundleError, match=r"has 9\d+ x 9\d+ pixels; at most 64000000"):
+        load_bundle(b)
+    (b / "map.pgm").write_bytes(b"GIF89a" + b"\x00" * 64)
+    with pytest.raises(BundleError, match="is not a PGM, PNG or BMP image"):
+        load_bundle(b)

@@ -23,6 +23,7 @@ BENCHES = {
     "nav": "sitebot.tools.nav_bench",
     "arm": "sitebot.tools.arm_bench",
     "planner": "sitebot.tools.planner_bench",
+    "shutdown": "sitebot.tools.shutdown_bench",
 }
 
 

@@ -38,8 +38,9 @@ __all__ = ["SiteMap", "load_map", "parse_map_yaml", "save_map", "MODES", "MAX_MA
 MODES = ("trinary", "scale", "raw")
 _KEYS = ("image", "mode", "resolution", "origin", "negate", "occupied_thresh", "free_thresh")
 _REQUIRED = ("image", "resolution", "origin", "negate", "occupied_thresh", "free_thresh")
-#: the largest map accepted (a 2 km x 2 km site at 5 cm); a bigger image is refused unread
-MAX_MAP_CELLS = 40000 * 40000
+#: the largest map accepted (8000 x 8000 cells: 400 m square at 5 cm, 800 m at 10 cm); a
+#: bigger image is refused from its header, before it is decoded
+MAX_MAP_CELLS = 8000 * 8000
 #: the largest cell edge accepted [m] (a coarser grid cannot hold a robot's surroundings)
 MAX_RESOLUTION_M = 1.0
 
@@ -113,20 +114,45 @@ def parse_map_yaml(data, file: str | Path | None = None) -> dict:
             "negate": negate, "occupied_thresh": occ_t, "free_thresh": free_t}
 
 
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PGM, PNG or BMP header without decoding the image; None when
+    the header is not one of those."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24:
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:2] == b"BM" and len(head) >= 26:
+        return (abs(int.from_bytes(head[18:22], "little", signed=True)),
+                abs(int.from_bytes(head[22:26], "little", signed=True)))
+    if head[:2] in (b"P2", b"P5"):
+        tokens: list[bytes] = []
+        for line in head[2:].split(b"\n"):
+            tokens += line.split(b"#", 1)[0].split()
+            if len(tokens) >= 2:
+                break
+        if len(tokens) >= 2 and tokens[0].isdigit() and tokens[1].isdigit():
+            return int(tokens[0]), int(tokens[1])
+    return None
+
+
 def _read_image(path: Path, file: str | Path | None) -> tuple[np.ndarray, np.ndarray | None]:
     """(brightness in [0, 1], alpha in [0, 1] or None) of an 8- or 16-bit grey, RGB or RGBA
     image."""
     s = Schema(file, BundleError)
     if not path.is_file():
         s.fail(f"image {str(path)!r} does not exist", "image")
-    img = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
-    if img is None or img.ndim not in (2, 3) or img.size == 0:
-        s.fail(f"image {str(path)!r} is not a readable PGM/PNG/BMP image", "image")
-    if img.shape[0] * img.shape[1] > MAX_MAP_CELLS:
-        s.fail(f"image {str(path)!r} has {img.shape[1]} x {img.shape[0]} pixels; at most "
+    size = image_size(path)
+    if size is None:
+        s.fail(f"image {str(path)!r} is not a PGM, PNG or BMP image", "image")
+    if size[0] * size[1] > MAX_MAP_CELLS:
+        s.fail(f"image {str(path)!r} has {size[0]} x {size[1]} pixels; at most "
                f"{MAX_MAP_CELLS} are accepted", "image")
+    img = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
+    if img is None or img.ndim not in (2, 3) or img.size == 0 or \
+            (img.shape[1], img.shape[0]) != size:
+        s.fail(f"image {str(path)!r} is not a readable PGM/PNG/BMP image", "image")
     top = float(np.iinfo(img.dtype).max) if np.issubdtype(img.dtype, np.integer) else 1.0
-    f = img.astype(np.float64) / top
+    f = img.astype(np.float32) / np.float32(top)
     if f.ndim == 2:
         return f, None
     alpha = f[:, :, 3] if f.shape[2] == 4 else None
