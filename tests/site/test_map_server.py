@@ -66,3 +66,26 @@ def test_a_bad_bundle_stops_the_node_at_start(tmp_path):
                         f"site:={b}"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, r.stderr
     assert f"{b}/map.yaml: resolution: must be a number" in r.stderr + r.stdout
+
+
+AUTONOMY_NODES = ("safety_supervisor", "localization", "camera_perception",
+                  "spatial_perception", "navigation", "arm_planner", "task_planner",
+                  "task_executor", "site_viz", "web_console")
+
+
+@pytest.mark.parametrize("node", AUTONOMY_NODES)
+def test_no_autonomy_node_starts_on_a_bad_bundle(tmp_path, node):
+    """Every node that takes ``site`` refuses a bundle whose place lies in a wall: exit code
+    2 and one line naming site.yaml and the key (the bundle loader's check, not each
+    node's)."""
+    b = tmp_path / "bad"
+    shutil.copytree(load_bundle("substation").folder, b)
+    text = (b / "site.yaml").read_text()
+    (b / "site.yaml").write_text(text.replace("pose: [-6.0, -6.9, -1.5708]",
+                                              "pose: [-6.0, -8.5, -1.5708]", 1))
+    r = subprocess.run([sys.executable, "-m", f"sitebot.nodes.{node}", "--ros-args", "-p",
+                        f"site:={b}"], capture_output=True, text=True, timeout=120)
+    out = r.stderr + r.stdout
+    assert r.returncode == 2, out[-2000:]
+    assert f"{b}/site.yaml: places[0].pose: place 't1_bay' (-6, -8.5) lies in an occupied " \
+           "cell of map.yaml" in out, out[-2000:]
