@@ -4,9 +4,13 @@
   sitebot site export --world NAME|FILE --out DIR   write the bundle of a simulated world
   sitebot site export --all [--out DIR]             every shipped world, one folder each
                                                     (default: the installed sites folder)
-  sitebot site check SITE                           load and check a bundle (a folder or an
-                                                    installed name); exit 2 naming the file
-                                                    and key of the first problem
+  sitebot site check SITE [--role R]                load and check a bundle (a folder or an
+                                                    installed name): exit 2 naming the file
+                                                    and key of the first invalid entry; then
+                                                    what a first mission still lacks (no
+                                                    dock, unreachable places, route legs
+                                                    without a path, unreadable gauges):
+                                                    exit 1 when anything is missing
   sitebot site list                                 the installed sites
 """
 from __future__ import annotations
@@ -25,7 +29,7 @@ from sitebot.site.mapfile import load_map
 __all__ = ["main", "check_bundle"]
 
 
-def check_bundle(spec: str) -> tuple[SiteBundle, list[str]]:
+def check_bundle(spec: str) -> tuple[SiteBundle, list[str], dict]:
     """Load ``spec`` as the nodes do, plus what only some nodes read (the dial layouts, the
     keep-out mask against the zones).  Returns the bundle and a summary; raises the first
     problem as a :class:`~sitebot.errors.ConfigError` naming file and key."""
@@ -56,7 +60,7 @@ def check_bundle(spec: str) -> tuple[SiteBundle, list[str]]:
              f"{tuple(round(v, 3) for v in b.initial_pose())}",
              f"  scene: {len(b.scene)} collision objects; gauges: {len(dials)} dial layouts; "
              f"keep-out mask: {'checked' if b.mask_file else f'none ({MASK_FILE})'}"]
-    return b, lines
+    return b, lines, dials
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ex.add_argument("--out", default="", help="bundle folder (--all: parent folder)")
     ck = sub.add_parser("check", help="load and check a bundle")
     ck.add_argument("site", help="bundle folder or installed site name")
+    ck.add_argument("--role", default="", help="the role the robot works for (restricted "
+                    "zones it may enter)")
     sub.add_parser("list", help="the installed sites")
     a = ap.parse_args(list(sys.argv[1:] if argv is None else argv))
     if a.action == "list":
@@ -77,10 +83,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name}\t{path}")
         return 0
     if a.action == "check":
-        for line in check_bundle(a.site)[1]:
+        from sitebot.commissioning.readiness import readiness
+        b, lines, dials = check_bundle(a.site)
+        for line in lines:
             print(line)
-        print("ok")
-        return 0
+        findings = readiness(b, dials, role=a.role)
+        for f in findings:
+            print(f"  {f}")
+        errors = sum(f.level == "error" for f in findings)
+        print(f"not ready: {errors} error(s) before a first mission" if errors else
+              f"ok ({len(findings)} warning(s))")
+        return 1 if errors else 0
     from sitebot.sim.export import export_all, export_bundle
     if a.all == bool(a.world):
         ap.error("export: give --world NAME or --all")
