@@ -103,6 +103,11 @@ def _cmd_site(argv: list[str]) -> int:
     return site_main(argv)
 
 
+def _cmd_map(argv: list[str]) -> int:
+    from sitebot.apps.mapping import main as map_main
+    return map_main(argv)
+
+
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "launch": (_cmd_launch, "run a ROS 2 YAML launch file (nodes as separate processes)"),
     "demo": (_cmd_demo, "run a full simulated mission from an English instruction, headless"),
@@ -113,6 +118,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "eval": (_cmd_eval, "evaluate perception, localization or the planner against ground truth"),
     "console": (_cmd_console, "serve the web console (map, camera, e-stop, teleop, instructions)"),
     "site": (_cmd_site, "site bundles: export a world's, check one, list the installed"),
+    "map": (_cmd_map, "build a site's occupancy map from a survey bag (scans + odometry)"),
     "key": (_cmd_key, "create or check the site's authority key (signed roles and requests)"),
     "safety": (_cmd_safety, "signed safety supervisor requests: reset, mode"),
     "security": (_cmd_security, "the SROS2 access-control policy of the stack (docs/sros2.md)"),

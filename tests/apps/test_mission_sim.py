@@ -187,8 +187,10 @@ def test_black_box_fetch_on_the_site_bundle(tmp_path) -> None:
         probe.subscribe(Clock, "/clock", keep=False)
         cmd = probe.publisher(TaskCommand, "task/command", QOS_COMMAND)
         with launched("mission.launch.yaml", {
+                # the mission's own camera (640x480): the pick's station-tag correction
+                # needs it, as in the main job
                 "world": "substation", "site": "substation", "out_dir": str(tmp_path),
-                "real_time_factor": "1.0", "camera_width": "320", "camera_height": "240"},
+                "real_time_factor": "1.0"},
                 env={"SITEBOT_OPEN_LOG": str(opens)}) as h:
             probe.wait_for(lambda: cmd.get_subscription_count() > 0
                            and probe.count("/clock") > 50, 120, "planner and clock", launch=h)

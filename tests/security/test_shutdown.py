@@ -100,6 +100,10 @@ def test_sigint_while_a_node_is_being_built(tmp_path, probe):
     mission = load_launch(find_launch_file("rviz.launch.yaml"),
                           {"rviz": "false", "out_dir": str(tmp_path)})
     spec = mission.process("task_planner")
+    # a task_planner of an earlier test can linger in the graph (discovery forgets late):
+    # a signal sent on its account would reach this process before Python has started
+    spin_until(lambda: "task_planner" not in probe.node.get_node_names(), 30,
+               "the earlier task_planner to leave the graph")
     h = LaunchHandle(LaunchDescription(file=mission.file, processes=[spec]),
                      sigterm_timeout=EXIT_WITHIN_S, sigkill_timeout=5.0)
     h.start()
