@@ -13,6 +13,7 @@ every process group at once) and asserts, per node: exit code 0, no traceback, e
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -100,15 +101,18 @@ def test_sigint_while_a_node_is_being_built(tmp_path, probe):
     mission = load_launch(find_launch_file("rviz.launch.yaml"),
                           {"rviz": "false", "out_dir": str(tmp_path)})
     spec = mission.process("task_planner")
-    # a task_planner of an earlier test can linger in the graph (discovery forgets late):
-    # a signal sent on its account would reach this process before Python has started
-    spin_until(lambda: "task_planner" not in probe.node.get_node_names(), 30,
-               "the earlier task_planner to leave the graph")
+    # a node name of its own: a task_planner of an earlier test can linger in the graph
+    # (discovery forgets late), and a signal sent on its account would reach this process
+    # before Python has started
+    unique = f"task_planner_build_{os.getpid()}_{time.monotonic_ns() % 1_000_000}"
+    spec = dataclasses.replace(spec, node_name=unique, cmd=[
+        f"__node:={unique}" if c == "__node:=task_planner" else c for c in spec.cmd])
+    assert f"__node:={unique}" in spec.cmd, spec.cmd
     h = LaunchHandle(LaunchDescription(file=mission.file, processes=[spec]),
                      sigterm_timeout=EXIT_WITHIN_S, sigkill_timeout=5.0)
     h.start()
     try:
-        spin_until(lambda: "task_planner" in probe.node.get_node_names(), 60,
+        spin_until(lambda: unique in probe.node.get_node_names(), 60,
                    "task_planner in the graph", launch=h)
     finally:
         t_signal = time.monotonic()
