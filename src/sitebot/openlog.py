@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from pathlib import Path
 
-__all__ = ["install", "is_world_path"]
+__all__ = ["install", "is_world_path", "world_readers"]
 
 _lock = threading.Lock()
 
@@ -47,3 +48,15 @@ def install(folder: str) -> None:
     with open(log, "a") as f:            # the log exists for every process that watched
         f.write(f"# {prog} pid {os.getpid()}\n")
     sys.addaudithook(hook)
+
+
+def world_readers(folder: str | os.PathLike) -> dict[str, list[str]]:
+    """{program: world files it opened} from a ``SITEBOT_OPEN_LOG`` folder (programs that
+    opened none are left out)."""
+    out: dict[str, set[str]] = {}
+    d = Path(folder)
+    for f in sorted(d.glob("*.log")) if d.is_dir() else ():
+        files = [ln for ln in f.read_text().splitlines() if ln and not ln.startswith("#")]
+        if files:
+            out.setdefault(f.stem.rsplit("-", 1)[0], set()).update(files)
+    return {k: sorted(v) for k, v in sorted(out.items())}

@@ -178,7 +178,7 @@ def test_black_box_fetch_on_the_site_bundle(tmp_path) -> None:
     ros2_control publish; the stack runs from the installed site bundle.  A fetch (pick at
     the tool bench, place at T2) succeeds, and of all launched processes only the
     simulator opened a world file (each process logs what it opens: sitebot.openlog)."""
-    from sitebot.apps.demo import world_readers
+    from sitebot.openlog import world_readers
     opens = tmp_path / "opens"
     probe = Probe("black_box_probe")
     text = "bring the voltage detector to the T2 bay"

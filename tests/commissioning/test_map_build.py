@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from sitebot.apps import regress as regress_cli
-from sitebot.apps.mapping import _at, read_survey
+from sitebot.apps.mapping import pose_at, read_survey
 from sitebot.commissioning.mapping import MapperConfig
 from sitebot.description.kinematics import planar_frame_pose
 from sitebot.description.urdf import load_robot_description
@@ -80,7 +80,7 @@ def test_the_survey_map_against_ground_truth(survey):
     seen = []
     for sc in scans[::3]:
         t = sc.header.stamp.sec + sc.header.stamp.nanosec * 1e-9
-        q = _at(truth, t)
+        q = pose_at(truth, t)
         if q is None:
             continue
         q = Pose2D(*se2_compose(q, laser))     # the laser's true pose

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import cv2
 
 from sitebot.launcher.domains import TOOL_DOMAINS, hold_domain
+from sitebot.openlog import world_readers
 from sitebot.security import Authority, command_digest
 from sitebot.sim.world_loader import load_world
 from sitebot.site.bundle import load_bundle
@@ -99,18 +100,6 @@ def check_readings(world, readings: list[dict]) -> list[dict]:
                      "unit": r["unit"], "error_fs": round(err, 4),
                      "ok": err <= READING_TOLERANCE_FS})
     return rows
-
-
-def world_readers(folder: Path) -> dict[str, list[str]]:
-    """{program: world files it opened} from the ``SITEBOT_OPEN_LOG`` folder of a run
-    (programs that opened none are left out)."""
-    out: dict[str, set[str]] = {}
-    for f in sorted(Path(folder).glob("*.log")) if Path(folder).is_dir() else ():
-        prog = f.stem.rsplit("-", 1)[0]
-        files = [ln for ln in f.read_text().splitlines() if ln and not ln.startswith("#")]
-        if files:
-            out.setdefault(prog, set()).update(files)
-    return {k: sorted(v) for k, v in sorted(out.items())}
 
 
 def main(argv: list[str]) -> int:

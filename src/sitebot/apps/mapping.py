@@ -28,9 +28,9 @@ from sitebot.description.kinematics import planar_frame_pose
 from sitebot.description.urdf import load_robot_description
 from sitebot.errors import SitebotError
 from sitebot.site.mapfile import save_map
-from sitebot.types import Pose2D, se2_compose, se2_inverse
+from sitebot.types import Pose2D, quaternion_to_yaw, se2_compose, se2_inverse
 
-__all__ = ["main", "build_from_bag", "read_survey"]
+__all__ = ["main", "build_from_bag", "read_survey", "pose_at"]
 
 SCAN, ODOM, TRUTH = "/scan", "/odom", "/ground_truth/odom"
 
@@ -41,13 +41,19 @@ def _stamp(msg) -> float:
 
 def _planar(msg) -> tuple[float, float, float, float]:
     p, q = msg.pose.pose.position, msg.pose.pose.orientation
-    return (_stamp(msg), p.x, p.y,
-            math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z)))
+    return _stamp(msg), p.x, p.y, quaternion_to_yaw((q.x, q.y, q.z, q.w))
+
+
+def _series(rows) -> np.ndarray:
+    """(N, 4) t x y yaw with the yaw unwrapped (continuous), for :func:`pose_at`."""
+    a = np.array(rows, dtype=np.float64).reshape(-1, 4)
+    a[:, 3] = np.unwrap(a[:, 3])
+    return a
 
 
 def read_survey(bag: str | Path) -> tuple[list, np.ndarray, np.ndarray | None]:
-    """(scans, odometry (N, 4) t x y yaw, ground truth or None) of a survey bag; a bag
-    without scans or odometry is refused naming what it has."""
+    """(scans, odometry, ground truth or None) of a survey bag, the poses as
+    :func:`_series`; a bag without scans or odometry is refused naming what it has."""
     from rosbags.rosbag2 import Reader
 
     from sitebot.regress.bag import read_bag
@@ -62,22 +68,21 @@ def read_survey(bag: str | Path) -> tuple[list, np.ndarray, np.ndarray | None]:
                                + (", ".join(f"{t} ({m})" for t, m in sorted(have.items()))
                                   or "no topics"))
     msgs = read_bag(p, [SCAN, ODOM, TRUTH])
-    odom = np.array([_planar(m) for _, m in msgs[ODOM]])
-    truth = np.array([_planar(m) for _, m in msgs[TRUTH]]) if msgs.get(TRUTH) else None
+    odom = _series([_planar(m) for _, m in msgs[ODOM]])
+    truth = _series([_planar(m) for _, m in msgs[TRUTH]]) if msgs.get(TRUTH) else None
     if len(odom) < 2 or len(msgs[SCAN]) < 2:
         raise SitebotError(f"{p}: {len(msgs[SCAN])} scans and {len(odom)} odometry "
                            "messages: too short a survey to map")
     return [m for _, m in msgs[SCAN]], odom, truth
 
 
-def _at(series: np.ndarray, t: float) -> Pose2D | None:
-    """The pose of a (N, 4) t x y yaw series interpolated at ``t``; None outside it."""
+def pose_at(series: np.ndarray, t: float) -> Pose2D | None:
+    """The pose of a :func:`_series` interpolated at ``t``; None outside it."""
     ts = series[:, 0]
     if t < ts[0] or t > ts[-1]:
         return None
-    yaw = np.unwrap(series[:, 3])
     return Pose2D(float(np.interp(t, ts, series[:, 1])), float(np.interp(t, ts, series[:, 2])),
-                  math.remainder(float(np.interp(t, ts, yaw)), math.tau))
+                  math.remainder(float(np.interp(t, ts, series[:, 3])), math.tau))
 
 
 def build_from_bag(bag: str | Path, out: str | Path, config: MapperConfig = MapperConfig(),
@@ -92,7 +97,7 @@ def build_from_bag(bag: str | Path, out: str | Path, config: MapperConfig = Mapp
         first = Pose2D(*odom[0, 1:])
         moved = [se2_compose(start, se2_compose(se2_inverse(first), row[1:]))
                  for row in odom]
-        odom = np.column_stack([odom[:, 0], np.array(moved)])
+        odom = _series(np.column_stack([odom[:, 0], np.array(moved)]))
     desc = load_robot_description()
     frame = scans[0].header.frame_id or "laser_link"
     try:
@@ -103,7 +108,7 @@ def build_from_bag(bag: str | Path, out: str | Path, config: MapperConfig = Mapp
     mapper = ScanMapper(config, laser)
     used = 0
     for n, s in enumerate(scans):
-        pose = _at(odom, _stamp(s))
+        pose = pose_at(odom, _stamp(s))
         if pose is None:
             continue
         mapper.add_scan(_stamp(s), pose, s.ranges, s.angle_min, s.angle_increment,
@@ -121,14 +126,14 @@ def build_from_bag(bag: str | Path, out: str | Path, config: MapperConfig = Mapp
         # through the first keyframe (the usual absolute trajectory error, anchored there)
         t_first, p_first = result.trajectory[0]
         anchor = Pose2D(0.0, 0.0, 0.0)
-        if start is None and (q0 := _at(truth, t_first)) is not None:
+        if start is None and (q0 := pose_at(truth, t_first)) is not None:
             anchor = Pose2D(*se2_compose(q0, se2_inverse(p_first)))
         e = [math.dist(se2_compose(anchor, p)[:2], q[:2]) for t, p in result.trajectory
-             if (q := _at(truth, t)) is not None]
+             if (q := pose_at(truth, t)) is not None]
         err = {"rms_m": round(math.sqrt(sum(x * x for x in e) / len(e)), 4),
                "max_m": round(max(e), 4), "poses": len(e)}
         o = [math.dist(se2_compose(anchor, xy)[:2], q[:2]) for t, *xy in odom.tolist()
-             if (q := _at(truth, t)) is not None]
+             if (q := pose_at(truth, t)) is not None]
         err["odometry_max_m"] = round(max(o), 4)
     cv2.imwrite(str(out / "map.png"), _picture(result, odom))
     summary = {

@@ -35,7 +35,7 @@ from typing import Callable, Sequence
 import numpy as np
 import open3d as o3d
 
-from sitebot.types import Pose2D, se2_compose, se2_inverse
+from sitebot.types import Pose2D, se2_apply, se2_compose, se2_inverse
 
 __all__ = ["MapperConfig", "Keyframe", "ScanMapper", "MapResult"]
 
@@ -131,12 +131,6 @@ def _pose(m: np.ndarray) -> Pose2D:
     return Pose2D(float(m[0, 3]), float(m[1, 3]), math.atan2(m[1, 0], m[0, 0]))
 
 
-def _transform(points: np.ndarray, p: Sequence[float]) -> np.ndarray:
-    x, y, yaw = p
-    c, s = math.cos(yaw), math.sin(yaw)
-    return points @ np.array([[c, s], [-s, c]]) + (x, y)
-
-
 class ScanMapper:
     """Incremental scan matching, then loop closure and pose-graph optimisation (see the
     module doc).  ``laser`` is the laser's pose in the base frame."""
@@ -199,7 +193,7 @@ class ScanMapper:
     def _register(self, points: np.ndarray, guess: Pose2D) -> Pose2D:
         cfg = self.cfg
         sub = self.keyframes[-cfg.submap_keyframes:]
-        target = np.asarray(_cloud(np.vstack([_transform(k.points, k.pose) for k in sub]))
+        target = np.asarray(_cloud(np.vstack([se2_apply(k.pose, k.points) for k in sub]))
                             .voxel_down_sample(cfg.voxel_m).points)[:, :2]
         res = _icp(points, target, cfg.icp_max_dist_m, _matrix(guess), cfg.icp_iterations)
         pose = _pose(res.transformation)
@@ -260,16 +254,24 @@ class ScanMapper:
         proposed, kept = self.close_loops()
         cfg = self.cfg
         res = cfg.resolution_m
-        ends = np.vstack([_transform(k.points, k.pose) for k in self.keyframes]
+        ends = np.vstack([se2_apply(k.pose, k.points) for k in self.keyframes]
                          + [np.array([(k.pose.x, k.pose.y) for k in self.keyframes])])
         lo = np.floor(ends.min(axis=0) / res) * res - 1.0
         hi = np.ceil(ends.max(axis=0) / res) * res + 1.0
         cols, rows = (int(round(v)) for v in (hi - lo) / res)
         logodds = np.zeros((rows, cols), np.float32)
+
+        def cells(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """The distinct grid cells (rows, columns) holding the points, on the grid."""
+            rc = np.unique(np.column_stack([((y - lo[1]) / res).astype(int),
+                                            ((x - lo[0]) / res).astype(int)]), axis=0)
+            ok = (rc[:, 0] >= 0) & (rc[:, 0] < rows) & (rc[:, 1] >= 0) & (rc[:, 1] < cols)
+            return rc[ok, 0], rc[ok, 1]
+
         for n, k in enumerate(self.keyframes):
             if progress and n % 25 == 0:
                 progress("tracing beams", n / len(self.keyframes))
-            ox, oy = _transform(np.array([k.origin]), k.pose)[0]
+            ox, oy = se2_apply(k.pose, np.array([k.origin]))[0]
             ang = k.beams[:, 0] + k.pose.yaw
             rng, hit = k.beams[:, 1], k.beams[:, 2] > 0
             steps = np.arange(0.0, rng.max() + res, res * 0.5)
@@ -277,16 +279,10 @@ class ScanMapper:
             inside = d < (rng[:, None] - res)            # free up to a cell before the hit
             fx = (ox + d * np.cos(ang)[:, None])[inside]
             fy = (oy + d * np.sin(ang)[:, None])[inside]
-            fc = np.unique(np.column_stack([((fy - lo[1]) / res).astype(int),
-                                            ((fx - lo[0]) / res).astype(int)]), axis=0)
-            ok = (fc[:, 0] >= 0) & (fc[:, 0] < rows) & (fc[:, 1] >= 0) & (fc[:, 1] < cols)
-            logodds[fc[ok, 0], fc[ok, 1]] += cfg.miss_log_odds
-            hx = ox + rng[hit] * np.cos(ang[hit])
-            hy = oy + rng[hit] * np.sin(ang[hit])
-            hc = np.unique(np.column_stack([((hy - lo[1]) / res).astype(int),
-                                            ((hx - lo[0]) / res).astype(int)]), axis=0)
-            ok = (hc[:, 0] >= 0) & (hc[:, 0] < rows) & (hc[:, 1] >= 0) & (hc[:, 1] < cols)
-            logodds[hc[ok, 0], hc[ok, 1]] += cfg.hit_log_odds
+            fr, fc = cells(fx, fy)
+            logodds[fr, fc] += cfg.miss_log_odds
+            hr, hc = cells(ox + rng[hit] * np.cos(ang[hit]), oy + rng[hit] * np.sin(ang[hit]))
+            logodds[hr, hc] += cfg.hit_log_odds
         values = np.full((rows, cols), -1, np.int8)
         values[logodds <= cfg.free_log_odds] = 0
         values[logodds >= cfg.occupied_log_odds] = 100

@@ -24,9 +24,7 @@ from sitebot.site.bundle import load_bundle
 from sitebot.site.loader import load_registry
 from sitebot.site.registry import SiteRegistry
 
-__all__ = ["TaskPlanner", "Dialogue", "load_site", "planner_for", "WORLD_NAMES"]
-
-WORLD_NAMES = ("substation", "construction", "datacentre")
+__all__ = ["TaskPlanner", "Dialogue", "load_site", "planner_for"]
 
 
 def load_site(site: str | Path) -> SiteRegistry:
