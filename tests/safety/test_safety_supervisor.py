@@ -117,8 +117,44 @@ def test_person_in_protective_field_stops_and_clears():
     (out, verdict), t = drive(sup, 1.0, 0.5, people=[Obstacle(0.9, 0.0, 0.1, is_person=True)])
     assert out.v_mps == 0.0 and verdict.level == SafetyLevel.PROTECTIVE_STOP
     assert sup.update(t).stop_category == StopCategory.CAT2
-    (out, verdict), t = drive(sup, t, 0.2, people=[])
-    assert out.v_mps == pytest.approx(0.2)                   # protective stop clears
+    (out, verdict), t = drive(sup, t, 0.2, n=4, people=[])
+    assert out.v_mps == 0.0 and "person_restart_delay" in verdict.codes    # 0.4 s clear
+    (out, verdict), t = drive(sup, t, 0.2, n=2, people=[])
+    assert out.v_mps == pytest.approx(0.2)          # protective stop clears after 0.5 s
+
+
+def test_a_person_at_the_edge_of_the_protective_field_holds_the_robot_still():
+    """Automatic restart: K = 0.44 m at standstill for an unmeasured person (1.6 m/s); once
+    inside, motion resumes only after 0.5 s beyond K + 0.1 m (person_restart_*)."""
+    def person(x):            # clearance d = x - 0.4 (footprint) - 0.1 (radius)
+        return [Obstacle(x, 0.0, 0.1, is_person=True)]
+
+    fresh = Supervisor(FAST)      # never stopped: 0.45 m allows a creep toward the person
+    (out, verdict), _ = drive(fresh, 1.0, 0.2, people=person(0.95))
+    assert 0.0 < out.v_mps < 0.01 and verdict.level == SafetyLevel.REDUCED_SPEED
+
+    sup = Supervisor(FAST)
+    (out, verdict), t = drive(sup, 1.0, 0.2, people=person(0.9))        # d = 0.40 < K
+    assert out.v_mps == 0.0 and "person_in_protective_field" in verdict.codes
+    for x in (0.95, 1.0, 1.035):                                        # d = 0.45 .. 0.535
+        (out, verdict), t = drive(sup, t, 0.2, people=person(x))
+        assert out.v_mps == 0.0, f"moved toward a person {x - 0.5:.3f} m away"
+        assert sup.update(t).level == SafetyLevel.PROTECTIVE_STOP
+        assert "+ 0.10 m to restart" in verdict.causes[0].message
+    # d = 0.55 > 0.54: the restart delay runs (0.1 s, 0.2 s, ... after the person left)
+    (out, verdict), t = drive(sup, t, 0.2, n=4, people=person(1.05))
+    assert out.v_mps == 0.0 and "person_restart_delay" in verdict.codes
+    assert sup.update(t).stop_category == StopCategory.CAT2
+    # a dip back inside K + margin restarts the wait
+    (out, verdict), t = drive(sup, t, 0.2, n=1, people=person(1.03))
+    assert out.v_mps == 0.0 and "person_in_protective_field" in verdict.codes
+    (out, verdict), t = drive(sup, t, 0.2, n=4, people=person(1.05))
+    assert out.v_mps == 0.0
+    (out, verdict), t = drive(sup, t, 0.2, n=2, people=person(1.05))   # 0.5 s, 0.6 s clear
+    assert 0.0 < out.v_mps < 0.2 and sup.update(t).level == SafetyLevel.REDUCED_SPEED
+    # released: the margin applies only after the next intrusion
+    (out, verdict), t = drive(sup, t, 0.2, people=person(0.95))
+    assert out.v_mps > 0.0
 
 
 def test_scan_person_candidate_without_people_topic():

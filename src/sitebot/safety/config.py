@@ -99,6 +99,14 @@ SCHEMA: tuple[ParamSpec, ...] = (
               0.0, 2.0, unit="m"),
     ParamSpec("reduced_speed_distance_m", F, 1.5, "a person closer than this (clearance "
               "from the footprint) forces reduced-speed mode", 0.0, 20.0, unit="m"),
+    ParamSpec("person_restart_margin_m", F, 0.1, "after a person entered the protective "
+              "field, motion resumes only once every person is this much beyond it "
+              "(hysteresis: no stop-and-go creep toward a person at its edge)", 0.0, 2.0,
+              unit="m"),
+    ParamSpec("person_restart_delay_s", F, 0.5, "after a person entered the protective "
+              "field, motion resumes only once they have stayed beyond it (plus the restart "
+              "margin) this long: automatic restart of a safety scanner", 0.0, 10.0,
+              unit="s"),
     # ---- laser scan -> obstacles -----------------------------------------------------
     ParamSpec("laser_x_m", F, 0.0, "laser position in the base frame, x (used when the "
               "node passes no transform)", -5.0, 5.0, unit="m"),
@@ -260,6 +268,8 @@ class SafetyConfig:
     sensing_uncertainty_m: float = 0.05
     position_uncertainty_m: float = 0.05
     reduced_speed_distance_m: float = 1.5
+    person_restart_margin_m: float = 0.1
+    person_restart_delay_s: float = 0.5
     laser_x_m: float = 0.0
     laser_y_m: float = 0.0
     laser_yaw_rad: float = 0.0

@@ -25,6 +25,13 @@ of the robot's speed directed at the obstacle (:func:`approach_factors`).  ``d <
 person: even standing still is too close -> PROTECTIVE_STOP.  For a static obstacle
 (``v_h`` = 0) ``d < K`` only forbids moving toward it (``v*`` = 0 when ``c`` > 0), so the
 robot can always back away from a wall.
+
+Automatic restart (:class:`RestartInterlock`): once a person was inside ``K``, every person
+must be beyond ``K`` plus ``person_restart_margin_m`` for ``person_restart_delay_s`` before
+the robot moves again, so a person standing at the edge of the protective field holds the
+robot still instead of letting it inch toward them stop by stop (the separation to a person
+seen by a scan shrinks by ``v_h`` times the scan's age between two scans, and grows back
+with each new scan).
 """
 from __future__ import annotations
 
@@ -38,7 +45,7 @@ from sitebot.safety.sources import ObstacleSet
 from sitebot.safety.types import ZERO_VERDICT, Cause, Verdict
 from sitebot.types import SafetyLevel
 
-__all__ = ["SeparationMonitor", "SsmResult", "protective_separation", "max_safe_speed",
+__all__ = ["RestartInterlock", "SeparationMonitor", "SsmResult", "protective_separation", "max_safe_speed",
            "approach_factors", "stopping_distance"]
 
 #: approach shares below this count as "not approaching"
@@ -166,21 +173,26 @@ class SeparationMonitor:
 
     def verdict(self, v_mps: float, w_radps: float, obstacles: ObstacleSet,
                 directional: bool = True, data_age_s: float = 0.0,
-                robot_speed_mps: float = 0.0) -> SsmResult:
+                robot_speed_mps: float = 0.0, person_margin_m: float = 0.0) -> SsmResult:
         """See the class docstring; ``closest``/``required`` always describe the motion
         (v, w) itself.
 
         ``data_age_s`` [s]: how old the obstacle data is; each separation is reduced by
         ``data_age_s * (robot_speed_mps + v_h)`` (the robot's measured speed and the
         obstacle's assumed speed since the data was taken).
+
+        ``person_margin_m`` [m]: extra separation every person must keep (the restart
+        hysteresis after a protective stop: the caller passes it while a person who entered
+        the protective field has not yet left it by that much).
         """
         n = len(obstacles)
         if n == 0:
             return SsmResult(ZERO_VERDICT)
         cfg = self.config
         d, K, B, u, i, person, any_person = self._prepare(obstacles)
-        if data_age_s > 0.0:
-            d = d - data_age_s * (abs(robot_speed_mps) + obstacles.vh)
+        if data_age_s > 0.0 or (person_margin_m > 0.0 and any_person):
+            d = d - data_age_s * (abs(robot_speed_mps) + obstacles.vh) \
+                - np.where(person, person_margin_m, 0.0)
             u = max_safe_speed(d, K, B, self.A)
             i = int(np.argmin(d))
         speed = abs(v_mps)
@@ -213,8 +225,10 @@ class SeparationMonitor:
                 level = SafetyLevel.PROTECTIVE_STOP
                 causes.append(Cause(
                     "person_in_protective_field", level,
-                    f"person at {float(d[k]):.2f} m, protective separation at standstill "
-                    f"{float(K[k]):.2f} m", "ssm"))
+                    f"person at {float(d[k]) + person_margin_m:.2f} m, protective "
+                    f"separation at standstill {float(K[k]):.2f} m"
+                    + (f" (+ {person_margin_m:.2f} m to restart)" if person_margin_m else ""),
+                    "ssm"))
                 limit = 0.0
             else:
                 pl = float(np.min(np.where(person, vmax, np.inf)))
@@ -251,3 +265,38 @@ class SeparationMonitor:
         else:
             v = Verdict(level, limit, math.inf, tuple(causes))
         return SsmResult(v, closest, required, bool(person[i]), person_near, closest_person)
+
+
+class RestartInterlock:
+    """Automatic restart after a person entered the protective field (see the module
+    docstring): :meth:`margin_m` is the extra separation to pass to
+    :meth:`SeparationMonitor.verdict`; :meth:`update` takes its result and returns a
+    protective stop while the restart delay runs (None otherwise)."""
+
+    CODE = "person_restart_delay"
+
+    def __init__(self, config: SafetyConfig) -> None:
+        self.margin = config.person_restart_margin_m
+        self.delay_s = config.person_restart_delay_s
+        self.held = False
+        self._clear_since: float | None = None
+
+    def margin_m(self) -> float:
+        return self.margin if self.held else 0.0
+
+    def update(self, result: SsmResult, now_s: float) -> Verdict | None:
+        if "person_in_protective_field" in result.verdict.codes:
+            self.held, self._clear_since = True, None
+            return None
+        if not self.held:
+            return None
+        if self._clear_since is None or now_s < self._clear_since:
+            self._clear_since = now_s
+        waited = now_s - self._clear_since
+        if waited >= self.delay_s:
+            self.held, self._clear_since = False, None
+            return None
+        return Verdict(SafetyLevel.PROTECTIVE_STOP, 0.0, 0.0, (Cause(
+            self.CODE, SafetyLevel.PROTECTIVE_STOP,
+            f"person left the protective field {waited:.1f} s ago: automatic restart after "
+            f"{self.delay_s:g} s beyond it by {self.margin:.2f} m", "ssm"),))

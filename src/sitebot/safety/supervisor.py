@@ -44,7 +44,7 @@ from sitebot.safety.limits import (CommandFilter, HoldToRun, apply_verdict, limi
                                    mode_verdict)
 from sitebot.safety.sources import (BatterySource, DataSource, HeartbeatSource, LocalizationSource,
                                     ObstacleSet, OdometrySource, PeopleSource, ScanSource)
-from sitebot.safety.ssm import SeparationMonitor, SsmResult
+from sitebot.safety.ssm import RestartInterlock, SeparationMonitor, SsmResult
 from sitebot.safety.types import (BaseCommand, Cause, Obstacle, RobotState, SafetyStatus,
                                   SensorPose, TrajectoryPoint, Verdict, combine)
 from sitebot.safety.zones import PathCheck, ZoneRule
@@ -110,6 +110,7 @@ class Supervisor:
         self._mod_count = 0
         self._limits: dict[tuple[Mode, bool], ModeLimits] = {}
         self._rejections: dict[tuple[str, str], tuple[float, int]] = {}
+        self.restart = RestartInterlock(cfg)
         self.counts = {"commands": 0, "dropped": 0, "modified": 0, "zeroed": 0,
                        "trajectories_rejected": 0}
         self.audit.write("supervisor_started", math.nan, config=cfg.as_params(),
@@ -395,15 +396,20 @@ class Supervisor:
         age = self._obstacle_age(now)
         v_meas = abs(self.odometry.v_mps)
         pose = self.localization.state if self.localization.fresh(now) else None
+        margin = self.restart.margin_m()
         if cmd is None:
             v, w = self.odometry.v_mps, self.odometry.w_radps
-            ssm = self.ssm.verdict(v, w, obstacles, False, age, v_meas)
+            ssm = self.ssm.verdict(v, w, obstacles, False, age, v_meas, margin)
             zone = self.zones.verdict_at(pose)
         else:
             v, w = cmd
-            ssm = self.ssm.verdict(v, w, obstacles, True, age, v_meas)
+            ssm = self.ssm.verdict(v, w, obstacles, True, age, v_meas, margin)
             lag = self.localization.age_s(now) * v_meas if pose is not None else 0.0
             zone = self.zones.verdict(pose, v, w, lag)
+        # the person check does not depend on the motion: status and commands agree on it
+        restart = self.restart.update(ssm, now)
+        if restart is not None:
+            verdicts.append(restart)
         verdicts.append(ssm.verdict)
         verdicts.append(zone)
         mode = self.effective_mode(ssm.person_near)
