@@ -55,6 +55,7 @@ NODES = {
     "teleop_relay": "sitebot.nodes.teleop_relay:main",
     "site_viz": "sitebot.nodes.site_viz:main",
     "map_server": "sitebot.nodes.map_server:main",
+    "survey_recorder": "sitebot.nodes.survey_recorder:main",
 }
 
 # C extensions (the control kernel of the control-loop issue) are added here.

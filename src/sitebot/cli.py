@@ -103,6 +103,11 @@ def _cmd_site(argv: list[str]) -> int:
     return site_main(argv)
 
 
+def _cmd_survey(argv: list[str]) -> int:
+    from sitebot.apps.survey import main as survey_main
+    return survey_main(argv)
+
+
 def _cmd_map(argv: list[str]) -> int:
     from sitebot.apps.mapping import main as map_main
     return map_main(argv)
@@ -118,7 +123,8 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "eval": (_cmd_eval, "evaluate perception, localization or the planner against ground truth"),
     "console": (_cmd_console, "serve the web console (map, camera, e-stop, teleop, instructions)"),
     "site": (_cmd_site, "site bundles: export a world's, check one, list the installed"),
-    "map": (_cmd_map, "build a site's occupancy map from a survey bag (scans + odometry)"),
+    "survey": (_cmd_survey, "record a site survey (start, stop, status) for commissioning"),
+    "map": (_cmd_map, "build a site's map and surveyed markers from a survey bag"),
     "key": (_cmd_key, "create or check the site's authority key (signed roles and requests)"),
     "safety": (_cmd_safety, "signed safety supervisor requests: reset, mode"),
     "security": (_cmd_security, "the SROS2 access-control policy of the stack (docs/sros2.md)"),

@@ -34,7 +34,8 @@ HARDWARE_PROCESSES = {"robot_state_publisher", "controller_manager", "spawner_ba
 AUTONOMY = {"safety_supervisor", "camera_perception", "spatial_perception", "localization",
             "navigation", "arm_planner", "task_planner", "task_executor", "web_console",
             "site_viz"}
-DEFAULT_PROCESSES = HARDWARE_PROCESSES | {"map_server"} | AUTONOMY - {"site_viz"}
+DEFAULT_PROCESSES = HARDWARE_PROCESSES | {"map_server", "survey_recorder"} | \
+    AUTONOMY - {"site_viz"}
 
 #: the sensor topic each argument maps onto (the names sitebot's nodes subscribe)
 SENSOR_ARGS = {"scan_topic": "scan", "imu_topic": "imu/data",
@@ -114,7 +115,8 @@ def subscribed_sensor_topics(exe: str) -> set[str]:
 def test_the_description_lists_the_stack(share):
     d = robot()
     assert {p.name for p in d} == DEFAULT_PROCESSES, sorted(p.name for p in d)
-    assert len(d) == 15
+    assert len(d) == 16
+    assert "survey_recorder" not in {p.name for p in robot(survey="false")}
     with_viz = robot(site_viz="true")
     assert {p.name for p in with_viz} == DEFAULT_PROCESSES | {"site_viz"}
     assert all(p.node_name == p.name for p in with_viz)
@@ -123,7 +125,7 @@ def test_the_description_lists_the_stack(share):
 def test_console_false_drops_the_console(share):
     d = robot(console="false")
     assert {p.name for p in d} == DEFAULT_PROCESSES - {"web_console"}
-    assert len(d) == 14
+    assert len(d) == 15
     # without the console nobody clicks Run: the executor runs plans as they come
     assert inline_params(d.process("task_executor"))["auto_execute"] is True
     assert inline_params(robot().process("task_executor"))["auto_execute"] is False
@@ -192,8 +194,8 @@ def test_the_driver_topics_are_mapped_onto_what_each_node_subscribes(share):
         wanted = subscribed_sensor_topics(proc.executable)
         assert remaps(proc) == {t: DRIVER_TOPICS[to_arg[t]] for t in wanted}, proc.name
         mapped += len(wanted)
-    # scan 4, odom 7, imu 1, colour image 3, colour info 1, depth image 1, depth info 1
-    assert mapped == 18
+    # scan 5, odom 8, imu 2, colour image 4, colour info 2, depth image 1, depth info 1
+    assert mapped == 23
 
 
 def test_the_defaults_map_each_topic_onto_itself_but_odometry(share):
@@ -220,8 +222,9 @@ def test_inline_parameters_reach_the_nodes_through_rcl(share):
                 checked += 1
     # robot_state_publisher 1, control_loop 2, map_server 1, safety_supervisor 9,
     # localization 4, camera_perception 1, spatial_perception 2, navigation 4,
-    # arm_planner 2, task_planner 1, task_executor 5, web_console 7, site_viz 1
-    assert checked == 40, checked
+    # arm_planner 2, task_planner 1, task_executor 5, web_console 7, site_viz 1,
+    # survey_recorder 1
+    assert checked == 41, checked
 
 
 def test_the_node_parameters_pass_the_schemas(share):

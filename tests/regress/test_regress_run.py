@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sitebot.apps import regress as cli
-from sitebot.regress.bag import read_bag
+from sitebot.bag import read_bag
 from sitebot.regress.results import REPRO_TOLERANCES
 
 pytestmark = pytest.mark.integration

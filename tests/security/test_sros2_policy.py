@@ -40,8 +40,8 @@ UPSTREAM_SHA256 = "a8553fbb63f2b604a414a76d512728b37210918b9d14b4307b1ef236a30d4
 XML_XSD_URL = "http://www.w3.org/2001/03/xml.xsd"
 
 #: the counts of the default policy (robot stack: 13 nodes + the operator tool)
-ENCLAVES = 14
-OWN_RULES = 135
+ENCLAVES = 15
+OWN_RULES = 145
 RULES = OWN_RULES + ENCLAVES * 10          # 10 every-node rules per profile
 
 #: policy attribute per table kind
@@ -293,7 +293,7 @@ def launch_remaps(path: Path) -> dict[str, dict[str, str]]:
 def test_default_remaps_are_the_robot_launch_ones() -> None:
     launched = launch_remaps(ROOT / "launch" / "robot.launch.yaml")
     rows = {r.node: r for r in NODES}
-    assert len(launched) == 11 and set(launched) <= set(rows), sorted(launched)
+    assert len(launched) == 12 and set(launched) <= set(rows), sorted(launched)
     for node, remaps in launched.items():
         for kind in KINDS:
             for name in rows[node].names(kind):
@@ -343,7 +343,7 @@ def test_only_the_supervisor_publishes_what_the_control_loop_obeys(simulator) ->
     odom = "/odom" if simulator else "/diff_drive_controller/odom"
     readers = {f"/sitebot/{n}" for n in (
         "safety_supervisor", "localization", "spatial_perception", "navigation", "arm_planner",
-        "task_executor", "web_console")}
+        "task_executor", "web_console", "survey_recorder")}
     assert who(text, "subscribe", odom) == readers
     assert who(text, "subscribe", "/odom" if not simulator else "/diff_drive_controller/odom"
                ) == set()
@@ -459,7 +459,8 @@ def test_cli_writes_the_policy(tmp_path, capsys) -> None:
     text = capsys.readouterr().out
     assert text == policy_xml(remaps={"scan": "/front/scan"})
     assert who(text, "subscribe", "/front/scan") == {f"/sitebot/{n}" for n in (
-        "safety_supervisor", "spatial_perception", "navigation", "task_executor")}
+        "safety_supervisor", "spatial_perception", "navigation", "task_executor",
+        "survey_recorder")}
     assert who(text, "subscribe", "/scan") == set()
     assert who(text, "subscribe", "/diff_drive_controller/odom")       # defaults kept
     assert cli_main(["security", "policy", "--remap", "scan:=front-scan"]) == 2

@@ -56,7 +56,7 @@ def read_survey(bag: str | Path) -> tuple[list, np.ndarray, np.ndarray | None]:
     :func:`_series`; a bag without scans or odometry is refused naming what it has."""
     from rosbags.rosbag2 import Reader
 
-    from sitebot.regress.bag import read_bag
+    from sitebot.bag import read_bag
     p = Path(bag)
     if not (p / "metadata.yaml").is_file():
         raise SitebotError(f"{p}: not a rosbag2 folder (no metadata.yaml)")

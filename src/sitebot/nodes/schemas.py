@@ -35,6 +35,7 @@ NODE_SCHEMAS: dict[str, str] = {
     "teleop_relay": "sitebot.nodes.teleop_relay:SCHEMA",
     "site_viz": "sitebot.nodes.site_viz:SCHEMA",
     "map_server": "sitebot.nodes.map_server:SCHEMA",
+    "survey_recorder": "sitebot.nodes.survey_recorder:SCHEMA",
 }
 
 _CACHE: dict[str, tuple["ParamSpec", ...]] = {}

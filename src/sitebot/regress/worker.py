@@ -67,7 +67,7 @@ def run_worker(spec: dict) -> dict[str, Any]:
         return res
     prep = prepare_run(sc, run_dir)
     from sitebot.regress import driver  # ROS from here on
-    from sitebot.regress.bag import write_bag
+    from sitebot.bag import write_bag
     env = {"ROS_DOMAIN_ID": os.environ.get("ROS_DOMAIN_ID", "0"),
            "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
     run = driver.run_scenario(sc, run_dir, prep["launch_file"], prep["launch_args"], env=env,

@@ -195,6 +195,13 @@ NODES: tuple[Interfaces, ...] = (
         publish=("cmd_vel_in", "teleop/deadman", _DIAG),
         subscribe=("teleop/cmd_vel", "joy", "safety/state")),
     Interfaces(
+        "survey_recorder", "nodes/survey_recorder.py",
+        publish=("survey/status",),
+        subscribe=("scan", "odom", "imu/data", "tf", "tf_static", "camera/camera_info",
+                   "camera/color/image_raw"),
+        serve=("survey/start", "survey/stop"),
+        note="records a site survey to a bag on request (docs/commissioning.md)"),
+    Interfaces(
         "site_viz", "nodes/site_viz.py",
         publish=("map", "site/markers", "viz/markers", _DIAG),
         subscribe=("safety/state", "gauges", "task/status")),

@@ -25,7 +25,7 @@ BAG_VERSION = 8
 def _msg_dirs() -> list[Path]:
     here = Path(__file__).resolve()
     return [Path(sys.prefix) / "share" / "sitebot_interfaces" / "msg",
-            here.parents[2] / "sitebot_interfaces" / "msg"]
+            here.parents[1] / "sitebot_interfaces" / "msg"]
 
 
 @lru_cache(maxsize=1)
