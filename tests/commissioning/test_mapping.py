@@ -97,6 +97,7 @@ def test_a_drifting_survey_gives_an_accurate_map(survey):
           f"ICP fell back to odometry {mapper.rejected}x")
     assert max(odo) > 0.5                          # the odometry alone would not do
     assert rms < 0.05
+    assert mapper.reliability_problem() == "", mapper.unreliable()
     # the map against the truth the lidar saw (cells within 5 cm of a true beam end)
     built = result.values >= 65
     res = result.resolution_m
@@ -135,3 +136,41 @@ def test_a_drifting_survey_gives_an_accurate_map(survey):
           f"({int(seen.sum())} seen cells, {len(br)} built)")
     assert covered >= 0.95
     assert spurious <= 0.02
+
+
+def _map(odom, scans, n=None):
+    mapper = ScanMapper(MapperConfig())
+    for i, (o, r) in enumerate(zip(odom[:n], scans[:n])):
+        mapper.add_scan(i * 0.2, o, r, -math.pi, 2 * math.pi / BEAMS, 0.05, RANGE)
+    return mapper
+
+
+def test_a_blinded_stretch_is_reported_and_refused(survey):
+    """30 scans (3.6 m of travel) with no returns (the lidar covered): no keyframe can be
+    made there, the next one follows a 3.6 m gap; the survey is refused, naming where."""
+    site, truth, poses, odom, scans = survey
+    blind = [np.full(BEAMS, np.inf) if 100 <= i < 130 else r for i, r in enumerate(scans)]
+    mapper = _map(odom, blind, 200)
+    bad = mapper.unreliable()
+    problem = mapper.reliability_problem()
+    print(f"\n{bad[:2]}\n{problem}")
+    assert len(bad) >= 1 and "without a usable scan" in bad[0]["reasons"][0]
+    gap_end = poses[130]
+    assert math.dist(bad[0]["to"], (gap_end.x, gap_end.y)) < 0.5
+    assert "stretch(es) longer than 2 m" not in problem or bad[0]["length_m"] > 2.0
+    assert problem and f"({bad[0]['from'][0]:.1f}, {bad[0]['from'][1]:.1f})" in problem
+
+
+def test_wheel_slip_beyond_what_matching_accepts_is_reported(survey):
+    """At scan 120 the odometry jumps 1 m sideways (a wheel slipping on gravel): the scan
+    matcher refuses a 1 m correction (max 0.5 m), so that keyframe rests on odometry alone
+    and is named with its time; the clean survey up to scan 100 has no doubtful keyframe."""
+    site, truth, poses, odom, scans = survey
+    assert _map(odom, scans, 100).unreliable() == []
+    slid = [Pose2D(o.x, o.y + (1.0 if i >= 120 else 0.0), o.yaw) for i, o in enumerate(odom)]
+    mapper = _map(slid, scans, 200)
+    bad = mapper.unreliable()
+    print(f"\n{bad[:2]}\n{mapper.reliability_problem()}")
+    assert bad and bad[0]["t"][0] == pytest.approx(120 * 0.2, abs=0.5)
+    assert "moved the odometry guess" in bad[0]["reasons"][0] or \
+        "overlap" in bad[0]["reasons"][0]

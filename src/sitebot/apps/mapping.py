@@ -119,7 +119,9 @@ def build_from_bag(bag: str | Path, out: str | Path, config: MapperConfig = Mapp
     result = mapper.build(progress)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    save_map(out / "map.yaml", result.values, result.resolution_m, result.origin)
+    problem = mapper.reliability_problem()
+    if not problem:
+        save_map(out / "map.yaml", result.values, result.resolution_m, result.origin)
     err = None
     if truth is not None:
         # without a start the map frame is the odometry's: compare in the truth's frame
@@ -135,7 +137,7 @@ def build_from_bag(bag: str | Path, out: str | Path, config: MapperConfig = Mapp
         o = [math.dist(se2_compose(anchor, xy)[:2], q[:2]) for t, *xy in odom.tolist()
              if (q := pose_at(truth, t)) is not None]
         err["odometry_max_m"] = round(max(o), 4)
-    cv2.imwrite(str(out / "map.png"), _picture(result, odom))
+    cv2.imwrite(str(out / "map.png"), _picture(result, odom, mapper.unreliable()))
     summary = {
         "bag": str(bag), "scans": len(scans), "scans_used": used,
         "keyframes": len(result.trajectory), "icp_fell_back": mapper.rejected,
@@ -145,14 +147,21 @@ def build_from_bag(bag: str | Path, out: str | Path, config: MapperConfig = Mapp
                 "occupied": int((result.values >= 65).sum()),
                 "free": int((result.values == 0).sum())},
         "trajectory_error": err, "wall_s": round(time.monotonic() - t0, 2),
+        "unreliable": mapper.unreliable(), "refused": problem,
         "trajectory": [[round(t, 3), round(p.x, 4), round(p.y, 4), round(p.yaw, 4)]
                        for t, p in result.trajectory],
     }
     (out / "survey.json").write_text(json.dumps(summary, indent=1))
+    if problem:
+        raise SitebotError(
+            f"{bag}: the survey does not support a reliable map: {problem}. No map written; "
+            f"{out}/map.png shows the doubtful stretches in red, {out}/survey.json lists "
+            "them: drive them again, slower and within range of structure, and rebuild")
     return summary
 
 
-def _picture(result, odom: np.ndarray, px_per_m: float = 20.0) -> np.ndarray:
+def _picture(result, odom: np.ndarray, unreliable: Sequence[dict] = (),
+             px_per_m: float = 20.0) -> np.ndarray:
     v = result.values
     img = np.full(v.shape, 205, np.uint8)
     img[v == 0], img[v >= 65] = 250, 40
@@ -169,6 +178,9 @@ def _picture(result, odom: np.ndarray, px_per_m: float = 20.0) -> np.ndarray:
                        ([px(p.x, p.y) for _, p in result.trajectory], (40, 160, 40))):
         if len(pts) > 1:
             cv2.polylines(img, [np.array(pts, np.int32)], False, color, 2, cv2.LINE_AA)
+    for r in unreliable:                     # stretches resting on odometry alone
+        cv2.line(img, px(*r["from"]), px(*r["to"]), (30, 30, 220), 5, cv2.LINE_AA)
+        cv2.circle(img, px(*r["from"]), 6, (30, 30, 220), 2, cv2.LINE_AA)
     return img
 
 

@@ -23,6 +23,13 @@ Method (the libraries do the numerics; nothing here optimises by hand):
    the beam, occupied at the hit); cells above ``occupied_log_odds`` are occupied, below
    ``free_log_odds`` free, the rest unknown (-1).
 
+5. **Where the map is unreliable.** A keyframe whose registration was not trusted, or that
+   follows more than ``gap_m`` of travel without a usable scan, rests on odometry alone.
+   :meth:`ScanMapper.unreliable` lists such stretches; :meth:`ScanMapper.reliability_problem`
+   refuses the survey when more than ``max_unreliable_fraction`` of the keyframes, or one
+   stretch longer than ``max_unreliable_stretch_m``, do (too little overlap between scans:
+   driven too fast, too far from structure, or the lidar blinded).
+
 Open3D works in 3D: points lie at z = 0 and every transform is projected back to
 (x, y, yaw).
 """
@@ -59,6 +66,9 @@ class MapperConfig:
     loop_max_rmse_m: float = 0.04
     resolution_m: float = 0.05
     max_range_m: float = 12.0
+    gap_m: float = 1.0                   # odometry travel without a usable scan: a gap
+    max_unreliable_fraction: float = 0.15   # more untrusted keyframes than this: no map
+    max_unreliable_stretch_m: float = 2.0   # a longer untrusted stretch: no map
     occupied_log_odds: float = 0.8
     free_log_odds: float = -0.9
     hit_log_odds: float = 0.85
@@ -77,6 +87,7 @@ class Keyframe:
     points: np.ndarray = field(repr=False)
     origin: tuple[float, float] = (0.0, 0.0)        # the laser in the base frame
     beams: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 3)))
+    doubt: str = ""          # why its pose rests on odometry alone ('' = scan-matched)
 
 
 @dataclass(frozen=True)
@@ -179,8 +190,12 @@ class ScanMapper:
             return True
         last = self.keyframes[-1]
         guess = Pose2D(*se2_compose(last.pose, se2_compose(se2_inverse(last.odom), odom)))
-        pose = self._register(down, guess)
-        self.keyframes.append(Keyframe(t, odom, pose, down, (lx, ly), beams))
+        pose, doubt = self._register(down, guess)
+        step = math.dist(last.odom[:2], odom[:2])
+        if step > cfg.gap_m:
+            doubt = (doubt + "; " if doubt else "") + \
+                f"{step:.1f} m of travel without a usable scan"
+        self.keyframes.append(Keyframe(t, odom, pose, down, (lx, ly), beams, doubt))
         # Open3D's edge (source j, target i) carries the transform of j's frame into i's
         # (what registering j's points onto i's gives), information in i's frame
         rel = np.linalg.inv(_matrix(last.pose)) @ _matrix(pose)
@@ -190,7 +205,7 @@ class ScanMapper:
         self.edges.append((i + 1, i, rel, info))
         return True
 
-    def _register(self, points: np.ndarray, guess: Pose2D) -> Pose2D:
+    def _register(self, points: np.ndarray, guess: Pose2D) -> tuple[Pose2D, str]:
         cfg = self.cfg
         sub = self.keyframes[-cfg.submap_keyframes:]
         target = np.asarray(_cloud(np.vstack([se2_apply(k.pose, k.points) for k in sub]))
@@ -200,8 +215,56 @@ class ScanMapper:
         moved = math.hypot(pose.x - guess.x, pose.y - guess.y)
         if res.fitness < cfg.min_fitness or moved > cfg.max_correction_m:
             self.rejected += 1
-            return guess
-        return pose
+            why = (f"scan overlap {100 * res.fitness:.0f} % < {100 * cfg.min_fitness:.0f} %"
+                   if res.fitness < cfg.min_fitness else
+                   f"scan matching moved the odometry guess {moved:.2f} m > "
+                   f"{cfg.max_correction_m:g} m")
+            return guess, why
+        return pose, ""
+
+    def unreliable(self) -> list[dict]:
+        """The stretches of the survey whose keyframes rest on odometry alone (consecutive
+        doubtful keyframes), each with its extent in the map, length along the trajectory
+        [m], keyframe count and reasons; longest first."""
+        out: list[dict] = []
+        run: list[Keyframe] = []
+        kfs = self.keyframes
+        for n, k in enumerate(kfs + [None]):
+            if k is not None and k.doubt:
+                run.append(k)
+                continue
+            if run:
+                # from the last scan-matched keyframe before the run: odometry alone from there
+                first = n - len(run)
+                path = ([kfs[first - 1]] if first > 0 else []) + run
+                xy = np.array([(q.pose.x, q.pose.y) for q in path])
+                length = max(float(np.hypot(*np.diff(xy, axis=0).T).sum()),
+                             self.cfg.keyframe_dist_m)
+                out.append({"from": [round(float(v), 2) for v in xy[0]],
+                            "to": [round(float(v), 2) for v in xy[-1]],
+                            "length_m": round(length, 2), "keyframes": len(run),
+                            "t": [round(run[0].t, 2), round(run[-1].t, 2)],
+                            "reasons": sorted({q.doubt for q in run})[:3]})
+                run = []
+        return sorted(out, key=lambda r: -r["length_m"])
+
+    def reliability_problem(self) -> str:
+        """'' when the map can be trusted; else why not (too many doubtful keyframes, or
+        one doubtful stretch too long), naming where."""
+        cfg = self.cfg
+        bad = self.unreliable()
+        n = sum(r["keyframes"] for r in bad)
+        frac = n / max(1, len(self.keyframes))
+        long = [r for r in bad if r["length_m"] > cfg.max_unreliable_stretch_m]
+        if frac <= cfg.max_unreliable_fraction and not long:
+            return ""
+        where = "; ".join(f"{r['length_m']:.1f} m from ({r['from'][0]:.1f}, {r['from'][1]:.1f}) "
+                          f"to ({r['to'][0]:.1f}, {r['to'][1]:.1f}) at t {r['t'][0]:.0f}-"
+                          f"{r['t'][1]:.0f} s ({r['reasons'][0]})" for r in bad[:3])
+        return (f"{n} of {len(self.keyframes)} keyframes ({100 * frac:.0f} %) rest on "
+                f"odometry alone" + (f", {len(long)} stretch(es) longer than "
+                                     f"{cfg.max_unreliable_stretch_m:g} m" if long else "")
+                + f": {where}")
 
     # ------------------------------------------------------------------ optimise
     def close_loops(self) -> tuple[int, int]:
