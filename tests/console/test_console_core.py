@@ -82,9 +82,11 @@ def test_users_file_errors_name_the_key(tmp_path):
 def test_roles_matrix():
     expected = {
         "viewer": {"watch", "estop"},
-        "operator": {"watch", "estop", "teleop", "mode", "instruct", "run", "cancel"},
+        "operator": {"watch", "estop", "teleop", "mode", "instruct", "run", "cancel",
+                     "survey"},
         "supervisor": {"watch", "estop", "teleop", "mode", "instruct", "run", "cancel",
-                       "reset", "high_risk", "confirm"},
+                       "reset", "high_risk", "confirm", "survey", "edit_site"},
+        "site_admin": {"watch", "estop", "survey", "edit_site"},
     }
     for role in ROLES:
         got = {a for a in PERMISSIONS if permitted(role, a)}

@@ -133,3 +133,38 @@ def test_teleop_and_the_estop_fallback_go_out_as_messages(graph):
     a = Authority.open("").verify(confirms[0].authority, time.time(), "confirm", "p1")
     assert (a.user, a.role) == ("supervisor", "supervisor")
     assert not math.isnan(node.now())
+
+
+def test_the_survey_button_calls_the_recorders_services_and_shows_its_status(graph):
+    """Against a test double of the survey recorder (its two Trigger services and the
+    latched survey/status), served by the test node."""
+    import threading
+
+    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+    from std_srvs.srv import Trigger
+    node, test, srv, spin_until = graph
+    calls = []
+
+    def start(req, res):                                # the recorder double's survey/start
+        calls.append("start")
+        res.success, res.message = True, "/data/surveys/survey_20260101_120000"
+        return res
+    test.create_service(Trigger, "survey/start", start)
+    status = test.create_publisher(DiagnosticStatus, "survey/status", QOS_LATCHED)
+    status.publish(DiagnosticStatus(level=DiagnosticStatus.OK, name="survey",
+                                    message="recording", values=[
+                                        KeyValue(key="path", value="/data/surveys/s1"),
+                                        KeyValue(key="scans", value="125")]))
+    assert spin_until(lambda: node.triggers["survey_start"].service_is_ready()
+                      and srv.store.get("survey") is not None)
+    assert srv.store.get("survey") == {"state": "recording", "recording": True, "level": 0,
+                                       "values": {"path": "/data/surveys/s1", "scans": "125"}}
+    answers = []
+    for action in ("start", "stop"):                     # blocking calls: a worker thread
+        th = threading.Thread(target=lambda a=action: answers.append(
+            node.bridge.survey(a, "operator")))
+        th.start()
+        assert spin_until(lambda: not th.is_alive(), 5.0)
+    assert calls == ["start"]
+    assert answers == [(True, "/data/surveys/survey_20260101_120000"),
+                       (False, "survey stop: survey/stop not available")]

@@ -298,6 +298,42 @@ def test_reject_duplicate_fiducial(tmp_path: Path) -> None:
     assert "<= 586" in err.message
 
 
+MARKER = {"tag": 7, "size": 0.16, "pose": [1.0, 2.0, 1.2, 0.5]}
+
+
+def test_marker_survey_keys_are_optional_and_loaded(tmp_path: Path) -> None:
+    data = copy.deepcopy(BASE)
+    data["markers"] = [dict(MARKER),
+                       dict(MARKER, tag=8, draft=True, std=[0.01, 0.02, 0.005, 0.0],
+                            sightings=14),
+                       dict(MARKER, tag=9, draft=False, sightings=0)]
+    reg = load_registry(write(tmp_path, data))
+    plain, draft, confirmed = reg.markers
+    assert (plain.draft, plain.std, plain.sightings) == (False, None, None)
+    assert (draft.draft, draft.std, draft.sightings) == (True, (0.01, 0.02, 0.005, 0.0), 14)
+    assert (confirmed.draft, confirmed.sightings) == (False, 0)
+    assert (draft.x, draft.y, draft.z, draft.yaw, draft.size_m) == (1.0, 2.0, 1.2, 0.5, 0.16)
+
+
+@pytest.mark.parametrize("key,value,where,words", [
+    ("draft", "yes", "markers[0].draft", "bool"),
+    ("std", [0.01, 0.01, 0.01], "markers[0].std", "[sx, sy, sz, syaw]"),
+    ("std", 0.01, "markers[0].std", "[sx, sy, sz, syaw]"),
+    ("std", [0.01, -0.02, 0.01, 0.01], "markers[0].std[1]", ">= 0"),
+    ("std", [0.01, 0.01, float("inf"), 0.01], "markers[0].std[2]", "finite"),
+    ("std", [0.01, 0.01, 0.01, float("nan")], "markers[0].std[3]", "finite"),
+    ("sightings", -1, "markers[0].sightings", ">= 0"),
+    ("sightings", 2.5, "markers[0].sightings", "int"),
+    ("sightings", True, "markers[0].sightings", "int"),
+    ("surveyed", True, "markers[0].surveyed", "draft, std, sightings"),
+])
+def test_reject_bad_marker_survey_keys(tmp_path: Path, key: str, value: Any, where: str,
+                                       words: str) -> None:
+    err = reject(tmp_path, lambda d: d.__setitem__("markers", [dict(MARKER, **{key: value})]))
+    assert err.where == where
+    assert words in err.message
+
+
 def test_reject_route_with_one_waypoint(tmp_path: Path) -> None:
     err = reject(tmp_path, lambda d: d["routes"][0].__setitem__("waypoints", ["p1"]))
     assert err.where == "routes[0].waypoints"

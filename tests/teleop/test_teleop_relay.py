@@ -358,7 +358,10 @@ def test_node_relays_keyboard_and_joy_and_stops_on_nan(stamped):
         key(0.3)
         spin(lambda: False, 0.3)
         assert cmds == [], "automatic mode: teleop input must not be relayed"
-        state.publish(SafetyState(mode=SafetyState.MODE_MANUAL))
+        # a person nearby: the mode in force is REDUCED_SPEED, hold-to-run as requested
+        # goes on (the supervisor still wants the deadman), so teleop is relayed
+        state.publish(SafetyState(mode=SafetyState.MODE_REDUCED_SPEED,
+                                  requested_mode=SafetyState.MODE_MANUAL))
         key(0.9)                                        # clamped to 0.5
         assert spin(lambda: any(c.twist.linear.x > 0 for c in cmds))
         moving = [c for c in cmds if c.twist.linear.x > 0]
@@ -370,7 +373,8 @@ def test_node_relays_keyboard_and_joy_and_stops_on_nan(stamped):
         assert spin(lambda: len(cmds) > n and cmds[-1].twist.linear.x == 0.0
                           and deadman[-1].data is False)
         # joystick: button 2 held, left stick forward
-        state.publish(SafetyState(mode=SafetyState.MODE_MANUAL))
+        state.publish(SafetyState(mode=SafetyState.MODE_MANUAL,
+                                  requested_mode=SafetyState.MODE_MANUAL))
         joy.publish(Joy(axes=[0.0, 0.8], buttons=[0, 0, 1]))
         assert spin(lambda: cmds[-1].twist.linear.x == pytest.approx(0.4)
                           and deadman[-1].data is True)

@@ -6,6 +6,8 @@ side in one run. Each lives in ``sitebot.tools`` next to the others; this comman
   sitebot bench safety       the supervisor cycle, then hazard-to-stop latency in simulation
   sitebot bench safety latency [--speed ...]   only the latency
   sitebot bench perception | localization | nav | arm | planner
+  sitebot bench shutdown     how fast every node ends on SIGINT
+  sitebot bench commission [--short]   a shipped world commissioned from nothing
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ BENCHES = {
     "arm": "sitebot.tools.arm_bench",
     "planner": "sitebot.tools.planner_bench",
     "shutdown": "sitebot.tools.shutdown_bench",
+    "commission": "sitebot.tools.commission",
 }
 
 

@@ -12,6 +12,12 @@
                                                     without a path, unreadable gauges):
                                                     exit 1 when anything is missing
   sitebot site list                                 the installed sites
+  sitebot site new NAME --out DIR [--start 'x y yaw']
+                                                    the bundle of a site not surveyed yet:
+                                                    its id, the start that anchors the map
+                                                    frame, an empty registry, a map free
+                                                    only around the start (commissioning:
+                                                    docs/commissioning.md)
 """
 from __future__ import annotations
 
@@ -19,48 +25,11 @@ import argparse
 import sys
 from typing import Sequence
 
-import numpy as np
-
-from sitebot.errors import BundleError
+from sitebot.commissioning.readiness import check_bundle
 from sitebot.paths import data_path
-from sitebot.site.bundle import MASK_FILE, SiteBundle, installed_sites, load_bundle
-from sitebot.site.mapfile import load_map
+from sitebot.site.bundle import installed_sites, load_bundle
 
 __all__ = ["main", "check_bundle"]
-
-
-def check_bundle(spec: str) -> tuple[SiteBundle, list[str], dict]:
-    """Load ``spec`` as the nodes do, plus what only some nodes read (the dial layouts, the
-    keep-out mask against the zones).  Returns the bundle and a summary; raises the first
-    problem as a :class:`~sitebot.errors.ConfigError` naming file and key."""
-    from sitebot.perception.gauge import load_dial_layouts
-    b = load_bundle(spec)
-    dials = load_dial_layouts(b.gauges_file, b.registry) if b.gauges_file else {}
-    if b.mask_file is not None:
-        mask = load_map(b.mask_file)
-        if mask.values.shape != b.map.values.shape or (
-                abs(mask.resolution_m - b.map.resolution_m) > 1e-9
-                or abs(mask.origin_x - b.map.origin_x) > 1e-9
-                or abs(mask.origin_y - b.map.origin_y) > 1e-9):
-            raise BundleError("the keep-out mask's grid differs from map.yaml's (size, "
-                              "resolution or origin); re-export it", file=b.mask_file)
-        differ = int(np.count_nonzero((mask.values >= 65) != (b.keep_out_mask() >= 65)))
-        if differ:
-            raise BundleError(f"{differ} cells differ from the keep-out zones of site.yaml; "
-                              "re-export the mask", file=b.mask_file)
-    r, m = b.registry, b.map
-    lines = [f"site '{b.site}' ({b.folder})",
-             f"  map: {m.width} x {m.height} cells of {m.resolution_m:g} m, origin "
-             f"({m.origin_x:g}, {m.origin_y:g}), {int((m.values >= 65).sum())} occupied, "
-             f"{int((m.values < 0).sum())} unknown",
-             f"  registry: {len(r.places)} places, {len(r.assets)} assets, {len(r.objects)} "
-             f"objects, {len(r.zones)} zones, {len(r.routes)} routes, {len(r.docks)} docks, "
-             f"{len(r.markers)} markers",
-             f"  starts: {', '.join(b.starts) or 'none'}; default initial pose "
-             f"{tuple(round(v, 3) for v in b.initial_pose())}",
-             f"  scene: {len(b.scene)} collision objects; gauges: {len(dials)} dial layouts; "
-             f"keep-out mask: {'checked' if b.mask_file else f'none ({MASK_FILE})'}"]
-    return b, lines, dials
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,7 +46,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     ck.add_argument("--role", default="", help="the role the robot works for (restricted "
                     "zones it may enter)")
     sub.add_parser("list", help="the installed sites")
+    nw = sub.add_parser("new", help="the bundle of a site not surveyed yet")
+    nw.add_argument("name", help="site id (snake_case)")
+    nw.add_argument("--out", required=True, help="bundle folder to create")
+    nw.add_argument("--start", default="0 0 0", help="'x y yaw': the robot's pose when the "
+                    "survey starts, in the map frame it defines (default 0 0 0)")
+    nw.add_argument("--description", default="")
     a = ap.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if a.action == "new":
+        from sitebot.commissioning.newsite import new_bundle
+        from sitebot.site.bundle import parse_pose_text
+        from sitebot.site.registry import ID_PATTERN
+        start = parse_pose_text(a.start)
+        if start is None:
+            ap.error(f"--start {a.start!r}: give 'x y yaw'")
+        if not ID_PATTERN.fullmatch(a.name):
+            ap.error(f"site id {a.name!r}: use snake_case (letters, digits, _)")
+        folder = new_bundle(a.out, a.name, start, a.description)
+        load_bundle(str(folder))                      # what every node will read
+        print(f"created site '{a.name}' in {folder}: next, start the robot with "
+              f"site:={folder}, then `sitebot survey start`")
+        return 0
     if a.action == "list":
         for name, path in installed_sites().items():
             print(f"{name}\t{path}")

@@ -21,11 +21,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import numpy as np
+
+from sitebot.errors import BundleError
 from sitebot.navigation.costmap import Costmap, CostmapConfig
 from sitebot.navigation.planner import GlobalPlanner, PlanError, PlannerConfig
+from sitebot.site.bundle import MASK_FILE, SiteBundle, load_bundle
+from sitebot.site.mapfile import load_map
 from sitebot.site.registry import AssetKind
 
-__all__ = ["Finding", "readiness"]
+__all__ = ["Finding", "readiness", "check_bundle"]
 
 
 @dataclass(frozen=True)
@@ -107,3 +112,37 @@ def readiness(bundle: Any, dials: Mapping[str, Any], role: str = "",
                 err(f"routes.{r.id}[{i}]", f"no path from {a} to {b} that avoids keep-out "
                                            f"zones: {why}")
     return out
+
+
+def check_bundle(spec: str) -> tuple[SiteBundle, list[str], dict]:
+    """Load ``spec`` as the nodes do, plus what only some nodes read (the dial layouts, the
+    keep-out mask against the zones).  Returns the bundle and a summary; raises the first
+    problem as a :class:`~sitebot.errors.ConfigError` naming file and key."""
+    from sitebot.perception.gauge import load_dial_layouts
+    b = load_bundle(spec)
+    dials = load_dial_layouts(b.gauges_file, b.registry) if b.gauges_file else {}
+    if b.mask_file is not None:
+        mask = load_map(b.mask_file)
+        if mask.values.shape != b.map.values.shape or (
+                abs(mask.resolution_m - b.map.resolution_m) > 1e-9
+                or abs(mask.origin_x - b.map.origin_x) > 1e-9
+                or abs(mask.origin_y - b.map.origin_y) > 1e-9):
+            raise BundleError("the keep-out mask's grid differs from map.yaml's (size, "
+                              "resolution or origin); re-export it", file=b.mask_file)
+        differ = int(np.count_nonzero((mask.values >= 65) != (b.keep_out_mask() >= 65)))
+        if differ:
+            raise BundleError(f"{differ} cells differ from the keep-out zones of site.yaml; "
+                              "re-export the mask", file=b.mask_file)
+    r, m = b.registry, b.map
+    lines = [f"site '{b.site}' ({b.folder})",
+             f"  map: {m.width} x {m.height} cells of {m.resolution_m:g} m, origin "
+             f"({m.origin_x:g}, {m.origin_y:g}), {int((m.values >= 65).sum())} occupied, "
+             f"{int((m.values < 0).sum())} unknown",
+             f"  registry: {len(r.places)} places, {len(r.assets)} assets, {len(r.objects)} "
+             f"objects, {len(r.zones)} zones, {len(r.routes)} routes, {len(r.docks)} docks, "
+             f"{len(r.markers)} markers",
+             f"  starts: {', '.join(b.starts) or 'none'}; default initial pose "
+             f"{tuple(round(v, 3) for v in b.initial_pose())}",
+             f"  scene: {len(b.scene)} collision objects; gauges: {len(dials)} dial layouts; "
+             f"keep-out mask: {'checked' if b.mask_file else f'none ({MASK_FILE})'}"]
+    return b, lines, dials

@@ -24,7 +24,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["SURVEY_TOPICS", "IMAGE_TOPIC", "COMPRESSED_TOPIC", "CAMERA_INFO_TOPIC",
+from sitebot.types import Pose2D, quaternion_to_yaw
+
+__all__ = ["read_survey", "pose_at", "pose_series", "stamp_s", "SURVEY_TOPICS", "IMAGE_TOPIC", "COMPRESSED_TOPIC", "CAMERA_INFO_TOPIC",
            "PNG_FORMAT", "SurveyWriter", "RateGate", "new_survey_folder", "encode_png"]
 
 IMAGE_TOPIC = "/camera/color/image_raw"
@@ -173,3 +175,57 @@ class SurveyWriter:
                 "messages": dict(sorted(self.counts.items())), "bytes": self.bytes,
                 "error": self.error, "closed": self.closed}
 
+
+# ------------------------------------------------------------------ reading a survey
+SCAN, ODOM, TRUTH = "/scan", "/odom", "/ground_truth/odom"
+
+
+def stamp_s(msg) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def _planar(msg) -> tuple[float, float, float, float]:
+    p, q = msg.pose.pose.position, msg.pose.pose.orientation
+    return stamp_s(msg), p.x, p.y, quaternion_to_yaw((q.x, q.y, q.z, q.w))
+
+
+def pose_series(rows) -> np.ndarray:
+    """(N, 4) t x y yaw with the yaw unwrapped (continuous), for :func:`pose_at`."""
+    a = np.array(rows, dtype=np.float64).reshape(-1, 4)
+    a[:, 3] = np.unwrap(a[:, 3])
+    return a
+
+
+def read_survey(bag: str | Path) -> tuple[list, np.ndarray, np.ndarray | None]:
+    """(scans, odometry, ground truth or None) of a survey bag, the poses as
+    :func:`pose_series`; a bag without scans or odometry is refused naming what it has."""
+    from rosbags.rosbag2 import Reader
+
+    from sitebot.bag import read_bag
+    from sitebot.errors import SitebotError
+    p = Path(bag)
+    if not (p / "metadata.yaml").is_file():
+        raise SitebotError(f"{p}: not a rosbag2 folder (no metadata.yaml)")
+    with Reader(p) as r:
+        have = {c.topic: c.msgtype for c in r.connections}
+    for topic, typ in ((SCAN, "sensor_msgs/msg/LaserScan"), (ODOM, "nav_msgs/msg/Odometry")):
+        if have.get(topic) != typ:
+            raise SitebotError(f"{p}: the survey needs {typ} on {topic}; the bag has "
+                               + (", ".join(f"{t} ({m})" for t, m in sorted(have.items()))
+                                  or "no topics"))
+    msgs = read_bag(p, [SCAN, ODOM, TRUTH])
+    odom = pose_series([_planar(m) for _, m in msgs[ODOM]])
+    truth = pose_series([_planar(m) for _, m in msgs[TRUTH]]) if msgs.get(TRUTH) else None
+    if len(odom) < 2 or len(msgs[SCAN]) < 2:
+        raise SitebotError(f"{p}: {len(msgs[SCAN])} scans and {len(odom)} odometry "
+                           "messages: too short a survey to map")
+    return [m for _, m in msgs[SCAN]], odom, truth
+
+
+def pose_at(series: np.ndarray, t: float) -> Pose2D | None:
+    """The pose of a :func:`pose_series` interpolated at ``t``; None outside it."""
+    ts = series[:, 0]
+    if t < ts[0] or t > ts[-1]:
+        return None
+    return Pose2D(float(np.interp(t, ts, series[:, 1])), float(np.interp(t, ts, series[:, 2])),
+                  math.remainder(float(np.interp(t, ts, series[:, 3])), math.tau))

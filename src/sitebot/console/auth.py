@@ -6,8 +6,10 @@
 * Verification compares in constant time (``hmac.compare_digest``) and costs the same for
   an unknown user (a dummy hash is checked), so timing does not tell which names exist.
 * Roles: ``viewer`` (watch, emergency stop), ``operator`` (+ teleop, instructions, run
-  plans, mode), ``supervisor`` (+ reset the emergency stop, authorise high-risk steps,
-  answer the executor's confirmations).  :data:`PERMISSIONS` is the whole matrix.
+  plans, mode, survey recording), ``supervisor`` (+ reset the emergency stop, authorise
+  high-risk steps, answer the executor's confirmations, edit the site registry),
+  ``site_admin`` (watch, emergency stop, survey recording, edit the site registry; no
+  driving, instructions or resets).  :data:`PERMISSIONS` is the whole matrix.
 * :class:`LoginLimiter`: a progressive delay per client address and per user name, counted
   before the password is checked (parallel attempts see each other), never a lockout: a
   correct password from an address with no failures is not held back by a guesser's
@@ -32,7 +34,7 @@ __all__ = ["ROLES", "PERMISSIONS", "permitted", "AuthError", "User", "UserStore"
            "hash_password", "verify_password", "load_users", "parse_users", "LoginLimiter",
            "LoginTicket", "DEFAULT_ITERATIONS"]
 
-ROLES = ("viewer", "operator", "supervisor")
+ROLES = ("viewer", "operator", "supervisor", "site_admin")
 
 #: action -> roles allowed.  Every authenticated role may watch and stop the robot.
 PERMISSIONS: Mapping[str, frozenset[str]] = {
@@ -46,6 +48,8 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "reset": frozenset({"supervisor"}),
     "high_risk": frozenset({"supervisor"}),
     "confirm": frozenset({"supervisor"}),
+    "edit_site": frozenset({"supervisor", "site_admin"}),
+    "survey": frozenset({"operator", "supervisor", "site_admin"}),
 }
 
 DEFAULT_ITERATIONS = 600_000          # OWASP's 2023 figure for PBKDF2-HMAC-SHA256

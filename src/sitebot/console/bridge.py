@@ -48,7 +48,8 @@ class RobotPort(Protocol):
     def now_ns(self) -> int: ...
 
     def trigger(self, service: str) -> tuple[bool, str]:
-        """Call the supervisor's ``estop`` service (safety/trigger_estop)."""
+        """Call a Trigger service: ``estop`` (the supervisor's safety/trigger_estop),
+        ``survey_start``, ``survey_stop`` (the survey recorder's survey/start, survey/stop)."""
 
     def pulse_estop(self) -> None:
         """The e-stop input pressed then released (safety/estop)."""
@@ -247,6 +248,17 @@ class ConsoleBridge(Bridge):
         self.port.cancel_plan(h)
         self.audit("cancel", user=user)
         return True, "cancel requested"
+
+    def survey(self, action: str, user: str) -> tuple[bool, str]:
+        """The survey recorder's ``survey/start`` or ``survey/stop``: its answer (the bag
+        folder, or a summary), or why it did not answer."""
+        if action not in ("start", "stop"):
+            return False, f"unknown survey action {action!r} (start, stop)"
+        try:
+            ok, msg = self.port.trigger(f"survey_{action}")
+        except Unavailable as e:
+            return False, f"survey {action}: {e}"
+        return bool(ok), msg if ok else f"survey {action} refused: {msg}"
 
     def confirm(self, plan_id: str, yes: bool, user: str) -> tuple[bool, str]:
         token = self._sign("confirm", plan_id, user, digest=self._plan_digest(plan_id))

@@ -23,7 +23,7 @@ import re
 from typing import Any
 
 __all__ = ["ProtocolError", "COMMANDS", "parse_message", "decode_text", "printable",
-           "safe_line", "host_name", "MAX_TEXT", "MAX_SPEED"]
+           "safe_line", "host_name", "MAX_TEXT", "MAX_SPEED", "EDIT_OPS", "EDIT_KINDS"]
 
 MAX_TEXT = 500           # instruction / answer text [characters]
 MAX_SPEED = 100.0        # |v| [m/s] and |w| [rad/s] accepted before clamping (sanity bound)
@@ -31,6 +31,11 @@ _ID_MAX = 64
 _ID_RE = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
 _MAX_INT_ID = 2 ** 53    # integer ids are echoed back: what a browser's number holds exactly
 _ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+#: site editor operations and the registry sections they act on (docs/console.md, "Site
+#: editor"; :mod:`sitebot.console.site_editor`)
+EDIT_OPS = ("add", "update", "delete", "confirm")
+EDIT_KINDS = ("place", "asset", "object", "zone", "route", "dock", "marker")
+_REVISION_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def printable(text: Any, limit: int = 200) -> str:
@@ -118,6 +123,27 @@ def _bool(v: Any, name: str) -> bool:
     return v
 
 
+def _revision(v: Any, name: str) -> str:
+    if not isinstance(v, str) or not _REVISION_RE.fullmatch(v):
+        raise ProtocolError(f"field '{name}' must be a revision (64 hex digits, from site_get)")
+    return v
+
+
+def _entity(v: Any, name: str) -> str | int:
+    """An entity id, or a marker's tag (an integer)."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        if not 0 <= v <= 10 ** 6:
+            raise ProtocolError(f"field '{name}' must be an id or a tag number in [0, 1e6]")
+        return v
+    return _id(v, name)
+
+
+def _object(v: Any, name: str) -> dict:
+    if not isinstance(v, dict):
+        raise ProtocolError(f"field '{name}' must be a JSON object")
+    return v
+
+
 _TEXT = _str(MAX_TEXT)
 _IDS = _id
 _SPEED = _num(-MAX_SPEED, MAX_SPEED)
@@ -137,6 +163,10 @@ COMMANDS: dict[str, tuple[dict, dict]] = {
     "run": ({"plan_id": _IDS}, {"confirm_high_risk": _bool}),
     "cancel": ({}, {}),
     "confirm": ({"plan_id": _IDS, "answer": _str(8, ("yes", "no"))}, {}),
+    "site_get": ({}, {}),
+    "site_edit": ({"revision": _revision, "op": _str(8, EDIT_OPS),
+                   "kind": _str(8, EDIT_KINDS), "entity": _entity}, {"data": _object}),
+    "survey": ({"action": _str(8, ("start", "stop"))}, {}),
 }
 #: fields every message may carry
 _COMMON = {"type", "token", "id"}

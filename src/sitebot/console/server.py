@@ -18,7 +18,8 @@ answered (405 with ``Allow``); logins pass :class:`~sitebot.console.auth.LoginLi
 the password is checked; an exception in any handler is answered to the client and logged at
 most once per second per kind; client text in log lines and audit entries goes through
 :func:`~sitebot.console.protocol.printable`. With ``tls_cert_file``/``tls_key_file`` the
-server speaks HTTPS/WSS itself.
+server speaks HTTPS/WSS itself.  ``site_get``/``site_edit`` (the bundle's registry) are
+:class:`~sitebot.console.site_editor.SiteCommands`'.
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ from sitebot.console.config import allowed_hosts, tls_context
 from sitebot.console.protocol import (ProtocolError, decode_text, host_name, parse_message,
                                       printable, safe_line)
 from sitebot.console.ratelimit import Throttle, TokenBucket
+from sitebot.console.site_editor import SiteCommands, SiteEditor, open_editor
 from sitebot.console.state import PlanBook, StateStore, map_payload
 from sitebot.paths import data_path
 from sitebot.teleop.core import DEADMAN_TIMEOUT_S, TeleopArbiter
@@ -57,6 +59,9 @@ __all__ = ["Bridge", "ServerConfig", "ConsoleServer", "STATIC_DIR"]
 
 STATIC_DIR = Path(__file__).parent / "static"
 _STATIC_FILES = ("index.html", "console.js", "console.css")
+#: commands checked under another command's permission
+_ACTIONS = {"logout": "watch", "teleop_stop": "teleop", "answer": "instruct",
+            "site_get": "watch", "site_edit": "edit_site"}
 _log = logging.getLogger("sitebot.console")
 
 
@@ -90,6 +95,10 @@ class Bridge:
         raise NotImplementedError
 
     def confirm(self, plan_id: str, yes: bool, user: str) -> tuple[bool, str]:
+        raise NotImplementedError
+
+    def survey(self, action: str, user: str) -> tuple[bool, str]:
+        """Start or stop the survey recording (``action``: start, stop)."""
         raise NotImplementedError
 
 
@@ -143,15 +152,18 @@ class ConsoleServer:
     def from_params(cls, bridge: Bridge, p: dict[str, Any], site: Any,
                     **kwargs: Any) -> "ConsoleServer":
         """The server as the node's parameters describe it: the users of ``users_file`` ('' =
-        the package's demo users), its :class:`ServerConfig`, the map of the site bundle ``site``."""
+        the package's demo users), its :class:`ServerConfig`, the map of the site bundle ``site``
+        and the editor of the bundle folder its ``site`` parameter names."""
         users = load_users(p["users_file"] or str(data_path("config") / "console_users.yaml"))
+        kwargs.setdefault("site_editor", open_editor(p.get("site", "")))
         return cls(bridge, users, ServerConfig.from_params(p), map_data=map_payload(site),
                    **kwargs)
 
     def __init__(self, bridge: Bridge, users: UserStore, config: ServerConfig | None = None,
                  *, map_data: dict | None = None, clock: Callable[[], float] = time.monotonic,
                  log: Callable[[str, str], None] | None = None,
-                 audit: Callable[..., None] | None = None) -> None:
+                 audit: Callable[..., None] | None = None,
+                 site_editor: SiteEditor | None = None) -> None:
         self.bridge = bridge
         self.users = users
         self.config = config or ServerConfig()
@@ -162,6 +174,7 @@ class ConsoleServer:
         self._audit = audit
         self.store = StateStore()
         self.plans = PlanBook()
+        self.site = SiteCommands(self, site_editor)
         self.teleop = TeleopArbiter(self.config.deadman_timeout_s, self.config.max_linear_mps,
                                     self.config.max_angular_radps)
         c = self.config
@@ -490,8 +503,7 @@ class ConsoleServer:
             await self._error(ws, s, f"{kind}: not authenticated (log in first)", cmd.get("id"),
                               "forbidden")
             return
-        action = {"logout": "watch", "teleop_stop": "teleop", "answer": "instruct"}.get(kind,
-                                                                                         kind)
+        action = _ACTIONS.get(kind, kind)
         if not permitted(s.role, action):
             allowed = sorted(PERMISSIONS.get(action, ()))
             await self._error(ws, s, f"{kind}: not permitted for role {s.role} "
@@ -661,6 +673,19 @@ class ConsoleServer:
     async def _cmd_cancel(self, ws, s: Session, cmd: dict) -> None:
         ok, msg = await asyncio.to_thread(self.bridge.cancel, s.user or "")
         self.audit("cancel", user=s.user, ok=ok)
+        await self._reply(ws, cmd, ok, msg)
+
+    async def _cmd_site_get(self, ws, s: Session, cmd: dict) -> None:
+        ok, msg, extra = await self.site.get(s, cmd)
+        await self._reply(ws, cmd, ok, msg, **extra)
+
+    async def _cmd_site_edit(self, ws, s: Session, cmd: dict) -> None:
+        ok, msg, extra = await self.site.edit(s, cmd)
+        await self._reply(ws, cmd, ok, msg, **extra)
+
+    async def _cmd_survey(self, ws, s: Session, cmd: dict) -> None:
+        ok, msg = await asyncio.to_thread(self.bridge.survey, cmd["action"], s.user or "")
+        self.audit("survey", user=s.user, action=cmd["action"], ok=ok, message=msg)
         await self._reply(ws, cmd, ok, msg)
 
     async def _cmd_confirm(self, ws, s: Session, cmd: dict) -> None:

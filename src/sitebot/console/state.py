@@ -27,8 +27,8 @@ from sitebot.console.ratelimit import Throttle
 from sitebot.language.types import HIGH_RISK_SKILLS
 from sitebot.types import Mode, SafetyLevel
 
-__all__ = ["StateStore", "PlanBook", "map_payload", "plan_dict", "tail_jsonl", "encode_jpeg",
-           "r3", "LEVEL_NAMES", "MODE_NAMES"]
+__all__ = ["StateStore", "PlanBook", "map_payload", "overlays", "plan_dict", "tail_jsonl",
+           "encode_jpeg", "r3", "LEVEL_NAMES", "MODE_NAMES"]
 
 #: SafetyState levels and modes as the page names them ("protective_stop", "manual", ...)
 LEVEL_NAMES = {int(v): v.name.lower() for v in SafetyLevel}
@@ -119,23 +119,33 @@ def plan_dict(plan_id: str, status: str, steps: Iterable[tuple[str, dict]], *,
             "role": role, "high_risk": any(s["skill"] in HIGH_RISK_SKILLS for s in st)}
 
 
-def map_payload(site: Any, resolution_m: float = 0.1) -> dict:
-    """The static map of a :class:`~sitebot.site.bundle.SiteBundle`: occupancy bits
-    (row-major, row 0 = lowest y, ``numpy.packbits``, base64), zones, places and the
-    bundle's named start poses."""
-    grid = site.occupancy_grid(resolution_m, 0.0, keep_out=False)
-    occ = np.asarray(grid.occupied, dtype=bool)
-    reg = site.registry
+def overlays(reg: Any) -> dict:
+    """What the map draws over the occupancy from a registry: zones, places, routes (place
+    ids) and docks (their places)."""
     return {
-        "site": reg.site,
-        "grid": {"origin": [r3(grid.origin_x), r3(grid.origin_y)],
-                 "resolution": grid.resolution_m, "width": int(occ.shape[1]),
-                 "height": int(occ.shape[0]),
-                 "bits": base64.b64encode(np.packbits(occ.ravel()).tobytes()).decode("ascii")},
         "zones": [{"id": z.id, "name": z.name, "kind": z.kind.value,
                    "polygon": [[r3(x), r3(y)] for x, y in z.polygon]} for z in reg.zones],
         "places": [{"id": p.id, "name": p.name, "pose": [r3(p.x), r3(p.y), r3(p.yaw)]}
                    for p in reg.places],
+        "routes": [{"id": r.id, "name": r.name, "waypoints": list(r.waypoints),
+                    "loop": r.loop} for r in reg.routes],
+        "docks": [{"id": d.id, "place": d.place} for d in reg.docks],
+    }
+
+
+def map_payload(site: Any, resolution_m: float = 0.1) -> dict:
+    """The static map of a :class:`~sitebot.site.bundle.SiteBundle`: occupancy bits
+    (row-major, row 0 = lowest y, ``numpy.packbits``, base64), the registry's
+    :func:`overlays` and the bundle's named start poses."""
+    grid = site.occupancy_grid(resolution_m, 0.0, keep_out=False)
+    occ = np.asarray(grid.occupied, dtype=bool)
+    return {
+        "site": site.registry.site,
+        "grid": {"origin": [r3(grid.origin_x), r3(grid.origin_y)],
+                 "resolution": grid.resolution_m, "width": int(occ.shape[1]),
+                 "height": int(occ.shape[0]),
+                 "bits": base64.b64encode(np.packbits(occ.ravel()).tobytes()).decode("ascii")},
+        **overlays(site.registry),
         "starts": {k: [r3(v.x), r3(v.y), r3(v.yaw)] for k, v in site.starts.items()},
     }
 

@@ -13,7 +13,8 @@ and returns the JSON-able payload for :class:`~sitebot.console.state.StateStore`
 * ``gauges``: the last reading per gauge, its crop re-encoded at most once per
   :data:`GAUGE_CROP_PERIOD_S`; ``task``: the plan this console runs (start, executor status,
   action feedback and result); ``confirmation``: the executor's question; ``audit``: the tail
-  of the supervisor's audit log, re-read when the file changes.
+  of the supervisor's audit log, re-read when the file changes; ``survey``: the survey
+  recorder's status (:func:`survey_section`).
 
 It also keeps the planner's plans by id until one is run (:meth:`ConsoleViews.keep_plan`).
 The task is written from several threads (action callbacks, the server's workers): one lock.
@@ -36,6 +37,7 @@ from sitebot.console.state import LEVEL_NAMES, MODE_NAMES, encode_jpeg, r3, tail
 from sitebot.types import Pose2D
 
 __all__ = ["ViewConfig", "ConsoleViews", "path_section", "confirmation_section", "result_step",
+           "survey_section",
            "PATH_MAX_POINTS", "PEOPLE_MAX", "GAUGES_KEPT", "GAUGE_CROP_PERIOD_S",
            "GAUGE_CROP_WIDTH_PX", "PLANS_KEPT", "PLAN_STATUSES", "RESULT_CODES", "OUTCOMES"]
 
@@ -120,6 +122,16 @@ def confirmation_section(text: str) -> dict:
     return {"plan_id": str(d.get("plan_id", ""))[:64],
             "question": str(d.get("question", ""))[:300],
             "role_required": str(d.get("role_required", ""))[:32]}
+
+
+def survey_section(level: Any, message: str, values: Iterable[tuple[str, str]]) -> dict:
+    """The survey recorder's ``survey/status`` (DiagnosticStatus: ``level`` an int or the
+    message's one byte, ``message`` "recording" or "idle", ``values`` (key, value) pairs:
+    path, duration_s, scans, images, ...)."""
+    lvl = level[0] if isinstance(level, (bytes, bytearray)) and level else level
+    vals = {str(k)[:32]: str(v)[:200] for k, v in itertools.islice(values, 16)}
+    return {"state": message[:60], "recording": message == "recording",
+            "level": int(lvl) if isinstance(lvl, int) else 0, "values": vals}
 
 
 def result_step(skill: str, args: Mapping[str, str], outcome: int, message: str,

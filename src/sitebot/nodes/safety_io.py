@@ -38,6 +38,7 @@ def safety_state_msg(st: SafetyStatus, sequence: int, stamp: Time, frame_id: str
     """The supervisor's status as ``safety/state`` (``session``, ``releases``: the stop latch
     protocol, :class:`sitebot.safety.release.StopRelease`)."""
     m = SafetyState(level=_LEVEL_MSG[st.level], mode=int(st.mode),
+                    requested_mode=int(st.requested_mode),
                     stop_category=_STOP_MSG[StopCategory(st.stop_category)],
                     estop_latched=bool(st.estop_latched), speed_scale=float(st.speed_scale),
                     max_linear_speed_mps=float(st.max_linear_speed_mps), sequence=sequence,

@@ -135,7 +135,9 @@ class TeleopRelayNode(Node):
             self._warn("joy", f"joy: {why}")
 
     def on_safety(self, msg: SafetyState) -> None:
-        self.relay.on_safety_mode(msg.mode == SafetyState.MODE_MANUAL, self.now())
+        # hold-to-run as requested: a person nearby makes the mode in force REDUCED_SPEED,
+        # the supervisor still runs manual mode's hold-to-run, and teleop must go on
+        self.relay.on_safety_mode(msg.requested_mode == SafetyState.MODE_MANUAL, self.now())
 
     # ------------------------------------------------------------------ output
     def on_timer(self) -> None:

@@ -4,14 +4,14 @@ teleop deadman), :mod:`~sitebot.console.views` (messages shaped into the page's 
 :mod:`~sitebot.console.bridge` (the commands' rules over this node's primitives), parameters
 in :mod:`sitebot.console.config`. The executor spins in a background thread, the asyncio
 server in the main thread; services and actions are awaited in its worker threads.
-
 Subscribes: ``odometry/filtered`` (fallback ``odom`` composed with the initial pose), ``plan``,
 ``people``, ``safety/state``, ``camera/color/image_raw``, ``gauges``, ``task/status``,
-``task/plan``, ``task/confirmation_request``.  Publishes: ``cmd_vel_in`` + ``teleop/deadman``
-(hold-to-run), ``task/command``, ``task/confirm``, ``safety/estop`` (fallback of the
-``safety/trigger_estop`` service), ``/diagnostics``.  Calls: ``safety/trigger_estop``,
-``safety/request`` (reset, mode), ``execute_plan`` (action); signed with the site key of
-``authority_key_file`` where a user acts (:mod:`sitebot.console.bridge`).
+``task/plan``, ``task/confirmation_request``, ``survey/status``.  Publishes: ``cmd_vel_in`` +
+``teleop/deadman`` (hold-to-run), ``task/command``, ``task/confirm``, ``safety/estop``
+(fallback of the ``safety/trigger_estop`` service), ``/diagnostics``.  Calls:
+``safety/trigger_estop``, ``safety/request`` (reset, mode), ``survey/start``, ``survey/stop``,
+``execute_plan`` (action); signed with the site key of ``authority_key_file`` where a user
+acts (:mod:`sitebot.console.bridge`).  The server edits the bundle folder ``site`` names.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import rclpy
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
@@ -38,12 +38,14 @@ from sitebot.console.bridge import ConsoleAudit, ConsoleBridge, Unavailable
 from sitebot.console.config import SCHEMA
 from sitebot.console.ratelimit import LogThrottle
 from sitebot.console.server import ConsoleServer
-from sitebot.console.views import PLAN_STATUSES, ConsoleViews, ViewConfig, path_section, result_step
+from sitebot.console.views import (PLAN_STATUSES, ConsoleViews, ViewConfig, path_section,
+                                   result_step, survey_section)
 from sitebot.errors import SitebotError
 from sitebot.nodes import convert, convert_images
 from sitebot.nodes.common import QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema
 from sitebot.security import Authority
 from sitebot.site.bundle import load_bundle
+from sitebot.types import Diagnostic, DiagnosticLevel
 from sitebot_interfaces.action import ExecutePlan
 from sitebot_interfaces.msg import (GaugeReading, SafetyState, TaskCommand, TaskPlan,
                                     TrackedPersonArray)
@@ -92,10 +94,15 @@ class WebConsoleNode(Node):
                 (String, "task/status", lambda m: self.bridge.on_task_status(m.data), QOS_STATE),
                 (TaskPlan, "task/plan", self._plan, QOS_COMMAND),
                 (String, "task/confirmation_request",
-                 lambda m: self.bridge.on_confirmation_request(m.data), QOS_COMMAND)):
+                 lambda m: self.bridge.on_confirmation_request(m.data), QOS_COMMAND),
+                (DiagnosticStatus, "survey/status", lambda m: self.bridge.show("survey", (
+                    survey_section(m.level, m.message, ((v.key, v.value) for v in m.values)))),
+                 QOS_LATCHED)):
             self.create_subscription(
                 typ, topic, lambda m, t=topic, f=fn: self.warn.guard(t, f, m), qos)
-        self.triggers = {"estop": self.create_client(Trigger, "safety/trigger_estop")}
+        self.triggers = {"estop": self.create_client(Trigger, "safety/trigger_estop"),
+                         "survey_start": self.create_client(Trigger, "survey/start"),
+                         "survey_stop": self.create_client(Trigger, "survey/stop")}
         self.request_cli = self.create_client(SafetyRequest, "safety/request")
         self.exec_cli = ActionClient(self, ExecutePlan, "execute_plan")
         self.create_timer(1.0, self.on_slow_timer)
@@ -158,10 +165,9 @@ class WebConsoleNode(Node):
     def _diagnostics(self) -> None:
         srv = self.bridge.server
         ok, text, counts = srv.summary() if srv else (False, "server not started", {})
-        arr = DiagnosticArray(status=[DiagnosticStatus(
-            name=f"{self.get_name()}: web console", hardware_id="web_console", message=text,
-            level=DiagnosticStatus.OK if ok else DiagnosticStatus.WARN,
-            values=[KeyValue(key=k, value=str(v)) for k, v in counts.items()])])
+        arr = DiagnosticArray(status=[convert.diagnostic_status(Diagnostic(
+            "web console", DiagnosticLevel.OK if ok else DiagnosticLevel.WARN, text,
+            tuple((k, str(v)) for k, v in counts.items())), self.get_name(), "web_console")])
         arr.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(arr)
 
@@ -179,7 +185,7 @@ class WebConsoleNode(Node):
 
     def trigger(self, service: str) -> tuple[bool, str]:
         res = self._service(self.triggers[service], Trigger.Request(),
-                            {"estop": "emergency stop", "reset": "reset"}[service] + " service ")
+                            "emergency stop service " if service == "estop" else "")
         return bool(res.success), res.message
 
     def pulse_estop(self) -> None:
@@ -273,10 +279,7 @@ def main(args: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 0
-    except SitebotError as e:
-        print(f"[ERROR] {e}", flush=True)
-        return 2
-    except OSError as e:                       # e.g. the port is taken
+    except (SitebotError, OSError) as e:       # a bad bundle, parameter; the port is taken
         print(f"[ERROR] web_console: {e}", flush=True)
         return 2
     finally:

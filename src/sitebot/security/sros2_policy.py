@@ -187,8 +187,8 @@ NODES: tuple[Interfaces, ...] = (
                  "task/confirm", _DIAG),
         subscribe=("odometry/filtered", "odom", "plan", "people", "safety/state",
                    "camera/color/image_raw", "gauges", "task/status", "task/plan",
-                   "task/confirmation_request"),
-        call=("safety/trigger_estop", "safety/request"),
+                   "task/confirmation_request", "survey/status"),
+        call=("safety/trigger_estop", "safety/request", "survey/start", "survey/stop"),
         send=("execute_plan",)),
     Interfaces(
         "teleop_relay", "nodes/teleop_relay.py",

@@ -40,7 +40,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -55,9 +55,9 @@ from sitebot.site.occupancy import OccupancyGrid, inflate, mark_keep_out, resamp
 from sitebot.site.registry import Dock, Place, SiteRegistry
 from sitebot.types import Pose2D
 
-__all__ = ["SiteBundle", "SceneObject", "load_bundle", "resolve_site", "installed_sites",
-           "BUNDLE_FORMAT", "BUNDLE_FILE", "REGISTRY_FILE", "MAP_FILE", "MASK_FILE",
-           "SCENE_FILE", "GAUGES_FILE", "SITE_PATH_ENV", "parse_pose_text"]
+__all__ = ["SiteBundle", "SceneObject", "load_bundle", "check_registry", "resolve_site",
+           "installed_sites", "BUNDLE_FORMAT", "BUNDLE_FILE", "REGISTRY_FILE", "MAP_FILE",
+           "MASK_FILE", "SCENE_FILE", "GAUGES_FILE", "SITE_PATH_ENV", "parse_pose_text"]
 
 BUNDLE_FORMAT = 1
 BUNDLE_FILE, REGISTRY_FILE, MAP_FILE = "bundle.yaml", "site.yaml", "map.yaml"
@@ -107,12 +107,12 @@ class SiteBundle:
 
     # ------------------------------------------------------------------ maps
     def occupancy_grid(self, resolution_m: float | None = None, inflate_m: float = 0.0,
-                       keep_out: bool = False) -> OccupancyGrid:
-        """The mapped structure (unknown cells count as occupied) grown by ``inflate_m``
-        [m] at the map's resolution, then on cells of ``resolution_m`` (default the map's;
-        a coarser cell is occupied when any finer cell in it is); with ``keep_out`` the
-        registry's keep-out zones too."""
-        g = self.map.occupancy()
+                       keep_out: bool = False, unknown_occupied: bool = True) -> OccupancyGrid:
+        """The mapped structure (unknown cells count as occupied unless
+        ``unknown_occupied`` is off) grown by ``inflate_m`` [m] at the map's resolution, then
+        on cells of ``resolution_m`` (default the map's; a coarser cell is occupied when any
+        finer cell in it is); with ``keep_out`` the registry's keep-out zones too."""
+        g = self.map.occupancy(unknown_occupied)
         if inflate_m > 0.0:
             g = OccupancyGrid(g.origin_x, g.origin_y, g.resolution_m,
                               inflate(g.occupied, g.resolution_m, inflate_m))
@@ -126,8 +126,11 @@ class SiteBundle:
         return g
 
     def static_map(self, resolution_m: float = 0.1, inflate_m: float = 0.0) -> OccupancyGrid:
-        """:meth:`occupancy_grid` without keep-out zones (the supervisor's static map)."""
-        return self.occupancy_grid(resolution_m, inflate_m, keep_out=False)
+        """:meth:`occupancy_grid` without keep-out zones, and with unknown cells *not*
+        counted as structure (the supervisor's static map: a person-sized cluster on mapped
+        structure is structure, one in an unmapped area stays a possible person)."""
+        return self.occupancy_grid(resolution_m, inflate_m, keep_out=False,
+                                   unknown_occupied=False)
 
     def keep_out_mask(self) -> np.ndarray:
         """nav_msgs values on the map's grid: 100 in keep-out zones, 0 elsewhere (what a
@@ -246,8 +249,6 @@ def load_bundle(spec: str | os.PathLike) -> SiteBundle:
         if not (folder / name).is_file():
             s.fail(f"the bundle has no {name} (expected {folder / name})", None)
     registry = load_registry(folder / REGISTRY_FILE)
-    if registry.site != site:
-        s.fail(f"site {site!r} differs from {REGISTRY_FILE}'s site {registry.site!r}", "site")
     smap = load_map(folder / MAP_FILE)
     starts: dict[str, Pose2D] = {}
     for name, raw in (s.mapping(m["starts"], "starts") if m.get("starts") else {}).items():
@@ -268,9 +269,24 @@ def load_bundle(spec: str | os.PathLike) -> SiteBundle:
                    MappingProxyType(source), scene,
                    folder / GAUGES_FILE if (folder / GAUGES_FILE).is_file() else None,
                    folder / MASK_FILE if (folder / MASK_FILE).is_file() else None)
+    return check_registry(b, registry)
+
+
+def check_registry(bundle: SiteBundle, registry: SiteRegistry) -> SiteBundle:
+    """``bundle`` with ``registry`` as its site.yaml, checked as :func:`load_bundle` checks
+    site.yaml against the rest of the bundle: the site id, places and starts in free cells,
+    markers and zone vertices on the map, the default start (the site editor checks each
+    candidate registry with it).
+
+    :raises BundleError: (``RegistryError`` for site.yaml) naming the file and the key."""
+    s = Schema(bundle.folder / BUNDLE_FILE, BundleError)
+    if registry.site != bundle.site:
+        s.fail(f"site {bundle.site!r} differs from {REGISTRY_FILE}'s site {registry.site!r}",
+               "site")
+    b = replace(bundle, registry=registry)
     _check_against_map(b, s)
-    if default:
-        b.initial_pose(default, parameter=f"{BUNDLE_FILE}: initial_pose")
+    if b.default_start:
+        b.initial_pose(b.default_start, parameter=f"{BUNDLE_FILE}: initial_pose")
     return b
 
 

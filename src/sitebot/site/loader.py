@@ -24,7 +24,8 @@ __all__ = ["load_registry", "parse_registry"]
 
 _TOP_KEYS = ("site", "frame", "name", "description", "places", "assets", "objects",
              "zones", "routes", "docks", "markers")
-_MARKER_KEYS = ("tag", "size", "pose")
+_MARKER_KEYS = ("tag", "size", "pose", "draft", "std", "sightings")
+_MARKER_REQUIRED = ("tag", "size", "pose")
 _PLACE_KEYS = ("id", "name", "aliases", "pose")
 _ASSET_KEYS = ("id", "name", "kind", "aliases", "place", "gauge", "fiducial", "description")
 _GAUGE_KEYS = ("unit", "min_value", "max_value")
@@ -148,7 +149,7 @@ class _Parser:
 
     def _marker(self, m: Mapping[str, Any], where: str) -> Marker:
         s = self.s
-        s.keys(m, where, allowed=_MARKER_KEYS, required=_MARKER_KEYS)
+        s.keys(m, where, allowed=_MARKER_KEYS, required=_MARKER_REQUIRED)
         tag = s.integer(m["tag"], key_path(where, "tag"), min_value=0,
                         max_value=APRILTAG_36H11_IDS - 1)
         size = s.number(m["size"], key_path(where, "size"))
@@ -157,7 +158,19 @@ class _Parser:
                    f"got {size!r}", key_path(where, "size"))
         x, y, z, yaw = s.vector(m["pose"], key_path(where, "pose"), 4, names="[x, y, z, yaw]")
         s.bounded((x, y, z, yaw), key_path(where, "pose"), ("x", "y", "z", "yaw"))
-        return Marker(tag, float(size), float(x), float(y), float(z), float(yaw))
+        draft = s.optional(m, "draft", bool, where, default=False)
+        std = None
+        if m.get("std") is not None:
+            sw = key_path(where, "std")
+            vals = s.vector(m["std"], sw, 4, names="[sx, sy, sz, syaw]")
+            for i, v in enumerate(vals):
+                s.number(v, key_path(sw, i), min_value=0.0)
+            std = tuple(float(v) for v in vals)
+        sightings = None
+        if m.get("sightings") is not None:
+            sightings = s.integer(m["sightings"], key_path(where, "sightings"), min_value=0)
+        return Marker(tag, float(size), float(x), float(y), float(z), float(yaw), draft, std,
+                      sightings)
 
     def _place(self, m: Mapping[str, Any], where: str) -> Place:
         s = self.s

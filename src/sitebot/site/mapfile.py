@@ -31,6 +31,7 @@ import numpy as np
 
 from sitebot.config.yamlio import Schema, load_yaml
 from sitebot.errors import BundleError
+from sitebot.fileio import write_atomic
 from sitebot.site.occupancy import OccupancyGrid
 
 __all__ = ["SiteMap", "load_map", "parse_map_yaml", "save_map", "MODES", "MAX_MAP_CELLS"]
@@ -223,20 +224,9 @@ def save_map(path: str | Path, values: np.ndarray, resolution_m: float,
     ok, buf = cv2.imencode(".pgm", np.flipud(img).copy())
     if not ok:
         raise BundleError("could not encode the map image", file=image)
-    _write_atomic(image, buf.tobytes())
+    write_atomic(image, buf.tobytes())
     doc = (f"image: {image_name}\nmode: {mode}\nresolution: {resolution_m!r}\n"
            f"origin: [{float(origin_xy[0])!r}, {float(origin_xy[1])!r}, 0.0]\nnegate: 0\n"
            f"occupied_thresh: {occ_t}\nfree_thresh: {free_t}\n")
-    _write_atomic(path, doc.encode())
+    write_atomic(path, doc.encode())
     return image
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename (a reader never
-    sees half a file, and a failed write leaves the old one)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -23,7 +23,11 @@ File format (YAML, all coordinates in the registry's ``frame``, metres and radia
     routes:  [{id, name, aliases, waypoints: [<place id>, ..], loop: <bool>}]
     docks:   [{id, place, name, aliases}]
     markers: [{tag: <AprilTag 36h11 id>, size: <black-square edge, m>,
-               pose: [x, y, z, yaw]}]   # surveyed map poses of fiducial landmarks
+               pose: [x, y, z, yaw],     # surveyed map poses of fiducial landmarks
+               draft: <bool>,            # optional, default false: from a marker survey,
+                                         # not yet confirmed by a person
+               std: [sx, sy, sz, syaw],  # optional: 1-sigma of the pose [m, m, m, rad]
+               sightings: <int >= 0>}]   # optional: images the survey fused
 
 Rules checked on load (each failure is a :class:`~sitebot.errors.RegistryError` naming the
 file and the key path, e.g. ``assets[2].place``): required keys and types; unknown keys and
@@ -33,11 +37,14 @@ file; references (asset/object place, route waypoint, dock place) exist; a gauge
 ``max_speed > 0``; restricted zones list ``roles``; polygons have >= 3 finite vertices, a
 non-zero area and do not self-intersect; poses are finite; no place pose lies inside a
 keep-out zone; fiducial ids are unique; no two entities share a name or alias (compared
-after :func:`normalize_name`); marker tags are unique, sizes positive, poses finite.
+after :func:`normalize_name`); marker tags are unique, sizes positive, poses finite, stds
+non-negative and finite, sightings non-negative integers.
 
 ``markers`` are the surveyed map poses of the AprilTags on the site (the landmarks that
 localization fuses and that perception maps to assets): a marker's face looks along its
-yaw, horizontally, centred at (x, y, z).
+yaw, horizontally, centred at (x, y, z).  A *draft* marker (written by the marker survey,
+:mod:`sitebot.commissioning.markers`) is used like any other; ``sitebot site check`` warns
+until a person confirms it (drops ``draft``).
 """
 from __future__ import annotations
 
@@ -211,13 +218,20 @@ class Dock:
 class Marker:
     """A surveyed fiducial landmark: AprilTag 36h11 ``tag`` with black-square edge
     ``size_m``, its face centred at (``x``, ``y``, ``z``) [m] in the registry frame and
-    looking horizontally along ``yaw`` [rad]."""
+    looking horizontally along ``yaw`` [rad].
+
+    ``draft``: surveyed by the marker survey and not yet confirmed; ``std``: 1-sigma of
+    (x, y, z, yaw) [m, m, m, rad] when the survey gave one; ``sightings``: how many images
+    the survey fused (None when not surveyed by it)."""
     tag: int
     size_m: float
     x: float
     y: float
     z: float
     yaw: float
+    draft: bool = False
+    std: tuple[float, float, float, float] | None = None
+    sightings: int | None = None
 
 
 Entity = Place | Asset | SiteObject | Zone | Route | Dock

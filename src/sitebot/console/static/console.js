@@ -57,11 +57,14 @@
       if ('gauges' in m) renderGauges();
       if ('audit' in m) renderAudit();
       if ('events' in m) renderEvents();
+      if ('survey' in m) renderSurvey();
+      if ('site' in m) onSiteState(m.site);
       drawMap();
     } else if (m.type === 'reply') {
       onReply(m);
     } else if (m.type === 'error') {
       if (!C.token) $('login-error').textContent = m.message;
+      if (m.id && ED.pending[m.id]) onEditReply(Object.assign({ ok: false }, m));
       note(m.message, true);
     }
   }
@@ -71,6 +74,9 @@
     else if (m.cmd === 'instruct') { if (m.request_id) { C.lastRequest = m.request_id; renderPlan(); } }
     else if (m.cmd === 'run' || m.cmd === 'cancel') { $('run-msg').textContent = m.message; }
     else if (m.cmd === 'logout') { C.token = null; showLoggedIn(false); }
+    else if (m.cmd === 'site_get') { if (m.ok) onSite(m.site); else $('ed-problem').textContent = m.message; }
+    else if (m.cmd === 'site_edit') { onEditReply(m); }
+    else if (m.cmd === 'survey') { $('survey-status').dataset.reply = m.message; renderSurvey(); }
     note(m.cmd + ': ' + m.message, !m.ok);
   }
 
@@ -89,6 +95,9 @@
     $('cancel').disabled = !can('cancel');
     $('confirm-yes').disabled = $('confirm-no').disabled = !can('confirm');
     $('confirm-high-risk').disabled = !can('high_risk');
+    $('survey-start').disabled = $('survey-stop').disabled = !can('survey');
+    $('editor-panel').hidden = !can('edit_site');
+    if (can('edit_site')) { selectTool(ED.tool); send({ type: 'site_get' }); }
     renderPlan();
   }
   $('login-form').addEventListener('submit', (ev) => {
@@ -162,6 +171,8 @@
     }
     ctx.fillStyle = '#6b7280';
     for (const p of C.map.places || []) { ctx.fillRect(v.tx(p.pose[0]) - 1.5, v.ty(p.pose[1]) - 1.5, 3, 3); }
+    drawRoutes(ctx, v);
+    if (!$('editor-panel').hidden) drawEditor(ctx, v);
     const path = C.state.path;
     if (path && path.points && path.points.length > 1) {
       poly(ctx, v, path.points, false); ctx.strokeStyle = '#7c3aed'; ctx.lineWidth = 2; ctx.stroke();
@@ -326,6 +337,259 @@
     const ul = $('events'); ul.textContent = '';
     for (const e of (C.state.events || []).slice().reverse()) {
       const li = document.createElement('li'); li.textContent = new Date(e.t * 1000).toLocaleTimeString() + ' ' + e.text; ul.appendChild(li);
+    }
+  }
+
+  // ------------------------------------------------------------------ routes and docks on the map
+  function placeXY(id) { const p = (C.map.places || []).find((q) => q.id === id); return p ? [p.pose[0], p.pose[1]] : null; }
+  function drawRoutes(ctx, v) {
+    ctx.setLineDash([6, 4]); ctx.strokeStyle = '#0d9488'; ctx.lineWidth = 1.5;
+    for (const r of C.map.routes || []) {
+      const pts = r.waypoints.map(placeXY).filter(Boolean);
+      if (pts.length > 1) { poly(ctx, v, pts, r.loop); ctx.stroke(); }
+    }
+    ctx.setLineDash([]); ctx.strokeStyle = '#111';
+    for (const d of C.map.docks || []) { const p = placeXY(d.place); if (p) ctx.strokeRect(v.tx(p[0]) - 5, v.ty(p[1]) - 5, 10, 10); }
+  }
+
+  // ------------------------------------------------------------------ survey
+  function renderSurvey() {
+    const s = C.state.survey, e = $('survey-status');
+    let text = 'survey: ' + (s ? s.state : 'no status (recorder not running?)');
+    if (s && s.values) {
+      const v = s.values;
+      if (s.recording) text += ' ' + fmt(v.duration_s, 0) + ' s, ' + (v.scans || 0) + ' scans, ' + (v.images || 0) + ' images';
+      if (v.path) text += ' -> ' + v.path;
+      if (v.error) text += ' (error: ' + v.error + ')';
+    }
+    if (e.dataset.reply) text += ' | ' + e.dataset.reply;
+    e.textContent = text; e.className = 'mono' + (s && s.recording ? ' recording' : '');
+  }
+  $('survey-start').addEventListener('click', () => send({ type: 'survey', action: 'start' }));
+  $('survey-stop').addEventListener('click', () => send({ type: 'survey', action: 'stop' }));
+
+  // ------------------------------------------------------------------ site editor (edit_site)
+  // Edits go to the server one at a time as {op, kind, entity, data} with the revision of the
+  // loaded site; the server checks them as loading would and answers with the loader's words.
+  const ED = { tool: 'place', site: null, pending: {}, nextId: 1, drag: null, verts: [], picked: {} };
+  C.editor = ED;
+  const SECTION = { place: 'places', asset: 'assets', zone: 'zones', route: 'routes', dock: 'docks', marker: 'markers' };
+  const HINT = {
+    place: 'Click the map to put a place there; drag to set its heading. Then name it and save.',
+    zone: 'Click the map to add the polygon\'s vertices in order; then choose the kind and save.',
+    route: 'Click places on the map (or pick them below) in the order of the route.',
+    asset: 'Click a place on the map to choose the asset\'s place; assign a surveyed tag.',
+    dock: 'Click the docked place on the map.',
+    marker: 'Surveyed markers: confirm the drafts the marker survey wrote, delete wrong ones.',
+  };
+  const r2 = (x, n) => Math.round(x * 10 ** n) / 10 ** n;
+  const val = (id) => $(id).value.trim();
+  const num = (id) => (val(id) === '' ? null : Number(val(id)));
+  const words = (id) => val(id).split(',').map((s) => s.trim()).filter(Boolean);
+  function entries(kind) { return (ED.site && ED.site.site && ED.site.site[SECTION[kind]]) || []; }
+  function entry(kind, id) { return entries(kind).find((e) => e && e.id === id); }
+  function edMsg(kind, text, err) { const e = $('ed-' + kind + '-msg'); e.textContent = text; e.className = 'ed-msg ' + (err ? 'error' : 'ok'); }
+  function selectTool(tool) {
+    ED.tool = tool;
+    for (const b of document.querySelectorAll('.ed-tool')) b.classList.toggle('active', b.dataset.tool === tool);
+    for (const f of document.querySelectorAll('.ed-form')) f.hidden = f.dataset.kind !== tool;
+    $('ed-hint').textContent = HINT[tool]; drawMap();
+  }
+  for (const b of document.querySelectorAll('.ed-tool')) b.addEventListener('click', () => selectTool(b.dataset.tool));
+  function setOptions(sel, items, keep) {
+    const old = keep === undefined ? sel.value : keep; sel.textContent = '';
+    for (const [value, label] of items) { const o = document.createElement('option'); o.value = value; o.textContent = label; sel.appendChild(o); }
+    sel.value = items.some(([value]) => value === old) ? old : (items.length ? items[0][0] : '');
+  }
+  function onSite(site) {
+    ED.site = site; $('ed-conflict').hidden = true;
+    $('ed-rev').textContent = 'revision ' + site.revision.slice(0, 12) + (site.last_edit ? ' (last edit: ' + site.last_edit.user + ', ' + site.last_edit.time + ')' : '');
+    $('ed-problem').textContent = site.problem || (site.invalid ? 'the file on disk does not load: ' + site.invalid : '');
+    for (const kind of ['place', 'zone', 'route', 'asset', 'dock']) {
+      setOptions($('ed-' + kind + '-pick'), [['', '(new ' + kind + ')']].concat(entries(kind).map((e) => [e.id, e.id])), ED.picked[kind] || '');
+    }
+    const places = entries('place').map((p) => [p.id, p.id]);
+    for (const sel of document.querySelectorAll('.ed-places')) setOptions(sel, places);
+    setOptions($('ed-asset-fiducial'), [['', '(no tag)']].concat(entries('marker').map((m) => [String(m.tag), 'tag ' + m.tag + (m.draft ? ' (draft)' : '')])));
+    const tb = $('ed-markers').tBodies[0]; tb.textContent = '';
+    for (const m of entries('marker')) {
+      const tr = document.createElement('tr');
+      for (const text of [m.tag, (m.pose || []).join(', '), m.size, m.draft ? 'draft' : 'confirmed']) { const td = document.createElement('td'); td.textContent = String(text); tr.appendChild(td); }
+      const td = document.createElement('td');
+      if (m.draft) td.appendChild(button('Confirm', 'ed-confirm-' + m.tag, () => edSend('marker', 'confirm', m.tag)));
+      td.appendChild(button('Delete', 'ed-delete-marker-' + m.tag, () => edSend('marker', 'delete', m.tag)));
+      tr.appendChild(td); tb.appendChild(tr);
+    }
+    showAssetGauge();
+  }
+  function button(text, id, fn) { const b = document.createElement('button'); b.type = 'button'; b.textContent = text; b.id = id; b.addEventListener('click', fn); return b; }
+  function showConflict(text) { $('ed-conflict-text').textContent = text; $('ed-conflict').hidden = false; }
+  function onSiteState(s) {   // another page's edit: the overlays now, the editor's copy on request
+    if (C.map) Object.assign(C.map, { zones: s.zones, places: s.places, routes: s.routes, docks: s.docks });
+    if (ED.site && s.revision !== ED.site.revision && !Object.keys(ED.pending).length) {
+      showConflict('The site was changed in another console (revision ' + s.revision.slice(0, 12) + '): reload it before editing.');
+    }
+  }
+  $('ed-reload').addEventListener('click', () => send({ type: 'site_get' }));
+  function edSend(kind, op, entity, data) {
+    if (!ED.site) { edMsg(kind, 'the site is not loaded yet', true); return; }
+    const id = 'ed' + ED.nextId++;
+    const msg = { type: 'site_edit', id, revision: ED.site.revision, op, kind, entity };
+    if (data) msg.data = data;
+    ED.pending[id] = { kind, entity: op === 'delete' ? '' : (data && data.id) || entity };
+    edMsg(kind, 'saving...', false); send(msg);
+  }
+  function onEditReply(m) {
+    const req = ED.pending[m.id]; delete ED.pending[m.id];
+    if (!req) return;
+    if (m.ok) {
+      ED.site.revision = m.revision; ED.picked[req.kind] = req.entity; edMsg(req.kind, m.message, false);
+      if (req.kind === 'zone') ED.verts = [];
+      send({ type: 'site_get' });
+    } else if (m.conflict) {
+      edMsg(req.kind, 'not saved: ' + m.message, true); showConflict(m.message);
+    } else edMsg(req.kind, m.message, true);
+  }
+  // add a new entry or update the picked one (a changed id renames it); opt: keys that are
+  // removed when empty (null)
+  function edSave(kind, data, opt) {
+    const picked = val('ed-' + kind + '-pick'), id = val('ed-' + kind + '-id');
+    if (!id) { edMsg(kind, 'give the ' + kind + ' an id (snake_case)', true); return; }
+    if (picked) {
+      if (id !== picked) data.id = id;
+      edSend(kind, 'update', picked, Object.assign(data, opt));
+    } else {
+      for (const [k, v] of Object.entries(opt)) if (v !== null) data[k] = v;
+      edSend(kind, 'add', id, data);
+    }
+  }
+  function edDelete(kind) {
+    const picked = val('ed-' + kind + '-pick');
+    if (!picked) { edMsg(kind, 'pick the ' + kind + ' to delete', true); return; }
+    ED.picked[kind] = ''; edSend(kind, 'delete', picked);
+  }
+  for (const kind of ['place', 'zone', 'route', 'asset', 'dock']) {
+    $('ed-' + kind + '-delete').addEventListener('click', () => edDelete(kind));
+    $('ed-' + kind + '-pick').addEventListener('change', () => { ED.picked[kind] = val('ed-' + kind + '-pick'); loadEntry(kind); });
+  }
+  $('ed-marker').addEventListener('submit', (ev) => ev.preventDefault());
+  function setv(id, v) { $(id).value = v === undefined || v === null ? '' : String(v); }
+  function loadEntry(kind) {
+    const e = entry(kind, val('ed-' + kind + '-pick')) || { id: '' };
+    setv('ed-' + kind + '-id', e.id);
+    if (kind !== 'dock') setv('ed-' + kind + '-name', e.name);
+    if (kind === 'place') {
+      const pose = e.pose || [null, null, 0];
+      setv('ed-place-aliases', (e.aliases || []).join(', ')); setv('ed-place-x', pose[0]); setv('ed-place-y', pose[1]);
+      setv('ed-place-heading', pose[2] === null ? 0 : r2(pose[2] * 180 / Math.PI, 1));
+    } else if (kind === 'zone') {
+      setv('ed-zone-kind', e.kind || 'keep_out'); setv('ed-zone-speed', e.max_speed); setv('ed-zone-roles', (e.roles || []).join(', '));
+      ED.verts = (e.polygon || []).map((q) => q.slice()); showVerts();
+    } else if (kind === 'route') {
+      setv('ed-route-waypoints', (e.waypoints || []).join(', ')); $('ed-route-loop').checked = !!e.loop;
+    } else if (kind === 'asset') {
+      setv('ed-asset-kind', e.kind || 'gauge'); if (e.place) setv('ed-asset-place', e.place);
+      setv('ed-asset-fiducial', e.fiducial === undefined ? '' : e.fiducial); setv('ed-asset-description', e.description);
+      const g = e.gauge || {}; setv('ed-asset-unit', g.unit); setv('ed-asset-min', g.min_value); setv('ed-asset-max', g.max_value);
+      showAssetGauge();
+    } else if (kind === 'dock') {
+      if (e.place) setv('ed-dock-place', e.place); setv('ed-dock-name', e.name);
+    }
+    drawMap();
+  }
+  $('ed-place').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const x = num('ed-place-x'), y = num('ed-place-y');
+    if (x === null || y === null) { edMsg('place', 'click the map where the place is', true); return; }
+    const al = words('ed-place-aliases');
+    edSave('place', { name: val('ed-place-name'), pose: [r2(x, 3), r2(y, 3), r2((num('ed-place-heading') || 0) * Math.PI / 180, 4)] },
+      { aliases: al.length ? al : null });
+  });
+  function showVerts() { $('ed-zone-verts').textContent = ED.verts.length + ' vertices'; drawMap(); }
+  $('ed-zone-undo').addEventListener('click', () => { ED.verts.pop(); showVerts(); });
+  $('ed-zone-clear').addEventListener('click', () => { ED.verts = []; showVerts(); });
+  $('ed-zone').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const kind = val('ed-zone-kind'), data = { name: val('ed-zone-name'), kind };
+    if (ED.verts.length || !val('ed-zone-pick')) data.polygon = ED.verts.map((q) => q.slice());
+    const roles = words('ed-zone-roles');
+    edSave('zone', data, { max_speed: kind === 'slow' ? num('ed-zone-speed') : null,
+      roles: kind === 'restricted' ? roles : null });
+  });
+  function addWaypoint(id) { const w = words('ed-route-waypoints'); w.push(id); setv('ed-route-waypoints', w.join(', ')); drawMap(); }
+  $('ed-route-add-btn').addEventListener('click', () => { if (val('ed-route-add')) addWaypoint(val('ed-route-add')); });
+  $('ed-route-clear').addEventListener('click', () => { setv('ed-route-waypoints', ''); drawMap(); });
+  $('ed-route').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    edSave('route', { name: val('ed-route-name'), waypoints: words('ed-route-waypoints') }, { loop: $('ed-route-loop').checked ? true : null });
+  });
+  function showAssetGauge() { $('ed-asset-gauge').hidden = val('ed-asset-kind') !== 'gauge'; }
+  $('ed-asset-kind').addEventListener('change', showAssetGauge);
+  $('ed-asset').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const gauge = val('ed-asset-kind') === 'gauge'
+      ? { unit: val('ed-asset-unit'), min_value: num('ed-asset-min'), max_value: num('ed-asset-max') } : null;
+    edSave('asset', { name: val('ed-asset-name'), kind: val('ed-asset-kind'), place: val('ed-asset-place') },
+      { fiducial: val('ed-asset-fiducial') === '' ? null : Number(val('ed-asset-fiducial')), gauge,
+        description: val('ed-asset-description') || null });
+  });
+  $('ed-dock').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    edSave('dock', { place: val('ed-dock-place') }, { name: val('ed-dock-name') || null });
+  });
+
+  // the map as the editor's canvas: map <-> canvas pixels <-> page pixels
+  const mapCv = $('map');
+  function mapPoint(ev) {   // the canvas's content box (inside its border) holds the drawing
+    const b = mapCv.getBoundingClientRect(), v = view(), g = C.map.grid;
+    const X = (ev.clientX - b.left - mapCv.clientLeft) * mapCv.width / mapCv.clientWidth;
+    const Y = (ev.clientY - b.top - mapCv.clientTop) * mapCv.height / mapCv.clientHeight;
+    return { X, Y, x: g.origin[0] + (X - v.ox) / v.s, y: g.origin[1] + v.h - (Y - v.oy) / v.s };
+  }
+  ED.toClient = (x, y) => {   // offset from the element's centre in page pixels (for tests)
+    const b = mapCv.getBoundingClientRect(), v = view();
+    return [mapCv.clientLeft + v.tx(x) * mapCv.clientWidth / mapCv.width - b.width / 2,
+      mapCv.clientTop + v.ty(y) * mapCv.clientHeight / mapCv.height - b.height / 2];
+  };
+  function nearestPlace(p) {
+    const v = view(); let best = null, bd = 14;
+    for (const q of C.map.places || []) { const d = Math.hypot(v.tx(q.pose[0]) - p.X, v.ty(q.pose[1]) - p.Y); if (d < bd) { bd = d; best = q.id; } }
+    return best;
+  }
+  mapCv.addEventListener('pointerdown', (ev) => {
+    if ($('editor-panel').hidden || !C.map || !C.map.grid) return;
+    ev.preventDefault(); const p = mapPoint(ev);
+    if (ED.tool === 'place') {
+      ED.drag = p; setv('ed-place-x', r2(p.x, 2)); setv('ed-place-y', r2(p.y, 2));
+      try { mapCv.setPointerCapture(ev.pointerId); } catch (e) { /* synthetic pointers */ }
+    } else if (ED.tool === 'zone') { ED.verts.push([r2(p.x, 2), r2(p.y, 2)]); showVerts(); } else {
+      const id = nearestPlace(p); if (!id) return;
+      if (ED.tool === 'route') addWaypoint(id); else if (ED.tool === 'asset') setv('ed-asset-place', id);
+      else if (ED.tool === 'dock') setv('ed-dock-place', id);
+    }
+    drawMap();
+  });
+  mapCv.addEventListener('pointermove', (ev) => {
+    if (!ED.drag) return;
+    const p = mapPoint(ev);
+    if (Math.hypot(p.X - ED.drag.X, p.Y - ED.drag.Y) < 6) return;
+    setv('ed-place-heading', r2(Math.atan2(p.y - ED.drag.y, p.x - ED.drag.x) * 180 / Math.PI, 1)); drawMap();
+  });
+  for (const t of ['pointerup', 'pointercancel']) mapCv.addEventListener(t, () => { ED.drag = null; });
+  function drawEditor(ctx, v) {
+    ctx.fillStyle = '#374151'; ctx.font = '10px sans-serif';
+    for (const p of C.map.places || []) ctx.fillText(p.id, v.tx(p.pose[0]) + 3, v.ty(p.pose[1]) - 3);
+    ctx.strokeStyle = '#c026d3'; ctx.fillStyle = '#c026d3'; ctx.lineWidth = 2;
+    if (ED.tool === 'place' && num('ed-place-x') !== null && num('ed-place-y') !== null) {
+      const X = v.tx(num('ed-place-x')), Y = v.ty(num('ed-place-y')), a = (num('ed-place-heading') || 0) * Math.PI / 180;
+      ctx.beginPath(); ctx.arc(X, Y, 5, 0, 2 * Math.PI); ctx.fill();
+      ctx.beginPath(); ctx.moveTo(X, Y); ctx.lineTo(X + 18 * Math.cos(a), Y - 18 * Math.sin(a)); ctx.stroke();
+    } else if (ED.tool === 'zone' && ED.verts.length) {
+      poly(ctx, v, ED.verts, ED.verts.length > 2); ctx.stroke();
+      for (const q of ED.verts) ctx.fillRect(v.tx(q[0]) - 3, v.ty(q[1]) - 3, 6, 6);
+    } else if (ED.tool === 'route') {
+      const pts = words('ed-route-waypoints').map(placeXY).filter(Boolean);
+      if (pts.length > 1) { poly(ctx, v, pts, $('ed-route-loop').checked); ctx.stroke(); }
     }
   }
 
