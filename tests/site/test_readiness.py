@@ -82,3 +82,30 @@ def test_a_place_too_close_to_structure(tmp_path) -> None:
     found = [f for f in readiness(b, _dials(b)) if f.level == "error"]
     assert [f.where for f in found] == ["places.t1_bay"], found
     assert "may not stand there" in found[0].message
+
+
+def test_a_new_site_and_its_draft_markers(tmp_path) -> None:
+    """sitebot site new: a bundle every node loads (start free, all else unknown), not ready
+    (no dock); survey drafts merged into it are warned about until confirmed."""
+    from sitebot.commissioning.newsite import adopt_survey
+    d = tmp_path / "new"
+    r = subprocess.run([sys.executable, "-m", "sitebot.cli", "site", "new", "northfield",
+                        "--out", str(d), "--start", "2 3 1.5708"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    b = load_bundle(d)
+    assert tuple(b.initial_pose("")) == pytest.approx((2.0, 3.0, 1.5708))
+    m = b.map
+    assert (m.values == 0).sum() == 21 * 21 and (m.values < 0).sum() == m.values.size - 441
+    assert not b.static_map().occupied.any()          # unknown is not structure
+    again = subprocess.run([sys.executable, "-m", "sitebot.cli", "site", "new", "northfield",
+                            "--out", str(d)], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "a bundle exists here already" in again.stderr
+    notes = adopt_survey(d, [{"tag": 7, "size": 0.1, "pose": [2.5, 3.0, 1.2, 0.0],
+                              "draft": True, "std": [0.01, 0.01, 0.01, 0.02],
+                              "sightings": 5}])
+    assert notes == ["marker 7: draft added (5 sightings)"]
+    found = readiness(load_bundle(d), {})
+    warned = {f.where: f.message for f in found if f.level == "warning"}
+    assert "1 draft marker(s) from the survey (tags 7)" in warned["markers"]
+    assert [f.where for f in found if f.level == "error"] == ["docks"]

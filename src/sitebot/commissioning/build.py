@@ -84,9 +84,11 @@ def build_from_bag(bag: str | Path, out: str | Path, config: MapperConfig = Mapp
              if (q := pose_at(truth, t)) is not None]
         err["odometry_max_m"] = round(max(o), 4)
     markers, marker_note = [], ""
+    t_markers = time.monotonic()
     if not problem:
         markers, marker_note = _survey_markers(bag, odom, result.trajectory, tag_size_m,
                                                tag_sizes or {}, progress)
+    t_markers = time.monotonic() - t_markers
     cv2.imwrite(str(out / "map.png"), _picture(result, odom, mapper.unreliable(), markers))
     summary = {
         "bag": str(bag), "scans": len(scans), "scans_used": used,
@@ -99,6 +101,7 @@ def build_from_bag(bag: str | Path, out: str | Path, config: MapperConfig = Mapp
         "trajectory_error": err, "wall_s": round(time.monotonic() - t0, 2),
         "unreliable": mapper.unreliable(), "refused": problem,
         "markers": markers, "markers_note": marker_note,
+        "markers_wall_s": round(t_markers, 2),
         "trajectory": [[round(t, 3), round(p.x, 4), round(p.y, 4), round(p.yaw, 4)]
                        for t, p in result.trajectory],
     }

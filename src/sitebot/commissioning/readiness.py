@@ -13,8 +13,9 @@ errors (a mission would fail)
   * a route leg with no path that avoids keep-out zones;
   * a gauge without a dial layout (``read_gauge`` cannot read it) or without a fiducial;
 warnings (a mission would be worse)
-  * no surveyed markers (localization dead-reckons), an asset tag that is not a surveyed
-    marker, a place that only the roles of a restricted zone may reach.
+  * no surveyed markers (localization dead-reckons), draft markers not yet confirmed, an
+    asset tag that is not a surveyed marker, a place that only the roles of a restricted
+    zone may reach.
 """
 from __future__ import annotations
 
@@ -59,6 +60,11 @@ def readiness(bundle: Any, dials: Mapping[str, Any], role: str = "",
                      "default start")
     if not reg.markers:
         warn("markers", "no surveyed markers: localization can only dead-reckon")
+    drafts = sorted(m.tag for m in reg.markers if m.draft)
+    if drafts:
+        warn("markers", f"{len(drafts)} draft marker(s) from the survey (tags "
+                        f"{', '.join(map(str, drafts[:12]))}{' ...' if len(drafts) > 12 else ''})"
+                        ": review and confirm them in the console's site editor")
     tags = {m.tag for m in reg.markers}
     for a in reg.assets:
         if a.kind is AssetKind.GAUGE:

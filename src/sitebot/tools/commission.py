@@ -41,8 +41,14 @@ SURVEY_STOPS = {
     "substation": ("t1_bay", "t2_bay", "t3_bay", "yard_east", "yard_centre", "tool_bench",
                    "yard_thermometer_stand", "control_panel_bay", "yard_southwest",
                    "dock_bay"),
+    "construction": ("water_valve_stand", "site_centre", "laydown_area", "compressor_stand",
+                     "tool_crib", "dock_bay"),
 }
-SHORT_STOPS = {"substation": ("t1_bay", "t2_bay", "t3_bay", "yard_southwest", "dock_bay")}
+SHORT_STOPS = {"substation": ("t1_bay", "t2_bay", "t3_bay", "yard_southwest", "dock_bay"),
+               "construction": ("site_centre", "generator_stand", "site_office_entrance",
+                                "dock_bay")}
+#: the mission run on the commissioned bundle and on the shipped one (None: the main job)
+MISSIONS = {"substation": None}
 
 
 #: the operator keeps the robot's centre this far from structure [m]: with no map yet, the
@@ -52,11 +58,11 @@ SURVEY_CLEARANCE_M = 1.25
 
 
 def survey_route(site: Any, stops: Sequence[str], start: Pose2D
-                 ) -> list[tuple[list[tuple[float, float]], float | None]]:
+                 ) -> list[tuple[list[tuple[float, float]], float, float]]:
     """The operator's path: legs planned on the site's true map from ``start`` through the
     places ``stops`` (each approached from its front, as far back as the clearance needs),
     keeping :data:`SURVEY_CLEARANCE_M` from structure; each leg with the heading to face at
-    its end."""
+    its end and how far short of the place it ends [m]."""
     from sitebot.navigation.costmap import Costmap, CostmapConfig
     from sitebot.navigation.planner import GlobalPlanner, PlanError
     cm = Costmap.from_site(site, CostmapConfig(footprint_radius_m=SURVEY_CLEARANCE_M,
@@ -76,7 +82,7 @@ def survey_route(site: Any, stops: Sequence[str], start: Pose2D
         else:
             raise RuntimeError(f"survey route: no path to {name} keeping "
                                f"{SURVEY_CLEARANCE_M} m from structure")
-        legs.append(([(float(x), float(y)) for x, y in plan.xy], float(goal.yaw)))
+        legs.append(([(float(x), float(y)) for x, y in plan.xy], float(goal.yaw), back))
         here = goal
     return legs
 
@@ -125,6 +131,23 @@ class Operator:
             self._send(v, w)
             time.sleep(0.05)
         return False
+
+    def straight(self, distance: float, speed: float = 0.15, timeout_s: float = 30.0,
+                 alive=lambda: True) -> None:
+        """Drive ``distance`` [m] straight on (negative: back), then stop."""
+        p0, t_end = self.pose(), self.sim_time() + timeout_s
+        while alive() and self.sim_time() < t_end:
+            p = self.pose()
+            if math.hypot(p.x - p0.x, p.y - p0.y) >= abs(distance) - 0.02:
+                break
+            self._send(math.copysign(speed, distance), 0.0)
+            time.sleep(0.05)
+        self._send(0.0, 0.0)
+
+    def look(self, yaw: float, alive=lambda: True) -> None:
+        """At a stop: face ``yaw``, let the camera look, then glance 0.25 rad either side."""
+        for a, dwell in ((0.0, 3.0), (-0.25, 1.5), (0.25, 1.5), (0.0, 0.0)):
+            self.face(yaw + a, dwell_s=dwell, alive=alive)
 
     def face(self, yaw: float, timeout_s: float = 20.0, dwell_s: float = 2.0,
              alive=lambda: True) -> None:
@@ -181,13 +204,16 @@ def record_survey(world: str, bundle: Path, out: Path, stops: Sequence[str],
             t0_sim, t0 = op.sim_time(), time.monotonic()
             legs = survey_route(truth_site, stops, op.pose())
             done = 0
-            for (path, yaw), name in zip(legs, stops):
+            alive = (lambda: not h.failed)
+            for (path, yaw, back), name in zip(legs, stops):
                 if not op.follow(path, timeout_s=60 + 4 * len(path) * 0.05 / op.speed,
-                                 alive=lambda: not h.failed):
+                                 alive=alive):
                     log(f"survey: the operator did not reach {name}")
                     break
-                if yaw is not None:
-                    op.face(yaw, alive=lambda: not h.failed)
+                op.face(yaw, dwell_s=0.0, alive=alive)
+                op.straight(back, alive=alive)          # up to the place, facing its asset
+                op.look(yaw, alive=alive)
+                op.straight(-back, alive=alive)         # and back out to the clear path
                 done += 1
                 log(f"survey: at {name} ({op.sim_time() - t0_sim:.0f} s sim)")
             op._send(0.0, 0.0)
@@ -446,11 +472,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     traj = trajectory_error(summary["trajectory"], s["truth"])
     acc = map_accuracy(s["bag"], bundle / "map.yaml", world, s["truth"])
     marks = marker_accuracy(summary["markers"], world)
-    figures["build"] = {"wall_s": round(build_s, 1), "keyframes": summary["keyframes"],
+    figures["build"] = {"wall_s": round(build_s, 1), "markers_wall_s": summary["markers_wall_s"],
+                        "keyframes": summary["keyframes"],
                         "loops": [summary["loops_kept"], summary["loops_proposed"]],
                         "trajectory": traj, "map": acc, "markers": marks,
                         "marker_notes": len(notes)}
-    log(f"3. map build + marker survey: {build_s:.1f} s wall; trajectory RMS "
+    log(f"3. map build + marker survey: {build_s:.1f} s wall (markers "
+        f"{summary['markers_wall_s']:.1f} s); trajectory RMS "
         f"{100 * traj['rms_m']:.1f} cm (max {100 * traj['max_m']:.1f} cm); returns within "
         f"10 cm of the map {100 * acc['returns_within_10cm']:.1f} %, built cells with no "
         f"structure within 15 cm {100 * acc['spurious_15cm']:.2f} %; {marks['surveyed']} "
@@ -458,9 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{100 * (marks['max_m'] or 0):.1f} cm; not seen: {marks['missing']}")
     # 4. the registry, through the console; the documentation the operator brings
     a4 = author_registry(bundle, shipped.folder / "site.yaml", env=env, log=log)
-    for name in ("gauges.yaml", "scene.yaml"):
-        if (shipped.folder / name).is_file():
-            shutil.copyfile(shipped.folder / name, bundle / name)
+    bring_documentation(shipped.folder, bundle)
     figures["registry"] = a4
     log(f"4. registry through the console: {a4['accepted']}/{a4['sent']} entries accepted, "
         f"{a4['confirmed']} markers confirmed, {a4['deleted']} deleted, in {a4['wall_s']} s")
@@ -472,8 +498,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"   sitebot site check: {len(errors)} error(s), {len(findings) - len(errors)} "
         "warning(s)" + "".join(f"\n     {e}" for e in errors[:6]))
     (out / "figures.json").write_text(json.dumps(figures, indent=1, default=str))
-    if a.no_mission:
-        log(f"figures: {out / 'figures.json'}")
+    if a.no_mission or a.world not in MISSIONS:
+        log(f"figures: {out / 'figures.json'}" + ("" if a.no_mission else
+                                                   f" (no mission defined for {a.world})"))
         return 0
     # 5. the main job on the commissioned bundle and on the shipped one, side by side
     instruction = SHORT_INSTRUCTION if a.short else ""
@@ -486,6 +513,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     (out / "figures.json").write_text(json.dumps(figures, indent=1, default=str))
     log(f"figures: {out / 'figures.json'}")
     return 0
+
+
+def bring_documentation(source: Path, bundle: Path) -> None:
+    """What the operator brings that a survey does not measure: the arm's collision scene
+    and the dial layouts of the gauges the registry now names."""
+    import shutil
+
+    import yaml
+
+    from sitebot.fileio import write_atomic
+    if (source / "scene.yaml").is_file():
+        shutil.copyfile(source / "scene.yaml", bundle / "scene.yaml")
+    if (source / "gauges.yaml").is_file():
+        named = {a.get("id") for a in (yaml.safe_load((bundle / "site.yaml").read_text())
+                                       .get("assets") or [])}
+        doc = yaml.safe_load((source / "gauges.yaml").read_text())
+        doc["dials"] = [d for d in doc.get("dials") or [] if d.get("asset") in named]
+        write_atomic(bundle / "gauges.yaml", yaml.safe_dump(doc, sort_keys=False))
 
 
 #: the short survey covers the transformer bays and the way back to the dock
