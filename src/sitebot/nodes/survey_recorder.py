@@ -70,6 +70,8 @@ class SurveyRecorderNode(Node):
         self.create_service(Trigger, "survey/stop", self.on_stop)
         self.create_timer(p["status_period_s"], self.publish_status)
         self.publish_status()
+        self.get_logger().info(f"survey_recorder: idle; survey/start records to "
+                               f"{Path(p['survey_dir']).expanduser().resolve()}")
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds

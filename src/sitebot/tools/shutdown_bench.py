@@ -63,8 +63,10 @@ def every_node(tmp: Path) -> LaunchDescription:
     # refuses; its control_loop entry alone
     (tmp / "control.launch.yaml").write_text(CONTROL_LOOP)
     control = load_launch(tmp / "control.launch.yaml")
+    teleop = load_launch(find_launch_file("teleop.launch.yaml"),
+                         {"survey_dir": str(tmp / "surveys")})
     procs = [*mission.processes, console.process("web_console"),
-             control.process("control_loop")]
+             control.process("control_loop"), teleop.process("survey_recorder")]
     return LaunchDescription(file=data_path("launch", "rviz.launch.yaml"), processes=procs)
 
 
