@@ -286,7 +286,8 @@ def test_task_mission_loads_and_prepares_the_stack(tmp_path):
     assert (a["camera"], a["planner"], a["pose_source"]) == ("false", "true", "filter")
     import yaml
     nodes = yaml.safe_load(Path(a["node_params"]).read_text())
-    assert nodes == {"navigation": {"ros__parameters": {"obstacle_decay_s": 60.0}}}
+    assert nodes == {"/**": {"ros__parameters": {"sim_lockstep": False}},
+                     "navigation": {"ros__parameters": {"obstacle_decay_s": 60.0}}}
     sup = yaml.safe_load((tmp_path / "run" / "supervisor_params.yaml").read_text())
     sup = sup["safety_supervisor"]["ros__parameters"]
     assert sup["people_required"] is True and sup["localization_source"] == "filter"
@@ -348,3 +349,16 @@ def test_executor_results_become_mission_outcomes():
     assert _plan_outcome(2, [ok, failed]) == "aborted"
     assert _plan_outcome(1, [failed]) == "failed"
     assert _plan_outcome(4, []) == "refused"
+
+
+def test_lockstep_runs_unpaced_and_makes_every_node_a_participant(tmp_path):
+    (sc,) = load_scenario(write(tmp_path, TASK))
+    prep = prepare_run(sc, tmp_path / "run", lockstep=True)
+    import yaml
+    sim = yaml.safe_load((tmp_path / "run" / "sim_params.yaml").read_text())
+    sim = sim["simulator"]["ros__parameters"]
+    assert sim["lockstep"] is True and sim["real_time_factor"] == 0.0
+    sup = yaml.safe_load((tmp_path / "run" / "supervisor_params.yaml").read_text())
+    assert sup["safety_supervisor"]["ros__parameters"]["sim_lockstep"] is True
+    nodes = yaml.safe_load(Path(prep["launch_args"]["node_params"]).read_text())
+    assert nodes["/**"] == {"ros__parameters": {"sim_lockstep": True}}

@@ -8,6 +8,7 @@ side in one run. Each lives in ``sitebot.tools`` next to the others; this comman
   sitebot bench perception | localization | nav | arm | planner
   sitebot bench shutdown     how fast every node ends on SIGINT
   sitebot bench commission [--short]   a shipped world commissioned from nothing
+  sitebot bench profile SCENARIO [--py-spy]   CPU per simulated second, per process of a run
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ BENCHES = {
     "planner": "sitebot.tools.planner_bench",
     "shutdown": "sitebot.tools.shutdown_bench",
     "commission": "sitebot.tools.commission",
+    "profile": "sitebot.tools.run_profile",
 }
 
 

@@ -1,6 +1,7 @@
 """``sitebot regress``: run scenario suites headless, in parallel, and report.
 
   sitebot regress [FILES or DIRS] [--jobs N] [--repeat K] [--junit FILE] [--out DIR]
+  sitebot regress --replay RUN_DIR [--repeat K]
                   [--baseline FILE] [--save-baseline FILE] [--filter PATTERN] [--tags T,..]
                   [--export-dataset DIR] [--list]
 
@@ -41,8 +42,9 @@ def _safe(name: str) -> str:
 
 class _Runner:
     def __init__(self, runs: list[tuple[Scenario, int]], out: Path, jobs: int,
-                 quiet: bool = False) -> None:
+                 quiet: bool = False, paced: bool = False) -> None:
         self.runs, self.out, self.jobs = runs, out, max(1, jobs)
+        self.paced = paced
         self.pool = DomainPool(REGRESS_DOMAINS)
         self.results: list[dict | None] = [None] * len(runs)
         self.print_lock = threading.Lock()
@@ -63,7 +65,7 @@ class _Runner:
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
         spec = {"file": str(sc.file), "name": sc.name, "run_dir": str(run_dir.resolve()),
-                "repeat": rep}
+                "repeat": rep, "lockstep": not self.paced}
         (run_dir / "spec.json").write_text(json.dumps(spec))
         dom, lock = self.pool.acquire()
         t0 = time.monotonic()
@@ -227,12 +229,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--labels", help="an incidents.csv with labels to carry into the new index")
     ap.add_argument("--list", action="store_true", help="list the selected runs and exit")
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
+    ap.add_argument("--paced", action="store_true",
+                    help="pace each run at its scenario's real-time factor (default: unpaced, "
+                         "the simulator in lockstep with the stack: results independent of "
+                         "the machine's load)")
+    ap.add_argument("--replay", metavar="RUN_DIR",
+                    help="run a recorded run again (its scenario, seed and pacing mode; "
+                         "--repeat K times) and report whether it reproduced: the same "
+                         "verdict, and how far the trajectories diverged")
     ap.add_argument("--no-order", action="store_true", help="run in file order (default: "
                     "longest first, by the last results.json in --out or an estimate)")
     a = ap.parse_args(list(sys.argv[1:] if argv is None else argv))
     if a.jobs < 1 or a.repeat < 1:
         print("sitebot regress: error: --jobs and --repeat must be >= 1", file=sys.stderr)
         return 2
+    if a.replay:
+        return _replay(a)
     try:
         scenarios = load_scenarios(a.targets or _default_targets())
     except SitebotError as e:
@@ -258,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"sitebot regress: {len(runs)} run(s) of {len(chosen)} scenario(s), {a.jobs} "
           f"in parallel; outputs in {out}", flush=True)
     t0 = time.monotonic()
-    res = _Runner(runs, out, a.jobs, a.quiet).run()
+    res = _Runner(runs, out, a.jobs, a.quiet, a.paced).run()
     wall = time.monotonic() - t0
     flaky = R.flaky(res) if a.repeat > 1 else []
     spread = R.spread(res) if a.repeat > 1 else {}
@@ -303,6 +315,43 @@ def main(argv: Sequence[str] | None = None) -> int:
           + f"; report {out / 'report.html'}")
     bad = any(r["status"] in ("failed", "error") for r in res) or flaky or regressions
     return 1 if bad else 0
+
+
+def _replay(a: argparse.Namespace) -> int:
+    """``--replay RUN_DIR``: rerun one recorded run and compare (sitebot.regress.replay)."""
+    from sitebot.regress.replay import compare_runs, load_run
+    try:
+        orig = load_run(a.replay)
+        found = [sc for sc in load_scenarios([orig["file"]]) if sc.name == orig["name"]]
+    except SitebotError as e:
+        print(f"sitebot regress: error: {e}", file=sys.stderr)
+        return 2
+    if not found:
+        print(f"sitebot regress: error: {orig['file']} has no scenario {orig['name']!r} "
+              "any more", file=sys.stderr)
+        return 2
+    out = Path(a.out if a.out != "out/regress" else Path(a.replay) / "replay").resolve()
+    if (out / "runs").exists():
+        shutil.rmtree(out / "runs")
+    out.mkdir(parents=True, exist_ok=True)
+    lockstep = bool(orig.get("lockstep", False))
+    print(f"sitebot regress: replaying {orig['name']} (seed {orig.get('seed')}, "
+          f"{'lockstep' if lockstep else 'paced'}) {a.repeat} time(s); outputs in {out}",
+          flush=True)
+    res = _Runner([(found[0], k) for k in range(a.repeat)], out, a.jobs, a.quiet,
+                  paced=not lockstep).run()
+    verdicts = []
+    for r in res:
+        v = compare_runs(a.replay, r["run_dir"])
+        verdicts.append(v)
+        d = v["divergence"]
+        print(f"replay {Path(r['run_dir']).name}: {v['verdict']} -> {v['replay_verdict']}, "
+              f"trajectory divergence max {d['max_m']} m, final {d['final_m']} m, duration "
+              f"{d['duration_diff_s']} s: "
+              + ("reproduced" if v["reproduced"] else "NOT reproduced")
+              + (" (the scenario file changed since)" if v["scenario_changed"] else ""))
+    (out / "replay.json").write_text(json.dumps(verdicts, indent=1))
+    return 0 if all(v["reproduced"] for v in verdicts) else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -52,6 +52,11 @@ def from_time(t: Time) -> float:
     return t.sec + t.nanosec * 1e-9
 
 
+def to_ns(t: Time) -> int:
+    """builtin_interfaces/Time to integer nanoseconds (exact)."""
+    return int(t.sec) * 1_000_000_000 + int(t.nanosec)
+
+
 def stamp_of(msg) -> float:
     """The time [s] a message carries: its header stamp, a Clock's clock, or the first
     transform's stamp of a TFMessage; NaN for a message with none."""

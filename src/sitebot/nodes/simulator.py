@@ -40,6 +40,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from sitebot.control.kernel import kernel_joint_names
 from sitebot.description.kinematics import JointTransformer, Transform
 from sitebot.nodes import convert, convert_images
+from sitebot.nodes.barrier_ack import BarrierHost
 from sitebot.nodes.common import (QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema,
                                   run_node)
 from sitebot.nodes.control_io import ControlIO
@@ -125,6 +126,7 @@ class SimulatorNode(Node):
                              clock_rate_hz=p["clock_rate_hz"],
                              control_state_rate_hz=p["control_state_rate_hz"])
         self.create_subscription(String, "sim/fault", self.on_fault, QOS_COMMAND)
+        self.barrier = BarrierHost(self, p["lockstep_timeout_s"]) if p["lockstep"] else None
         if not p["supervisor_required"]:
             self.get_logger().warning(
                 "supervisor_required is false: the control loop makes its own heartbeat; "
@@ -134,7 +136,8 @@ class SimulatorNode(Node):
         self.get_logger().info(
             f"world '{self.sim.world.id}', robots {[n or '(default)' for n in self.sim.robots]}, "
             f"step {self.sim.config.time_step_s * 1e3:.3f} ms, "
-            f"real-time factor {p['real_time_factor'] or 'max'}")
+            f"real-time factor {p['real_time_factor'] or 'max'}"
+            + (", lockstep with the stack (sim_lockstep nodes)" if self.barrier else ""))
 
     def _on_params(self, changed: dict) -> None:
         if "real_time_factor" in changed and hasattr(self, "run"):   # paced live, as before
@@ -194,6 +197,8 @@ class SimulatorNode(Node):
                 if tick.control_state_due:
                     for io in self.io.values():
                         io.control.publish_state(self.sim.robot(io.name).controller.out)
+                if self.barrier is not None:
+                    self.barrier.after_tick(tick.t_s if tick.clock_due else None)
                 if self.run.pace():
                     self._publish_diagnostics()
         except Exception as e:
@@ -233,6 +238,8 @@ class SimulatorNode(Node):
         elif s.kind is SampleKind.SCAN:
             io.scan.publish(convert.scan_msg(s.data, stamp, "laser_link",
                                              1.0 / max(p["scan_rate_hz"], 1e-9)))
+            if self.barrier is not None:
+                self.barrier.sent(io.scan, s.stamp_s)
         elif s.kind is SampleKind.CAMERA:
             f = s.data
             io.rgb.publish(convert_images.image_rgb_msg(f.rgb, stamp, "camera_color_optical_frame"))
@@ -241,6 +248,9 @@ class SimulatorNode(Node):
                                                     "camera_color_optical_frame"))
             io.depth_info.publish(convert_images.camera_info_msg(f.K, f.width, f.height, stamp,
                                                           "camera_depth_optical_frame"))
+            if self.barrier is not None:
+                self.barrier.sent(io.rgb, s.stamp_s)
+                self.barrier.sent(io.depth, s.stamp_s)
         elif s.kind is SampleKind.GROUND_TRUTH:
             io.gt_odom.publish(convert.ground_truth_msg(s.data, stamp, p["map_frame"], p["base_frame"]))
             io.gt_people.publish(convert.people_pose_array(s.data.people, stamp, p["map_frame"]))
@@ -251,6 +261,9 @@ class SimulatorNode(Node):
         st = convert.diagnostic_status(self.run.diagnostic(), self.get_name(), "pybullet")
         arr = DiagnosticArray(status=[st] + [io.control.diagnostic_status()
                                              for io in self.io.values()])
+        if self.barrier is not None:
+            arr.status.append(convert.diagnostic_status(self.barrier.barrier.diagnostic(),
+                                                        self.get_name(), "pybullet"))
         arr.header.stamp = convert.to_time(self.sim.time_s)
         self.diag_pub.publish(arr)
 
@@ -258,6 +271,9 @@ class SimulatorNode(Node):
         # also reached for a node whose constructor failed (context shutdown destroys it)
         if hasattr(self, "_stop"):
             self._stop.set()
+        if getattr(self, "barrier", None) is not None:
+            self.barrier.barrier.close()
+            self.get_logger().info(f"stack barrier: {self.barrier.barrier.summary()}")
         thread = getattr(self, "_thread", None)
         if thread is not None and thread.is_alive():
             thread.join(timeout=5.0)

@@ -80,9 +80,10 @@ def _world_doc(sc: Scenario) -> dict[str, Any]:
     return data
 
 
-def prepare_run(sc: Scenario, run_dir: Path) -> dict[str, Any]:
+def prepare_run(sc: Scenario, run_dir: Path, lockstep: bool = False) -> dict[str, Any]:
     """Write the run's files into ``run_dir``; returns launch file, launch arguments,
-    world file and audit log path."""
+    world file and audit log path.  ``lockstep``: the simulator runs unpaced in lockstep
+    with every node of the stack (``sitebot.barrier``; each node gets ``sim_lockstep``)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     doc = _world_doc(sc)
     wdir = run_dir / "world"
@@ -101,7 +102,8 @@ def prepare_run(sc: Scenario, run_dir: Path) -> dict[str, Any]:
     audit = run_dir / "safety_audit.jsonl"
     task = sc.mission.kind in ("instruction", "plan")
     sim = {"world": str(wfile), "seed": sc.seed, "start_paused": True,
-           "real_time_factor": float(sc.real_time_factor), "camera_enabled": bool(sc.camera),
+           "real_time_factor": 0.0 if lockstep else float(sc.real_time_factor),
+           "lockstep": bool(lockstep), "camera_enabled": bool(sc.camera),
            "fault_schedule": str(run_dir / "faults.yaml"),
            **(TASK_SIM if task else {}), **dict(sc.sim)}
     # the stack's site: the world's installed bundle, or (a world given by path) the run's
@@ -109,7 +111,7 @@ def prepare_run(sc: Scenario, run_dir: Path) -> dict[str, Any]:
     site = sc.world if "/" not in sc.world and sc.world in installed_sites() else \
         str(export_bundle(wfile, run_dir / "site"))
     initial = " ".join(repr(float(v)) for v in sc.start) if sc.start is not None else ""
-    sup = {"use_sim_time": True, "site": site, "initial_pose": initial, "audit_log": str(audit),
+    sup = {"use_sim_time": True, "sim_lockstep": bool(lockstep), "site": site, "initial_pose": initial, "audit_log": str(audit),
            **(TASK_SUPERVISOR if task else {}), **dict(sc.supervisor)}
     (run_dir / "sim_params.yaml").write_text(yaml.safe_dump(
         {"simulator": {"ros__parameters": sim}}, sort_keys=False))
@@ -117,8 +119,9 @@ def prepare_run(sc: Scenario, run_dir: Path) -> dict[str, Any]:
         {"safety_supervisor": {"ros__parameters": sup}}, sort_keys=False))
     # per-node overrides of the scenario (``params``), loaded last by every node of the
     # nav/task stacks; a file always exists (a section no node has when none is given)
-    node_params = {n: {"ros__parameters": dict(v)} for n, v in sc.params.items()} or {
-        "regress_no_overrides": {"ros__parameters": {"unused": 0}}}
+    # (every node: whether it is a participant of the simulator's barrier)
+    node_params = {"/**": {"ros__parameters": {"sim_lockstep": bool(lockstep)}},
+                   **{n: {"ros__parameters": dict(v)} for n, v in sc.params.items()}}
     (run_dir / "node_params.yaml").write_text(yaml.safe_dump(node_params, sort_keys=False))
     launch = LAUNCH_FILES[sc.mission.kind]
     args = {"sim_params": str(run_dir / "sim_params.yaml"),

@@ -27,6 +27,7 @@ from typing import Any
 from sitebot.errors import SitebotError
 from sitebot.regress.metrics import compute_metrics, judge
 from sitebot.regress.prepare import missing_nodes, prepare_run
+from sitebot.regress.replay import file_sha256
 from sitebot.regress.scenario import Scenario, load_scenario
 from sitebot.sim.world_loader import load_world
 
@@ -49,7 +50,9 @@ def _result_base(sc: Scenario, spec: dict) -> dict[str, Any]:
     return {"scenario": sc.id, "name": sc.name, "file": str(sc.file), "tags": list(sc.tags),
             "world": sc.world, "seed": sc.seed, "variant": dict(sc.variant),
             "repeat": spec.get("repeat", 0), "run_dir": spec["run_dir"],
-            "mission": sc.mission.kind, "description": sc.description}
+            "mission": sc.mission.kind, "description": sc.description,
+            "lockstep": bool(spec.get("lockstep", False)),
+            "scenario_sha256": file_sha256(sc.file)}
 
 
 def run_worker(spec: dict) -> dict[str, Any]:
@@ -65,7 +68,7 @@ def run_worker(spec: dict) -> dict[str, Any]:
         res.update(status="skipped", reason="needs " + ", ".join(missing), checks=[],
                    metrics={})
         return res
-    prep = prepare_run(sc, run_dir)
+    prep = prepare_run(sc, run_dir, lockstep=bool(spec.get("lockstep", False)))
     from sitebot.regress import driver  # ROS from here on
     from sitebot.bag import write_bag
     env = {"ROS_DOMAIN_ID": os.environ.get("ROS_DOMAIN_ID", "0"),

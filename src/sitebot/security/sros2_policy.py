@@ -215,9 +215,11 @@ NODES: tuple[Interfaces, ...] = (
             "joint_states", "odom", "imu/data", "scan", "camera/color/image_raw",
             "camera/depth/image_raw", "camera/camera_info", "camera/depth/camera_info", "tf",
             "tf_static", "robot_description", "ground_truth/odom", "ground_truth/people",
-            "ground_truth/objects", "control/state")) + ("/clock", _DIAG, "sim/fault_events"),
+            "ground_truth/objects", "control/state")) + ("/clock", _DIAG, "sim/fault_events",
+                                                         "/sim/barrier_ack"),
         subscribe=tuple(ROBOT + n for n in ("cmd_vel", "arm/joint_trajectory",
-                                            "safety/state")) + ("sim/fault",),
+                                            "safety/state")) + ("sim/fault",
+                                                                "/sim/barrier_ack"),
         serve=("sim/reset", "sim/pause", "sim/step"),
         note="the robot's drivers and ros2_control in simulation; ControlIO with the robot's "
              "name as prefix"),
@@ -225,9 +227,10 @@ NODES: tuple[Interfaces, ...] = (
 
 #: what rclpy creates for every node (measured on a bare node: rcl's log publisher, the
 #: parameter events publisher, the parameter and type-description services; /clock with
-#: use_sim_time, as every simulated launch sets it)
+#: use_sim_time, as every simulated launch sets it; the simulator's stack barrier acks, made
+#: by run_node for a node started with sim_lockstep: sitebot.nodes.barrier_ack)
 EVERY_NODE: Mapping[str, tuple[str, ...]] = {
-    "publish": ("/rosout", "/parameter_events"),
+    "publish": ("/rosout", "/parameter_events", "/sim/barrier_ack"),
     "subscribe": ("/clock",),
     "serve": ("~/describe_parameters", "~/get_parameter_types", "~/get_parameters",
               "~/get_type_description", "~/list_parameters", "~/set_parameters",

@@ -28,6 +28,12 @@ SCHEMA = (
               "pace simulation at this multiple of wall time; 0 runs as fast as possible",
               0.0, 1000.0),
     ParamSpec("start_paused", B, False, "start paused (advance with sim/step)"),
+    ParamSpec("lockstep", B, False,
+              "step on only when every node started with sim_lockstep has processed the "
+              "newest /clock and sensor messages (sitebot.sim.barrier; regression runs)"),
+    ParamSpec("lockstep_timeout_s", F, 10.0,
+              "wall time the barrier waits for a live node before it gives up on it",
+              0.1, 600.0, unit="s"),
     ParamSpec("seed", I, 0, "seed of every noise source", 0, 2**31 - 1),
     ParamSpec("lighting", S, "", "lighting preset of the world ('' = the world's default)"),
     ParamSpec("clock_rate_hz", F, 100.0, "/clock publication rate (sim time)", 1.0, 1000.0, unit="Hz"),

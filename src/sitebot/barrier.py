@@ -1,0 +1,226 @@
+"""The stack barrier: the simulator steps on only when the stack has caught up (no ROS).
+
+In regression and campaign runs the simulator runs unpaced and, every barrier period of
+simulation time, waits for every node of the stack (a *participant*: a node started with
+``sim_lockstep``) to have processed
+
+* the newest ``/clock`` it published (so the node's sim-time timers have reached it), and
+* the newest message on each *barrier topic* it publishes (``scan``, the camera images)
+  that the node subscribes to,
+
+before it steps the physics on.  A run is then the same whatever the machine's load: a slow
+node makes the run slower in wall time, not different in simulation time.
+
+Participants report with acknowledgements (``sitebot_interfaces/BarrierAck`` on
+``/sim/barrier_ack``; each carries the node's whole progress, so only the newest matters).
+A node joins with its first ack and owes a topic's messages from the ack that first lists
+the topic (it lists a topic once its subscription has matched a publisher).  A message lost
+on the way (sensor topics are best effort) is forgiven after :attr:`StackBarrier.lost_after_s`
+of waiting, counted.  A node leaves when it dies: every
+:attr:`StackBarrier.liveness_check_s` of waiting the barrier asks
+``alive()`` (the simulator: the ROS graph and the node's process) and drops participants
+that are gone; a node that
+comes back joins again with its next ack.  A participant that is alive but has not caught up
+after :attr:`StackBarrier.timeout_s` of wall time is given up on for that barrier (counted
+and reported: the run is then no longer load-independent, and its diagnostics say so).
+
+Times are integer nanoseconds, compared exactly: the simulator and the nodes see the same
+``builtin_interfaces/Time`` values.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from sitebot.types import Diagnostic, DiagnosticLevel
+
+__all__ = ["StackBarrier", "Participant", "BARRIER_TOPIC_SUFFIXES", "is_barrier_topic",
+           "ACK_TOPIC", "PERIOD_NS", "period_index"]
+
+#: the topic participants acknowledge on
+ACK_TOPIC = "/sim/barrier_ack"
+#: the barrier period of simulation time [ns]: a participant acknowledges ``/clock`` when the
+#: clock enters a new period, and the simulator waits there, so no node lags the simulation
+#: by more than this (0.1 s: a fifth of the control loop's command and heartbeat timeouts;
+#: 50 ms cost a fifth more wall time on a task mission)
+PERIOD_NS = 100_000_000
+
+
+def period_index(clock_ns: int, period_ns: int = PERIOD_NS) -> int:
+    """The barrier period a clock time falls in (the same integer for the simulator and
+    every participant)."""
+    return int(clock_ns) // int(period_ns)
+#: the simulator's topics a participant must have processed (matched on the resolved name's
+#: end, so robot namespaces work): what the supervisor, perception and localization must see
+BARRIER_TOPIC_SUFFIXES = ("scan", "camera/color/image_raw", "camera/depth/image_raw")
+
+
+def is_barrier_topic(name: str) -> bool:
+    """Whether a resolved topic name is one of the simulator's barrier topics."""
+    n = name.rstrip("/")
+    return any(n == "/" + s or n.endswith("/" + s) for s in BARRIER_TOPIC_SUFFIXES)
+
+
+@dataclass
+class Participant:
+    """One node's newest acknowledged progress (nanoseconds of simulation time)."""
+
+    clock_ns: int = -1
+    stamps_ns: dict[str, int] = field(default_factory=dict)
+    #: per topic, the newest message the node does not owe: what the simulator had published
+    #: when the node first listed the topic (its subscription matched), or a lost message
+    joined_ns: dict[str, int] = field(default_factory=dict)
+    joined_clock_ns: int = -1
+    last_ack_wall: float = 0.0
+
+
+class StackBarrier:
+    """See the module doc.  Thread-safe: the physics thread calls :meth:`published` and
+    :meth:`wait`, the executor thread :meth:`on_ack`.
+
+    :param alive: returns the names of the participants still running (None: never drop).
+    :param timeout_s: wall time a barrier waits for a participant that is alive [s].
+    :param liveness_check_s: wall time of waiting before ``alive()`` is asked [s].
+    """
+
+    def __init__(self, *, alive: Callable[[], Iterable[str]] | None = None,
+                 timeout_s: float = 10.0, liveness_check_s: float = 0.5,
+                 lost_after_s: float = 3.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.timeout_s = float(timeout_s)
+        self.lost_after_s = float(lost_after_s)
+        self.liveness_check_s = float(liveness_check_s)
+        self._alive = alive
+        self._monotonic = monotonic
+        self._cv = threading.Condition()
+        self._participants: dict[str, Participant] = {}
+        self._published: dict[str, int] = {}
+        self._clock_ns = -1
+        #: figures for diagnostics: barriers waited at, wall time spent waiting, barriers
+        #: given up on (timeouts), participants dropped because they died
+        self.waits = 0
+        self.wait_wall_s = 0.0
+        self.timeouts: list[tuple[int, str]] = []
+        self.dropped: list[tuple[int, str]] = []
+        self.lost: list[tuple[int, str]] = []
+        self._closed = False
+
+    # ------------------------------------------------------------------ simulator side
+    def published(self, topic: str, stamp_ns: int) -> None:
+        """The simulator published a message on a barrier topic (resolved name)."""
+        with self._cv:
+            self._published[topic] = int(stamp_ns)
+
+    def published_clock(self, stamp_ns: int) -> None:
+        """The simulator published ``/clock``."""
+        with self._cv:
+            self._clock_ns = int(stamp_ns)
+
+    @property
+    def participants(self) -> list[str]:
+        with self._cv:
+            return sorted(self._participants)
+
+    def behind(self) -> dict[str, str]:
+        """Participants that have not caught up, with what they lack."""
+        with self._cv:
+            return self._behind()
+
+    def _behind(self) -> dict[str, str]:
+        return {n: why for n, (why, _) in self._lacks().items()}
+
+    def _lacks(self) -> dict[str, tuple[str, str | None]]:
+        """Per participant behind: (what it lacks, the topic when only a topic message)."""
+        out: dict[str, tuple[str, str | None]] = {}
+        for name, p in self._participants.items():
+            if self._clock_ns > p.joined_clock_ns and p.clock_ns < self._clock_ns:
+                out[name] = (f"/clock at {p.clock_ns * 1e-9:.3f} s < "
+                             f"{self._clock_ns * 1e-9:.3f} s", None)
+                continue
+            for topic, got in p.stamps_ns.items():
+                sent = self._published.get(topic, -1)
+                if sent > p.joined_ns.get(topic, -1) and got < sent:
+                    out[name] = (f"{topic} at {got * 1e-9:.3f} s < {sent * 1e-9:.3f} s", topic)
+                    break
+        return out
+
+    def wait(self) -> list[str]:
+        """Block until every participant has caught up (or is dropped or timed out); the
+        participants given up on this time (empty when all caught up)."""
+        t0 = self._monotonic()
+        checked_at = 0.0
+        with self._cv:
+            self.waits += 1
+            while True:
+                lacks = self._lacks()
+                if not lacks or self._closed:
+                    break
+                waited = self._monotonic() - t0
+                if waited >= checked_at + self.liveness_check_s and self._alive is not None:
+                    checked_at = waited
+                    alive = set(self._alive())
+                    for name in [n for n in lacks if n not in alive]:
+                        del self._participants[name]
+                        self.dropped.append((self._clock_ns, name))
+                    continue
+                if waited >= self.lost_after_s:
+                    # up to date with the clock, still without one message: lost on the way
+                    # (sensor topics are best effort); that message is not owed any more
+                    forgiven = [(n, t) for n, (_, t) in lacks.items() if t is not None]
+                    for name, topic in forgiven:
+                        self._participants[name].joined_ns[topic] = self._published[topic]
+                        self.lost.append((self._published[topic], f"{name} {topic}"))
+                    if forgiven:
+                        continue
+                if waited >= self.timeout_s:
+                    for name in lacks:
+                        self.timeouts.append((self._clock_ns, name))
+                    self.wait_wall_s += waited
+                    return sorted(lacks)
+                self._cv.wait(timeout=min(0.05, self.liveness_check_s))
+        self.wait_wall_s += self._monotonic() - t0
+        return []
+
+    def close(self) -> None:
+        """Release a wait in progress and every later one (the simulator is stopping)."""
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+
+    # ------------------------------------------------------------------ participant side
+    def on_ack(self, node: str, clock_ns: int, topics: Iterable[str],
+               stamps_ns: Iterable[int]) -> None:
+        """A participant's ack (joins it if new)."""
+        with self._cv:
+            p = self._participants.get(node)
+            if p is None:
+                p = self._participants[node] = Participant(joined_clock_ns=self._clock_ns)
+            p.clock_ns = max(p.clock_ns, int(clock_ns))
+            for t, s in zip(topics, stamps_ns):
+                if t not in p.joined_ns:      # owed only messages published from now on
+                    p.joined_ns[t] = self._published.get(t, -1)
+                p.stamps_ns[t] = max(p.stamps_ns.get(t, -1), int(s))
+            p.last_ack_wall = self._monotonic()
+            self._cv.notify_all()
+
+    def diagnostic(self) -> Diagnostic:
+        """The barrier's diagnostics ("stack barrier"): a warning once it gave up on a node
+        (the run then depends on the machine's load)."""
+        s = self.summary()
+        ok = not s["timeouts"]
+        msg = (f"lockstep with {len(s['participants'])} nodes" if ok else
+               f"gave up {s['timeouts']} times on {', '.join(s['timed_out'])}")
+        return Diagnostic("stack barrier", DiagnosticLevel.OK if ok else DiagnosticLevel.WARN,
+                          msg, tuple((k, str(v)) for k, v in s.items()))
+
+    def summary(self) -> dict:
+        """Figures for diagnostics and run reports."""
+        with self._cv:
+            return {"participants": sorted(self._participants), "waits": self.waits,
+                    "wait_wall_s": round(self.wait_wall_s, 3),
+                    "timeouts": len(self.timeouts),
+                    "timed_out": sorted({n for _, n in self.timeouts}),
+                    "dropped": sorted({n for _, n in self.dropped}),
+                    "lost_messages": len(self.lost)}
