@@ -422,8 +422,11 @@ def test_every_node_block_is_what_rclpy_creates() -> None:
     rclpy.init(context=ctx)
     try:
         node = rclpy.create_node("policy_probe", namespace="/robot1", context=ctx,
-                                 parameter_overrides=[Parameter("use_sim_time", value=True)])
+                                 parameter_overrides=[Parameter("use_sim_time", value=True),
+                                                      Parameter("sim_lockstep", value=True)])
         try:
+            from sitebot.nodes import barrier_ack     # what run_node adds in lockstep runs
+            assert barrier_ack.install(node) is not None
             fq = {"publish": node.get_publisher_names_and_types_by_node,
                   "subscribe": node.get_subscriber_names_and_types_by_node,
                   "serve": node.get_service_names_and_types_by_node,
