@@ -9,6 +9,7 @@ side in one run. Each lives in ``sitebot.tools`` next to the others; this comman
   sitebot bench shutdown     how fast every node ends on SIGINT
   sitebot bench commission [--short]   a shipped world commissioned from nothing
   sitebot bench profile SCENARIO [--py-spy]   CPU per simulated second, per process of a run
+  sitebot bench rays         lidar and depth per frame: PyBullet vs Open3D ray casting
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ BENCHES = {
     "shutdown": "sitebot.tools.shutdown_bench",
     "commission": "sitebot.tools.commission",
     "profile": "sitebot.tools.run_profile",
+    "rays": "sitebot.tools.ray_bench",
 }
 
 

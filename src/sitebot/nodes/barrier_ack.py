@@ -1,5 +1,5 @@
-"""The simulator's stack barrier over ROS (:mod:`sitebot.barrier`): a node's side
-(:class:`BarrierAcker`) and the simulator's (:class:`BarrierHost`).
+"""A node's side of the simulator's stack barrier over ROS (:mod:`sitebot.barrier`); the
+simulator's side is :mod:`sitebot.nodes.barrier_host`.
 
 :func:`install` is called by :func:`sitebot.nodes.common.run_node` for every node once it
 is built.  With the parameter ``sim_lockstep`` true (regression and campaign runs set it; on
@@ -14,6 +14,7 @@ its subscriptions in its constructor).
 """
 from __future__ import annotations
 
+import inspect
 import os
 import socket
 import threading
@@ -22,14 +23,14 @@ from typing import Any, Callable
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from sitebot.barrier import ACK_TOPIC, StackBarrier, is_barrier_topic, period_index
-from sitebot.nodes.convert import to_ns, to_time
+from sitebot.barrier import is_barrier_topic, is_stamped_topic, period_index
+from sitebot.nodes.convert import to_ns
 from sitebot_interfaces.msg import BarrierAck
 
-__all__ = ["install", "BarrierAcker", "BarrierHost", "PARAM", "QOS_ACK_WRITER",
-           "QOS_ACK_READER"]
+__all__ = ["install", "BarrierAcker", "MessageCounter", "PARAM", "QOS_ACK_WRITER",
+           "QOS_ACK_READER", "UNCOUNTED", "HOST"]
 
-_HOST = socket.gethostname()
+HOST = socket.gethostname()
 #: the node parameter that makes a node a participant
 PARAM = "sim_lockstep"
 #: each participant's writer keeps its newest ack for a late simulator (transient local)
@@ -42,61 +43,175 @@ QOS_ACK_READER = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200,
                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
+#: topics that are not counted: the clock and the barrier's own, rclpy's bookkeeping
+UNCOUNTED = frozenset({"/clock", "/sim/barrier_ack", "/parameter_events", "/rosout"})
+
+
+class MessageCounter:
+    """Counts what a node publishes and what its callbacks have taken and processed, per
+    topic, by wrapping its publishers' ``publish`` and its subscriptions' and timers'
+    callbacks (the node's code is untouched).  ``on_done(kind)`` runs after every wrapped
+    callback with the number of callbacks still running."""
+
+    def __init__(self, node: Node, on_clock: Callable[[Any], None] | None,
+                 on_done: Callable[[str, Any, int], None]) -> None:
+        self.lock = threading.RLock()
+        self.published: dict[str, int] = {}
+        self.taken: dict[str, int] = {}
+        self.in_flight = 0
+        self._on_done = on_done
+        self._after_publish: Callable[[], None] = lambda: None
+        self.on_publish: Callable[[str, Any], None] | None = None
+        for pub in list(node.publishers):
+            if pub.topic_name not in UNCOUNTED:
+                self.published[pub.topic_name] = 0
+                pub.publish = self._counted_publish(pub.publish, pub.topic_name)
+        for sub in list(node.subscriptions):
+            topic = sub.topic_name
+            info = sub._callback_type is sub.CallbackType.WithMessageInfo
+            if topic == "/clock" and on_clock is not None:
+                sub.callback = self._wrap(sub.callback, "clock", on_clock, with_info=info)
+            elif topic not in UNCOUNTED:
+                self.taken[topic] = 0
+                sub.callback = self._wrap(sub.callback, topic, None, with_info=info)
+        for timer in list(node.timers):
+            timer.callback = self._wrap(timer.callback, "timer", None, timer)
+
+    def _counted_publish(self, inner: Callable[[Any], None], topic: str):
+        def publish(msg: Any) -> None:
+            inner(msg)
+            if self.on_publish is not None:
+                self.on_publish(topic, msg)
+            with self.lock:
+                self.published[topic] += 1
+                idle = self.in_flight == 0
+            if idle:                      # published outside a callback (another thread)
+                self._after_publish()
+        return publish
+
+    def _wrap(self, inner: Callable[..., Any], kind: str, first: Callable[[Any], None] | None,
+              item: Any = None, with_info: bool = False) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(inner):
+            return inner                # (no sitebot node has one; left as it is)
+        counter = self
+
+        def call(*args: Any) -> Any:
+            with counter.lock:
+                counter.in_flight += 1
+            try:
+                return inner(*args)
+            finally:          # a callback that raised has still processed its message
+                with counter.lock:
+                    counter.in_flight -= 1
+                    if kind in counter.taken:
+                        counter.taken[kind] += 1
+                    left = counter.in_flight
+                if first is not None:
+                    first(args[0])
+                counter._on_done(kind, item if item is not None else
+                                 (args[0] if args else None), left)
+
+        # the same arity as the node's callback: rclpy reads it to decide what to pass
+        if item is not None:
+            return lambda: call()
+        if with_info:
+            return lambda msg, info: call(msg, info)
+        return lambda msg: call(msg)
+
+    def snapshot(self) -> tuple[list[str], list[int], list[str], list[int]]:
+        with self.lock:
+            return (list(self.published), list(self.published.values()),
+                    list(self.taken), list(self.taken.values()))
+
+
 class BarrierAcker:
-    """Wraps the node's barrier subscriptions and publishes its acks (see the module doc)."""
+    """A participant: counts the node's messages and publishes its acks (module doc)."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
         self._lock = threading.Lock()
-        self._clock_ns = -1
+        self._clock_ns = -1            # the newest /clock taken
+        self._acked_clock_ns = -1      # the newest /clock whose due timers have run
+        self._pending: set[int] = set()
+        self._waiting = False          # the simulator waits at a barrier (our clock is there)
         self._stamps: dict[str, int] = {}
         self._subs: dict[str, Any] = {}
         self._matched: set[str] = set()
-        self._pub = node.create_publisher(BarrierAck, "/sim/barrier_ack", QOS_ACK_WRITER)
-        self._name = node.get_fully_qualified_name()
+        self._timers = list(node.timers)
+        self._clock_subs = sum(1 for sub in node.subscriptions if sub.topic_name == "/clock")
+        self._calls = 0
         for sub in list(node.subscriptions):
-            topic = sub.topic_name
-            if topic == "/clock":
-                sub.callback = self._wrap(sub.callback, self._on_clock)
-            elif is_barrier_topic(topic):
-                self._stamps[topic] = -1
-                self._subs[topic] = sub
-                sub.callback = self._wrap(sub.callback, lambda m, t=topic: self._on_msg(t, m))
+            # (a raw subscription, a recorder's, has no header to read: not judged by stamps)
+            if is_stamped_topic(sub.topic_name) and not getattr(sub, "raw", False):
+                self._stamps[sub.topic_name] = -1
+                self._subs[sub.topic_name] = sub
+        self.counter = MessageCounter(node, self._on_clock, self._on_done)
+        self.counter._after_publish = self._after_publish
+        self._pub = node.create_publisher(BarrierAck, "/sim/barrier_ack", QOS_ACK_WRITER)
+        self._coalesce = node.create_guard_condition(self.publish)
+        self._name = node.get_fully_qualified_name()
         self.publish()
 
     @property
     def topics(self) -> list[str]:
         return sorted(self._stamps)
 
-    @staticmethod
-    def _wrap(inner: Callable[[Any], Any], after: Callable[[Any], None]) -> Callable[[Any], Any]:
-        def callback(msg: Any) -> Any:
-            try:
-                return inner(msg)
-            finally:          # a callback that raised has still processed its message
-                after(msg)
-        return callback
-
     def _on_clock(self, msg: Any) -> None:
+        """After each of the node's ``/clock`` callbacks (rclpy's time source, and the node's
+        own if it has one): a new barrier period is acknowledged once every one of them has
+        run for that clock and the timers it made due have run."""
         ns = to_ns(msg.clock)
         with self._lock:
-            new_period = period_index(ns) != period_index(self._clock_ns)
-            self._clock_ns = max(self._clock_ns, ns)
-        if new_period:
-            self.publish()
-
-    def _on_msg(self, topic: str, msg: Any) -> None:
-        header = getattr(msg, "header", None)
-        if header is None:
-            return
-        with self._lock:
-            self._stamps[topic] = max(self._stamps[topic], to_ns(header.stamp))
+            if ns != self._clock_ns:
+                self._calls = 0
+                new_period = period_index(ns) != period_index(self._clock_ns)
+                self._clock_ns = max(self._clock_ns, ns)
+                self._waiting = new_period
+                if new_period:
+                    self._pending = {id(t) for t in self._timers if not t.is_canceled()
+                                     and (t.time_until_next_call() or 0) <= 0}
+            self._calls += 1
+            if not self._waiting or self._calls < self._clock_subs or self._pending \
+                    or self._acked_clock_ns == self._clock_ns:
+                return
+            self._acked_clock_ns = self._clock_ns
         self.publish()
 
-    def publish(self) -> None:
-        msg = BarrierAck(node=self._name, host=_HOST, pid=os.getpid())
+    def _on_done(self, kind: str, item: Any, in_flight: int) -> None:
+        send = False
         with self._lock:
-            msg.clock.sec, msg.clock.nanosec = divmod(max(self._clock_ns, 0), 1_000_000_000)
+            if kind == "timer" and id(item) in self._pending:
+                self._pending.discard(id(item))
+                if not self._pending and self._calls >= self._clock_subs:
+                    self._acked_clock_ns = self._clock_ns
+                    send = True
+            elif kind in self._stamps:
+                header = getattr(item, "header", None)
+                if header is not None:
+                    self._stamps[kind] = max(self._stamps[kind], to_ns(header.stamp))
+                send = is_barrier_topic(kind)
+            if kind != "clock" and self._waiting and in_flight == 0:
+                # while the simulation waits: one ack per executor cycle, after the
+                # callbacks ready in it (a guard condition runs after them)
+                self._wake()
+        if send:
+            self.publish()
+
+    def _after_publish(self) -> None:
+        if self._waiting:
+            self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self._coalesce.trigger()
+        except Exception:          # noqa: BLE001 - the node is being destroyed
+            pass
+
+    def publish(self) -> None:
+        msg = BarrierAck(node=self._name, host=HOST, pid=os.getpid())
+        with self._lock:
+            msg.clock.sec, msg.clock.nanosec = divmod(max(self._acked_clock_ns, 0),
+                                                      1_000_000_000)
             # a topic is listed (owed) once its subscription has matched a publisher
             for topic, sub in self._subs.items():
                 if topic not in self._matched and sub.get_publisher_count() > 0:
@@ -106,6 +221,8 @@ class BarrierAcker:
                 st = type(msg.clock)()
                 st.sec, st.nanosec = divmod(max(ns, 0), 1_000_000_000)
                 msg.stamps.append(st)
+        (msg.published_topics, msg.published, msg.taken_topics,
+         msg.taken) = self.counter.snapshot()
         try:
             self._pub.publish(msg)
         except Exception:          # noqa: BLE001 - the context is shutting down
@@ -121,65 +238,3 @@ def install(node: Node) -> BarrierAcker | None:
     acker = BarrierAcker(node)
     node.get_logger().info(f"stack barrier: acknowledging /clock and {acker.topics or 'no topic'}")
     return acker
-
-
-def _running(pid: int) -> bool:
-    """Whether a process runs (a zombie, killed and not yet reaped, does not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-class BarrierHost:
-    """The simulator's side: receives the acks and, after each physics tick, tells the
-    barrier what the tick published and waits when a barrier is due (a scan or camera frame
-    was published, or ``/clock`` entered a new barrier period)."""
-
-    def __init__(self, node: Node, timeout_s: float) -> None:
-        self.node = node
-        self.barrier = StackBarrier(alive=self._alive, timeout_s=timeout_s)
-        self._clock_ns = -1
-        self._due = False
-        self._pids: dict[str, int] = {}
-        node.create_subscription(BarrierAck, "/sim/barrier_ack", self._on_ack,
-                                 QOS_ACK_READER)   # (barrier.ACK_TOPIC)
-
-    def _on_ack(self, msg: BarrierAck) -> None:
-        if msg.host == _HOST and msg.pid > 0:
-            self._pids[msg.node] = int(msg.pid)
-        self.barrier.on_ack(msg.node, to_ns(msg.clock), msg.topics,
-                            [to_ns(s) for s in msg.stamps])
-
-    def _alive(self) -> list[str]:
-        """Participants still running: in the ROS graph, and (on this host) their process
-        still there (the graph keeps a killed process's node until its DDS lease ends)."""
-        listed = [i.node_namespace.rstrip("/") + "/" + i.node_name
-                  for i in self.node.get_publishers_info_by_topic(ACK_TOPIC)]
-        return [n for n in listed if n not in self._pids or _running(self._pids[n])]
-
-    def sent(self, publisher: Any, stamp_s: float) -> None:
-        """The simulator published a message stamped ``stamp_s`` on a barrier topic."""
-        self.barrier.published(publisher.topic_name, to_ns(to_time(stamp_s)))
-        self._due = True
-
-    def after_tick(self, clock_s: float | None) -> None:
-        """After a physics tick's publications (``clock_s``: the ``/clock`` it published,
-        None if none): wait when a barrier is due."""
-        b = self.barrier
-        if clock_s is not None:
-            ns = to_ns(to_time(clock_s))
-            if period_index(ns) != period_index(self._clock_ns):
-                b.published_clock(ns)
-                self._due = True
-            self._clock_ns = ns
-        if not self._due:
-            return
-        self._due = False
-        late = b.wait()
-        if late:
-            self.node.get_logger().warning(
-                f"stack barrier: gave up on {', '.join(late)} after {b.timeout_s:g} s at "
-                f"sim time {self._clock_ns * 1e-9:.2f} s (this run no longer is independent "
-                "of the machine's load)")

@@ -132,7 +132,10 @@ class CameraPerceptionNode(Node):
             for tag in tags:
                 markers.markers.extend(self._tag_markers(tag, header))
         if p["gauges_enabled"]:
-            for g in self.core.read_gauges(img, K, tags, dist, time.monotonic(),
+            # rate-limited in the camera's time (the frame's stamp), not this process's: the
+            # same frames are read however loaded the machine (a stamp-less frame: wall time)
+            t_cam = header.stamp.sec + header.stamp.nanosec * 1e-9
+            for g in self.core.read_gauges(img, K, tags, dist, t_cam or time.monotonic(),
                                            p["gauge_rate_hz"]):
                 self.gauge_pub.publish(self._gauge_msg(g, header))
                 markers.markers.append(self._gauge_marker(g, header))

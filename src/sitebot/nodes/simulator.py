@@ -40,7 +40,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from sitebot.control.kernel import kernel_joint_names
 from sitebot.description.kinematics import JointTransformer, Transform
 from sitebot.nodes import convert, convert_images
-from sitebot.nodes.barrier_ack import BarrierHost
+from sitebot.nodes.barrier_host import BarrierHost
 from sitebot.nodes.common import (QOS_COMMAND, QOS_LATCHED, QOS_SENSOR, QOS_STATE, declare_schema,
                                   run_node)
 from sitebot.nodes.control_io import ControlIO
@@ -238,8 +238,6 @@ class SimulatorNode(Node):
         elif s.kind is SampleKind.SCAN:
             io.scan.publish(convert.scan_msg(s.data, stamp, "laser_link",
                                              1.0 / max(p["scan_rate_hz"], 1e-9)))
-            if self.barrier is not None:
-                self.barrier.sent(io.scan, s.stamp_s)
         elif s.kind is SampleKind.CAMERA:
             f = s.data
             io.rgb.publish(convert_images.image_rgb_msg(f.rgb, stamp, "camera_color_optical_frame"))
@@ -248,9 +246,6 @@ class SimulatorNode(Node):
                                                     "camera_color_optical_frame"))
             io.depth_info.publish(convert_images.camera_info_msg(f.K, f.width, f.height, stamp,
                                                           "camera_depth_optical_frame"))
-            if self.barrier is not None:
-                self.barrier.sent(io.rgb, s.stamp_s)
-                self.barrier.sent(io.depth, s.stamp_s)
         elif s.kind is SampleKind.GROUND_TRUTH:
             io.gt_odom.publish(convert.ground_truth_msg(s.data, stamp, p["map_frame"], p["base_frame"]))
             io.gt_people.publish(convert.people_pose_array(s.data.people, stamp, p["map_frame"]))

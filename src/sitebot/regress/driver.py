@@ -1,6 +1,5 @@
 """The ROS side of one regression run: launch the stack, drive the mission, inject faults,
 record, stop. (The only module of ``sitebot.regress`` that talks to ROS.)
-
 :func:`run_scenario` is called in a worker process (``python -m sitebot.regress.worker``)
 whose ``ROS_DOMAIN_ID`` the runner chose, so parallel runs never share DDS traffic. It
 returns the raw material (recorded messages, events, process exits); metrics, verdicts,
@@ -10,7 +9,8 @@ Sequence: the simulator starts paused; once every node of the launch is in the R
 (and has subscribed to what it needs) the driver unpauses it, so sim time 0 is the same
 moment of every run. While running, the driver reacts to ``/clock`` (100 Hz sim time):
 scripted ``cmd_vel_in`` (mission ``drive``), runner faults due at their sim time or
-condition, and conditional simulator faults (sent on ``sim/fault``).
+condition, and conditional simulator faults (sent on ``sim/fault``). In lockstep runs the
+driver is a participant of the simulator's barrier (:mod:`sitebot.barrier`).
 
 The driver acts as the site's operator tools do: its instructions, plans, confirmations,
 resets and mode changes carry assertions signed with the run's authority key (the default
@@ -42,6 +42,7 @@ from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool
 
+from sitebot.nodes.barrier_ack import BarrierAcker
 from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE
 from sitebot.regress.scenario import FaultSpec, Scenario
 from sitebot.security import Authority, AuthorityError, command_digest, plan_digest
@@ -83,7 +84,7 @@ class _Driver:
     """The run's own ROS node: recorder (raw CDR per topic, keyed by sim time), command
     and fault publisher, service and action client."""
 
-    def __init__(self, sc: Scenario) -> None:
+    def __init__(self, sc: Scenario, lockstep: bool = False) -> None:
         self.sc = sc
         self.context = Context()
         rclpy.init(context=self.context)
@@ -119,6 +120,7 @@ class _Driver:
         self.authority = Authority.open("", lambda text: self.event("authority_key", error=text))
         self.estop_held: bool | None = None
         self.deadman_held: bool | None = None
+        self.acker = BarrierAcker(n) if lockstep else None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
@@ -201,8 +203,7 @@ class _Driver:
                 m.header.frame_id = "base_footprint"
                 m.twist.linear.x, m.twist.angular.z = float(cur[1]), float(cur[2])
                 self.cmd_pub.publish(m)
-                if cur[3]:
-                    deadman = True
+                deadman = True if cur[3] else deadman
         if deadman is not None:
             self.deadman_pub.publish(Bool(data=bool(deadman)))
 
@@ -578,7 +579,7 @@ def _graph_ready(drv: _Driver, nodes: list[str], mission: "_Mission") -> bool:
 
 def run_scenario(sc: Scenario, out_dir: Path, launch_file: str, launch_args: dict[str, str],
                  *, env: dict[str, str], progress: Callable[[dict], None],
-                 log_path: Path) -> dict[str, Any]:
+                 log_path: Path, lockstep: bool = False) -> dict[str, Any]:
     """Run one scenario; returns {'raw': {topic: [(t_ns, cdr)]}, 'events', 'mission',
     'exit_codes', 'failed', 'killed', 'resets', 'fault_time', 'sim_time_s', 'wall_s',
     'startup_wall_s', 'aborted'}."""
@@ -586,7 +587,7 @@ def run_scenario(sc: Scenario, out_dir: Path, launch_file: str, launch_args: dic
 
     log = open(log_path, "w", buffering=1)
     t_wall0 = time.monotonic()
-    drv = _Driver(sc)
+    drv = _Driver(sc, lockstep)
     aborted = ""
     mission = None
     faults = None

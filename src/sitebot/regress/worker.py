@@ -75,7 +75,8 @@ def run_worker(spec: dict) -> dict[str, Any]:
            "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
     run = driver.run_scenario(sc, run_dir, prep["launch_file"], prep["launch_args"], env=env,
                               progress=lambda p: _emit("progress", p),
-                              log_path=run_dir / "launch.log")
+                              log_path=run_dir / "launch.log",
+                              lockstep=bool(spec.get("lockstep", False)))
     tp = time.monotonic()
     rec = driver.decode_records(run["raw"])
     world = load_world(prep["world_file"])
