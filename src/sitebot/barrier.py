@@ -109,14 +109,19 @@ class StackBarrier:
     :param alive: returns the names of the participants still running (None: never drop).
     :param timeout_s: wall time a barrier waits for a participant that is alive [s].
     :param liveness_check_s: wall time of waiting before ``alive()`` is asked [s].
+    :param lost_after_s: wall time after which a missing message counts as lost [s].
+    :param expect: node names that must have joined before any barrier is passed (a node
+        expected but not running is dropped by the liveness check).
     """
 
     def __init__(self, *, alive: Callable[[], Iterable[str]] | None = None,
                  timeout_s: float = 10.0, liveness_check_s: float = 0.5,
-                 lost_after_s: float = 1.0,
+                 lost_after_s: float = 1.0, expect: Iterable[str] = (),
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.timeout_s = float(timeout_s)
         self.lost_after_s = float(lost_after_s)
+        #: nodes that must have joined before the simulation steps on (the run's stack)
+        self.expect = {n if n.startswith("/") else "/" + n for n in expect}
         self.liveness_check_s = float(liveness_check_s)
         self._alive = alive
         self._monotonic = monotonic
@@ -166,7 +171,8 @@ class StackBarrier:
     def _lacks(self) -> dict[str, tuple[str, tuple[str, str] | None]]:
         """Per participant behind: (what it lacks, what may be forgiven as lost: ("topic",
         name) for a barrier-topic message, ("count", name) for messages of another node)."""
-        out: dict[str, tuple[str, tuple[str, str] | None]] = {}
+        out: dict[str, tuple[str, tuple[str, str] | None]] = {
+            n: ("has not joined yet", None) for n in self.expect - set(self._participants)}
         totals: dict[str, int] = {}
         for name, p in self._participants.items():
             if self._clock_ns > p.joined_clock_ns and p.clock_ns < self._clock_ns:
@@ -208,7 +214,8 @@ class StackBarrier:
                     checked_at = waited
                     alive = set(self._alive())
                     for name in [n for n in lacks if n not in alive]:
-                        del self._participants[name]
+                        self._participants.pop(name, None)
+                        self.expect.discard(name)
                         self.dropped.append((self._clock_ns, name))
                     continue
                 if waited >= self.lost_after_s:

@@ -58,6 +58,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from sitebot.config.params import EVERY_NODE_PARAMS
 from sitebot.errors import ConfigError, LaunchError, ParameterError, SitebotError
 
 __all__ = ["main", "check_file", "classify", "CheckResult", "ACCEPTED_KINDS",
@@ -74,7 +75,7 @@ _SKIPPED = {".xml": "XML file, not checked"}
 _XACRO_NS = "{http://www.ros.org/wiki/xacro}"
 _XACRO_LIBRARY_TAGS = {_XACRO_NS + t for t in ("macro", "property", "arg", "include")}
 _WILDCARDS = ("**", "*")
-_ALWAYS_ALLOWED = ("use_sim_time",)
+_ALWAYS_ALLOWED = EVERY_NODE_PARAMS
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping, TypeVar
 
 from sitebot.errors import ConfigError, ParameterError
 
-__all__ = ["ParamType", "ParamSpec", "validate_value", "validate_params",
+__all__ = ["ParamType", "ParamSpec", "validate_value", "validate_params", "EVERY_NODE_PARAMS",
            "load_params_file", "node_params_from_file", "fields_from_params",
            "dataclass_from_params"]
 
@@ -170,9 +170,14 @@ def validate_value(spec: ParamSpec, value: Any) -> Any:
     return out
 
 
+#: what every sitebot node takes besides its own schema: rclpy's ``use_sim_time``, and
+#: ``sim_lockstep`` (a participant of the simulator's stack barrier: sitebot.barrier)
+EVERY_NODE_PARAMS = ("use_sim_time", "sim_lockstep")
+
+
 def validate_params(schema: Iterable[ParamSpec], values: Mapping[str, Any],
                     *, file: str | Path | None = None, node: str = "",
-                    allow_unknown: Iterable[str] = ("use_sim_time",)) -> dict[str, Any]:
+                    allow_unknown: Iterable[str] = EVERY_NODE_PARAMS) -> dict[str, Any]:
     """Validate ``values`` against ``schema``; fill defaults; reject unknown names."""
     specs = {s.name: s for s in schema}
     out = {name: s.default for name, s in specs.items()}

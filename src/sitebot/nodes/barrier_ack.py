@@ -24,6 +24,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from sitebot.barrier import is_barrier_topic, is_stamped_topic, period_index
+from sitebot.config.params import EVERY_NODE_PARAMS
 from sitebot.nodes.convert import to_ns
 from sitebot_interfaces.msg import BarrierAck
 
@@ -32,7 +33,7 @@ __all__ = ["install", "BarrierAcker", "MessageCounter", "PARAM", "QOS_ACK_WRITER
 
 HOST = socket.gethostname()
 #: the node parameter that makes a node a participant
-PARAM = "sim_lockstep"
+PARAM = EVERY_NODE_PARAMS[1]
 #: each participant's writer keeps its newest ack for a late simulator (transient local)
 QOS_ACK_WRITER = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                             reliability=ReliabilityPolicy.RELIABLE,
@@ -59,6 +60,8 @@ class MessageCounter:
         self.published: dict[str, int] = {}
         self.taken: dict[str, int] = {}
         self.in_flight = 0
+        self._subs: dict[str, list[Any]] = {}
+        self._matched: set[str] = set()
         self._on_done = on_done
         self._after_publish: Callable[[], None] = lambda: None
         self.on_publish: Callable[[str, Any], None] | None = None
@@ -73,6 +76,7 @@ class MessageCounter:
                 sub.callback = self._wrap(sub.callback, "clock", on_clock, with_info=info)
             elif topic not in UNCOUNTED:
                 self.taken[topic] = 0
+                self._subs.setdefault(topic, []).append(sub)
                 sub.callback = self._wrap(sub.callback, topic, None, with_info=info)
         for timer in list(node.timers):
             timer.callback = self._wrap(timer.callback, "timer", None, timer)
@@ -119,9 +123,16 @@ class MessageCounter:
         return lambda msg: call(msg)
 
     def snapshot(self) -> tuple[list[str], list[int], list[str], list[int]]:
+        """Published and taken counts per topic; a taken topic is listed (owed) only once
+        one of its subscriptions has matched a publisher: what was published before that
+        never reached the node."""
+        for topic, subs in self._subs.items():
+            if topic not in self._matched and any(s.get_publisher_count() > 0 for s in subs):
+                self._matched.add(topic)
         with self.lock:
+            taken = [t for t in self.taken if t in self._matched]
             return (list(self.published), list(self.published.values()),
-                    list(self.taken), list(self.taken.values()))
+                    taken, [self.taken[t] for t in taken])
 
 
 class BarrierAcker:

@@ -30,9 +30,9 @@ class BarrierHost:
     barrier what the tick published and waits when a barrier is due (a scan or camera frame
     was published, or ``/clock`` entered a new barrier period)."""
 
-    def __init__(self, node: Node, timeout_s: float) -> None:
+    def __init__(self, node: Node, timeout_s: float, expect: list[str] | None = None) -> None:
         self.node = node
-        self.barrier = StackBarrier(alive=self._alive, timeout_s=timeout_s)
+        self.barrier = StackBarrier(alive=self._alive, timeout_s=timeout_s, expect=expect or ())
         self._clock_ns = -1
         self._due = False
         self._pids: dict[str, int] = {}
@@ -76,20 +76,26 @@ class BarrierHost:
                   for i in self.node.get_publishers_info_by_topic(ACK_TOPIC)] + [self._name]
         return [n for n in listed if n not in self._pids or _running(self._pids[n])]
 
-    def after_tick(self, clock_s: float | None) -> None:
-        """After a physics tick's publications (``clock_s``: the ``/clock`` it published,
-        None if none): wait when a barrier is due."""
-        b = self.barrier
-        if clock_s is not None:
-            ns = to_ns(to_time(clock_s))
-            if period_index(ns) != period_index(self._clock_ns):
-                b.published_clock(ns)
-                self._due = True
-            self._clock_ns = ns
-        if not self._due:
-            return
+    def after_clock(self, clock_s: float) -> None:
+        """After the ``/clock`` of a tick, before its sensor messages: when the clock entered
+        a new barrier period, wait until every node has taken it (and run its due timers),
+        so that each node sees the tick's clock before the tick's sensor data."""
+        ns = to_ns(to_time(clock_s))
+        new_period = period_index(ns) != period_index(self._clock_ns)
+        self._clock_ns = ns
+        if new_period:
+            self.barrier.published_clock(ns)
+            self._wait()
+
+    def after_tick(self) -> None:
+        """After a tick's sensor messages: wait when a scan or camera frame was among them."""
+        if self._due:
+            self._wait()
+
+    def _wait(self) -> None:
         self._due = False
         self._report()
+        b = self.barrier
         late = b.wait()
         if late:
             self.node.get_logger().warning(

@@ -126,7 +126,8 @@ class SimulatorNode(Node):
                              clock_rate_hz=p["clock_rate_hz"],
                              control_state_rate_hz=p["control_state_rate_hz"])
         self.create_subscription(String, "sim/fault", self.on_fault, QOS_COMMAND)
-        self.barrier = BarrierHost(self, p["lockstep_timeout_s"]) if p["lockstep"] else None
+        self.barrier = BarrierHost(self, p["lockstep_timeout_s"], p["lockstep_expect"]) \
+            if p["lockstep"] else None
         if not p["supervisor_required"]:
             self.get_logger().warning(
                 "supervisor_required is false: the control loop makes its own heartbeat; "
@@ -192,13 +193,15 @@ class SimulatorNode(Node):
                     continue
                 if tick.clock_due:
                     self.clock_pub.publish(Clock(clock=convert.to_time(tick.t_s)))
+                    if self.barrier is not None:
+                        self.barrier.after_clock(tick.t_s)
                 for s in tick.samples:
                     self._publish(s)
                 if tick.control_state_due:
                     for io in self.io.values():
                         io.control.publish_state(self.sim.robot(io.name).controller.out)
                 if self.barrier is not None:
-                    self.barrier.after_tick(tick.t_s if tick.clock_due else None)
+                    self.barrier.after_tick()
                 if self.run.pace():
                     self._publish_diagnostics()
         except Exception as e:

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from sitebot.barrier import PERIOD_NS
 from sitebot.config.yamlio import load_yaml
 from sitebot.errors import ConfigError
 from sitebot.regress.scenario import Scenario, ScenarioError
@@ -80,6 +81,16 @@ def _world_doc(sc: Scenario) -> dict[str, Any]:
     return data
 
 
+def _participants(sc: Scenario) -> list[str]:
+    """The nodes of a run that take part in the barrier: the launch file's nodes (with its
+    conditions: the camera pipeline only with a camera, the language planner only for
+    instructions), the supervisor and the runner's own driver node."""
+    nodes = ["safety_supervisor", "regress_driver",
+             *LAUNCH_NODES[LAUNCH_FILES[sc.mission.kind]]]
+    return [n for n in nodes if not (n == "camera_perception" and not sc.camera)
+            and not (n == "task_planner" and sc.mission.kind != "instruction")]
+
+
 def prepare_run(sc: Scenario, run_dir: Path, lockstep: bool = False) -> dict[str, Any]:
     """Write the run's files into ``run_dir``; returns launch file, launch arguments,
     world file and audit log path.  ``lockstep``: the simulator runs unpaced in lockstep
@@ -104,6 +115,9 @@ def prepare_run(sc: Scenario, run_dir: Path, lockstep: bool = False) -> dict[str
     sim = {"world": str(wfile), "seed": sc.seed, "start_paused": True,
            "real_time_factor": 0.0 if lockstep else float(sc.real_time_factor),
            "lockstep": bool(lockstep), "camera_enabled": bool(sc.camera),
+           # lockstep: one /clock per barrier period, so every timer fires at a barrier
+           **({"clock_rate_hz": 1e9 / PERIOD_NS,
+               "lockstep_expect": _participants(sc)} if lockstep else {}),
            "fault_schedule": str(run_dir / "faults.yaml"),
            **(TASK_SIM if task else {}), **dict(sc.sim)}
     # the stack's site: the world's installed bundle, or (a world given by path) the run's

@@ -30,7 +30,9 @@ SCHEMA = (
     ParamSpec("start_paused", B, False, "start paused (advance with sim/step)"),
     ParamSpec("lockstep", B, False,
               "step on only when every node started with sim_lockstep has processed the "
-              "newest /clock and sensor messages (sitebot.sim.barrier; regression runs)"),
+              "newest /clock and sensor messages (sitebot.barrier; regression runs)"),
+    ParamSpec("lockstep_expect", ParamType.STRING_ARRAY, [],
+              "nodes that must have joined the barrier before the simulation steps on"),
     ParamSpec("lockstep_timeout_s", F, 10.0,
               "wall time the barrier waits for a live node before it gives up on it",
               0.1, 600.0, unit="s"),
