@@ -32,13 +32,18 @@ from sitebot.sim.grasp import GraspAssist
 from sitebot.sim.robot import SimHardware, SimRobot, SimRobotConfig
 from sitebot.sim.scene import Scene
 from sitebot.sim.sensors import (Camera, CameraConfig, Imu, ImuConfig, Lidar, LidarConfig,
-                                 OdomConfig, WheelOdometry)
+                                 OdomConfig, ScanData, WheelOdometry)
 from sitebot.sim.world import WorldSpec
 from sitebot.sim.world_loader import load_world
 from sitebot.types import Pose2D, quaternion_to_yaw
 
 __all__ = ["SampleKind", "Sample", "SensorRates", "SimConfig", "RobotSpawn", "Controller",
-           "SiteSimulation", "GroundTruth"]
+           "SiteSimulation", "GroundTruth", "LIDAR_BACKENDS"]
+
+#: What casts each robot's lidar (SimConfig.lidar_backend): PyBullet's ``rayTestBatch``
+#: (:class:`~sitebot.sim.sensors.Lidar`) or Open3D's ``RaycastingScene``
+#: (:mod:`sitebot.sim.raycast`; same scans within 2 cm, several times cheaper).
+LIDAR_BACKENDS = ("pybullet", "open3d")
 
 
 class SampleKind(Enum):
@@ -109,6 +114,7 @@ class SimConfig:
     supervisor_required: bool = True  # False: the controller makes its own heartbeat
     actor_update_hz: float = 60.0  # people are placed on their paths at this rate [Hz]
     seed: int = 0
+    lidar_backend: str = "pybullet"  # one of LIDAR_BACKENDS
 
     def __post_init__(self) -> None:
         if not (1e-4 <= self.time_step_s <= 0.05):
@@ -117,6 +123,9 @@ class SimConfig:
             raise ValueError(f"SimConfig.actor_update_hz={self.actor_update_hz!r}: accepted [1, 1000] Hz")
         if not (0.0 < self.cmd_timeout_s <= 10.0):
             raise ValueError(f"SimConfig.cmd_timeout_s={self.cmd_timeout_s!r}: accepted (0, 10] s")
+        if self.lidar_backend not in LIDAR_BACKENDS:
+            raise ValueError(f"SimConfig.lidar_backend={self.lidar_backend!r}: accepted: "
+                             + ", ".join(LIDAR_BACKENDS))
 
 
 @dataclass(frozen=True)
@@ -159,6 +168,56 @@ class _Stream:
         return False
 
 
+class _Open3dLidar:
+    """A robot's lidar cast on Open3D (:class:`sitebot.sim.raycast.RaycastLidar`): the
+    ScanData and noise draws of :meth:`Lidar.scan`; the robot's own bodies (its collision
+    group: base, arm) left out as Lidar leaves them out; every other body seen, a held
+    object and other robots included (moving bodies, posed at every scan).
+
+    The Open3D copy follows the PyBullet world by itself: before every scan it compares
+    the client's body ids, each static body's pose and bounding box and each moving body's
+    joint count and mass with those of its last build, and rebuilds on any difference (a
+    body spawned or removed by a fault, even under a reused id; a valve lever turned; a
+    reset). :meth:`invalidate` forces a rebuild at the next scan."""
+
+    def __init__(self, client_id: int, robot: SimRobot, link_index: int,
+                 config: LidarConfig) -> None:
+        self.config = config
+        self._cid, self._robot, self._link = client_id, robot, link_index
+        self._lidar: Any = None
+        self._dynamic: frozenset[int] = frozenset()
+        self._key: tuple | None = None
+        self.rebuilds = 0
+
+    def invalidate(self) -> None:
+        self._key = None
+
+    def _world_key(self, ids: tuple[int, ...]) -> tuple:
+        cid = self._cid
+        return tuple((pb.getNumJoints(b, physicsClientId=cid),
+                      pb.getDynamicsInfo(b, -1, physicsClientId=cid)[0]) if b in self._dynamic
+                     else (pb.getBasePositionAndOrientation(b, physicsClientId=cid),
+                           pb.getAABB(b, physicsClientId=cid)) for b in ids)
+
+    def scan(self, rng: np.random.Generator | None = None) -> ScanData:
+        cid = self._cid
+        ids = tuple(pb.getBodyUniqueId(i, physicsClientId=cid)
+                    for i in range(pb.getNumBodies(physicsClientId=cid)))
+        if self._key is None or ids != self._key[0] or self._world_key(ids) != self._key[1]:
+            from sitebot.sim.raycast import RaycastLidar, RaycastWorld  # open3d: only if used
+            if self._lidar is None:
+                world = RaycastWorld(cid, exclude_group=self._robot.collision_group)
+                self._lidar = RaycastLidar(world, self._robot.body_id, self._link, self.config)
+            else:
+                self._lidar.world.rebuild()
+            # RaycastWorld's rule: a body with links or mass moves
+            self._dynamic = frozenset(b for b in ids if pb.getNumJoints(b, physicsClientId=cid)
+                                      or pb.getDynamicsInfo(b, -1, physicsClientId=cid)[0] > 0)
+            self._key = (ids, self._world_key(ids))
+            self.rebuilds += 1
+        return self._lidar.scan(rng)
+
+
 class _RobotRig:
     """One robot with its hardware seam, controller and sensors."""
 
@@ -177,8 +236,11 @@ class _RobotRig:
                                            heartbeat_timeout_s=cfg.heartbeat_timeout_s),
             self.hardware.joint_names, kernel_joint_names(d), d.wheel_joints,
             cfg.time_step_s, supervisor_required=cfg.supervisor_required)
-        self.lidar = Lidar(sim.client_id, self.body.body_id,
-                           self.body.link_index("laser_link"), cfg.lidar)
+        laser = self.body.link_index("laser_link")
+        self.lidar: Lidar | _Open3dLidar = (
+            _Open3dLidar(sim.client_id, self.body, laser, cfg.lidar)
+            if cfg.lidar_backend == "open3d" else
+            Lidar(sim.client_id, self.body.body_id, laser, cfg.lidar))
         self.camera = Camera(sim.client_id, self.body.body_id,
                              self.body.link_index("camera_link"), cfg.camera) \
             if cfg.camera_enabled else None
@@ -256,6 +318,13 @@ class SiteSimulation:
         self.step_count = 0
         self._actors = _Stream(self.config.actor_update_hz)
         self.scene.update(0.0)
+
+    def world_changed(self) -> None:
+        """Say that bodies were added, removed or moved by hand: the Open3D lidars rebuild
+        their copy at the next scan (they also notice such changes by themselves)."""
+        for rig in self.robots.values():
+            if isinstance(rig.lidar, _Open3dLidar):
+                rig.lidar.invalidate()
 
     def _people_do_not_touch_robots(self) -> None:
         """People are kinematic (placed each update): in contact they would shove a robot
@@ -378,6 +447,7 @@ class SiteSimulation:
         self.step_count = 0
         self._actors.next_s = 0.0
         self.scene.update(0.0)
+        self.world_changed()
 
     def close(self) -> None:
         if self.client_id >= 0:
