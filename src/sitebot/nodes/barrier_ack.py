@@ -21,27 +21,25 @@ import threading
 from typing import Any, Callable
 
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import HistoryPolicy, QoSProfile
 
 from sitebot.barrier import is_barrier_topic, is_stamped_topic, period_index
 from sitebot.config.params import EVERY_NODE_PARAMS
-from sitebot.nodes.convert import to_ns
+from sitebot.nodes.common import QOS_LATCHED
+from sitebot.nodes.convert import from_ns, to_ns
 from sitebot_interfaces.msg import BarrierAck
 
-__all__ = ["install", "BarrierAcker", "MessageCounter", "PARAM", "QOS_ACK_WRITER",
-           "QOS_ACK_READER", "UNCOUNTED", "HOST"]
+__all__ = ["install", "BarrierAcker", "MessageCounter", "PARAM", "QOS_ACK_READER",
+           "UNCOUNTED", "HOST"]
 
 HOST = socket.gethostname()
 #: the node parameter that makes a node a participant
 PARAM = EVERY_NODE_PARAMS[1]
-#: each participant's writer keeps its newest ack for a late simulator (transient local)
-QOS_ACK_WRITER = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                            reliability=ReliabilityPolicy.RELIABLE,
-                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
-#: the simulator's reader: one topic instance shared by every participant, so a deep queue
+#: each participant's writer keeps its newest ack for a late simulator: QOS_LATCHED; the
+#: simulator's reader shares one topic instance among every participant, so a deep queue
 QOS_ACK_READER = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200,
-                            reliability=ReliabilityPolicy.RELIABLE,
-                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
+                            reliability=QOS_LATCHED.reliability,
+                            durability=QOS_LATCHED.durability)
 
 
 #: topics that are not counted: the clock and the barrier's own, rclpy's bookkeeping
@@ -122,13 +120,19 @@ class MessageCounter:
             return lambda msg, info: call(msg, info)
         return lambda msg: call(msg)
 
+    def matched(self) -> set[str]:
+        """The counted subscribed topics whose subscription has matched a publisher (once
+        matched, a topic stays in)."""
+        for topic, subs in self._subs.items():
+            if topic not in self._matched and any(s.get_publisher_count() > 0 for s in subs):
+                self._matched.add(topic)
+        return self._matched
+
     def snapshot(self) -> tuple[list[str], list[int], list[str], list[int]]:
         """Published and taken counts per topic; a taken topic is listed (owed) only once
         one of its subscriptions has matched a publisher: what was published before that
         never reached the node."""
-        for topic, subs in self._subs.items():
-            if topic not in self._matched and any(s.get_publisher_count() > 0 for s in subs):
-                self._matched.add(topic)
+        self.matched()
         with self.lock:
             taken = [t for t in self.taken if t in self._matched]
             return (list(self.published), list(self.published.values()),
@@ -146,8 +150,6 @@ class BarrierAcker:
         self._pending: set[int] = set()
         self._waiting = False          # the simulator waits at a barrier (our clock is there)
         self._stamps: dict[str, int] = {}
-        self._subs: dict[str, Any] = {}
-        self._matched: set[str] = set()
         self._timers = list(node.timers)
         self._clock_subs = sum(1 for sub in node.subscriptions if sub.topic_name == "/clock")
         self._calls = 0
@@ -155,10 +157,9 @@ class BarrierAcker:
             # (a raw subscription, a recorder's, has no header to read: not judged by stamps)
             if is_stamped_topic(sub.topic_name) and not getattr(sub, "raw", False):
                 self._stamps[sub.topic_name] = -1
-                self._subs[sub.topic_name] = sub
         self.counter = MessageCounter(node, self._on_clock, self._on_done)
         self.counter._after_publish = self._after_publish
-        self._pub = node.create_publisher(BarrierAck, "/sim/barrier_ack", QOS_ACK_WRITER)
+        self._pub = node.create_publisher(BarrierAck, "/sim/barrier_ack", QOS_LATCHED)
         self._coalesce = node.create_guard_condition(self.publish)
         self._name = node.get_fully_qualified_name()
         self.publish()
@@ -221,17 +222,11 @@ class BarrierAcker:
     def publish(self) -> None:
         msg = BarrierAck(node=self._name, host=HOST, pid=os.getpid())
         with self._lock:
-            msg.clock.sec, msg.clock.nanosec = divmod(max(self._acked_clock_ns, 0),
-                                                      1_000_000_000)
+            msg.clock = from_ns(self._acked_clock_ns)
             # a topic is listed (owed) once its subscription has matched a publisher
-            for topic, sub in self._subs.items():
-                if topic not in self._matched and sub.get_publisher_count() > 0:
-                    self._matched.add(topic)
-            msg.topics = [t for t in self._stamps if t in self._matched]
-            for ns in (self._stamps[t] for t in msg.topics):
-                st = type(msg.clock)()
-                st.sec, st.nanosec = divmod(max(ns, 0), 1_000_000_000)
-                msg.stamps.append(st)
+            matched = self.counter.matched()
+            msg.topics = [t for t in self._stamps if t in matched]
+            msg.stamps = [from_ns(self._stamps[t]) for t in msg.topics]
         (msg.published_topics, msg.published, msg.taken_topics,
          msg.taken) = self.counter.snapshot()
         try:

@@ -20,7 +20,6 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.signals import SignalHandlerOptions
 
 from sitebot.config.params import ParamSpec, ParamType, validate_value
-from sitebot.nodes import barrier_ack
 from sitebot.errors import ParameterError, SitebotError
 
 __all__ = ["QOS_SENSOR", "QOS_LATCHED", "QOS_COMMAND", "QOS_STATE", "declare_schema",
@@ -164,6 +163,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None,
         # running callback or take_message (RCLError / RuntimeError, exit code 1)
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         node = factory()
+        from sitebot.nodes import barrier_ack  # (imports this module's QoS profiles)
         barrier_ack.install(node)        # a participant of the simulator's barrier, if asked
         stop.interruptible = False       # from here a signal only asks the loop to end
         stop.name = node.get_name()

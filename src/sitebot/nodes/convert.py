@@ -57,6 +57,12 @@ def to_ns(t: Time) -> int:
     return int(t.sec) * 1_000_000_000 + int(t.nanosec)
 
 
+def from_ns(ns: int) -> Time:
+    """Integer nanoseconds to builtin_interfaces/Time (exact; negative: time 0)."""
+    sec, nsec = divmod(max(int(ns), 0), 1_000_000_000)
+    return Time(sec=sec, nanosec=nsec)
+
+
 def stamp_of(msg) -> float:
     """The time [s] a message carries: its header stamp, a Clock's clock, or the first
     transform's stamp of a TFMessage; NaN for a message with none."""
