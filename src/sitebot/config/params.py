@@ -170,9 +170,10 @@ def validate_value(spec: ParamSpec, value: Any) -> Any:
     return out
 
 
-#: what every sitebot node takes besides its own schema: rclpy's ``use_sim_time``, and
-#: ``sim_lockstep`` (a participant of the simulator's stack barrier: sitebot.barrier)
-EVERY_NODE_PARAMS = ("use_sim_time", "sim_lockstep")
+#: what every sitebot node takes besides its own schema: rclpy's ``use_sim_time``,
+#: ``sim_lockstep`` (a participant of the simulator's stack barrier: sitebot.barrier) and
+#: ``executor`` (which rclpy executor spins it: sitebot.nodes.executors)
+EVERY_NODE_PARAMS = ("use_sim_time", "sim_lockstep", "executor")
 
 
 def validate_params(schema: Iterable[ParamSpec], values: Mapping[str, Any],

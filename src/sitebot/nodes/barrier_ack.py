@@ -27,6 +27,7 @@ from sitebot.barrier import is_barrier_topic, is_stamped_topic, period_index
 from sitebot.config.params import EVERY_NODE_PARAMS
 from sitebot.nodes.common import QOS_LATCHED
 from sitebot.nodes.convert import from_ns, to_ns
+from sitebot.nodes.executors import wake_timer
 from sitebot_interfaces.msg import BarrierAck
 
 __all__ = ["install", "BarrierAcker", "MessageCounter", "PARAM", "QOS_ACK_READER",
@@ -160,7 +161,7 @@ class BarrierAcker:
         self.counter = MessageCounter(node, self._on_clock, self._on_done)
         self.counter._after_publish = self._after_publish
         self._pub = node.create_publisher(BarrierAck, "/sim/barrier_ack", QOS_LATCHED)
-        self._coalesce = node.create_guard_condition(self.publish)
+        self._wake_up = wake_timer(node, self.publish)   # (no guard condition: events executor)
         self._name = node.get_fully_qualified_name()
         self.publish()
 
@@ -204,7 +205,7 @@ class BarrierAcker:
                 send = is_barrier_topic(kind)
             if kind != "clock" and self._waiting and in_flight == 0:
                 # while the simulation waits: one ack per executor cycle, after the
-                # callbacks ready in it (a guard condition runs after them)
+                # callbacks ready in it (the wake timer runs after them)
                 self._wake()
         if send:
             self.publish()
@@ -215,7 +216,7 @@ class BarrierAcker:
 
     def _wake(self) -> None:
         try:
-            self._coalesce.trigger()
+            self._wake_up()
         except Exception:          # noqa: BLE001 - the node is being destroyed
             pass
 

@@ -21,6 +21,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from sitebot.config.params import ParamSpec, ParamType, validate_value
 from sitebot.errors import ParameterError, SitebotError
+from sitebot.nodes.executors import executor_kind, make_executor
 
 __all__ = ["QOS_SENSOR", "QOS_LATCHED", "QOS_COMMAND", "QOS_STATE", "declare_schema",
            "run_node"]
@@ -210,8 +211,7 @@ SHUTDOWN_DEADLINE_S = 4.0
 
 def _spin(node: Node, threads: int, stop: "_StopSignals") -> None:
     """Spin ``node`` until a stop signal or the context's shutdown."""
-    ex = (rclpy.executors.MultiThreadedExecutor(num_threads=threads) if threads > 1
-          else rclpy.executors.SingleThreadedExecutor())
+    ex = make_executor(executor_kind(node, threads), threads)   # the parameter ``executor``
     ex.add_node(node)
     try:
         while not stop.requested.is_set() and ex.context.ok():

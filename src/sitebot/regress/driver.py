@@ -33,7 +33,6 @@ from geometry_msgs.msg import PoseArray, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.action import ActionClient
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from rclpy.serialization import deserialize_message, serialize_message
@@ -44,6 +43,8 @@ from std_srvs.srv import SetBool
 
 from sitebot.nodes.barrier_ack import BarrierAcker
 from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE
+from sitebot.nodes.executors import make_executor
+from sitebot.regress.prepare import RUN_EXECUTOR
 from sitebot.regress.scenario import FaultSpec, Scenario
 from sitebot.security import Authority, AuthorityError, command_digest, plan_digest
 from sitebot.types import quaternion_to_yaw, yaw_to_quaternion
@@ -76,8 +77,7 @@ EVENTS_TOPIC = ("regress/events", "std_msgs/msg/String")
 
 
 def _stamp(msg: Any) -> float:
-    st = msg.header.stamp
-    return st.sec + st.nanosec * 1e-9
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
 
 
 class _Driver:
@@ -91,7 +91,7 @@ class _Driver:
         self.node = rclpy.create_node("regress_driver", context=self.context,
                                       parameter_overrides=[Parameter("use_sim_time",
                                                                      value=True)])
-        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor = make_executor(RUN_EXECUTOR["executor"], context=self.context)
         self.executor.add_node(self.node)
         self.lock = threading.Lock()
         self.raw: dict[str, list[tuple[int, bytes]]] = {t: [] for t in RECORDED}

@@ -37,6 +37,9 @@ TASK_SUPERVISOR = {
 #: here at 100 Hz); 50 Hz still ticks the fastest timer of the stack (the supervisor's 50 Hz
 #: safety state) every period
 TASK_SIM = {"clock_rate_hz": 50.0}
+#: every node of a run is spun by rclpy's EventsExecutor (a third of the CPU per callback of
+#: the wait-set executor: sitebot.nodes.executors); nodes that need threads keep theirs
+RUN_EXECUTOR = {"executor": "events"}
 #: nodes each launch file starts besides the simulator and the supervisor
 LAUNCH_NODES = {"regress_base.launch.yaml": (),
                 "regress_nav.launch.yaml": ("localization", "navigation"),
@@ -114,7 +117,7 @@ def prepare_run(sc: Scenario, run_dir: Path, lockstep: bool = False) -> dict[str
     task = sc.mission.kind in ("instruction", "plan")
     sim = {"world": str(wfile), "seed": sc.seed, "start_paused": True,
            "real_time_factor": 0.0 if lockstep else float(sc.real_time_factor),
-           "lockstep": bool(lockstep), "camera_enabled": bool(sc.camera),
+           "lockstep": bool(lockstep), "camera_enabled": bool(sc.camera), **RUN_EXECUTOR,
            # lockstep: one /clock per barrier period, so every timer fires at a barrier
            **({"clock_rate_hz": 1e9 / PERIOD_NS,
                "lockstep_expect": _participants(sc)} if lockstep else {}),
@@ -125,7 +128,7 @@ def prepare_run(sc: Scenario, run_dir: Path, lockstep: bool = False) -> dict[str
     site = sc.world if "/" not in sc.world and sc.world in installed_sites() else \
         str(export_bundle(wfile, run_dir / "site"))
     initial = " ".join(repr(float(v)) for v in sc.start) if sc.start is not None else ""
-    sup = {"use_sim_time": True, "sim_lockstep": bool(lockstep), "site": site, "initial_pose": initial, "audit_log": str(audit),
+    sup = {"use_sim_time": True, "sim_lockstep": bool(lockstep), **RUN_EXECUTOR, "site": site, "initial_pose": initial, "audit_log": str(audit),
            **(TASK_SUPERVISOR if task else {}), **dict(sc.supervisor)}
     (run_dir / "sim_params.yaml").write_text(yaml.safe_dump(
         {"simulator": {"ros__parameters": sim}}, sort_keys=False))
@@ -134,7 +137,7 @@ def prepare_run(sc: Scenario, run_dir: Path, lockstep: bool = False) -> dict[str
     # per-node overrides of the scenario (``params``), loaded last by every node of the
     # nav/task stacks; a file always exists (a section no node has when none is given)
     # (every node: whether it is a participant of the simulator's barrier)
-    node_params = {"/**": {"ros__parameters": {"sim_lockstep": bool(lockstep)}},
+    node_params = {"/**": {"ros__parameters": {"sim_lockstep": bool(lockstep), **RUN_EXECUTOR}},
                    **{n: {"ros__parameters": dict(v)} for n, v in sc.params.items()}}
     (run_dir / "node_params.yaml").write_text(yaml.safe_dump(node_params, sort_keys=False))
     launch = LAUNCH_FILES[sc.mission.kind]

@@ -1,0 +1,95 @@
+"""Which rclpy executor spins a node: the every-node parameter ``executor``.
+
+- ``single_threaded`` (the default): rclpy's ``SingleThreadedExecutor``, which rebuilds a
+  wait set in Python on every wake.  Measured with ``sitebot bench profile``, that rebuild is
+  45-75 % of every node's CPU in a simulated run (a ``/clock`` every 20 ms, tf, odometry, IMU).
+- ``events``: rclpy's ``EventsExecutor`` (``rclpy.experimental``, C++): middleware events are
+  queued as they arrive and dispatched without a wait set; timers (ROS time included) run from
+  its timer manager.  About a third of the CPU per callback (``tests/nodes/test_executors.py``
+  measures it side by side).  Regression and campaign runs choose it; a robot's launch may.
+  rclpy 9 lacks guard conditions in it (:func:`wake_timer` stands in), its ``spin()``
+  does not return to Python (sitebot loops call ``spin_once``), and it cannot hand a
+  callback its ``MessageInfo`` (a SystemError): a node with such a subscription (the control
+  loop's origin check reads the publisher's GID: the simulator, the control loop, the
+  supervisor's stop latch) stays on the wait-set executor, and says so.  So does a node whose
+  action server runs coroutines (the arm planner): while a coroutine awaits a future, that
+  executor's ``spin_once`` returns at once, a busy loop (measured: 0.56 s CPU per second).
+
+Nodes that need several threads (callbacks that block on other actions: navigation, the
+task executor) keep a ``MultiThreadedExecutor`` whatever the parameter says.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import rclpy.executors
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+
+from sitebot.config.params import EVERY_NODE_PARAMS
+from sitebot.errors import ConfigError
+
+__all__ = ["PARAM", "KINDS", "executor_kind", "make_executor", "wake_timer"]
+
+PARAM = EVERY_NODE_PARAMS[2]
+KINDS = ("single_threaded", "events")
+
+
+def executor_kind(node: Node, threads: int = 1) -> str:
+    """The executor ``node`` asks for (its ``executor`` parameter, declared here if its schema
+    did not); ``multi_threaded`` when it needs ``threads`` > 1."""
+    if not node.has_parameter(PARAM):
+        node.declare_parameter(PARAM, KINDS[0])
+    kind = str(node.get_parameter(PARAM).value)
+    if kind not in KINDS:
+        raise ConfigError(f"node '{node.get_name()}': parameter '{PARAM}' is {kind!r}; "
+                          f"expected one of {', '.join(KINDS)}")
+    if threads > 1:
+        return "multi_threaded"
+    if kind == "events":
+        why = _not_for_events(node)
+        if why:
+            node.get_logger().info(f"executor: single_threaded, not events ({why})")
+            return KINDS[0]
+    return kind
+
+
+def _not_for_events(node: Node) -> str:
+    """Why rclpy's events executor cannot spin ``node`` (module doc), or ''."""
+    with_info = sorted(s.topic_name for s in node.subscriptions
+                       if s._callback_type is s.CallbackType.WithMessageInfo)
+    if with_info:
+        return f"it cannot pass MessageInfo to {', '.join(with_info)}"
+    coroutines = [w for w in node.waitables
+                  if inspect.iscoroutinefunction(getattr(w, "_execute_callback", None))]
+    if coroutines:
+        return "it busy-loops while an action's coroutine awaits"
+    return ""
+
+
+def make_executor(kind: str, threads: int = 1,
+                  context: rclpy.Context | None = None) -> rclpy.executors.Executor:
+    """An executor of ``kind`` (:data:`KINDS`, or ``multi_threaded`` with ``threads``)."""
+    if kind == "multi_threaded":
+        return rclpy.executors.MultiThreadedExecutor(num_threads=threads, context=context)
+    if kind == "events":
+        from rclpy.experimental import EventsExecutor
+        return EventsExecutor(context=context)
+    if kind == "single_threaded":
+        return rclpy.executors.SingleThreadedExecutor(context=context)
+    raise ConfigError(f"unknown executor {kind!r}; expected one of {', '.join(KINDS)}")
+
+
+def wake_timer(node: Node, callback: Callable[[], Any]) -> Callable[[], None]:
+    """A way to run ``callback`` once, soon, in ``node``'s executor, after the callbacks it has
+    already taken up: a steady-clock timer of period 0 that cancels itself, re-armed by the
+    returned function (works under every executor, unlike a guard condition)."""
+    def fire() -> None:
+        timer.cancel()
+        callback()
+
+    timer = node.create_timer(0.0, fire, clock=Clock(clock_type=ClockType.STEADY_TIME))
+    timer.cancel()
+    return timer.reset
