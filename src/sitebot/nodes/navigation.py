@@ -10,9 +10,8 @@ supervisor: a protective stop pauses navigation), ``goal_pose`` (geometry_msgs/P
 rviz), ``map`` (nav_msgs/OccupancyGrid, with ``map_source: topic``).
 Outputs: ``cmd_vel_in`` (TwistStamped, to the safety supervisor), ``plan`` (nav_msgs/Path),
 ``navigation/costmap`` (nav_msgs/OccupancyGrid, reliable transient-local, throttled),
-``/diagnostics``. Action server ``navigate_to_place`` (sitebot_interfaces/NavigateToPlace): a
-registry place or a pose; feedback distance remaining and state; results succeeded, blocked,
-aborted (with the reason), canceled; a new goal preempts the running one.
+``/diagnostics``. Action ``navigate_to_place`` (NavigateToPlace): a place or a pose; feedback
+each control tick; results succeeded, blocked, aborted (why), canceled; a new goal preempts.
 """
 from __future__ import annotations
 
@@ -26,6 +25,7 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+from rclpy.task import Future
 from sensor_msgs.msg import LaserScan
 
 from sitebot.config.params import ParamSpec, ParamType
@@ -56,10 +56,8 @@ NODE_SCHEMA = (
 )
 SCHEMA = NODE_SCHEMA + CORE_SCHEMA
 
-_RESULT = {code: getattr(NavigateToPlace.Result, f"CODE_{code.upper()}")
-           for code in ("succeeded", "blocked", "aborted", "canceled")}
-#: the action's feedback period (wall time) [s]
-FEEDBACK_PERIOD_S = 0.05
+_RESULT = {c: getattr(NavigateToPlace.Result, f"CODE_{c.upper()}")
+           for c in ("succeeded", "blocked", "aborted", "canceled")}
 
 
 class NavigationNode(Node):
@@ -73,6 +71,7 @@ class NavigationNode(Node):
             site_map=p["map_source"] == "site")
         self.lock = threading.RLock()
         self.current_handle = None
+        self._tick_waiters: list[Future] = []    # goals waiting for the next control tick
         self.cmd_pub = self.create_publisher(TwistStamped, "cmd_vel_in", QOS_COMMAND)
         self.plan_pub = self.create_publisher(Path, "plan", QOS_LATCHED)
         self.costmap_pub = self.create_publisher(OccupancyGrid, "navigation/costmap", QOS_LATCHED)
@@ -199,7 +198,7 @@ class NavigationNode(Node):
         r.code, r.reason = _RESULT[code], reason
         return r
 
-    def execute(self, goal_handle):
+    async def execute(self, goal_handle):   # followed at each control tick (sim time)
         with self.lock:
             if self.current_handle is not goal_handle:
                 goal_handle.abort()
@@ -219,7 +218,8 @@ class NavigationNode(Node):
             nav = self.stack.nav
         fb = NavigateToPlace.Feedback()
         while self.context.ok():
-            time.sleep(FEEDBACK_PERIOD_S)
+            self._tick_waiters.append(tick := Future())
+            await tick
             with self.lock:
                 end = self.stack.goal_end(nav, self.current_handle is goal_handle,
                                           goal_handle.is_cancel_requested)
@@ -262,6 +262,9 @@ class NavigationNode(Node):
                                     throttle_duration_sec=1.0)
             self.send_zero()
         self.stack.record_cycle((time.perf_counter() - t0) * 1e3)
+        waiters, self._tick_waiters = self._tick_waiters, []
+        for tick in waiters:
+            tick.set_result(None)
 
     # ------------------------------------------------------------------ outputs
     def publish_plan(self, plan) -> None:
@@ -290,7 +293,7 @@ class NavigationNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(NavigationNode, args, threads=3, on_exit=lambda n: n.send_zero())
+    return run_node(NavigationNode, args, on_exit=lambda n: n.send_zero())
 
 
 if __name__ == "__main__":  # pragma: no cover
