@@ -13,6 +13,7 @@ with its key, its audit file (``<out_dir>/authority_audit.jsonl``) and its log.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -126,9 +127,7 @@ class RosPorts(TrackedPorts):
         if not client.wait_for_server(timeout_sec=node.p["server_wait_s"]):
             return MotionResult("unavailable", f"no {what} action server")
         fut = client.send_goal_async(goal)
-        wall_end = time.monotonic() + node.p["server_wait_s"]
-        while not fut.done() and time.monotonic() < wall_end:
-            time.sleep(0.005)
+        self._wait(fut, node.p["server_wait_s"])
         if not fut.done() or fut.result() is None:
             return MotionResult("unavailable", f"{what} goal not answered")
         handle = fut.result()
@@ -137,6 +136,7 @@ class RosPorts(TrackedPorts):
         self.active_goal = handle
         try:
             res_fut = handle.get_result_async()
+            done = _done_event(res_fut)
             t_end = self.now() + timeout_s
             wall_end = time.monotonic() + max(30.0, 20.0 * timeout_s)
             while not res_fut.done():
@@ -148,7 +148,7 @@ class RosPorts(TrackedPorts):
                     handle.cancel_goal_async()
                     self._wait(res_fut, 5.0)
                     return MotionResult("timeout", f"{what} took longer than {timeout_s:g} s")
-                time.sleep(0.01)
+                done.wait(0.01)            # at once when the result comes
             wrapped = res_fut.result()
         finally:
             self.active_goal = None
@@ -161,9 +161,8 @@ class RosPorts(TrackedPorts):
 
     @staticmethod
     def _wait(fut, wall_s: float) -> None:
-        end = time.monotonic() + wall_s
-        while not fut.done() and time.monotonic() < end:
-            time.sleep(0.01)
+        """Until ``fut`` is done (woken by it, not by polling) or ``wall_s`` have passed."""
+        _done_event(fut).wait(wall_s)
 
     def navigate(self, place_id: str, timeout_s: float) -> MotionResult:
         goal = NavigateToPlace.Goal(place_id=place_id)
@@ -220,3 +219,12 @@ class RosPorts(TrackedPorts):
         if g is not None:
             g.cancel_goal_async()
         self._drive(0.0)
+
+
+def _done_event(fut) -> threading.Event:
+    """An event set when the rclpy future ``fut`` is done (at once if it is)."""
+    event = threading.Event()
+    fut.add_done_callback(lambda _: event.set())
+    if fut.done():
+        event.set()
+    return event
