@@ -15,7 +15,8 @@ from std_msgs.msg import String
 from sitebot.config.params import EVERY_NODE_PARAMS, validate_params
 from sitebot.errors import ConfigError
 from sitebot.nodes.convert import from_ns
-from sitebot.nodes.executors import KINDS, PARAM, executor_kind, make_executor, wake_timer
+from sitebot.nodes.executors import (KINDS, PARAM, executor_kind, in_thread, make_executor,
+                                     wake_timer)
 from sitebot.regress.prepare import RUN_EXECUTOR
 from sitebot_interfaces.action import MoveArm
 
@@ -129,4 +130,41 @@ def test_the_wake_timer_runs_its_callback_once_per_trigger_batch(ctx, kind):
     while len(runs) < 2 and time.monotonic() < end:
         ex.spin_once(timeout_sec=0.05)
     assert len(runs) == 2
+    ex.shutdown()
+
+
+def test_in_thread_is_awaited_by_a_coroutine_on_one_thread(ctx):
+    """The task executor's pattern: blocking work in a thread of its own, awaited by an action
+    coroutine; the one executor thread stays free for the callbacks the work waits on."""
+    import threading
+
+    node = _node(ctx, "awaiter")
+    release = threading.Event()
+    ticks: list[int] = []
+    node.create_timer(0.01, lambda: (ticks.append(1), len(ticks) >= 5 and release.set()))
+    out: dict = {}
+
+    def blocking(x: int) -> int:
+        assert release.wait(5.0), "the executor thread was not free to run the timer"
+        return 2 * x
+
+    def failing() -> None:
+        raise ValueError("broken plan")
+
+    async def main():
+        out["value"] = await in_thread(blocking, 21)
+        try:
+            await in_thread(failing)
+        except ValueError as e:
+            out["error"] = str(e)
+
+    ex = make_executor("single_threaded", context=ctx)
+    ex.add_node(node)
+    task = ex.create_task(main())
+    end = time.monotonic() + 10
+    while not task.done() and time.monotonic() < end:
+        ex.spin_once(timeout_sec=0.05)
+    assert task.done() and task.exception() is None
+    assert out == {"value": 42, "error": "broken plan"}
+    assert len(ticks) >= 5
     ex.shutdown()

@@ -10,9 +10,9 @@ through :class:`sitebot.nodes.executor_io.RosPorts`: the ``navigate_to_place`` a
 (std_msgs/String, JSON) and wait for a supervisor's ``task/confirm`` (TaskCommand:
 in_reply_to = plan id, text yes/no).  Roles and confirmations count only with valid signed
 assertions (:mod:`sitebot.executor.authority`).  The node feeds the ports' state
-(:class:`sitebot.executor.ports.TrackedPorts`) and runs the plans (:class:`PlanRunner`,
-:class:`MissionLog`); every run writes ``<out_dir>/<plan id>/report.json`` (steps, readings,
-safety events, path, timings) and the images it took.
+(:class:`sitebot.executor.ports.TrackedPorts`) and runs each plan in a thread of its own
+(:class:`PlanRunner`, :class:`MissionLog`; the node spins one thread); every run writes
+``<out_dir>/<plan id>/report.json`` (steps, readings, events, path, timings) and images.
 """
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ import cv2
 from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
-from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState, LaserScan
 from std_msgs.msg import String
@@ -45,6 +44,7 @@ from sitebot.executor.mission import MissionLog, final_status, step_status
 from sitebot.executor.ports import PortsConfig
 from sitebot.nodes import convert, convert_images
 from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema, run_node
+from sitebot.nodes.executors import in_thread
 from sitebot.nodes.executor_io import (KEY_PARAM, RosPorts, executor_authority, outcome_msg,
                                        plan_from_msg)
 from sitebot.site.bundle import load_bundle
@@ -90,10 +90,8 @@ class TaskExecutorNode(Node):
         self.authority = executor_authority(self)
         self.runner = PlanRunner(self.registry, self.ports, self.config, self.authority.authorised)
 
-        cb = ReentrantCallbackGroup()
-        self.nav_client = ActionClient(self, NavigateToPlace, "navigate_to_place",
-                                       callback_group=cb)
-        self.arm_client = ActionClient(self, MoveArm, "move_arm", callback_group=cb)
+        self.nav_client = ActionClient(self, NavigateToPlace, "navigate_to_place")
+        self.arm_client = ActionClient(self, MoveArm, "move_arm")
         self.cmd_pub = self.create_publisher(TwistStamped, "cmd_vel_in", QOS_COMMAND)
         self.traj_pub = self.create_publisher(JointTrajectory, "arm/joint_trajectory_in",
                                               QOS_COMMAND)
@@ -112,11 +110,10 @@ class TaskExecutorNode(Node):
                 (JointState, "joint_states", self.on_joints, QOS_STATE),
                 (TaskCommand, "task/confirm", self.on_confirm, QOS_COMMAND),
                 (TaskPlan, "task/plan", self.on_plan, QOS_COMMAND)):
-            self.create_subscription(typ, topic, fn, qos, callback_group=cb)
+            self.create_subscription(typ, topic, fn, qos)
         self.server = ActionServer(self, ExecutePlan, "execute_plan",
                                    execute_callback=self.execute_cb,
-                                   goal_callback=self.goal_cb, cancel_callback=self.cancel_cb,
-                                   callback_group=cb)
+                                   goal_callback=self.goal_cb, cancel_callback=self.cancel_cb)
         self.get_logger().info(
             f"task executor on site '{self.registry.site}' (pose: {self.p['pose_source']}, "
             f"arm: {'on' if self.p['use_arm'] else 'off'})")
@@ -232,7 +229,7 @@ class TaskExecutorNode(Node):
         self.cancel_event.set()
         return CancelResponse.ACCEPT
 
-    def execute_cb(self, goal_handle):
+    async def execute_cb(self, goal_handle):
         result = ExecutePlan.Result()
         try:
             plan = plan_from_msg(goal_handle.request.plan)
@@ -250,9 +247,10 @@ class TaskExecutorNode(Node):
                                       current=outcome_msg(r, self.get_clock().now().to_msg()))
             goal_handle.publish_feedback(fb)
 
+        # the plan runs in its own thread (skills block on actions); this coroutine awaits it
         req = goal_handle.request
-        res = self._run_locked(*self.authority.admit(plan, bool(req.confirmed), req.authority),
-                               feedback)
+        admitted = self.authority.admit(plan, bool(req.confirmed), req.authority)
+        res = await in_thread(self._run_locked, *admitted, feedback)
         result.code, result.reason = int(res.code), res.reason
         stamp = self.get_clock().now().to_msg()
         result.steps = [outcome_msg(s, stamp) for s in res.steps]
@@ -291,7 +289,7 @@ class TaskExecutorNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(TaskExecutorNode, args, threads=4)
+    return run_node(TaskExecutorNode, args)
 
 
 if __name__ == "__main__":  # pragma: no cover
