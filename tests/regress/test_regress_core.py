@@ -286,7 +286,8 @@ def test_task_mission_loads_and_prepares_the_stack(tmp_path):
     assert (a["camera"], a["planner"], a["pose_source"]) == ("false", "true", "filter")
     import yaml
     nodes = yaml.safe_load(Path(a["node_params"]).read_text())
-    assert nodes == {"/**": {"ros__parameters": {"sim_lockstep": False}},
+    # every node of a run: barrier participation, and rclpy's events executor
+    assert nodes == {"/**": {"ros__parameters": {"sim_lockstep": False, "executor": "events"}},
                      "navigation": {"ros__parameters": {"obstacle_decay_s": 60.0}}}
     sup = yaml.safe_load((tmp_path / "run" / "supervisor_params.yaml").read_text())
     sup = sup["safety_supervisor"]["ros__parameters"]
@@ -358,7 +359,9 @@ def test_lockstep_runs_unpaced_and_makes_every_node_a_participant(tmp_path):
     sim = yaml.safe_load((tmp_path / "run" / "sim_params.yaml").read_text())
     sim = sim["simulator"]["ros__parameters"]
     assert sim["lockstep"] is True and sim["real_time_factor"] == 0.0
+    assert sim["executor"] == "events"
     sup = yaml.safe_load((tmp_path / "run" / "supervisor_params.yaml").read_text())
     assert sup["safety_supervisor"]["ros__parameters"]["sim_lockstep"] is True
+    assert sup["safety_supervisor"]["ros__parameters"]["executor"] == "events"
     nodes = yaml.safe_load(Path(prep["launch_args"]["node_params"]).read_text())
-    assert nodes["/**"] == {"ros__parameters": {"sim_lockstep": True}}
+    assert nodes["/**"] == {"ros__parameters": {"sim_lockstep": True, "executor": "events"}}
