@@ -114,9 +114,8 @@ def test_schema_refuses_broken_policies(schema, broken) -> None:
 CREATE = {"create_publisher": "publish", "create_subscription": "subscribe",
           "create_service": "serve", "create_client": "call"}
 ACTIONS = {"ActionServer": "execute", "ActionClient": "send"}
-#: receivers that are the node being built (a bench's own ``pub_node`` is not), or another
-#: node of its process (one enclave): the simulator's barrier host takes acks in its own node
-RECEIVERS = {"self", "node", "self.node", "self._ack_node"}
+#: receivers that are the node being built (a bench's own ``pub_node`` is not)
+RECEIVERS = {"self", "node", "self.node"}
 
 
 def _parents(tree: ast.AST) -> dict[ast.AST, ast.AST]:

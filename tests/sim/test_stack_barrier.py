@@ -103,6 +103,12 @@ def test_unpaced_simulator_waits_for_a_slow_node_and_goes_on_when_it_dies():
         assert slow.acker is not None and slow.acker.topics == ["/scan"]
         spin_until(lambda: "/slow_scan" in sim.node.barrier.barrier.participants, 20.0,
                    "the slow node's first ack")
+        # its /clock subscription must have found the simulator's publisher before the first
+        # clock is published (on a busy machine discovery can lag the ack's): the barrier
+        # owes each participant the clock it published
+        spin_until(lambda: slow.node.count_publishers("/clock") >= 1, 20.0,
+                   "the slow node seeing the simulator's /clock")
+        time.sleep(0.5)
         sim.node.run.set_paused(False)
         spin_until(lambda: len(slow.seen) >= 25, 60.0, "25 scans processed")
         stamps = [s for s, _ in slow.seen]

@@ -3,17 +3,14 @@ participants' acks (:mod:`sitebot.nodes.barrier_ack`) and holds the physics thre
 barrier until the stack has caught up."""
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-import rclpy
 from rclpy.node import Node
 
 from sitebot.barrier import (ACK_TOPIC, StackBarrier, is_barrier_topic, is_stamped_topic,
                              period_index)
 from sitebot.nodes.barrier_ack import HOST, QOS_ACK_READER, MessageCounter
 from sitebot.nodes.convert import to_ns, to_time
-from sitebot.nodes.executors import make_executor
 from sitebot_interfaces.msg import BarrierAck
 
 __all__ = ["BarrierHost"]
@@ -45,39 +42,9 @@ class BarrierHost:
         # barrier due), everything else it publishes by counts
         self.counter = MessageCounter(node, None, lambda *_: self._report())
         self.counter.on_publish = self._published
-        # the acks (one per participant and period, more while the physics waits) are taken
-        # by a node of their own, spun by rclpy's events executor in a thread of its own: on
-        # the simulator's wait-set executor each ack cost a wait-set rebuild over all of the
-        # simulator's entities (34 % of its CPU in a task run)
-        self._ack_node = rclpy.create_node(
-            f"{node.get_name()}_barrier", namespace=node.get_namespace(), context=node.context,
-            use_global_arguments=False, start_parameter_services=False, enable_rosout=False)
-        self._ack_node.create_subscription(BarrierAck, "/sim/barrier_ack", self._on_ack,
-                                           QOS_ACK_READER)   # (barrier.ACK_TOPIC)
-        self._ack_executor = make_executor("events", context=node.context)
-        self._ack_executor.add_node(self._ack_node)
-        self._stop = threading.Event()
-        self._ack_thread = threading.Thread(target=self._spin_acks, name="barrier-acks",
-                                            daemon=True)
-        self._ack_thread.start()
+        node.create_subscription(BarrierAck, "/sim/barrier_ack", self._on_ack,
+                                 QOS_ACK_READER)   # (barrier.ACK_TOPIC)
         self._report()
-
-    def _spin_acks(self) -> None:
-        while not self._stop.is_set() and self.node.context.ok():
-            try:
-                self._ack_executor.spin_once(timeout_sec=0.1)
-            except Exception:      # noqa: BLE001 - the context is shutting down
-                if not self.node.context.ok() or self._stop.is_set():
-                    return
-                raise
-
-    def close(self) -> None:
-        """Stop taking acks, release the physics thread (the barrier), destroy the ack node."""
-        self._stop.set()
-        self.barrier.close()
-        self._ack_thread.join(timeout=1.0)
-        self._ack_executor.shutdown()
-        self._ack_node.destroy_node()
 
     def _published(self, topic: str, msg: Any) -> None:
         if not is_stamped_topic(topic):

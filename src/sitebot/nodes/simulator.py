@@ -270,7 +270,7 @@ class SimulatorNode(Node):
         if hasattr(self, "_stop"):
             self._stop.set()
         if getattr(self, "barrier", None) is not None:
-            self.barrier.close()
+            self.barrier.barrier.close()
             self.get_logger().info(f"stack barrier: {self.barrier.barrier.summary()}")
         thread = getattr(self, "_thread", None)
         if thread is not None and thread.is_alive():
