@@ -132,6 +132,7 @@ class StackBarrier:
         #: figures for diagnostics: barriers waited at, wall time spent waiting, barriers
         #: given up on (timeouts), participants dropped because they died
         self.waits = 0
+        self.acks = 0
         self.wait_wall_s = 0.0
         self.timeouts: list[tuple[int, str]] = []
         self.dropped: list[tuple[int, str]] = []
@@ -260,6 +261,7 @@ class StackBarrier:
         """A participant's ack (joins it if new): its clock, the newest stamp per barrier
         topic, and its message counts per topic (published, taken and processed)."""
         with self._cv:
+            self.acks += 1
             p = self._participants.get(node)
             if p is None:
                 p = self._participants[node] = Participant(joined_clock_ns=self._clock_ns)
@@ -296,6 +298,7 @@ class StackBarrier:
         """Figures for diagnostics and run reports."""
         with self._cv:
             return {"participants": sorted(self._participants), "waits": self.waits,
+                    "acks": self.acks,
                     "wait_wall_s": round(self.wait_wall_s, 3),
                     "timeouts": len(self.timeouts),
                     "timed_out": sorted({n for _, n in self.timeouts}),

@@ -15,8 +15,9 @@ from std_msgs.msg import String
 from sitebot.config.params import EVERY_NODE_PARAMS, validate_params
 from sitebot.errors import ConfigError
 from sitebot.nodes.convert import from_ns
-from sitebot.nodes.executors import (KINDS, PARAM, executor_kind, in_thread, make_executor,
-                                     wake_timer)
+from sitebot.nodes.convert import publisher_gid
+from sitebot.nodes.executors import (COROUTINE_POLL_S, KINDS, PARAM, executor_for, executor_kind,
+                                     in_thread, make_executor, spin_once, wake_timer)
 from sitebot.regress.prepare import RUN_EXECUTOR
 from sitebot_interfaces.action import MoveArm
 
@@ -47,20 +48,20 @@ def test_kind_follows_the_parameter_threads_and_what_the_node_holds(ctx):
     assert executor_kind(plain, threads=3) == "multi_threaded"
     assert executor_kind(_node(ctx, "default")) == "single_threaded"
 
-    # a MessageInfo callback (the control loop's origin check): the events executor of
-    # rclpy 9 cannot serve it, so the node stays on the wait-set executor
+    # a MessageInfo callback (the control loop's origin check): served as a waitable (below)
     info = _node(ctx, "with_info", executor="events")
     info.create_subscription(String, "chatter", lambda msg, message_info: None, 10)
-    assert executor_kind(info) == "single_threaded"
+    assert executor_kind(info) == "events"
 
-    # an action server running coroutines: the events executor would busy-loop
+    # an action server running coroutines: spin_once keeps the events executor from
+    # busy-looping while one awaits (below)
     coro = _node(ctx, "with_coroutine", executor="events")
 
     async def execute(handle):
         return MoveArm.Result()
 
     ActionServer(coro, MoveArm, "move_arm", execute_callback=execute)
-    assert executor_kind(coro) == "single_threaded"
+    assert executor_kind(coro) == "events"
     sync = _node(ctx, "with_plain_action", executor="events")
     ActionServer(sync, MoveArm, "move_arm2", execute_callback=lambda handle: MoveArm.Result())
     assert executor_kind(sync) == "events"
@@ -167,4 +168,80 @@ def test_in_thread_is_awaited_by_a_coroutine_on_one_thread(ctx):
     assert task.done() and task.exception() is None
     assert out == {"value": 42, "error": "broken plan"}
     assert len(ticks) >= 5
+    ex.shutdown()
+
+
+def test_a_coroutine_awaiting_on_the_events_executor_is_polled_not_spun(ctx):
+    """While a coroutine awaits, rclpy's events executor returns from every spin_once at once;
+    sitebot's spin_once sleeps between such empty turns, and messages still get through."""
+    from rclpy.task import Future
+
+    node = _node(ctx, "awaiting", executor="events")
+    pub_node = _node(ctx, "talker")
+    heard: list[str] = []
+    node.create_subscription(String, "chatter", lambda m: heard.append(m.data), 50)
+    pub = pub_node.create_publisher(String, "chatter", 50)
+    release: Future = Future()
+    node.create_timer(0.5, lambda: release.done() or release.set_result(7))
+    out: dict = {}
+
+    async def goal():
+        out["value"] = await release
+
+    ex = make_executor("events", context=ctx)
+    ex.add_node(node)
+    task = ex.create_task(goal())
+    turns = 0
+    t0 = time.monotonic()
+    while not task.done() and time.monotonic() - t0 < 10.0:
+        if turns % 50 == 0:
+            pub.publish(String(data=str(turns)))
+        spin_once(ex, 0.05)
+        turns += 1
+    wall = time.monotonic() - t0
+    assert task.done() and out == {"value": 7}
+    # one turn per poll at most, plus one per message and timer: without the sleep this loop
+    # turns about 300 000 times a second
+    assert turns <= 2 * wall / COROUTINE_POLL_S + len(heard) + 10, (turns, wall)
+    assert len(heard) >= min(5, turns // 50 - 1)
+    ex.shutdown()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_message_info_callbacks_get_the_publishers_gid_under_either_executor(ctx, kind):
+    """The control loop's and the supervisor's origin checks read the publisher's GID from the
+    MessageInfo; rclpy 9.1's events executor cannot call such a callback (a SystemError), so
+    it is served as a waitable, and a wrapper put on the callback (the barrier's count) after
+    the node was built still runs."""
+    node = _node(ctx, "judge", executor=kind)
+    a, b = _node(ctx, "talker_a"), _node(ctx, "talker_b")
+    got: list[tuple[str, bytes]] = []
+    plain: list[str] = []
+    node.create_subscription(String, "cmd",
+                             lambda m, info: got.append((m.data, publisher_gid(info))), 50)
+    node.create_subscription(String, "plain", lambda m: plain.append(m.data), 50)
+    wrapped: list[int] = []
+    for sub in node.subscriptions:
+        if sub.topic_name == "/cmd":
+            inner = sub.callback
+            sub.callback = lambda m, info, inner=inner: (wrapped.append(1), inner(m, info))
+    pa, pb = a.create_publisher(String, "cmd", 50), b.create_publisher(String, "cmd", 50)
+    pp = a.create_publisher(String, "plain", 50)
+    ex = executor_for(node)
+    assert isinstance(ex, rclpy.executors.Executor) == (kind == "single_threaded")
+    gids = {}
+    end = time.monotonic() + 10
+    while time.monotonic() < end and len(gids) < 2:
+        for name, pub in (("a", pa), ("b", pb)):
+            pub.publish(String(data=name))
+        pp.publish(String(data="p"))
+        spin_once(ex, 0.05)
+        gids = {}
+        for data, gid in got:
+            gids.setdefault(data, set()).add(gid)
+    assert set(gids) == {"a", "b"} and all(len(g) == 1 for g in gids.values())
+    expected = {i.node_name: bytes(i.endpoint_gid)[:16]
+                for i in node.get_publishers_info_by_topic("/cmd")}
+    assert gids["a"] == {expected["talker_a"]} and gids["b"] == {expected["talker_b"]}
+    assert len(wrapped) == len(got) and plain
     ex.shutdown()

@@ -154,6 +154,7 @@ class BarrierAcker:
         self._timers = list(node.timers)
         self._clock_subs = sum(1 for sub in node.subscriptions if sub.topic_name == "/clock")
         self._calls = 0
+        self._sent: tuple | None = None    # what the newest ack said
         for sub in list(node.subscriptions):
             # (a raw subscription, a recorder's, has no header to read: not judged by stamps)
             if is_stamped_topic(sub.topic_name) and not getattr(sub, "raw", False):
@@ -227,9 +228,19 @@ class BarrierAcker:
             # a topic is listed (owed) once its subscription has matched a publisher
             matched = self.counter.matched()
             msg.topics = [t for t in self._stamps if t in matched]
-            msg.stamps = [from_ns(self._stamps[t]) for t in msg.topics]
-        (msg.published_topics, msg.published, msg.taken_topics,
-         msg.taken) = self.counter.snapshot()
+            stamps = tuple(self._stamps[t] for t in msg.topics)
+            msg.stamps = [from_ns(ns) for ns in stamps]
+            clock_ns = self._acked_clock_ns
+        snap = self.counter.snapshot()
+        # an ack that says nothing new is not sent: the simulator holds each node's newest
+        # (a cycle whose callbacks changed nothing the barrier judges costs no message)
+        key = (clock_ns, tuple(msg.topics), stamps, tuple(snap[1]), tuple(snap[2]),
+               tuple(snap[3]))
+        with self._lock:
+            if key == self._sent:
+                return
+            self._sent = key
+        msg.published_topics, msg.published, msg.taken_topics, msg.taken = snap
         try:
             self._pub.publish(msg)
         except Exception:          # noqa: BLE001 - the context is shutting down

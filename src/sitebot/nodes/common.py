@@ -21,7 +21,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from sitebot.config.params import ParamSpec, ParamType, validate_value
 from sitebot.errors import ParameterError, SitebotError
-from sitebot.nodes.executors import executor_kind, make_executor
+from sitebot.nodes.executors import executor_for, spin_once
 
 __all__ = ["QOS_SENSOR", "QOS_LATCHED", "QOS_COMMAND", "QOS_STATE", "declare_schema",
            "run_node"]
@@ -211,11 +211,10 @@ SHUTDOWN_DEADLINE_S = 4.0
 
 def _spin(node: Node, threads: int, stop: "_StopSignals") -> None:
     """Spin ``node`` until a stop signal or the context's shutdown."""
-    ex = make_executor(executor_kind(node, threads), threads)   # the parameter ``executor``
-    ex.add_node(node)
+    ex = executor_for(node, threads)        # the parameter ``executor``
     try:
         while not stop.requested.is_set() and ex.context.ok():
-            ex.spin_once(timeout_sec=_SPIN_WAKE_S)
+            spin_once(ex, _SPIN_WAKE_S)
     finally:
         # callbacks still running in executor threads finish before the node is destroyed;
         # one blocked for good (an action waiting on another) is left to the watchdog

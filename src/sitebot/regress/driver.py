@@ -43,7 +43,7 @@ from std_srvs.srv import SetBool
 
 from sitebot.nodes.barrier_ack import BarrierAcker
 from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE
-from sitebot.nodes.executors import make_executor
+from sitebot.nodes.executors import make_executor, spin_once
 from sitebot.regress.prepare import RUN_EXECUTOR
 from sitebot.regress.scenario import FaultSpec, Scenario
 from sitebot.security import Authority, AuthorityError, command_digest, plan_digest
@@ -129,7 +129,7 @@ class _Driver:
     def _spin(self) -> None:
         while not self._stop.is_set() and self.context.ok():
             try:
-                self.executor.spin_once(timeout_sec=0.05)
+                spin_once(self.executor, 0.05)
             except Exception as e:                 # noqa: BLE001 - keep recording
                 self.event("driver_error", error=f"{type(e).__name__}: {e}")
 
