@@ -25,9 +25,9 @@ ROS_MODULES = ("rclpy", "std_msgs", "sensor_msgs", "geometry_msgs", "nav_msgs", 
                "sitebot_interfaces", "builtin_interfaces", "rcl_interfaces",
                "visualization_msgs", "rosidl_runtime_py", "rclpy_message_converter")
 #: the layers above core (rank 0): adapters; then orchestration (benchmarks and evaluations,
-#: the regression runner, which drives whole launched stacks); the CLI commands; the CLI
-#: entry. A module may reference its own rank or below.
-RANK = {"nodes": 1, "tools": 2, "regress": 2, "apps": 3, "cli": 4}
+#: the regression runner, which drives whole launched stacks, and campaigns of regression
+#: runs); the CLI commands; the CLI entry. A module may reference its own rank or below.
+RANK = {"nodes": 1, "tools": 2, "regress": 2, "campaign": 2, "apps": 3, "cli": 4}
 MODULE_IN_STRING = re.compile(r"\bsitebot\.([a-z_][a-z0-9_]*)(?:\.[a-z_][a-z0-9_]*)*")
 
 
