@@ -1,5 +1,5 @@
 """Campaigns: randomized runs of scenario templates and their statistics (docs/campaigns.md).
 
-Core modules (no ROS): ``template`` (scenario templates with random variables, drawn per
-seed), ``stats`` (Wilson intervals, exact McNemar and Fisher tests).
+Core modules (no ROS): ``stats`` (Wilson intervals, exact McNemar and Fisher tests).  The
+templates themselves are a form of scenario file: ``sitebot.regress.template``.
 """

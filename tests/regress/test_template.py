@@ -1,4 +1,4 @@
-"""Scenario templates (sitebot.campaign.template): random variables over a scenario's key
+"""Scenario templates (sitebot.regress.template): random variables over a scenario's key
 paths, drawn per seed, reproducibly, and checked as scenarios."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sitebot.campaign.template import MAX_SEED, load_template
+from sitebot.regress.template import MAX_SEED, load_template
 from sitebot.regress.scenario import ScenarioError
 
 BASE = """\
