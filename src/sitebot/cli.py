@@ -72,6 +72,12 @@ def _cmd_regress(argv: list[str]) -> int:
     return regress_main(argv)
 
 
+def _cmd_campaign(argv: list[str]) -> int:
+    from sitebot.apps.campaign import main as campaign_main
+    _ensure_authority_key()
+    return campaign_main(argv)
+
+
 def _cmd_eval(argv: list[str]) -> int:
     from sitebot.apps.evaluate import main as eval_main
     return eval_main(argv)
@@ -120,6 +126,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "bench": (_cmd_bench, "benchmarks that print figures"),
     "plan": (_cmd_plan, "turn a plain-English instruction into a validated task plan"),
     "regress": (_cmd_regress, "run scenario suites headless (JUnit, HTML report, MCAP bags)"),
+    "campaign": (_cmd_campaign, "randomized runs of scenario templates, success rates"),
     "eval": (_cmd_eval, "evaluate perception, localization or the planner against ground truth"),
     "console": (_cmd_console, "serve the web console (map, camera, e-stop, teleop, instructions)"),
     "site": (_cmd_site, "site bundles: export a world's, check one, list the installed"),

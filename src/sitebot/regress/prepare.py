@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from sitebot.sim.export import export_bundle
 from sitebot.sim.world_loader import load_world, world_path
 from sitebot.site.bundle import installed_sites
 
-__all__ = ["prepare_run", "missing_nodes", "LAUNCH_FILES"]
+__all__ = ["prepare_run", "check_world", "missing_nodes", "LAUNCH_FILES"]
 
 LAUNCH_FILES = {"none": "regress_base.launch.yaml", "goals": "regress_nav.launch.yaml",
                 "instruction": "regress_task.launch.yaml", "plan": "regress_task.launch.yaml"}
@@ -94,14 +95,10 @@ def _participants(sc: Scenario) -> list[str]:
             and not (n == "task_planner" and sc.mission.kind != "instruction")]
 
 
-def prepare_run(sc: Scenario, run_dir: Path, lockstep: bool = False) -> dict[str, Any]:
-    """Write the run's files into ``run_dir``; returns launch file, launch arguments,
-    world file and audit log path.  ``lockstep``: the simulator runs unpaced in lockstep
-    with every node of the stack (``sitebot.barrier``; each node gets ``sim_lockstep``)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+def _write_world(sc: Scenario, wdir: Path) -> Path:
+    """The world of the run, written into ``wdir`` and checked."""
     doc = _world_doc(sc)
-    wdir = run_dir / "world"
-    wdir.mkdir(exist_ok=True)
+    wdir.mkdir(parents=True, exist_ok=True)
     wfile = wdir / f"{doc['world']}.world.yaml"
     wfile.write_text(yaml.safe_dump(doc, sort_keys=False))
     try:
@@ -109,6 +106,23 @@ def prepare_run(sc: Scenario, run_dir: Path, lockstep: bool = False) -> dict[str
     except ConfigError as e:
         raise ScenarioError(f"the world with this scenario's robot/actors is invalid: {e}",
                             file=sc.file, where="actors") from None
+    return wfile
+
+
+def check_world(sc: Scenario) -> None:
+    """Raise a ScenarioError when the scenario's robot, actors and bodies do not make a valid
+    world (an actor that walks through a wall, a start inside a rack): what a run would
+    find first, checked without running (a campaign checks every draw of its templates)."""
+    with tempfile.TemporaryDirectory() as d:
+        _write_world(sc, Path(d))
+
+
+def prepare_run(sc: Scenario, run_dir: Path, lockstep: bool = False) -> dict[str, Any]:
+    """Write the run's files into ``run_dir``; returns launch file, launch arguments,
+    world file and audit log path.  ``lockstep``: the simulator runs unpaced in lockstep
+    with every node of the stack (``sitebot.barrier``; each node gets ``sim_lockstep``)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    wfile = _write_world(sc, run_dir / "world")
     schedule = [{"kind": "spawn_body", "at": 0.0, "label": f"body{i}", **dict(b)}
                 for i, b in enumerate(sc.bodies)]
     schedule += [f.sim_fault() for f in sc.faults if not f.runner and f.at is not None]

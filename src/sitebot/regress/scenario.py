@@ -548,6 +548,9 @@ def load_scenario(path: str | Path) -> list[Scenario]:
     if data is None:
         s.fail("the file is empty; expected a mapping with 'scenario' and 'world'", "")
     root = s.mapping(data, "")
+    if "random" in root:
+        s.fail("this is a scenario template (it draws its runs from 'random'): run it with "
+               "`sitebot campaign` (docs/campaigns.md)", "random")
     out = []
     for doc, variant in expand(root, s):
         out.append(_Parser(s).parse(doc, variant))

@@ -35,7 +35,7 @@ import numpy as np
 from sitebot.config.yamlio import Schema, key_path, load_yaml
 from sitebot.regress.scenario import Scenario, ScenarioError, _Parser, _set_path
 
-__all__ = ["Variable", "Template", "load_template", "DISTRIBUTIONS", "MAX_SEED"]
+__all__ = ["Variable", "Template", "load_template", "is_template", "DISTRIBUTIONS", "MAX_SEED"]
 
 #: the distributions a variable may follow, with the number of parameters each takes
 DISTRIBUTIONS = {"uniform": 2, "normal": 2, "integer": 2, "choice": None}
@@ -182,3 +182,12 @@ def load_template(path: str | Path) -> Template:
     t = Template(p, root, variables)
     t.sample(0)                      # every key path exists and the drawn scenario is valid
     return t
+
+
+def is_template(path: str | Path) -> bool:
+    """Whether a scenario file is a template (it has a ``random`` section)."""
+    try:
+        data = load_yaml(Path(path), error=ScenarioError)
+    except ScenarioError:
+        return False
+    return isinstance(data, dict) and "random" in data

@@ -29,6 +29,7 @@ from sitebot.regress.metrics import compute_metrics, judge
 from sitebot.regress.prepare import missing_nodes, prepare_run
 from sitebot.regress.replay import file_sha256
 from sitebot.regress.scenario import Scenario, load_scenario
+from sitebot.regress.template import is_template, load_template
 from sitebot.sim.world_loader import load_world
 
 __all__ = ["run_worker", "main"]
@@ -58,8 +59,11 @@ def _result_base(sc: Scenario, spec: dict) -> dict[str, Any]:
 def run_worker(spec: dict) -> dict[str, Any]:
     run_dir = Path(spec["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
-    scs = [s for s in load_scenario(spec["file"]) if s.name == spec["name"]]
-    if not scs:
+    if is_template(spec["file"]):           # a campaign's run: the template's draw for a seed
+        scs = [load_template(spec["file"]).sample(int(spec["seed"]))]
+    else:
+        scs = [s for s in load_scenario(spec["file"]) if s.name == spec["name"]]
+    if not scs or scs[0].name != spec["name"]:
         raise SitebotError(f"no scenario {spec['name']!r} in {spec['file']}")
     sc = scs[0]
     res = _result_base(sc, spec)

@@ -1,0 +1,170 @@
+"""``sitebot campaign``: randomized runs of scenario templates, with success rates.
+
+  sitebot campaign TEMPLATES... --runs N [--first-seed S] [--jobs J] [--out DIR]
+  sitebot campaign TEMPLATES... --explain SEED
+
+Each template (``docs/campaigns.md``) runs with the seeds S .. S+N-1, each run a regression
+run in a worker process of its own (``sitebot.regress.pool``: its own DDS domain, bag,
+metrics, verdict).  Outputs in ``--out`` (default ``out/campaign``): ``runs/<ID[seed=N]>/``
+per run and ``campaign.json`` (the runs and, per template and per world, the success rate
+with its Wilson 95 % interval).
+
+A campaign folder resumes: a run that already has a verdict there (passed, failed,
+skipped) is not run again, so a campaign interrupted by a crash or Ctrl-C goes on where it
+stopped, and ``--runs`` can grow.  A run that ended in an infrastructure error (a worker
+that died, a stack that did not come up) is retried ``--retries`` times and reported apart
+from mission failures.  Exit status 0 when every run has a verdict, 1 when infrastructure
+errors remain, 2 on bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from sitebot.campaign.stats import wilson
+from sitebot.errors import SitebotError
+from sitebot.regress.pool import RunPool, run_dir_name
+from sitebot.regress.prepare import check_world
+from sitebot.regress.scenario import Scenario, collect_files
+from sitebot.regress.template import MAX_SEED, Template, is_template, load_template
+
+__all__ = ["main", "summarize"]
+
+#: the statuses that are a verdict on the mission (an ``error`` is the infrastructure's)
+VERDICTS = ("passed", "failed", "skipped")
+
+
+def _templates(targets: Sequence[str]) -> list[Template]:
+    files = [f for f in collect_files(targets) if is_template(f)]
+    if not files:
+        raise SitebotError(f"no scenario template (a file with a 'random' section) in "
+                           f"{', '.join(targets)}")
+    out = [load_template(f) for f in files]
+    ids = [t.id for t in out]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise SitebotError(f"two templates share the id {dup[0]!r}")
+    return out
+
+
+def _check_worlds(runs: list[Scenario]) -> None:
+    """Every draw must make a valid world (a drawn path through a wall is the template's
+    error, not a failed mission): the draws that do not, named with their seeds."""
+    bad = []
+    for sc in runs:
+        try:
+            check_world(sc)
+        except SitebotError as e:
+            bad.append(f"{sc.name}: {e}")
+    if bad:
+        raise SitebotError(f"{len(bad)} draw(s) make an invalid world:\n  "
+                           + "\n  ".join(bad[:10]) + ("\n  ..." if len(bad) > 10 else ""))
+
+
+def _previous(out: Path, sc: Scenario) -> dict | None:
+    """The run's result in the campaign folder, if it has a verdict."""
+    p = out / "runs" / run_dir_name(sc) / "result.json"
+    try:
+        res = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+    return res if res.get("status") in VERDICTS and res.get("seed") == sc.seed else None
+
+
+def summarize(results: list[dict]) -> dict:
+    """Success rates per template and per world (Wilson 95 %): a skipped run has no verdict
+    on the mission and an errored one no verdict at all; both are counted apart."""
+    def rates(key: str) -> dict:
+        groups: dict[str, list[dict]] = {}
+        for r in results:
+            groups.setdefault(str(r.get(key)), []).append(r)
+        out = {}
+        for name, rs in sorted(groups.items()):
+            judged = [r for r in rs if r["status"] in ("passed", "failed")]
+            rate = wilson(sum(r["status"] == "passed" for r in judged), len(judged))
+            out[name] = {"passed": rate.k, "judged": rate.n, "rate": rate.rate if rate.n else
+                         None, "ci95": [round(rate.low, 4), round(rate.high, 4)],
+                         "skipped": sum(r["status"] == "skipped" for r in rs),
+                         "errors": sum(r["status"] == "error" for r in rs), "text": str(rate)}
+        return out
+    return {"per_template": rates("template"), "per_world": rates("world")}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="sitebot campaign", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("targets", nargs="+", help="template files or folders")
+    ap.add_argument("--runs", type=int, default=0, help="runs (seeds) per template")
+    ap.add_argument("--first-seed", type=int, default=0, help="the first seed (default 0)")
+    ap.add_argument("--jobs", type=int, default=1, help="runs in parallel")
+    ap.add_argument("--retries", type=int, default=1,
+                    help="reruns of a run that ended in an infrastructure error")
+    ap.add_argument("--out", default="out/campaign", help="campaign folder (resumed)")
+    ap.add_argument("--explain", type=int, metavar="SEED",
+                    help="print what each template draws for SEED, run nothing")
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        templates = _templates(a.targets)
+        if a.explain is not None:
+            for t in templates:
+                print(yaml.safe_dump({f"{t.id}[seed={a.explain}]": t.explain(a.explain)},
+                                     sort_keys=False, allow_unicode=True,
+                                     default_flow_style=None), end="")
+            return 0
+        if a.runs < 1 or a.jobs < 1 or a.retries < 0:
+            raise SitebotError("--runs and --jobs must be >= 1, --retries >= 0")
+        if not 0 <= a.first_seed <= MAX_SEED - a.runs + 1:
+            raise SitebotError(f"--first-seed must be in [0, {MAX_SEED - a.runs + 1}]")
+        runs = [t.sample(seed) for t in templates
+                for seed in range(a.first_seed, a.first_seed + a.runs)]
+        template_of = {sc.name: t.id for t in templates for sc in runs if sc.file == t.file}
+        _check_worlds(runs)
+    except SitebotError as e:
+        print(f"sitebot campaign: error: {e}", file=sys.stderr)
+        return 2
+    out = Path(a.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    done = {sc.name: r for sc in runs if (r := _previous(out, sc)) is not None}
+    todo = [sc for sc in runs if sc.name not in done]
+    print(f"sitebot campaign: {len(runs)} run(s) of {len(templates)} template(s): "
+          f"{len(done)} already done in {out}, {len(todo)} to run, {a.jobs} in parallel",
+          flush=True)
+    t0 = time.monotonic()
+    results = dict(done)
+    for attempt in range(a.retries + 1):
+        if not todo:
+            break
+        if attempt:
+            print(f"sitebot campaign: retrying {len(todo)} run(s) that ended in an "
+                  "infrastructure error", flush=True)
+        for r in RunPool([(sc, 0) for sc in todo], out, a.jobs, a.quiet).run():
+            results[r["name"]] = r
+        todo = [sc for sc in todo if results[sc.name]["status"] == "error"]
+    ordered = [{**results[sc.name], "template": template_of[sc.name], "world": sc.world}
+               for sc in runs]
+    summary = summarize(ordered)
+    wall = time.monotonic() - t0
+    (out / "campaign.json").write_text(json.dumps(
+        {"templates": [str(t.file) for t in templates], "first_seed": a.first_seed,
+         "runs_per_template": a.runs, "wall_s": round(wall, 1), **summary,
+         "runs": [{k: r.get(k) for k in ("name", "template", "world", "seed", "status",
+                                         "reason", "run_dir")} for r in ordered]},
+        indent=1))
+    for key, title in (("per_template", "template"), ("per_world", "world")):
+        print(f"\nsuccess per {title}:")
+        for name, s in summary[key].items():
+            extra = "".join(f", {s[k]} {k}" for k in ("skipped", "errors") if s[k])
+            print(f"  {name:<40} {s['text']}{extra}")
+    errors = [r["name"] for r in ordered if r["status"] == "error"]
+    print(f"\ncampaign: {len(ordered)} runs, {len(ordered) - len(errors)} with a verdict, "
+          f"{wall:.0f} s; {out / 'campaign.json'}")
+    if errors:
+        print("infrastructure errors: " + ", ".join(errors))
+    return 1 if errors else 0
