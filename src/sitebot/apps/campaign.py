@@ -2,6 +2,7 @@
 
   sitebot campaign TEMPLATES... --runs N [--first-seed S] [--jobs J] [--out DIR]
   sitebot campaign TEMPLATES... --explain SEED
+  sitebot campaign compare BASE CANDIDATE [--alpha 0.05]   (the release gate)
 
 Each template (``docs/campaigns.md``) runs with the seeds S .. S+N-1, each run a regression
 run in a worker process of its own (``sitebot.regress.pool``: its own DDS domain, bag,
@@ -13,8 +14,10 @@ A campaign folder resumes: a run that already has a verdict there (passed, faile
 skipped) is not run again, so a campaign interrupted by a crash or Ctrl-C goes on where it
 stopped, and ``--runs`` can grow.  A run that ended in an infrastructure error (a worker
 that died, a stack that did not come up) is retried ``--retries`` times and reported apart
-from mission failures.  Exit status 0 when every run has a verdict, 1 when infrastructure
-errors remain, 2 on bad input.
+from mission failures.  Any safety violation (a contact, a keep-out excursion, speeding
+near people or in a slow zone: ``sitebot.campaign.gate.SAFETY_CHECKS``) fails the
+campaign.  Exit status 0 when every run has a verdict and none violated safety, 1
+otherwise, 2 on bad input.  ``compare`` exits 1 when the gate fails (sitebot.campaign.gate).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from typing import Sequence
 
 import yaml
 
+from sitebot.campaign.gate import compare, safety_violations
 from sitebot.campaign.stats import wilson
 from sitebot.errors import SitebotError
 from sitebot.regress.pool import RunPool, run_dir_name
@@ -97,6 +101,9 @@ def summarize(results: list[dict]) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["compare"]:
+        return _compare(argv[1:])
     ap = argparse.ArgumentParser(prog="sitebot campaign", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("targets", nargs="+", help="template files or folders")
@@ -109,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--explain", type=int, metavar="SEED",
                     help="print what each template draws for SEED, run nothing")
     ap.add_argument("--quiet", action="store_true")
-    a = ap.parse_args(list(sys.argv[1:] if argv is None else argv))
+    a = ap.parse_args(argv)
     try:
         templates = _templates(a.targets)
         if a.explain is not None:
@@ -147,7 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for r in RunPool([(sc, 0) for sc in todo], out, a.jobs, a.quiet).run():
             results[r["name"]] = r
         todo = [sc for sc in todo if results[sc.name]["status"] == "error"]
-    ordered = [{**results[sc.name], "template": template_of[sc.name], "world": sc.world}
+    ordered = [{**results[sc.name], "template": template_of[sc.name], "world": sc.world,
+                "safety_violations": safety_violations(results[sc.name].get("checks", []))}
                for sc in runs]
     summary = summarize(ordered)
     wall = time.monotonic() - t0
@@ -155,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         {"templates": [str(t.file) for t in templates], "first_seed": a.first_seed,
          "runs_per_template": a.runs, "wall_s": round(wall, 1), **summary,
          "runs": [{k: r.get(k) for k in ("name", "template", "world", "seed", "status",
-                                         "reason", "run_dir")} for r in ordered]},
+                                         "reason", "safety_violations", "run_dir")}
+                  for r in ordered]},
         indent=1))
     for key, title in (("per_template", "template"), ("per_world", "world")):
         print(f"\nsuccess per {title}:")
@@ -163,8 +172,52 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra = "".join(f", {s[k]} {k}" for k in ("skipped", "errors") if s[k])
             print(f"  {name:<40} {s['text']}{extra}")
     errors = [r["name"] for r in ordered if r["status"] == "error"]
+    unsafe = [f"{r['name']} ({', '.join(r['safety_violations'])})" for r in ordered
+              if r["safety_violations"]]
     print(f"\ncampaign: {len(ordered)} runs, {len(ordered) - len(errors)} with a verdict, "
-          f"{wall:.0f} s; {out / 'campaign.json'}")
+          f"{len(unsafe)} with a safety violation, {wall:.0f} s; {out / 'campaign.json'}")
     if errors:
         print("infrastructure errors: " + ", ".join(errors))
-    return 1 if errors else 0
+    if unsafe:
+        print("SAFETY VIOLATIONS (zero tolerance): " + ", ".join(unsafe))
+    return 1 if errors or unsafe else 0
+
+
+def _compare(argv: Sequence[str]) -> int:
+    """``sitebot campaign compare BASE CANDIDATE``: the release gate (sitebot.campaign.gate)."""
+    ap = argparse.ArgumentParser(prog="sitebot campaign compare",
+                                 description="the release gate: a candidate campaign "
+                                 "against a base run on the same seeds")
+    ap.add_argument("base", help="the base campaign folder (or its campaign.json)")
+    ap.add_argument("candidate", help="the candidate campaign folder (or its campaign.json)")
+    ap.add_argument("--alpha", type=float, default=0.05, help="significance (one-sided)")
+    ap.add_argument("--json", help="write the comparison here")
+    a = ap.parse_args(list(argv))
+    try:
+        runs = []
+        for where in (a.base, a.candidate):
+            p = Path(where)
+            p = p / "campaign.json" if p.is_dir() else p
+            try:
+                runs.append(json.loads(p.read_text())["runs"])
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise SitebotError(f"{p}: not a campaign result ({e})") from None
+        verdict = compare(runs[0], runs[1], a.alpha)
+    except (SitebotError, ValueError) as e:
+        print(f"sitebot campaign compare: error: {e}", file=sys.stderr)
+        return 2
+    for t, d in verdict["per_template"].items():
+        print(f"{t}: {d['base_passed']}/{d['paired']} -> {d['candidate_passed']}/{d['paired']} "
+              f"on the same seeds; {len(d['worse'])} worse, {len(d['better'])} better, "
+              f"p(worse) = {d['p_worse']:.4f}" + ("  SIGNIFICANT DROP" if d["significant_drop"]
+                                                  else ""))
+        for f in d["worse"]:
+            print(f"  seed {f['seed']}: passed -> failed: {f['reason']}  "
+                  f"(sitebot regress --replay {f['run_dir']})")
+        for f in d["better"]:
+            print(f"  seed {f['seed']}: failed -> passed")
+    if a.json:
+        Path(a.json).write_text(json.dumps(verdict, indent=1))
+    print("\nrelease gate: " + ("PASSED" if verdict["passed"] else
+                                "FAILED\n  " + "\n  ".join(verdict["reasons"])))
+    return 0 if verdict["passed"] else 1
