@@ -36,6 +36,8 @@ def test_a_small_campaign_runs_resumes_and_reports_rates(tmp_path, capsys):
     names = [r["name"] for r in camp["runs"]]
     assert names == ["crossing_short[seed=5]", "crossing_short[seed=6]"]
     assert all(r["status"] in ("passed", "failed") for r in camp["runs"]), camp["runs"]
+    # a run that did not pass carries its failure's label, one that passed none
+    assert all((r["label"] is None) == (r["status"] == "passed") for r in camp["runs"])
     t = load_template(tpl)
     for r in camp["runs"]:
         res = json.loads((Path(r["run_dir"]) / "result.json").read_text())
@@ -98,8 +100,16 @@ def test_explain_prints_the_draws_and_bad_input_is_refused(tmp_path, capsys):
 
 
 def test_rates_count_errors_and_skips_apart():
-    runs = [{"template": "a", "world": "w", "status": s}
-            for s in ("passed", "passed", "failed", "error", "skipped")]
-    s = summarize(runs)["per_template"]["a"]
+    runs = [{"template": "a", "world": "w", "status": s, "name": f"a[seed={i}]",
+             "label": label}
+            for i, (s, label) in enumerate((("passed", None), ("passed", None),
+                                            ("failed", ("grasp_missed", "grasp of x missed")),
+                                            ("error", ("infrastructure_error", "exit -9")),
+                                            ("skipped", None)))]
+    summary = summarize(runs)
+    assert summary["failure_causes"] == [
+        {"label": "grasp_missed", "count": 1, "runs": ["a[seed=2]"]},
+        {"label": "infrastructure_error", "count": 1, "runs": ["a[seed=3]"]}]
+    s = summary["per_template"]["a"]
     assert (s["passed"], s["judged"], s["errors"], s["skipped"]) == (2, 3, 1, 1)
     assert s["ci95"] == [0.2077, 0.9385] and s["text"].startswith("2/3 = 66.7 %")

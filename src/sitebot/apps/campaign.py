@@ -32,6 +32,7 @@ import yaml
 
 from sitebot.campaign.gate import compare, safety_violations
 from sitebot.campaign.stats import wilson
+from sitebot.campaign.taxonomy import label_run
 from sitebot.errors import SitebotError
 from sitebot.regress.pool import RunPool, run_dir_name
 from sitebot.regress.prepare import check_world
@@ -83,7 +84,8 @@ def _previous(out: Path, sc: Scenario) -> dict | None:
 
 def summarize(results: list[dict]) -> dict:
     """Success rates per template and per world (Wilson 95 %): a skipped run has no verdict
-    on the mission and an errored one no verdict at all; both are counted apart."""
+    on the mission and an errored one no verdict at all; both are counted apart.  And the
+    failure causes (each run's ``label``: sitebot.campaign.taxonomy), most frequent first."""
     def rates(key: str) -> dict:
         groups: dict[str, list[dict]] = {}
         for r in results:
@@ -97,7 +99,14 @@ def summarize(results: list[dict]) -> dict:
                          "skipped": sum(r["status"] == "skipped" for r in rs),
                          "errors": sum(r["status"] == "error" for r in rs), "text": str(rate)}
         return out
-    return {"per_template": rates("template"), "per_world": rates("world")}
+    labelled: dict[str, list[str]] = {}
+    for r in results:
+        if r.get("label"):
+            labelled.setdefault(r["label"][0], []).append(r.get("name", "?"))
+    causes = [{"label": k, "count": len(v), "runs": v}
+              for k, v in sorted(labelled.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
+    return {"per_template": rates("template"), "per_world": rates("world"),
+            "failure_causes": causes}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -155,17 +164,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             results[r["name"]] = r
         todo = [sc for sc in todo if results[sc.name]["status"] == "error"]
     ordered = [{**results[sc.name], "template": template_of[sc.name], "world": sc.world,
-                "safety_violations": safety_violations(results[sc.name].get("checks", []))}
-               for sc in runs]
+                "safety_violations": safety_violations(results[sc.name].get("checks", [])),
+                "label": label_run(results[sc.name])} for sc in runs]
     summary = summarize(ordered)
     wall = time.monotonic() - t0
     (out / "campaign.json").write_text(json.dumps(
         {"templates": [str(t.file) for t in templates], "first_seed": a.first_seed,
          "runs_per_template": a.runs, "wall_s": round(wall, 1), **summary,
-         "runs": [{k: r.get(k) for k in ("name", "template", "world", "seed", "status",
-                                         "reason", "safety_violations", "run_dir")}
-                  for r in ordered]},
+         "runs": [{**{k: r.get(k) for k in ("name", "template", "world", "seed", "status",
+                                            "reason", "safety_violations", "run_dir")},
+                   "label": r["label"][0] if r["label"] else None,
+                   "evidence": r["label"][1] if r["label"] else None} for r in ordered]},
         indent=1))
+    causes = summary["failure_causes"]
+    if causes:
+        print("\nfailure causes:")
+        for c in causes:
+            print(f"  {c['count']:>4}  {c['label']:<26} e.g. {c['runs'][0]}")
     for key, title in (("per_template", "template"), ("per_world", "world")):
         print(f"\nsuccess per {title}:")
         for name, s in summary[key].items():

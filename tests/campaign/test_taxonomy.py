@@ -1,0 +1,65 @@
+"""Failure labels (sitebot.campaign.taxonomy), read from the wording runs really record:
+the executor's failed steps (sitebot.executor.skills), checks and safety timelines."""
+from __future__ import annotations
+
+import pytest
+
+from sitebot.campaign.taxonomy import LABELS, label_run
+
+
+def _failed(reason: str = "", checks=None, timeline=None, **extra):
+    return {"status": "failed", "reason": "",
+            "checks": checks if checks is not None else [{"name": "mission", "ok": False,
+                                                          "value": "failed", "limit": "done"}],
+            "events": [{"t": 76.9, "kind": "mission_done", "outcome": "failed",
+                        "reason": reason}] if reason else [],
+            "metrics": {"safety_timeline": timeline or []}, "failed_processes": [], **extra}
+
+
+@pytest.mark.parametrize("reason, label", [
+    # the construction fetch that failed in a side-by-side measurement (docs/throughput.md)
+    ("step 2/4 pick(object=torque_wrench): grasp of torque_wrench missed (fingers closed to "
+     "0.0 mm) (after 2 attempts)", "grasp_missed"),
+    ("step 2/4 pick(object=spill_kit): arm to the grasp: rejected (no collision-free IK "
+     "solution within tolerance (best: 201.9 mm)) (after 1 attempts)", "grasp_unreachable"),
+    ("step 1/3 pick(object=drill): drill not found near tool_bench", "object_not_found"),
+    ("step 1/2 read_gauge(asset=t2_pressure): no confident reading of t2_pressure within "
+     "20 s (1 of 5 valid; last problem: needle not found)", "gauge_unreadable"),
+    ("step 3/5 navigate_to(place=t2_bay): robot stopped for more than 120 s (person_nearby)",
+     "supervisor_hold_timeout"),
+    ("step 1/2 navigate_to(place=rack_a3): navigate to rack_a3: blocked (no path)",
+     "navigation_blocked"),
+    ("step 4/4 dock(dock=dock_1): dock dock_1: aborted (stalled)", "navigation_blocked"),
+    ("step 2/2 navigate_to(place=ups): navigate to ups: timeout (navigation took longer "
+     "than 90 s)", "skill_timeout"),
+])
+def test_the_mission_reason_names_the_failure(reason, label):
+    got = label_run(_failed(reason))
+    assert got == (label, reason) and label in LABELS
+
+
+def test_causes_come_before_their_symptoms():
+    # a diverged filter holds the robot: the hold timeout is its symptom
+    diverged = [{"t0": 10.0, "t1": 140.0, "level": "PROTECTIVE_STOP",
+                 "reasons": ["localization_diverged"]}]
+    label, evidence = label_run(_failed("step 2/3 patrol(route=r1): robot stopped for more "
+                                        "than 120 s (localization_diverged)", timeline=diverged))
+    assert label == "localization_diverged" and "robot stopped" in evidence
+    # a dead node before anything else; a safety violation before the mission's reason
+    assert label_run(_failed("x", failed_processes=["navigation"]))[0] == "node_died"
+    unsafe = [{"name": "no_contact_with_people", "ok": False, "value": 0.0, "limit": "> 0"}]
+    assert label_run(_failed("grasp of x missed", checks=unsafe)) == (
+        "safety_violation", "no_contact_with_people")
+
+
+def test_runs_without_a_mission_reason():
+    assert label_run({"status": "passed"}) is None
+    assert label_run({"status": "skipped"}) is None
+    assert label_run({"status": "error", "reason": "worker ended (exit -9)"}) == (
+        "infrastructure_error", "worker ended (exit -9)")
+    limit = [{"name": "time_limit", "ok": False, "value": 400.0, "limit": 300.0}]
+    assert label_run(_failed(checks=limit))[0] == "time_limit"
+    travel = [{"name": "min_travel", "ok": False, "value": 0.4, "limit": 2.0}]
+    assert label_run(_failed(checks=travel)) == ("criteria", "min_travel: 0.4 (limit 2.0)")
+    assert label_run(_failed("step 1/1 wave(): something new", checks=[])) == (
+        "unlabelled", "step 1/1 wave(): something new")
