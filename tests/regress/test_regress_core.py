@@ -193,6 +193,34 @@ def test_metrics_and_checks_from_records():
     assert checks["min_travel"].ok and not checks["safety_event[0]"].ok   # no person cause
 
 
+def test_contacts_are_attributed_to_whoever_closed_the_gap():
+    """A person walking into a robot at rest is reported apart from the robot driving into a
+    person (only the second is the robot's doing; both fail no_contact_with_people)."""
+    sc = load_scenario(SUITE / "substation_person_crossing.yaml")[0]
+    world = load_world("substation")
+    world = world.__class__(**{**world.__dict__, "actors": ()})
+    run = {"sim_time_s": 10.0, "wall_s": 5.0, "run_wall_s": 4.0, "events": [],
+           "mission": {"outcome": "none"}, "fault_time": {0: 5.0}, "failed": [], "killed": []}
+    # the robot stands at (-12, -12); a person walks from 3 m ahead straight into it
+    still = [(i * 0.05, -12.0, -12.0, 0.0, 0.0) for i in range(200)]
+    walker = [(t, [(-9.0 - 0.3 * t, -12.0)]) for t, *_ in still]
+    m = compute_metrics(sc, world, {"truth": still, "people": walker, "safety": [],
+                                    "cmd_in": [], "cmd_out": []}, run)
+    assert m["min_separation_robot_moving_m"] is None
+    assert m["min_separation_robot_still_m"] == m["min_separation_m"] < 0
+    contact = {c.name: c for c in judge(sc, m, run, {})}["no_contact_with_people"]
+    assert not contact.ok and "None m while the robot moved toward a person" in contact.detail
+    # the robot drives at 0.5 m/s into a person standing 3 m ahead
+    rec = _records(speed=0.5, person_x=3.0)
+    m = compute_metrics(sc, world, rec, run)
+    assert m["min_separation_robot_moving_m"] == m["min_separation_m"] < 0
+    # driving away from a person behind the robot is not closing in
+    behind = _records(speed=0.5, person_x=-1.0)
+    m = compute_metrics(sc, world, behind, run)
+    assert m["min_separation_robot_moving_m"] is None
+    assert m["min_separation_robot_still_m"] == pytest.approx(m["min_separation_m"])
+
+
 # ------------------------------------------------------------------ baselines, incidents
 def _res(name, status="passed", **metrics):
     return {"name": name, "scenario": name, "status": status, "repeat": 0, "run_dir": "",

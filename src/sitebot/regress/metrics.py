@@ -10,6 +10,9 @@ Geometry: the robot's footprint is the supervisor's circle (``footprint_radius_m
 for separation to people and keep-out entry; contact with static structure is judged with
 the chassis half-length (0.30 m) from the base centre (the 0.60 x 0.46 m chassis: a centre
 closer than that to an obstacle's footprint means the chassis touches it when facing it).
+The separation to people is also reported by who closed the gap: its minimum over the
+samples where the robot moved toward the person (faster than ``APPROACH_MPS``), and over the
+others (a person walking into a robot at rest, or one moving away).
 """
 from __future__ import annotations
 
@@ -37,6 +40,9 @@ LEVEL_NAMES = {v: k for k, v in LEVELS.items()}
 _OUTCOME_NAMES = {0: "pending", 1: "succeeded", 2: "failed", 3: "skipped", 4: "declined",
                   5: "canceled"}
 _JUMP_M = 0.5          # a ground-truth step longer than this is a teleport, not travel
+#: the robot closes in on a person when its speed toward them is above this [m/s]; a contact
+#: below it is a person walking into a robot at rest or moving away (reported apart)
+APPROACH_MPS = 0.05
 
 
 @dataclass
@@ -146,6 +152,7 @@ def compute_metrics(sc: Scenario, world: WorldSpec, rec: Mapping[str, Any],
     m: dict[str, Any] = {}
     path = 0.0
     min_sep, t_min_sep = math.inf, math.nan
+    min_by = {"moving": (math.inf, math.nan), "still": (math.inf, math.nan)}
     max_near = 0.0
     ko_clear, t_ko = math.inf, math.nan
     static_clear, t_static = math.inf, math.nan
@@ -174,7 +181,13 @@ def compute_metrics(sc: Scenario, world: WorldSpec, rec: Mapping[str, Any],
         if ps:
             for j, (px, py) in enumerate(ps):
                 r = radii[j] if j < len(radii) else 0.25
-                sep = min(sep, math.hypot(px - x, py - y) - FOOTPRINT_RADIUS_M - r)
+                d = math.hypot(px - x, py - y) - FOOTPRINT_RADIUS_M - r
+                # who closes the gap: the robot's speed toward this person
+                toward = v * math.cos(math.atan2(py - y, px - x) - yaw)
+                k = "moving" if toward > APPROACH_MPS else "still"
+                if d < min_by[k][0]:
+                    min_by[k] = (d, t)
+                sep = min(sep, d)
             if sep < min_sep:
                 min_sep, t_min_sep = sep, t
             if sep < near_d:
@@ -200,6 +213,9 @@ def compute_metrics(sc: Scenario, world: WorldSpec, rec: Mapping[str, Any],
     m["final_speed_mps"] = round(truth[-1][4], 4) if truth else None
     m["min_separation_m"] = None if not math.isfinite(min_sep) else round(min_sep, 3)
     m["min_separation_t"] = None if not math.isfinite(t_min_sep) else round(t_min_sep, 2)
+    for k, (d, t) in min_by.items():    # separation while the robot closed in, and not
+        m[f"min_separation_robot_{k}_m"] = round(d, 3) if math.isfinite(d) else None
+        m[f"min_separation_robot_{k}_t"] = round(t, 2) if math.isfinite(d) else None
     m["max_speed_near_people_mps"] = round(max_near, 3)
     m["near_people_distance_m"] = near_d
     m["keep_out_clearance_m"] = None if not math.isfinite(ko_clear) else round(ko_clear, 3)
@@ -301,7 +317,10 @@ def judge(sc: Scenario, m: Mapping[str, Any], run: Mapping[str, Any],
         checks.append(Check("no_collision", v is None or v >= 0.0, v, ">= 0",
                             f"chassis to static obstacles, closest at t={m['static_clearance_t']}"))
         sep = m["min_separation_m"]
-        checks.append(Check("no_contact_with_people", sep is None or sep > 0.0, sep, "> 0"))
+        mv, st = m["min_separation_robot_moving_m"], m["min_separation_robot_still_m"]
+        checks.append(Check("no_contact_with_people", sep is None or sep > 0.0, sep, "> 0",
+                            f"{mv} m while the robot moved toward a person, {st} m while it "
+                            "did not (a person walking into it)"))
     if c.max_speed is not None:
         checks.append(Check("max_speed", m["max_speed_mps"] <= c.max_speed + 0.02,
                             m["max_speed_mps"], c.max_speed))
