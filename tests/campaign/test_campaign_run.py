@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 from sitebot.apps.campaign import main as campaign_main
-from sitebot.apps.campaign import summarize
+from sitebot.apps.campaign import _Progress, summarize
 from sitebot.regress.template import load_template
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,3 +113,17 @@ def test_rates_count_errors_and_skips_apart():
     s = summary["per_template"]["a"]
     assert (s["passed"], s["judged"], s["errors"], s["skipped"]) == (2, 3, 1, 1)
     assert s["ci95"] == [0.2077, 0.9385] and s["text"].startswith("2/3 = 66.7 %")
+
+
+def test_progress_counts_what_ended_and_estimates_the_rest(capsys):
+    import time
+    p = _Progress(total=10, done=4, jobs=2, t0=time.monotonic() - 60.0)
+    line = p.ended({"status": "passed"})
+    assert line.startswith("campaign: 5/10 ended (1 passed in this sitting), 2 running, about ")
+    # one run ended in 60 s of this sitting: five more take about five minutes
+    minutes = float(line.split("about ")[1].split(" min")[0])
+    assert 4.9 <= minutes <= 6.0
+    p.ended({"status": "failed"})
+    last = p.ended({"status": "error"})
+    assert "(1 error, 1 failed, 1 passed in this sitting)" in last and "7/10" in last
+    assert capsys.readouterr().out.count("campaign: ") == 3

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Sequence
@@ -80,6 +81,29 @@ def _previous(out: Path, sc: Scenario) -> dict | None:
     except (OSError, ValueError):
         return None
     return res if res.get("status") in VERDICTS and res.get("seed") == sc.seed else None
+
+
+class _Progress:
+    """Live progress of a campaign: runs ended by status, running, and the time left."""
+
+    def __init__(self, total: int, done: int, jobs: int, t0: float) -> None:
+        self.total, self.before, self.jobs, self.t0 = total, done, jobs, t0
+        self.counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def ended(self, res: dict) -> str:
+        with self._lock:               # (pool threads end runs concurrently)
+            self.counts[res["status"]] = self.counts.get(res["status"], 0) + 1
+            ended = sum(self.counts.values())
+            done = self.before + ended
+            left = self.total - done
+            per = (time.monotonic() - self.t0) / ended
+            eta = f"about {per * left / 60.0:.1f} min left" if left else "all ended"
+            by = ", ".join(f"{v} {k}" for k, v in sorted(self.counts.items()))
+            line = (f"campaign: {done}/{self.total} ended ({by} in this sitting), "
+                    f"{min(self.jobs, left)} running, {eta}")
+            print(line, flush=True)
+            return line
 
 
 def summarize(results: list[dict]) -> dict:
@@ -160,7 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if attempt:
             print(f"sitebot campaign: retrying {len(todo)} run(s) that ended in an "
                   "infrastructure error", flush=True)
-        for r in RunPool([(sc, 0) for sc in todo], out, a.jobs, a.quiet).run():
+        pool = RunPool([(sc, 0) for sc in todo], out, a.jobs, a.quiet)
+        pool.on_result = _Progress(len(runs), len(results), a.jobs, time.monotonic()).ended
+        for r in pool.run():
             results[r["name"]] = r
         todo = [sc for sc in todo if results[sc.name]["status"] == "error"]
     ordered = [{**results[sc.name], "template": template_of[sc.name], "world": sc.world,

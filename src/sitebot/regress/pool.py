@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from sitebot.launcher.domains import REGRESS_DOMAINS, DomainPool
 from sitebot.regress.scenario import Scenario
@@ -47,6 +48,8 @@ class RunPool:
         self.done = 0
         self.quiet = quiet
         self.procs: dict[int, subprocess.Popen] = {}
+        #: called with each run's result as it ends (from a pool thread)
+        self.on_result: Callable[[dict], None] | None = None
 
     def say(self, text: str) -> None:
         with self.print_lock:
@@ -119,6 +122,8 @@ class RunPool:
                 self.say(f"[{i + 1:>3}/{len(self.runs)}] start  {label}")
             res = self._run_one(i)
             self.results[i] = res
+            if self.on_result is not None:
+                self.on_result(res)
             m = res.get("metrics", {})
             with self.print_lock:
                 self.done += 1
