@@ -2,6 +2,7 @@
 the suite files, simulator fault injection (core), metrics, baselines, incidents, reports."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import xml.etree.ElementTree as ET
@@ -180,7 +181,7 @@ def _records(speed: float = 0.5, person_x: float = 3.0):
 def test_metrics_and_checks_from_records():
     sc = load_scenario(SUITE / "substation_person_crossing.yaml")[0]
     world = load_world("substation")
-    world = world.__class__(**{**world.__dict__, "actors": ()})
+    world = dataclasses.replace(world, actors=())
     rec = _records(person_x=30.0)
     run = {"sim_time_s": 10.0, "wall_s": 5.0, "run_wall_s": 4.0, "events": [],
            "mission": {"outcome": "none"}, "fault_time": {0: 5.0}, "failed": [], "killed": []}
@@ -198,7 +199,7 @@ def test_contacts_are_attributed_to_whoever_closed_the_gap():
     person (only the second is the robot's doing; both fail no_contact_with_people)."""
     sc = load_scenario(SUITE / "substation_person_crossing.yaml")[0]
     world = load_world("substation")
-    world = world.__class__(**{**world.__dict__, "actors": ()})
+    world = dataclasses.replace(world, actors=())
     run = {"sim_time_s": 10.0, "wall_s": 5.0, "run_wall_s": 4.0, "events": [],
            "mission": {"outcome": "none"}, "fault_time": {0: 5.0}, "failed": [], "killed": []}
     # the robot stands at (-12, -12); a person walks from 3 m ahead straight into it
@@ -332,7 +333,7 @@ def test_removed_bodies_count_only_while_present_and_attempts_are_judged():
     at that time is. The step attempts of the executor's result are checked."""
     sc = load_scenario(SUITE / "substation_blocked_path_retry.yaml")[0]
     world = load_world("substation")
-    world = world.__class__(**{**world.__dict__, "actors": ()})
+    world = dataclasses.replace(world, actors=())
     # straight north through the south wall (y = -8.1) from (-11, -10) to (-11, -7)
     truth = [(i * 0.1, -11.0, -10.0 + 0.03 * i, 1.57, 0.3) for i in range(101)]
     rec = {"truth": truth, "people": [], "safety": [], "cmd_in": [], "cmd_out": [],

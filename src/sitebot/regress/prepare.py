@@ -3,10 +3,11 @@
 schedule, the launch file and its arguments, and the check of required executables."""
 from __future__ import annotations
 
+import copy
+import functools
 import importlib.util
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from sitebot.config.yamlio import load_yaml
 from sitebot.errors import ConfigError
 from sitebot.regress.scenario import Scenario, ScenarioError
 from sitebot.sim.export import export_bundle
-from sitebot.sim.world_loader import load_world, world_path
+from sitebot.sim.world_loader import load_world, parse_world, world_path
 from sitebot.site.bundle import installed_sites
 
 __all__ = ["prepare_run", "check_world", "missing_nodes", "LAUNCH_FILES"]
@@ -65,9 +66,12 @@ def missing_nodes(sc: Scenario) -> list[str]:
     return [n for n in dict.fromkeys(need) if not _node_available(n)]
 
 
-def _world_doc(sc: Scenario) -> dict[str, Any]:
+def _world_doc(sc: Scenario, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The world of the run: the scenario's world file (or ``data``, that file already
+    parsed) with the scenario's robot start and actors."""
     src = world_path(sc.world)
-    data = load_yaml(src, error=ScenarioError)      # the one bounded YAML path
+    if data is None:
+        data = load_yaml(src, error=ScenarioError)      # the one bounded YAML path
     site = Path(data["site"])
     data["site"] = str(site if site.is_absolute() else (src.parent / site).resolve())
     if sc.start is not None:
@@ -110,11 +114,27 @@ def _write_world(sc: Scenario, wdir: Path) -> Path:
 
 
 def check_world(sc: Scenario) -> None:
-    """Raise a ScenarioError when the scenario's robot, actors and bodies do not make a valid
-    world (an actor that walks through a wall, a start inside a rack): what a run would
-    find first, checked without running (a campaign checks every draw of its templates)."""
-    with tempfile.TemporaryDirectory() as d:
-        _write_world(sc, Path(d))
+    """Raise a ScenarioError when the scenario's robot and actors do not make a valid world
+    (an actor that walks through a wall, a start inside a rack): what a run would find
+    first, checked without running (a campaign checks every draw of its templates).  The
+    world file and its site registry are parsed once per world (parsing them took 2 s a
+    draw), the draw's world from the data."""
+    src = world_path(sc.world)
+    base, registry = _parsed_world(str(src), src.stat().st_mtime_ns)
+    try:
+        parse_world(_world_doc(sc, copy.deepcopy(base)), file=src, registry=registry)
+    except ConfigError as e:
+        raise ScenarioError(f"the world with this scenario's robot/actors is invalid: {e}",
+                            file=sc.file, where="actors") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_world(src: str, mtime_ns: int) -> tuple[dict[str, Any], Any]:
+    data = load_yaml(Path(src), error=ScenarioError)
+    doc = copy.deepcopy(data)
+    site = Path(doc["site"])
+    doc["site"] = str(site if site.is_absolute() else (Path(src).parent / site).resolve())
+    return data, parse_world(doc, file=Path(src)).registry
 
 
 def prepare_run(sc: Scenario, run_dir: Path, lockstep: bool = False) -> dict[str, Any]:

@@ -500,7 +500,13 @@ class WorldSpec:
     def obstacle_footprints(self, max_z_m: float = OBSTACLE_MAX_Z_M) -> tuple[Footprint, ...]:
         """Footprints of everything static a robot could hit: colliding static bodies whose
         lowest point is below *max_z_m*, gauge dials and valves.  (Not movable bodies and
-        not people.)"""
+        not people.)  Computed once per world and height (the world is immutable)."""
+        cache = self.__dict__.setdefault("_footprints", {})
+        if max_z_m not in cache:
+            cache[max_z_m] = self._obstacle_footprints(max_z_m)
+        return cache[max_z_m]
+
+    def _obstacle_footprints(self, max_z_m: float) -> tuple[Footprint, ...]:
         out = [b.footprint() for b in self.bodies if b.static and b.collision]
         for g in self.gauges:
             out.append(_box_footprint((0.03, g.radius_m, g.radius_m), g.pose, g.asset))
