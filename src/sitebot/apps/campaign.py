@@ -164,7 +164,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SitebotError(f"--first-seed must be in [0, {MAX_SEED - a.runs + 1}]")
         runs = [t.sample(seed) for t in templates
                 for seed in range(a.first_seed, a.first_seed + a.runs)]
-        template_of = {sc.name: t.id for t in templates for sc in runs if sc.file == t.file}
         _check_worlds(runs)
     except SitebotError as e:
         print(f"sitebot campaign: error: {e}", file=sys.stderr)
@@ -189,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for r in pool.run():
             results[r["name"]] = r
         todo = [sc for sc in todo if results[sc.name]["status"] == "error"]
-    ordered = [{**results[sc.name], "template": template_of[sc.name], "world": sc.world,
+    ordered = [{**results[sc.name], "template": sc.id, "world": sc.world,
                 "safety_violations": safety_violations(results[sc.name].get("checks", [])),
                 "label": label_run(results[sc.name])} for sc in runs]
     summary = summarize(ordered)

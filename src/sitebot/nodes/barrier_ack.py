@@ -222,24 +222,22 @@ class BarrierAcker:
             pass
 
     def publish(self) -> None:
-        msg = BarrierAck(node=self._name, host=HOST, pid=os.getpid())
         with self._lock:
-            msg.clock = from_ns(self._acked_clock_ns)
             # a topic is listed (owed) once its subscription has matched a publisher
             matched = self.counter.matched()
-            msg.topics = [t for t in self._stamps if t in matched]
-            stamps = tuple(self._stamps[t] for t in msg.topics)
-            msg.stamps = [from_ns(ns) for ns in stamps]
+            topics = [t for t in self._stamps if t in matched]
+            stamps = tuple(self._stamps[t] for t in topics)
             clock_ns = self._acked_clock_ns
         snap = self.counter.snapshot()
-        # an ack that says nothing new is not sent: the simulator holds each node's newest
-        # (a cycle whose callbacks changed nothing the barrier judges costs no message)
-        key = (clock_ns, tuple(msg.topics), stamps, tuple(snap[1]), tuple(snap[2]),
-               tuple(snap[3]))
+        # an ack that says nothing new is not sent (nor built): the simulator holds each
+        # node's newest, so a cycle whose callbacks changed nothing it judges costs nothing
+        key = (clock_ns, tuple(topics), stamps, tuple(snap[1]), tuple(snap[2]), tuple(snap[3]))
         with self._lock:
             if key == self._sent:
                 return
             self._sent = key
+        msg = BarrierAck(node=self._name, host=HOST, pid=os.getpid(), clock=from_ns(clock_ns),
+                         topics=topics, stamps=[from_ns(ns) for ns in stamps])
         msg.published_topics, msg.published, msg.taken_topics, msg.taken = snap
         try:
             self._pub.publish(msg)
