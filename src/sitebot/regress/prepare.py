@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import functools
 import importlib.util
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -18,10 +19,11 @@ from sitebot.config.yamlio import load_yaml
 from sitebot.errors import ConfigError
 from sitebot.regress.scenario import Scenario, ScenarioError
 from sitebot.sim.export import export_bundle
+from sitebot.sim.world import WorldSpec
 from sitebot.sim.world_loader import load_world, parse_world, world_path
 from sitebot.site.bundle import installed_sites
 
-__all__ = ["prepare_run", "check_world", "missing_nodes", "LAUNCH_FILES"]
+__all__ = ["prepare_run", "check_world", "base_world", "missing_nodes", "LAUNCH_FILES"]
 
 LAUNCH_FILES = {"none": "regress_base.launch.yaml", "goals": "regress_nav.launch.yaml",
                 "instruction": "regress_task.launch.yaml", "plan": "regress_task.launch.yaml"}
@@ -86,7 +88,29 @@ def _world_doc(sc: Scenario, data: dict[str, Any] | None = None) -> dict[str, An
     for a in sc.actors_add:
         actors = [b for b in actors if b["id"] != a["id"]] + [dict(a)]
     data["actors"] = actors
+    _move_objects(sc, data)
     return data
+
+
+def _move_objects(sc: Scenario, data: dict[str, Any]) -> None:
+    """Move the bodies of the scenario's ``objects`` (offset in the map frame, turned
+    about the vertical) in the world document."""
+    if not sc.objects:
+        return
+    bodies = {b.get("object"): b for b in data.get("bodies") or [] if isinstance(b, dict)}
+    for oid, mv in sc.objects.items():
+        b = bodies.get(oid)
+        if b is None:
+            raise ScenarioError(f"no object {oid!r} in world {sc.world!r}; objects: "
+                                + ", ".join(sorted(str(k) for k in bodies if k)),
+                                file=sc.file, where=f"objects.{oid}")
+        pose = [float(v) for v in b["pose"]]
+        if len(pose) == 3:
+            pose.append(0.0)
+        pose[0] += mv["offset"][0]
+        pose[1] += mv["offset"][1]
+        pose[-1] += math.radians(mv["turn"])
+        b["pose"] = pose
 
 
 def _participants(sc: Scenario) -> list[str]:
@@ -120,9 +144,9 @@ def check_world(sc: Scenario) -> None:
     world file and its site registry are parsed once per world (parsing them took 2 s a
     draw), the draw's world from the data."""
     src = world_path(sc.world)
-    base, registry = _parsed_world(str(src), src.stat().st_mtime_ns)
+    base, spec = _parsed_world(str(src), src.stat().st_mtime_ns)
     try:
-        parse_world(_world_doc(sc, copy.deepcopy(base)), file=src, registry=registry)
+        parse_world(_world_doc(sc, copy.deepcopy(base)), file=src, registry=spec.registry)
     except ConfigError as e:
         raise ScenarioError(f"the world with this scenario's robot/actors is invalid: {e}",
                             file=sc.file, where="actors") from None
@@ -134,7 +158,14 @@ def _parsed_world(src: str, mtime_ns: int) -> tuple[dict[str, Any], Any]:
     doc = copy.deepcopy(data)
     site = Path(doc["site"])
     doc["site"] = str(site if site.is_absolute() else (Path(src).parent / site).resolve())
-    return data, parse_world(doc, file=Path(src)).registry
+    return data, parse_world(doc, file=Path(src))
+
+
+def base_world(world: str) -> WorldSpec:
+    """The world a scenario names (a shipped world's name or a file), as its file defines
+    it: parsed once per world file (template draws and campaign checks share it)."""
+    src = world_path(world)
+    return _parsed_world(str(src), src.stat().st_mtime_ns)[1]
 
 
 def prepare_run(sc: Scenario, run_dir: Path, lockstep: bool = False) -> dict[str, Any]:

@@ -53,7 +53,7 @@ MISSION_NODES = {"none": (), "goals": ("navigation",),
                  "instruction": ("task_planner", "task_executor"), "plan": ("task_executor",)}
 
 _TOP = ("scenario", "description", "tags", "world", "seed", "robot", "real_time_factor",
-        "camera", "duration", "wall_limit", "requires", "mission", "actors", "bodies",
+        "camera", "duration", "wall_limit", "requires", "mission", "actors", "bodies", "objects",
         "supervisor", "sim", "params", "faults", "criteria", "variations")
 _MISSION = ("kind", "drive", "goals", "text", "role", "steps", "confirm")
 _ACTOR = ("id", "path", "speed", "loop", "height", "radius", "start_delay", "yields")
@@ -147,6 +147,9 @@ class Scenario:
     actors_add: tuple[Mapping[str, Any], ...] = ()
     actors_remove: tuple[str, ...] = ()
     bodies: tuple[Mapping[str, Any], ...] = ()
+    #: registry object id -> {"offset": (dx, dy) [m], "turn": [deg]}: the object lies moved
+    #: on its furniture (the world file's pose plus these)
+    objects: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     supervisor: Mapping[str, Any] = field(default_factory=dict)
     sim: Mapping[str, Any] = field(default_factory=dict)
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)   # node -> overrides
@@ -199,6 +202,7 @@ class _Parser:
         mission = self.mission(root.get("mission"))
         a_rep, a_add, a_rm = self.actors(root.get("actors"))
         bodies = self.bodies(root.get("bodies"))
+        objects = self.objects(root.get("objects"))
         sup = dict(s.mapping(root["supervisor"], "supervisor")) if root.get("supervisor") else {}
         sim = dict(s.mapping(root["sim"], "sim")) if root.get("sim") else {}
         for k in ("world", "seed", "fault_schedule", "real_time_factor", "camera_enabled"):
@@ -242,7 +246,7 @@ class _Parser:
                         tags=tags, seed=seed, start=start, real_time_factor=rtf, camera=camera,
                         duration=duration, wall_limit=wall, requires=requires, mission=mission,
                         actors_replace=a_rep, actors_add=a_add, actors_remove=a_rm,
-                        bodies=bodies, supervisor=sup, sim=sim, params=params, faults=faults,
+                        bodies=bodies, objects=objects, supervisor=sup, sim=sim, params=params, faults=faults,
                         criteria=crit,
                         variant=dict(variant), name=name)
 
@@ -346,6 +350,25 @@ class _Parser:
                 s.fail(str(e).split(": ", 1)[-1], w)
             out.append(dict(bm))
         return tuple(out)
+
+    def objects(self, data: Any) -> dict[str, dict[str, Any]]:
+        s = self.s
+        out: dict[str, dict[str, Any]] = {}
+        if data is None:
+            return out
+        for oid, mv in s.mapping(data, "objects").items():
+            w = key_path("objects", oid)
+            m = s.mapping(mv, w)
+            s.keys(m, w, allowed=("offset", "turn"))
+            off = s.vector(m.get("offset", [0.0, 0.0]), key_path(w, "offset"), 2,
+                           names="[dx, dy]")
+            if math.hypot(*off) > 1.0:
+                s.fail("an object is moved at most 1 m on its furniture",
+                       key_path(w, "offset"))
+            turn = s.number(m.get("turn", 0.0), key_path(w, "turn"), min_value=-180.0,
+                            max_value=180.0)
+            out[str(oid)] = {"offset": (float(off[0]), float(off[1])), "turn": float(turn)}
+        return out
 
     def faults(self, data: Any) -> tuple[FaultSpec, ...]:
         s = self.s

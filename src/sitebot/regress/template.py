@@ -33,7 +33,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from sitebot.config.yamlio import Schema, key_path, load_yaml
+from sitebot.errors import ConfigError
 from sitebot.regress.scenario import Scenario, ScenarioError, _Parser, _set_path
+from sitebot.regress.world_draws import WORLD_KINDS, draw_world_variable, parse_world_variable
 
 __all__ = ["Variable", "Template", "load_template", "is_template", "DISTRIBUTIONS", "MAX_SEED"]
 
@@ -53,14 +55,21 @@ class Variable:
     clip: tuple[float, float] | None = None
     weights: tuple[float, ...] | None = None
     decimals: int | None = None
+    #: a world variable's parameters (``sitebot.regress.world_draws``); None for the others
+    world: Mapping[str, Any] | None = None
 
     def stream(self, seed: int) -> np.random.Generator:
         """The variable's own random stream for a run's ``seed``."""
         h = int.from_bytes(hashlib.blake2b(self.path.encode(), digest_size=8).digest(), "little")
         return np.random.default_rng(np.random.SeedSequence([int(seed), h]))
 
-    def draw(self, seed: int) -> Any:
+    def draw(self, seed: int, doc: Mapping[str, Any] | None = None,
+             where: Path | None = None) -> Any:
+        """The value for a run's ``seed``; a world variable also needs the document drawn so
+        far (``doc``: its world, robot start and people)."""
         rng = self.stream(seed)
+        if self.world is not None:
+            return self._draw_world(rng, seed, doc or {}, where)
         if self.kind == "choice":
             p = None
             if self.weights is not None:
@@ -78,6 +87,20 @@ class Variable:
             value = round(value, self.decimals)
         return value
 
+    def _draw_world(self, rng: np.random.Generator, seed: int, doc: Mapping[str, Any],
+                    where: Path | None) -> Any:
+        from sitebot.regress.prepare import base_world     # (prepare builds on scenarios)
+        at = f"{where}: random.{self.path}" if where else f"random.{self.path}"
+        try:
+            world = base_world(str(doc.get("world")))
+        except (OSError, ConfigError) as e:
+            raise ScenarioError(f"{at}: the world {doc.get('world')!r} cannot be loaded for "
+                                f"this {self.kind} variable: {e}") from None
+        try:
+            return draw_world_variable(self.kind, self.world or {}, rng, world, doc)
+        except ValueError as e:
+            raise ScenarioError(f"{at}: seed {seed}: {e}") from None
+
 
 @dataclass(frozen=True)
 class Template:
@@ -92,18 +115,28 @@ class Template:
 
     def explain(self, seed: int) -> dict[str, Any]:
         """The values the run with ``seed`` draws, per key path."""
-        _check_seed(seed, self.file)
-        return {v.path: v.draw(seed) for v in self.variables}
+        return self._draw(seed)[1]
 
-    def sample(self, seed: int) -> Scenario:
-        """The scenario of the run with ``seed`` (checked as any scenario file is; its name
-        is ``ID[seed=N]``)."""
+    def _draw(self, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The document of the run with ``seed`` and its drawn values.  Variables are drawn
+        in the order of the ``random`` section: a world variable sees what the ones before
+        it set (clutter keeps clear of the people drawn before it)."""
         _check_seed(seed, self.file)
         s = Schema(self.file, ScenarioError)
         doc = copy.deepcopy(dict(self.document))
         doc["seed"] = int(seed)
+        values = {}
         for v in self.variables:
-            _set_path(doc, v.path, v.draw(seed), s, key_path("random", v.path))
+            values[v.path] = v.draw(seed, doc, self.file)
+            _set_path(doc, v.path, copy.deepcopy(values[v.path]), s,
+                      key_path("random", v.path))
+        return doc, values
+
+    def sample(self, seed: int) -> Scenario:
+        """The scenario of the run with ``seed`` (checked as any scenario file is; its name
+        is ``ID[seed=N]``)."""
+        doc = self._draw(seed)[0]
+        s = Schema(self.file, ScenarioError)
         try:
             return _Parser(s).parse(doc, {"seed": int(seed)})
         except ScenarioError as e:
@@ -119,11 +152,18 @@ def _check_seed(seed: Any, file: Path) -> None:
 def _variable(s: Schema, path: str, spec: Any) -> Variable:
     where = key_path("random", path)
     m = s.mapping(spec, where)
+    world_kinds = [k for k in m if k in WORLD_KINDS]
+    if len(world_kinds) == 1:
+        kind = world_kinds[0]
+        params = parse_world_variable(s, where, kind, m[kind],
+                                      {k: v for k, v in m.items() if k != kind})
+        return Variable(path, kind, (), world=params)
     kinds = [k for k in m if k in DISTRIBUTIONS]
     unknown = [k for k in m if k not in DISTRIBUTIONS and k not in _OPTIONS]
     if unknown or len(kinds) != 1:
         s.fail(f"expected one of {', '.join(DISTRIBUTIONS)} (with {', '.join(_OPTIONS)} as "
-               f"options), got {', '.join(map(str, m)) or 'nothing'}", where)
+               f"options) or a world variable ({', '.join(WORLD_KINDS)}), got "
+               f"{', '.join(map(str, m)) or 'nothing'}", where)
     kind = kinds[0]
     at = key_path(where, kind)
     n = DISTRIBUTIONS[kind]

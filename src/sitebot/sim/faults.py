@@ -381,7 +381,7 @@ class FaultInjector:
             if f.params["actor"] not in ids:
                 raise SimulationError(f"no actor {f.params['actor']!r}; actors: {ids}")
             old = world.actor(f.params["actor"])
-            waited = scene._waited.get(old.id, 0.0)
+            waited = scene.crowd.waited(old.id)
             new = dataclasses.replace(
                 old, path=tuple(tuple(p) for p in f.params["path"]),
                 speed_mps=f.params["speed"], loop=f.params.get("loop", False),

@@ -26,6 +26,7 @@ from types import MappingProxyType
 import pybullet as pb
 
 from sitebot.errors import SimulationError
+from sitebot.sim.people import Crowd
 from sitebot.sim.textures import write_gauge_png, write_tag_png
 from sitebot.sim.world import (BodySpec, GaugeDialSpec, Lighting, PersonState, Pose3D, Shape,
                                ValveState, WorldSpec)
@@ -80,13 +81,9 @@ class Scene:
         self._initial: dict[int, tuple[tuple[float, ...], tuple[float, ...]]] = {}
         self._actors: dict[str, int] = {}
         self._actor_yaw: dict[str, float] = {}
-        # per person: script delay from yielding to robots [s], current wait [s], last state
-        self._waited: dict[str, float] = {a.id: 0.0 for a in world.actors}
-        self._waiting: dict[str, float] = {a.id: 0.0 for a in world.actors}
+        # how people walk among robots and each other (sitebot.sim.people)
+        self.crowd = Crowd(lambda x, y: self.world.clearance(x, y)[0])
         self._states: dict[str, PersonState] = {}
-        self._offset: dict[str, float] = {}       # sidestep of an impatient person [m]
-        self._side: dict[str, float] = {}
-        self._heading: dict[str, tuple[float, float]] = {}
         self._fiducials: dict[int, int] = {}
         self._gauge_faces: dict[str, int] = {}
         self._gauge_values: dict[str, float] = {}
@@ -321,39 +318,15 @@ class Scene:
                                   + ", ".join(self.world.lighting_presets)) from None
 
     # ----------------------------------------------------------------- people
-    #: a walking person stops while a robot's centre is within this distance [m] ahead
-    YIELD_DISTANCE_M = 1.3
-    #: ... but walks on after waiting this long [s] (people do not wait forever)
-    PATIENCE_S = 8.0
-
     def update(self, t_s: float, robots_xy: Sequence[tuple[float, float]] = ()) -> None:
-        """Move every person along their script to sim time *t_s* [s].
-
-        People are kinematic (placed, not simulated): walking into a robot would shove it
-        aside with unbounded force. So a person yields: while a robot (``robots_xy``, base
-        positions [m]) is within :attr:`YIELD_DISTANCE_M` ahead of them they stand still
-        (their script is delayed by the time waited). After :attr:`PATIENCE_S` they walk on
-        around the robot: they step aside (up to :attr:`SIDESTEP_M`, away from the robot)
-        while it is near and back onto their path afterwards. Actors with ``yields: false``
-        keep to their script whatever is in the way (for separation tests).
-        Deterministic for the same robot motion.
-        """
-        t = float(t_s)
-        dt = max(0.0, t - self._t_s)
-        self._t_s = t
-        for a in self.world.actors:
-            st = a.state_at(t - self._waited[a.id])
-            ahead = bool(robots_xy) and self._robot_ahead(st, robots_xy)
-            if a.yields and ahead and (st.vx or st.vy) and self._waiting[a.id] < self.PATIENCE_S:
-                self._waited[a.id] += dt
-                self._waiting[a.id] += dt
-                st = a.state_at(t - self._waited[a.id])
-                st = PersonState(st.id, st.x, st.y, 0.0, 0.0)
-            elif not ahead:
-                self._waiting[a.id] = 0.0
-            if a.yields:
-                st = self._sidestep(a.id, st, robots_xy, dt,
-                                    impatient=ahead and self._waiting[a.id] >= self.PATIENCE_S)
+        """Move every person to sim time *t_s* [s]: along their script, giving way to and
+        walking around the robots (``robots_xy``, base positions [m]) and each other as
+        :class:`sitebot.sim.people.Crowd` says.  People are kinematic (placed, not
+        simulated): walking into a robot would shove it aside with unbounded force.
+        Deterministic for the same robot motion."""
+        self._t_s = float(t_s)
+        for st in self.crowd.step(self._t_s, self.world.actors, robots_xy):
+            a = self.world.actor(st.id)
             self._states[a.id] = st
             if st.vx != 0.0 or st.vy != 0.0:
                 self._actor_yaw[a.id] = math.atan2(st.vy, st.vx)
@@ -361,50 +334,6 @@ class Scene:
             pb.resetBasePositionAndOrientation(
                 self._actors[a.id], [st.x, st.y, torso_h / 2],
                 list(yaw_to_quaternion(self._actor_yaw[a.id])), physicsClientId=self.client_id)
-
-    #: how far a person who lost patience steps aside around a robot [m], and how fast [m/s]
-    SIDESTEP_M = 1.1
-    SIDESTEP_SPEED_MPS = 0.9
-
-    def _sidestep(self, actor_id: str, st: PersonState,
-                  robots_xy: Sequence[tuple[float, float]], dt: float,
-                  impatient: bool) -> PersonState:
-        """Offset ``st`` sideways: grow the offset (away from the nearest robot) while the
-        person passes a robot it lost patience with, shrink it back to zero afterwards."""
-        off = self._offset.get(actor_id, 0.0)
-        speed = math.hypot(st.vx, st.vy)
-        if speed > 0.0:
-            self._heading[actor_id] = (st.vx / speed, st.vy / speed)
-        ux, uy = self._heading.get(actor_id, (1.0, 0.0))
-        nx, ny = -uy, ux                                  # left of the walking direction
-        near = [(rx, ry) for rx, ry in robots_xy
-                if math.hypot(rx - st.x, ry - st.y) < self.YIELD_DISTANCE_M + 0.5]
-        step = self.SIDESTEP_SPEED_MPS * dt
-        if impatient or (near and off != 0.0):
-            if off == 0.0:
-                rx, ry = min(near or list(robots_xy),
-                             key=lambda r: math.hypot(r[0] - st.x, r[1] - st.y))
-                side = -1.0 if (rx - st.x) * nx + (ry - st.y) * ny > 0.0 else 1.0
-                self._side[actor_id] = side
-            side = self._side.get(actor_id, 1.0)
-            off = side * min(self.SIDESTEP_M, abs(off) + step)
-        elif off != 0.0:
-            off = math.copysign(max(0.0, abs(off) - step), off)
-        self._offset[actor_id] = off
-        if off == 0.0:
-            return st
-        return PersonState(st.id, st.x + off * nx, st.y + off * ny, st.vx, st.vy)
-
-    def _robot_ahead(self, st: PersonState, robots_xy: Sequence[tuple[float, float]]) -> bool:
-        speed = math.hypot(st.vx, st.vy)
-        if speed == 0.0:
-            return False
-        ux, uy = st.vx / speed, st.vy / speed
-        for rx, ry in robots_xy:
-            dx, dy = rx - st.x, ry - st.y
-            if math.hypot(dx, dy) < self.YIELD_DISTANCE_M and dx * ux + dy * uy > 0.0:
-                return True
-        return False
 
     def people(self) -> tuple[PersonState, ...]:
         """Ground truth of every person at the last :meth:`update` time."""
@@ -474,12 +403,9 @@ class Scene:
                 self.set_valve_state(v.asset, v.state)
         for a in self.world.actors:
             self._actor_yaw[a.id] = 0.0
-            self._waited[a.id] = self._waiting[a.id] = 0.0
         self._t_s = 0.0
         self._states.clear()
-        self._offset.clear()
-        self._side.clear()
-        self._heading.clear()
+        self.crowd.reset()
         self.update(0.0)
 
     def remove(self) -> None:

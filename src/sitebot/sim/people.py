@@ -1,0 +1,183 @@
+"""How simulated people walk among robots and each other (no PyBullet, no ROS).
+
+People are kinematic: each follows a script (``ActorSpec``: a path walked at a speed after
+a delay), and :class:`Crowd` bends the script the way people bend their own:
+
+* **Giving way.** A person who ``yields`` and sees a robot *driving toward them* within
+  :attr:`Crowd.YIELD_DISTANCE_M` ahead stands still (their script is delayed by the time
+  waited), for at most :attr:`Crowd.PATIENCE_S`.
+* **Walking around.** Anything standing in their way (a robot at rest, a robot they lost
+  patience with, another person) within :attr:`Crowd.LOOKAHEAD_M` ahead, closer to their
+  line than the pass distance (the two radii plus a personal margin), makes them step
+  sideways, at :attr:`Crowd.SIDESTEP_MPS`, to the side that needs the smaller step and is
+  free floor (the world's static obstacles), and back onto their line once past it.
+  While the step is not yet wide enough and the obstacle is near, they stand (a person
+  does not walk into a robot while side-stepping it). Two people meeting head-on both keep
+  right.
+* People who do not yield (``yields: false``) keep to their script whatever is in the way
+  (for separation tests: the robot must protect itself).
+
+Deterministic for the same inputs; the robot positions come with every step and their
+velocities are estimated from consecutive steps.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from sitebot.sim.world import ActorSpec, PersonState
+
+__all__ = ["Crowd"]
+
+#: the robot's footprint radius as people keep clear of it [m] (a 0.35 m base plus its
+#: arm's overhang)
+ROBOT_EXTENT_M = 0.45
+
+
+@dataclass
+class _Walker:
+    waited: float = 0.0          # script delay from giving way and standing [s]
+    waiting: float = 0.0         # current wait for one robot [s]
+    offset: float = 0.0          # sideways from the scripted line [m], + = left
+    side: float = 0.0            # the side chosen around the current obstacle (+1/-1/0)
+    heading: tuple[float, float] = (1.0, 0.0)
+    state: PersonState | None = field(default=None)
+
+
+class Crowd:
+    """The people of a world, stepped with the robots' positions (module docstring)."""
+
+    #: a person gives way while a robot driving toward them is this close ahead [m]
+    YIELD_DISTANCE_M = 1.3
+    #: ... for at most this long [s] (people do not wait forever)
+    PATIENCE_S = 8.0
+    #: how far ahead a person looks for things to walk around [m]
+    LOOKAHEAD_M = 3.0
+    #: personal margin kept to a robot's footprint and to another person [m]
+    ROBOT_MARGIN_M = 0.45
+    PERSON_MARGIN_M = 0.2
+    #: sideways walking speed [m/s]
+    SIDESTEP_MPS = 0.9
+    #: a robot slower than this is at rest [m/s]
+    ROBOT_AT_REST_MPS = 0.05
+
+    def __init__(self, clearance: Callable[[float, float], float]) -> None:
+        """``clearance(x, y)``: distance [m] from a point to the nearest static obstacle."""
+        self._clearance = clearance
+        self._walkers: dict[str, _Walker] = {}
+        self._robots: list[tuple[float, float]] = []
+        self._robot_v: list[tuple[float, float]] = []
+        self._t = 0.0
+
+    def reset(self) -> None:
+        self._walkers.clear()
+        self._robots, self._robot_v, self._t = [], [], 0.0
+
+    def waited(self, actor_id: str) -> float:
+        """How far [s] a person's script runs behind from giving way and standing."""
+        w = self._walkers.get(actor_id)
+        return w.waited if w else 0.0
+
+    def step(self, t_s: float, actors: Sequence[ActorSpec],
+             robots_xy: Sequence[tuple[float, float]] = ()) -> list[PersonState]:
+        """Every person's state at sim time ``t_s`` [s], given the robots' positions then."""
+        t = float(t_s)
+        dt = max(0.0, t - self._t)
+        self._t = t
+        robots = [(float(x), float(y)) for x, y in robots_xy]
+        if dt > 0 and len(robots) == len(self._robots):
+            self._robot_v = [((x - px) / dt, (y - py) / dt)
+                             for (x, y), (px, py) in zip(robots, self._robots)]
+        elif len(robots) != len(self._robot_v):
+            self._robot_v = [(0.0, 0.0)] * len(robots)
+        self._robots = robots
+        before = {aid: w.state for aid, w in self._walkers.items() if w.state is not None}
+        out = []
+        for a in actors:
+            w = self._walkers.setdefault(a.id, _Walker())
+            others = [(s.x, s.y, self._radius(actors, aid) + a.radius_m + self.PERSON_MARGIN_M,
+                       False) for aid, s in before.items() if aid != a.id]
+            w.state = self._walk(a, w, t, dt, others) if a.yields else \
+                a.state_at(t - w.waited)
+            out.append(w.state)
+        return out
+
+    @staticmethod
+    def _radius(actors: Sequence[ActorSpec], actor_id: str) -> float:
+        for a in actors:
+            if a.id == actor_id:
+                return a.radius_m
+        return 0.25
+
+    # ------------------------------------------------------------------------ one person
+    def _walk(self, a: ActorSpec, w: _Walker, t: float, dt: float,
+              others: list[tuple[float, float, float, bool]]) -> PersonState:
+        st = a.state_at(t - w.waited)
+        speed = math.hypot(st.vx, st.vy)
+        if speed > 0.0:
+            w.heading = (st.vx / speed, st.vy / speed)
+        ux, uy = w.heading
+        nx, ny = -uy, ux                                   # left of the walking direction
+        need_r = ROBOT_EXTENT_M + a.radius_m + self.ROBOT_MARGIN_M
+        obstacles = [(rx, ry, need_r, True) for rx, ry in self._robots] + others
+        # giving way to a robot that drives toward them
+        oncoming = False
+        if speed > 0.0:
+            for (rx, ry), (vx, vy) in zip(self._robots, self._robot_v):
+                dx, dy = rx - st.x, ry - st.y
+                d = math.hypot(dx, dy)
+                if d < self.YIELD_DISTANCE_M and dx * ux + dy * uy > 0.0 and \
+                        -(vx * dx + vy * dy) / max(d, 1e-6) > self.ROBOT_AT_REST_MPS:
+                    oncoming = True
+        if oncoming and w.waiting < self.PATIENCE_S:
+            w.waiting += dt
+            return self._stand(a, w, t, dt)
+        if not oncoming:
+            w.waiting = 0.0
+        # walking around what stands in the way
+        target, hold, chosen = 0.0, False, False
+        for ox, oy, need, _ in obstacles:
+            dx, dy = ox - st.x, oy - st.y                  # from the scripted point
+            s, lat = dx * ux + dy * uy, dx * nx + dy * ny
+            in_way = abs(lat) < need or abs(w.offset - lat) < need
+            if not in_way or s <= -need or s > self.LOOKAHEAD_M:
+                continue
+            if not w.side:
+                w.side = math.copysign(1.0, w.offset - lat) \
+                    if w.offset and abs(w.offset - lat) < need \
+                    else self._pick_side(st, nx, ny, lat, need, a.radius_m)
+            want = lat + w.side * need
+            if not chosen or abs(want) > abs(target):
+                target = want
+            chosen = True
+            # too near to pass yet: stand while stepping aside
+            hold = hold or (abs(w.offset - lat) < need and s < need + 0.3)
+        if not chosen:
+            w.side = 0.0
+        step = self.SIDESTEP_MPS * dt
+        new = w.offset + max(-step, min(step, target - w.offset))
+        px, py = st.x + new * nx, st.y + new * ny
+        if new != w.offset and self._clearance(px, py) < a.radius_m:
+            new, hold = w.offset, chosen                   # a wall: go no further aside
+        w.offset = new
+        if hold:
+            return self._stand(a, w, t, dt)
+        return PersonState(a.id, st.x + w.offset * nx, st.y + w.offset * ny, st.vx, st.vy)
+
+    def _stand(self, a: ActorSpec, w: _Walker, t: float, dt: float) -> PersonState:
+        w.waited += dt
+        st = a.state_at(t - w.waited)
+        nx, ny = -w.heading[1], w.heading[0]
+        return PersonState(a.id, st.x + w.offset * nx, st.y + w.offset * ny, 0.0, 0.0)
+
+    def _pick_side(self, st: PersonState, nx: float, ny: float, lat: float, need: float,
+                   radius: float) -> float:
+        """The side to pass on: the smaller step that lands on free floor; keep right
+        (-1) on a tie (people meeting head-on)."""
+        sides = sorted((-1.0, 1.0), key=lambda sd: (round(abs(lat + sd * need), 3), sd))
+        for sd in sides:
+            off = lat + sd * need
+            if self._clearance(st.x + off * nx, st.y + off * ny) >= radius:
+                return sd
+        return sides[0]

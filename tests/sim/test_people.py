@@ -1,0 +1,97 @@
+"""Simulated people among robots and each other (sitebot.sim.people.Crowd): they give way
+to a robot driving at them, walk around one at rest and around each other, never into a
+wall, and people who do not yield keep to their script."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from sitebot.sim.people import ROBOT_EXTENT_M, Crowd
+from sitebot.sim.world import ActorSpec
+
+DT = 1.0 / 50.0
+OPEN = (lambda x, y: 10.0)                         # an open yard
+
+
+def _walk(crowd: Crowd, actors, robot_at, t_end: float):
+    """Step the crowd to ``t_end``; ``robot_at(t)`` gives the robots' positions."""
+    t, log = 0.0, []
+    while t < t_end - 1e-9:
+        t += DT
+        states = crowd.step(t, actors, robot_at(t))
+        log.append((t, {s.id: s for s in states}, robot_at(t)))
+    return log
+
+
+def _min_dist(log, pid: str) -> float:
+    return min(math.hypot(st[pid].x - r[0][0], st[pid].y - r[0][1]) for _, st, r in log)
+
+
+def test_a_person_walks_around_a_robot_at_rest_without_waiting_it_out():
+    worker = ActorSpec("w", ((0.0, 0.0), (10.0, 0.0)), 1.2, loop=False, radius_m=0.25)
+    crowd = Crowd(OPEN)
+    log = _walk(crowd, [worker], lambda t: [(5.0, 0.1)], 14.0)
+    need = ROBOT_EXTENT_M + 0.25 + Crowd.ROBOT_MARGIN_M            # 1.15 m
+    assert _min_dist(log, "w") >= need - 0.05
+    standing = sum(DT for _, st, _ in log if st["w"].vx == 0 == st["w"].vy
+                   and 0.0 < st["w"].x < 9.99)
+    assert standing < 1.5                        # a short pause, not PATIENCE_S (8 s)
+    end = log[-1][1]["w"]
+    assert (end.x, end.y) == pytest.approx((10.0, 0.0), abs=1e-6)   # back on its line
+    # it passed on the side away from the robot (the robot is 0.1 m left of the line)
+    passing = [st["w"].y for _, st, _ in log if abs(st["w"].x - 5.0) < 0.2]
+    assert max(passing) < -0.9
+
+
+def test_a_person_gives_way_to_a_robot_driving_at_them_then_walks_around_it():
+    worker = ActorSpec("w", ((0.0, 0.0), (10.0, 0.0)), 1.0, loop=False, radius_m=0.25)
+    crowd = Crowd(OPEN)
+
+    def robot(t: float):                # drives west at 0.4 m/s from x = 4, stops at t = 4
+        return [(4.0 - 0.4 * min(t, 4.0), 0.0)]
+    log = _walk(crowd, [worker], robot, 16.0)
+    waits = [t for t, st, _ in log if st["w"].vx == 0 == st["w"].vy and st["w"].x > 0.5]
+    assert waits and min(waits) < 4.0            # it stood while the robot came on
+    assert crowd.waited("w") < Crowd.PATIENCE_S
+    assert _min_dist(log, "w") >= 0.25 + ROBOT_EXTENT_M + 0.2
+    assert log[-1][1]["w"].x == pytest.approx(10.0, abs=1e-6)
+
+
+def test_two_people_meeting_head_on_both_keep_right_and_pass():
+    a = ActorSpec("a", ((0.0, 0.0), (10.0, 0.0)), 1.2, loop=False, radius_m=0.25)
+    b = ActorSpec("b", ((10.0, 0.0), (0.0, 0.0)), 1.0, loop=False, radius_m=0.25)
+    crowd = Crowd(OPEN)
+    log = _walk(crowd, [a, b], lambda t: [], 14.0)
+    sep = min(math.hypot(st["a"].x - st["b"].x, st["a"].y - st["b"].y) for _, st, _ in log)
+    assert sep >= 0.5 + Crowd.PERSON_MARGIN_M - 0.1
+    meet = min(log, key=lambda e: abs(e[1]["a"].x - e[1]["b"].x))[1]
+    assert meet["a"].y < -0.1 and meet["b"].y > 0.1     # each on its own right
+    assert log[-1][1]["a"].x == pytest.approx(10.0, abs=1e-6)
+    assert log[-1][1]["b"].x == pytest.approx(0.0, abs=1e-6)
+
+
+def test_in_a_narrow_aisle_a_person_stands_rather_than_walk_through_a_wall_or_robot():
+    def aisle(x: float, y: float) -> float:       # walls at y = +-0.9
+        return 0.9 - abs(y)
+    worker = ActorSpec("w", ((0.0, 0.0), (10.0, 0.0)), 1.2, loop=False, radius_m=0.25)
+    crowd = Crowd(aisle)
+    log = _walk(crowd, [worker], lambda t: [(5.0, 0.0)], 20.0)
+    assert min(aisle(st["w"].x, st["w"].y) for _, st, _ in log) >= 0.25 - 1e-9
+    assert _min_dist(log, "w") >= ROBOT_EXTENT_M + 0.25 + 0.3
+    assert log[-1][1]["w"].x < 5.0                # it waits for the robot to clear
+
+
+def test_people_who_do_not_yield_keep_to_their_script():
+    walker = ActorSpec("w", ((0.0, 0.0), (10.0, 0.0)), 1.2, loop=False, yields=False)
+    crowd = Crowd(OPEN)
+    for t, st, _ in _walk(crowd, [walker], lambda t: [(5.0, 0.0)], 10.0):
+        assert st["w"] == walker.state_at(t)
+
+
+def test_the_crowd_is_deterministic():
+    actors = [ActorSpec("a", ((0.0, 0.0), (10.0, 0.0)), 1.2, loop=False),
+              ActorSpec("b", ((10.0, 0.3), (0.0, 0.0)), 0.9, loop=False)]
+    logs = [[(t, st) for t, st, _ in _walk(Crowd(OPEN), actors, lambda t: [(5.0, 1.0)], 12.0)]
+            for _ in range(2)]
+    assert logs[0] == logs[1]
