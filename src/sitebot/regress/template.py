@@ -14,17 +14,21 @@ paths of the scenario to distributions::
 Distributions: ``uniform: [low, high]``, ``normal: [mean, std]`` (optionally ``clip: [low,
 high]``), ``integer: [low, high]`` (both ends included) and ``choice: [values]`` (optionally
 ``weights: [w, ...]``); any of them may add ``round: N`` (decimals).  A key path names an
-existing key or list item (``a.b[2].c``), or a new key of an existing mapping.
+existing key or list item (``a.b[2].c``), or a new key of an existing mapping.  Variables
+that draw from the site (places, free floor, people, clutter, displaced objects) are in
+``sitebot.regress.world_draws``; variables are drawn in the order of the ``random`` section.
 
 A run is fully determined by the template and its seed: each variable is drawn from its own
-random stream, seeded by the run's seed and the variable's key path, so adding a variable
-to a template does not change what the others draw.  The seed is also the run's ``seed``
+random stream, seeded by the run's seed, the variable's key path and the template's id, so
+adding a variable to a template does not change what the others draw, and two templates
+do not draw alike.  The seed is also the run's ``seed``
 (the simulator's sensor noise).  Every sampled document is checked as a scenario, so an
 error names the template, the seed and the key.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,11 +61,13 @@ class Variable:
     decimals: int | None = None
     #: a world variable's parameters (``sitebot.regress.world_draws``); None for the others
     world: Mapping[str, Any] | None = None
+    #: the template's id: two templates' variables of the same path draw apart
+    template: str = ""
 
     def stream(self, seed: int) -> np.random.Generator:
         """The variable's own random stream for a run's ``seed``."""
-        h = int.from_bytes(hashlib.blake2b(self.path.encode(), digest_size=8).digest(), "little")
-        return np.random.default_rng(np.random.SeedSequence([int(seed), h]))
+        return np.random.default_rng(np.random.SeedSequence(
+            [int(seed), _digest(self.path), _digest(self.template)]))
 
     def draw(self, seed: int, doc: Mapping[str, Any] | None = None,
              where: Path | None = None) -> Any:
@@ -143,6 +149,10 @@ class Template:
             raise ScenarioError(f"seed {seed}: {e}") from None
 
 
+def _digest(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
 def _check_seed(seed: Any, file: Path) -> None:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
             or not 0 <= int(seed) <= MAX_SEED:
@@ -216,9 +226,11 @@ def load_template(path: str | Path) -> Template:
     if "seed" in root:
         s.fail("a template has no seed: each run's seed is given when it is drawn", "seed")
     rnd = s.mapping(root.pop("random"), "random")
-    variables = tuple(_variable(s, str(k), v) for k, v in rnd.items())
-    if not variables:
+    if not rnd:
         s.fail("the 'random' section is empty", "random")
+    tid = str(root.get("scenario", p.stem))
+    variables = tuple(dataclasses.replace(_variable(s, str(k), v), template=tid)
+                      for k, v in rnd.items())
     t = Template(p, root, variables)
     t.sample(0)                      # every key path exists and the drawn scenario is valid
     return t
