@@ -63,3 +63,34 @@ def test_runs_without_a_mission_reason():
     assert label_run(_failed(checks=travel)) == ("criteria", "min_travel: 0.4 (limit 2.0)")
     assert label_run(_failed("step 1/1 wave(): something new", checks=[])) == (
         "unlabelled", "step 1/1 wave(): something new")
+
+
+def _ended(outcome: str, reason: str):
+    r = _failed()
+    r["events"] = [{"t": 0.0042, "kind": "mission_done", "outcome": outcome,
+                    **({"reason": reason} if reason else {})}]
+    return r
+
+
+def test_the_first_campaigns_failures_are_labelled():
+    """The wording of the first shipped-template campaign's failures (out/campaign1)."""
+    # the planner asked back / refused: the outcome leads the evidence
+    clarify = ("I don't know 'the cart park' on this site. Did you mean cart parking spot "
+               "(cart_park), server cart (server_cart) or Rack C2 (rack_c2)?")
+    assert label_run(_ended("clarify", clarify)) == ("planner_clarify", f"clarify: {clarify}")
+    refused = ("step 1 (navigate_to(ups_a_stand)): 'UPS A stand' lies inside restricted zone "
+               "'UPS room restricted zone' (ups_room_zone)")
+    assert label_run(_ended("refused", refused)) == ("planner_refused", f"refused: {refused}")
+    # an arm motion the planner rejected that is not a grasp
+    valve = ("step 2/2 operate_valve(action=close, asset=crac1_chw_valve): arm to "
+             "'valve_close': rejected (goal in collision: gripper_right_finger_link collides "
+             "with scene 'crac1_chw_pipe') (after 1 attempts)")
+    assert label_run(_ended("failed", valve)) == ("arm_motion_rejected", valve)
+    reach = ("step 2/4 pick(object=drill): arm to the grasp: rejected (end-effector target "
+             "[0.836, 0.745, 0.77] is 1.10 m from the shoulder, beyond the arm's reach) "
+             "(after 1 attempts)")
+    assert label_run(_ended("failed", reach)) == ("grasp_unreachable", reach)
+    # a goals mission: the first failed goal in the navigate skill's words (regress.driver)
+    goal = ("navigate to t3_bay: blocked (no progress toward the goal for more than 30 s "
+            "(closest 4.2 m): detours and recoveries)")
+    assert label_run(_ended("failed", goal)) == ("navigation_blocked", goal)

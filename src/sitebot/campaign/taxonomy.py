@@ -11,9 +11,11 @@ read from, by the first rule that matches, in this order:
    downstream as held or blocked motion, so it is read before them;
 5. the reason the mission ended (the executor's failed step, ``mission_done`` event), by
    the wording of the skills (``sitebot.executor.skills``): ``grasp_missed``,
-   ``grasp_unreachable``, ``object_not_found``, ``object_dropped``, ``gauge_unreadable``,
+   ``grasp_unreachable``, ``arm_motion_rejected`` (the arm planner refused a motion: out
+   of reach, in collision), ``object_not_found``, ``object_dropped``, ``gauge_unreadable``,
    ``supervisor_hold_timeout``, ``navigation_blocked``, ``skill_timeout``,
-   ``planner_clarify``;
+   ``planner_clarify`` (the planner asked back), ``planner_refused`` (it refused: a
+   restricted place for the role, no skill);
 6. the run's wall-clock or simulated time limit: ``time_limit``;
 7. any other failed check: ``criteria`` (the check named in the evidence);
 8. else ``unlabelled``: a rule is missing, and the evidence says what the run recorded.
@@ -32,13 +34,15 @@ _REASON_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("grasp_missed", r"grasp of \S+ missed|gripper did not open"),
         ("grasp_unreachable",
          r"arm to the (grasp|pre-grasp|lift)\w*: rejected|no collision-free IK"),
+        ("arm_motion_rejected", r"arm (to|over) [^:]*: rejected"),
         ("object_not_found", r"\bnot found near\b"),
         ("object_dropped", r"\bdropped\b|no longer holding|lost the object"),
         ("gauge_unreadable", r"no confident reading|readings of \S+ disagree"),
         ("supervisor_hold_timeout", r"held by the supervisor|robot stopped for more than"),
         ("navigation_blocked", r"(navigate to|dock|patrol)[^:]*: (blocked|aborted)"),
         ("skill_timeout", r": timeout\b|took longer than"),
-        ("planner_clarify", r"\bclarify\b"),
+        ("planner_clarify", r"^clarify\b"),
+        ("planner_refused", r"^refused\b"),
     ))
 
 #: every label a failed run can get
@@ -47,9 +51,14 @@ LABELS = ("infrastructure_error", "node_died", "safety_violation", "localization
 
 
 def _mission_reason(result: Mapping[str, Any]) -> str:
+    """How the mission ended: the outcome, unless it is a plain failure, then the reason
+    (``clarify: Which ... do you mean?``, ``step 2/4 pick(...): ...``)."""
     for e in reversed(result.get("events") or []):
         if e.get("kind") == "mission_done":
-            return str(e.get("reason") or e.get("outcome") or "")
+            outcome, reason = str(e.get("outcome") or ""), str(e.get("reason") or "")
+            if outcome in ("", "failed"):
+                return reason or outcome
+            return f"{outcome}: {reason}" if reason else outcome
     return str(result.get("reason") or "")
 
 

@@ -74,6 +74,7 @@ RECORDED: dict[str, tuple[str, type, QoSProfile]] = {
     "task/confirmation_request": ("std_msgs/msg/String", String, QOS_COMMAND),
 }
 EVENTS_TOPIC = ("regress/events", "std_msgs/msg/String")
+_NAV_CODES = {1: "blocked", 2: "aborted", 3: "canceled", 99: "rejected"}   # a goal's end
 
 
 def _stamp(msg: Any) -> float:
@@ -230,12 +231,8 @@ class _Mission:
 
     def __init__(self, drv: _Driver, sc: Scenario, handle: Any, out_dir: Path) -> None:
         self.drv, self.sc, self.h, self.out = drv, sc, handle, out_dir
-        self.done = False
-        self.outcome = "none"
-        self.details: dict[str, Any] = {}
-        self.stage = 0
-        self.fut = None
-        self.result_fut = None
+        self.done, self.outcome, self.details = False, "none", {}
+        self.stage, self.fut, self.result_fut = 0, None, None
         self.goal_results: list[dict] = []
         self.plan_msg: TaskPlan | None = None
         self.sent_at: float | None = None
@@ -386,10 +383,12 @@ class _Mission:
         goals = self.sc.mission.goals
         if self.fut is None:
             if self.stage >= len(goals):
-                ok = all(r["code"] == 0 for r in self.goal_results)
-                self.outcome, self.done = ("succeeded" if ok else "failed"), True
+                bad = [r for r in self.goal_results if r["code"] != 0]
+                self.outcome, self.done = ("failed" if bad else "succeeded"), True
                 self.details["goals"] = self.goal_results
-                self.drv.event("mission_done", outcome=self.outcome)
+                self.drv.event("mission_done", outcome=self.outcome, reason="" if not bad else
+                               f"navigate to {goals[bad[0]['goal']]}: "
+                               f"{_NAV_CODES.get(bad[0]['code'], 'failed')} ({bad[0]['reason']})")
                 return
             if not self.action.wait_for_server(timeout_sec=10.0):
                 self.outcome, self.done = "failed", True
@@ -438,19 +437,17 @@ def _plan_outcome(code: int, steps: list[dict]) -> str:
 
 
 def _plan_dict(p: TaskPlan) -> dict:
-    return {"status": int(p.status), "reason": p.reason, "question": p.question,
-            "steps": [{"skill": s.skill, "args": dict(zip(s.arg_names, s.arg_values))}
-                      for s in p.steps]}
+    steps = [{"skill": s.skill, "args": dict(zip(s.arg_names, s.arg_values))} for s in p.steps]
+    return {"status": int(p.status), "reason": p.reason, "question": p.question, "steps": steps}
 
 
 def _step_outcome(s: Any) -> dict:
     out = {}
     for k in s.get_fields_and_field_types():
         v = getattr(s, k)
-        if isinstance(v, (str, int, float, bool)):
-            out[k] = v
-        elif isinstance(v, (list, tuple)) and all(isinstance(x, (str, int, float)) for x in v):
-            out[k] = list(v)
+        flat = isinstance(v, (list, tuple)) and all(isinstance(x, (str, int, float)) for x in v)
+        if flat or isinstance(v, (str, int, float, bool)):
+            out[k] = list(v) if flat else v
     out["skill"] = s.step.skill
     out["args"] = dict(zip(s.step.arg_names, s.step.arg_values))
     out["readings"] = [{"asset_id": r.asset_id, "valid": bool(r.valid), "value": float(r.value),
