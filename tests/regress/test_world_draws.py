@@ -191,3 +191,21 @@ def test_a_scenario_moves_an_object_only_if_the_world_has_it(tmp_path):
     p.write_text(textwrap.dedent(BASE) + "objects: {torque_wrench: {offset: [2.0, 0]}}\n")
     with pytest.raises(ScenarioError, match=r"objects\.torque_wrench\.offset.*at most 1 m"):
         load_scenario(p)
+
+
+def test_nobody_starts_on_the_robot_or_ends_on_a_place(tmp_path):
+    """The first campaign drew a worker's walk starting 0.6 m from the robot's start: a
+    'contact' at t = 0 that no robot could avoid.  Walks begin and end clear of both."""
+    world = base_world("construction")
+    t = _template(tmp_path, """\
+        robot.start: {place: [site_office_entrance, site_centre, tool_crib], jitter: 0.4}
+        actors.add: {people: {count: [3, 5], length: [3, 10]}}
+        """)
+    for seed in range(40):
+        sc = t.sample(seed)
+        sx, sy = sc.start[0], sc.start[1]
+        for a in sc.actors_add:
+            for q in (a["path"][0], a["path"][-1]):
+                assert math.hypot(q[0] - sx, q[1] - sy) >= 1.5 - 1e-9
+                assert min(math.hypot(q[0] - p.x, q[1] - p.y)
+                           for p in world.registry.places) >= 1.0 - 1e-9

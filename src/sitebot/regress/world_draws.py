@@ -21,8 +21,11 @@ free_path    ``region``, ``crosses`` ``[[x0, y0], [x1, y1]]`` (a path   ``[[x, y
 people       ``count`` ``[lo, hi]``, ``speed`` ``[lo, hi]`` (0.8-1.4),  actors for
              ``yields`` (probability, 1.0), ``start_delay`` ``[lo,     ``actors.add``
              hi]`` (0-5 s), ``radius`` (0.25 m), ``loop`` (false),
-             ``id`` (``person``) and the path's ``region``/``crosses``/
-             ``length``/``clearance``
+             ``id`` (``person``), the path's ``region``/``crosses``/
+             ``length``/``clearance``, and where a walk may begin or
+             end: ``away_from_start`` (1.5 m from the robot's start:
+             nobody stands on the robot at t = 0) and
+             ``away_from_places`` (1 m: nobody ends standing on a goal)
 clutter      ``count`` ``[lo, hi]``, ``size`` ``[[sx, sy, sz], [sx, sy, boxes for ``bodies``
              sz]]`` (low and high), ``region``, ``clearance`` (0.9 m
              to static obstacles and other boxes: the robot still
@@ -63,7 +66,8 @@ _OPTIONS: Mapping[str, Mapping[str, Any]] = {
     "free_path": {"region": None, "crosses": None, "length": [3.0, 8.0], "clearance": 0.35},
     "people": {"count": [1, 1], "speed": [0.8, 1.4], "yields": 1.0, "start_delay": [0.0, 5.0],
                "radius": 0.25, "loop": False, "id": "person", "region": None, "crosses": None,
-               "length": [3.0, 8.0], "clearance": 0.35},
+               "length": [3.0, 8.0], "clearance": 0.35, "away_from_start": 1.5,
+               "away_from_places": 1.0},
     "clutter": {"count": [1, 3], "size": [[0.3, 0.3, 0.3], [0.8, 0.8, 0.8]], "region": None,
                 "clearance": 0.9, "away_from_places": 1.5, "away_from_start": 1.5,
                 "id": "clutter"},
@@ -219,7 +223,8 @@ def _segment_free(world: WorldSpec, a: tuple[float, float], b: tuple[float, floa
                         clearance) for k in range(n + 1))
 
 
-def _path(rng: np.random.Generator, world: WorldSpec, p: Mapping[str, Any]) -> list:
+def _path(rng: np.random.Generator, world: WorldSpec, p: Mapping[str, Any],
+          ends_ok: Callable[[tuple[float, float]], bool] | None = None) -> list:
     lo, hi = p["length"]
     region, cross, clear = p["region"], p["crosses"], p["clearance"]
     for _ in range(TRIES):
@@ -241,7 +246,8 @@ def _path(rng: np.random.Generator, world: WorldSpec, p: Mapping[str, Any]) -> l
         b = (a[0] + length * ux, a[1] + length * uy)
         inside = region is None or all(region[0] <= q[0] <= region[2] and
                                        region[1] <= q[1] <= region[3] for q in (a, b))
-        if inside and _segment_free(world, a, b, clear):
+        if inside and (ends_ok is None or (ends_ok(a) and ends_ok(b))) and \
+                _segment_free(world, a, b, clear):
             return [[round(a[0], 3), round(a[1], 3)], [round(b[0], 3), round(b[1], 3)]]
     raise _Unsatisfiable(f"no straight path of {lo:g}-{hi:g} m on free floor "
                          f"({clear:g} m clear) in {TRIES} tries; widen the region or shorten "
@@ -339,9 +345,17 @@ def draw_world_variable(kind: str, p: Mapping[str, Any], rng: np.random.Generato
         return _path(rng, world, p)
     if kind == "people":
         n = int(rng.integers(p["count"][0], p["count"][1], endpoint=True))
+        start = _start_xy(world, doc)
+
+        def ends_ok(q: tuple[float, float]) -> bool:
+            if start is not None and math.dist(q, start) < p["away_from_start"]:
+                return False
+            return all(math.hypot(q[0] - pl.x, q[1] - pl.y) >= p["away_from_places"]
+                       for pl in world.registry.places)
         people = []
         for i in range(n):
-            path = _path(rng, world, {**p, "clearance": max(p["clearance"], p["radius"])})
+            path = _path(rng, world, {**p, "clearance": max(p["clearance"], p["radius"])},
+                         ends_ok)
             people.append({"id": f"{p['id']}{i + 1}", "path": path,
                            "speed": round(float(rng.uniform(*p["speed"])), 2),
                            "yields": bool(rng.uniform() < p["yields"]),
