@@ -10,6 +10,7 @@ side in one run. Each lives in ``sitebot.tools`` next to the others; this comman
   sitebot bench commission [--short]   a shipped world commissioned from nothing
   sitebot bench profile SCENARIO [--py-spy]   CPU per simulated second, per process of a run
   sitebot bench rays         lidar and depth per frame: PyBullet vs Open3D ray casting
+  sitebot bench campaign [--runs 4] [--jobs 2]   campaign throughput: local pool vs Ray
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ BENCHES = {
     "commission": "sitebot.tools.commission",
     "profile": "sitebot.tools.run_profile",
     "rays": "sitebot.tools.ray_bench",
+    "campaign": "sitebot.tools.campaign_bench",
 }
 
 

@@ -1,14 +1,17 @@
 """``sitebot campaign``: randomized runs of scenario templates, with success rates.
 
   sitebot campaign TEMPLATES... --runs N [--first-seed S] [--jobs J] [--out DIR]
+                   [--ray local|auto|ADDRESS [--run-cpus C]]   (runs as Ray tasks)
   sitebot campaign TEMPLATES... --explain SEED
   sitebot campaign compare BASE CANDIDATE [--alpha 0.05]   (the release gate)
+  sitebot campaign report DIR [--out FILE]                 (the HTML report again)
 
 Each template (``docs/campaigns.md``) runs with the seeds S .. S+N-1, each run a regression
 run in a worker process of its own (``sitebot.regress.pool``: its own DDS domain, bag,
 metrics, verdict).  Outputs in ``--out`` (default ``out/campaign``): ``runs/<ID[seed=N]>/``
-per run and ``campaign.json`` (the runs and, per template and per world, the success rate
-with its Wilson 95 % interval).
+per run, ``campaign.json`` (the runs; per template, world and skill the success rate with
+its Wilson 95 % interval; times to complete, safety figures, success by variable:
+``sitebot.campaign.summary``) and ``report.html`` (``sitebot.campaign.report``).
 
 A campaign folder resumes: a run that already has a verdict there (passed, failed,
 skipped) is not run again, so a campaign interrupted by a crash or Ctrl-C goes on where it
@@ -32,7 +35,9 @@ from typing import Sequence
 import yaml
 
 from sitebot.campaign.gate import compare, safety_violations
-from sitebot.campaign.stats import wilson
+from sitebot.campaign.ray_backend import RayBackend
+from sitebot.campaign.report import write_report
+from sitebot.campaign.summary import mission_skills, run_skills, summarize
 from sitebot.campaign.taxonomy import label_run
 from sitebot.errors import SitebotError
 from sitebot.regress.pool import RunPool, run_dir_name
@@ -106,37 +111,12 @@ class _Progress:
             return line
 
 
-def summarize(results: list[dict]) -> dict:
-    """Success rates per template and per world (Wilson 95 %): a skipped run has no verdict
-    on the mission and an errored one no verdict at all; both are counted apart.  And the
-    failure causes (each run's ``label``: sitebot.campaign.taxonomy), most frequent first."""
-    def rates(key: str) -> dict:
-        groups: dict[str, list[dict]] = {}
-        for r in results:
-            groups.setdefault(str(r.get(key)), []).append(r)
-        out = {}
-        for name, rs in sorted(groups.items()):
-            judged = [r for r in rs if r["status"] in ("passed", "failed")]
-            rate = wilson(sum(r["status"] == "passed" for r in judged), len(judged))
-            out[name] = {"passed": rate.k, "judged": rate.n, "rate": rate.rate if rate.n else
-                         None, "ci95": [round(rate.low, 4), round(rate.high, 4)],
-                         "skipped": sum(r["status"] == "skipped" for r in rs),
-                         "errors": sum(r["status"] == "error" for r in rs), "text": str(rate)}
-        return out
-    labelled: dict[str, list[str]] = {}
-    for r in results:
-        if r.get("label"):
-            labelled.setdefault(r["label"][0], []).append(r.get("name", "?"))
-    causes = [{"label": k, "count": len(v), "runs": v}
-              for k, v in sorted(labelled.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
-    return {"per_template": rates("template"), "per_world": rates("world"),
-            "failure_causes": causes}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["compare"]:
         return _compare(argv[1:])
+    if argv[:1] == ["report"]:
+        return _report(argv[1:])
     ap = argparse.ArgumentParser(prog="sitebot campaign", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("targets", nargs="+", help="template files or folders")
@@ -148,6 +128,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default="out/campaign", help="campaign folder (resumed)")
     ap.add_argument("--explain", type=int, metavar="SEED",
                     help="print what each template draws for SEED, run nothing")
+    ap.add_argument("--ray", metavar="ADDRESS",
+                    help="run each run as a Ray task: 'local' (a private Ray instance on this "
+                    "machine with --jobs x --run-cpus CPUs), 'auto' (the Ray cluster this "
+                    "machine belongs to) or a cluster's address (ray://HEAD:10001, HEAD:6379)")
+    ap.add_argument("--run-cpus", type=float, default=1.0,
+                    help="CPUs each run declares to Ray's scheduler (default 1; with --ray)")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
     try:
@@ -160,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if a.runs < 1 or a.jobs < 1 or a.retries < 0:
             raise SitebotError("--runs and --jobs must be >= 1, --retries >= 0")
+        if not a.run_cpus > 0:
+            raise SitebotError(f"--run-cpus must be > 0, not {a.run_cpus:g}")
         if not 0 <= a.first_seed <= MAX_SEED - a.runs + 1:
             raise SitebotError(f"--first-seed must be in [0, {MAX_SEED - a.runs + 1}]")
         runs = [t.sample(seed) for t in templates
@@ -172,32 +160,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     done = {sc.name: r for sc in runs if (r := _previous(out, sc)) is not None}
     todo = [sc for sc in runs if sc.name not in done]
+    backend = None
+    if a.ray and todo:
+        try:
+            backend = RayBackend(a.ray, a.jobs, a.run_cpus)     # imports ray only now
+        except SitebotError as e:
+            print(f"sitebot campaign: error: {e}", file=sys.stderr)
+            return 2
+        print(f"sitebot campaign: on {backend.describe}", flush=True)
     print(f"sitebot campaign: {len(runs)} run(s) of {len(templates)} template(s): "
-          f"{len(done)} already done in {out}, {len(todo)} to run, {a.jobs} in parallel",
-          flush=True)
+          f"{len(done)} already done in {out}, {len(todo)} to run, "
+          f"{backend.slots if backend else a.jobs} in parallel", flush=True)
     t0 = time.monotonic()
     results = dict(done)
-    for attempt in range(a.retries + 1):
-        if not todo:
-            break
-        if attempt:
-            print(f"sitebot campaign: retrying {len(todo)} run(s) that ended in an "
-                  "infrastructure error", flush=True)
-        pool = RunPool([(sc, 0) for sc in todo], out, a.jobs, a.quiet)
-        pool.on_result = _Progress(len(runs), len(results), a.jobs, time.monotonic()).ended
-        for r in pool.run():
-            results[r["name"]] = r
-        todo = [sc for sc in todo if results[sc.name]["status"] == "error"]
+    try:
+        for attempt in range(a.retries + 1):
+            if not todo:
+                break
+            if attempt:
+                print(f"sitebot campaign: retrying {len(todo)} run(s) that ended in an "
+                      "infrastructure error", flush=True)
+            pairs = [(sc, 0) for sc in todo]
+            pool = (backend.pool(pairs, out, a.quiet) if backend is not None
+                    else RunPool(pairs, out, a.jobs, a.quiet))
+            pool.on_result = _Progress(len(runs), len(results), pool.jobs,
+                                       time.monotonic()).ended
+            for r in pool.run():
+                results[r["name"]] = r
+            todo = [sc for sc in todo if results[sc.name]["status"] == "error"]
+    finally:
+        if backend is not None:
+            backend.close()
+    by_id = {t.id: t for t in templates}
     ordered = [{**results[sc.name], "template": sc.id, "world": sc.world,
+                "draws": by_id[sc.id].explain(sc.seed),
+                "skills": mission_skills(sc.mission.kind, sc.mission.steps,
+                                         bool(sc.mission.drive)),
                 "safety_violations": safety_violations(results[sc.name].get("checks", [])),
                 "label": label_run(results[sc.name])} for sc in runs]
+    for r in ordered:
+        r["skills"] = run_skills(r)
     summary = summarize(ordered)
     wall = time.monotonic() - t0
     (out / "campaign.json").write_text(json.dumps(
         {"templates": [str(t.file) for t in templates], "first_seed": a.first_seed,
          "runs_per_template": a.runs, "wall_s": round(wall, 1), **summary,
          "runs": [{**{k: r.get(k) for k in ("name", "template", "world", "seed", "status",
-                                            "reason", "safety_violations", "run_dir")},
+                                            "reason", "safety_violations", "run_dir",
+                                            "draws", "skills")},
                    "label": r["label"][0] if r["label"] else None,
                    "evidence": r["label"][1] if r["label"] else None} for r in ordered]},
         indent=1))
@@ -206,7 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\nfailure causes:")
         for c in causes:
             print(f"  {c['count']:>4}  {c['label']:<26} e.g. {c['runs'][0]}")
-    for key, title in (("per_template", "template"), ("per_world", "world")):
+    for key, title in (("per_template", "template"), ("per_world", "world"),
+                       ("per_skill", "skill")):
         print(f"\nsuccess per {title}:")
         for name, s in summary[key].items():
             extra = "".join(f", {s[k]} {k}" for k in ("skipped", "errors") if s[k])
@@ -220,6 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("infrastructure errors: " + ", ".join(errors))
     if unsafe:
         print("SAFETY VIOLATIONS (zero tolerance): " + ", ".join(unsafe))
+    try:
+        print(f"report: {write_report(out)}")
+    except (SitebotError, OSError) as e:     # the runs and campaign.json stand without it
+        print(f"sitebot campaign: the report was not written: {e}", file=sys.stderr)
     return 1 if errors or unsafe else 0
 
 
@@ -261,3 +276,19 @@ def _compare(argv: Sequence[str]) -> int:
     print("\nrelease gate: " + ("PASSED" if verdict["passed"] else
                                 "FAILED\n  " + "\n  ".join(verdict["reasons"])))
     return 0 if verdict["passed"] else 1
+
+
+def _report(argv: Sequence[str]) -> int:
+    """``sitebot campaign report DIR``: the campaign's HTML report (sitebot.campaign.report)."""
+    ap = argparse.ArgumentParser(prog="sitebot campaign report",
+                                 description="write a campaign folder's HTML report")
+    ap.add_argument("folder", help="the campaign folder (or its campaign.json)")
+    ap.add_argument("--out", help="the page to write (default FOLDER/report.html)")
+    a = ap.parse_args(list(argv))
+    try:
+        path = write_report(a.folder, a.out)
+    except (SitebotError, OSError) as e:
+        print(f"sitebot campaign report: error: {e}", file=sys.stderr)
+        return 2
+    print(f"report: {path}")
+    return 0

@@ -14,10 +14,11 @@ from sitebot.sim.world import WorldSpec
 from sitebot.sim.world_loader import load_world
 from sitebot.site.registry import ZoneKind
 
-__all__ = ["write_junit", "write_html", "summary_table"]
+__all__ = ["write_junit", "write_html", "summary_table", "map_svg", "series_svg", "timeline_svg",
+           "plot_world", "Frame", "polyline", "STATUS_COLOR", "CSS"]
 
-_STATUS_COLOR = {"passed": "#2e7d32", "failed": "#c62828", "error": "#6a1b9a",
-                 "skipped": "#757575", "flaky": "#ef6c00"}
+STATUS_COLOR = {"passed": "#2e7d32", "failed": "#c62828", "error": "#6a1b9a",
+                "skipped": "#757575", "flaky": "#ef6c00"}
 _LEVEL_COLOR = {"NORMAL": "#66bb6a", "REDUCED_SPEED": "#ffca28", "PROTECTIVE_STOP": "#ef5350",
                 "EMERGENCY_STOP": "#8e24aa"}
 _ZONE_COLOR = {ZoneKind.KEEP_OUT: "#e53935", ZoneKind.SLOW: "#fdd835",
@@ -75,7 +76,7 @@ def write_junit(results: Sequence[Mapping[str, Any]], path: str | Path,
 
 
 # ---------------------------------------------------------------------------- SVG
-class _Frame:
+class Frame:
     def __init__(self, x0: float, x1: float, y0: float, y1: float, w: int, h: int,
                  pad: int = 30) -> None:
         self.x0, self.x1 = x0, (x1 if x1 > x0 else x0 + 1)
@@ -89,8 +90,8 @@ class _Frame:
         return self.h - self.pad - (v - self.y0) / (self.y1 - self.y0) * (self.h - 2 * self.pad)
 
 
-def _poly(points: Sequence[tuple[float, float]], color: str, width: float = 1.5,
-          dash: str = "") -> str:
+def polyline(points: Sequence[tuple[float, float]], color: str, width: float = 1.5,
+             dash: str = "") -> str:
     if len(points) < 2:
         return ""
     d = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
@@ -98,22 +99,46 @@ def _poly(points: Sequence[tuple[float, float]], color: str, width: float = 1.5,
     return f'<polyline points="{d}" fill="none" stroke="{color}" stroke-width="{width}"{da}/>'
 
 
-def map_svg(world: WorldSpec, plot: Mapping[str, Any], w: int = 460) -> str:
+def plot_world(plot: Mapping[str, Any], cache: dict[str, WorldSpec | None],
+               run_dir: str | Path | None = None) -> WorldSpec | None:
+    """The world of a run's ``plot.json`` (its ``world_file``, or the file of that name in
+    the run folder's ``world/`` when the folder moved), parsed once per file into
+    ``cache``.  None when it cannot be read."""
+    wf = str(plot.get("world_file") or "")
+    if not wf:
+        return None
+    cands = [Path(wf)] + ([Path(run_dir) / "world" / Path(wf).name] if run_dir else [])
+    path = next((str(c) for c in cands if c.is_file()), wf)
+    if path not in cache:
+        try:
+            cache[path] = load_world(path)
+        except Exception:       # noqa: BLE001 - a report without a map is still a report
+            cache[path] = None
+    return cache[path]
+
+
+def map_svg(world: WorldSpec | None, plot: Mapping[str, Any], w: int = 460) -> str:
+    """The run's path over the map, with zones and people; without a world (its file is
+    gone), the path and people alone, on the area they cover."""
     truth = plot.get("truth", [])
-    b = world.bounds
-    if truth:   # zoom to the area of the run (with margin), within the world
-        xs = [p[1] for p in truth] + [q[0] for _, ps in plot.get("people", []) for q in ps]
-        ys = [p[2] for p in truth] + [q[1] for _, ps in plot.get("people", []) for q in ps]
+    xs = [p[1] for p in truth] + [q[0] for _, ps in plot.get("people", []) for q in ps]
+    ys = [p[2] for p in truth] + [q[1] for _, ps in plot.get("people", []) for q in ps]
+    if world is None:
+        x0, x1 = (min(xs) - 2, max(xs) + 2) if xs else (-5.0, 5.0)
+        y0, y1 = (min(ys) - 2, max(ys) + 2) if ys else (-5.0, 5.0)
+    elif truth:   # zoom to the area of the run (with margin), within the world
+        b = world.bounds
         x0, x1 = max(b.x_min, min(xs) - 4), min(b.x_max, max(xs) + 4)
         y0, y1 = max(b.y_min, min(ys) - 4), min(b.y_max, max(ys) + 4)
     else:
+        b = world.bounds
         x0, x1, y0, y1 = b.x_min, b.x_max, b.y_min, b.y_max
     span = max(x1 - x0, y1 - y0)
     x1, y1 = x0 + span, y0 + span
-    f = _Frame(x0, x1, y0, y1, w, w, 10)
+    f = Frame(x0, x1, y0, y1, w, w, 10)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{w}" '
              f'viewBox="0 0 {w} {w}"><rect width="{w}" height="{w}" fill="#fafafa"/>']
-    for fp in world.obstacle_footprints():
+    for fp in world.obstacle_footprints() if world is not None else ():
         if fp.cx + fp.half_x < x0 or fp.cx - fp.half_x > x1 or \
                 fp.cy + fp.half_y < y0 or fp.cy - fp.half_y > y1:
             continue
@@ -137,7 +162,7 @@ def map_svg(world: WorldSpec, plot: Mapping[str, Any], w: int = 460) -> str:
         d = " ".join(f"{f.x(px):.1f},{f.y(py):.1f}" for px, py in pts)
         parts.append(f'<polygon points="{d}" fill="#8d6e63"><title>{html.escape(body["id"])}'
                      '</title></polygon>')
-    for z in world.registry.zones:
+    for z in world.registry.zones if world is not None else ():
         d = " ".join(f"{f.x(x):.1f},{f.y(y):.1f}" for x, y in z.polygon)
         col = _ZONE_COLOR[z.kind]
         parts.append(f'<polygon points="{d}" fill="{col}" fill-opacity="0.25" stroke="{col}">'
@@ -145,12 +170,12 @@ def map_svg(world: WorldSpec, plot: Mapping[str, Any], w: int = 460) -> str:
     npeople = max((len(ps) for _, ps in plot.get("people", [])), default=0)
     for j in range(npeople):
         pts = [(f.x(ps[j][0]), f.y(ps[j][1])) for _, ps in plot.get("people", []) if len(ps) > j]
-        parts.append(_poly(pts, "#fb8c00", 1.2, "4 3"))
+        parts.append(polyline(pts, "#fb8c00", 1.2, "4 3"))
         if pts:
             parts.append(f'<circle cx="{pts[-1][0]:.1f}" cy="{pts[-1][1]:.1f}" r="4" '
                          'fill="#fb8c00"/>')
     pts = [(f.x(p[1]), f.y(p[2])) for p in truth]
-    parts.append(_poly(pts, "#1565c0", 2.0))
+    parts.append(polyline(pts, "#1565c0", 2.0))
     if pts:
         parts.append(f'<circle cx="{pts[0][0]:.1f}" cy="{pts[0][1]:.1f}" r="4" fill="#1565c0"/>')
         parts.append(f'<rect x="{pts[-1][0] - 4:.1f}" y="{pts[-1][1] - 4:.1f}" width="8" '
@@ -169,14 +194,14 @@ def series_svg(plot: Mapping[str, Any], w: int = 520, h: int = 200) -> str:
     seps = [x[2] for x in s if x[2] is not None]
     smax = min(max(seps, default=1.0), 6.0)
     vmax = max(max(x[1] for x in s), 0.1)
-    fv = _Frame(t0, t1, 0.0, vmax * 1.1, w, h, 34)
-    fs = _Frame(t0, t1, 0.0, max(smax, 0.5) * 1.1, w, h, 34)
+    fv = Frame(t0, t1, 0.0, vmax * 1.1, w, h, 34)
+    fs = Frame(t0, t1, 0.0, max(smax, 0.5) * 1.1, w, h, 34)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}">'
              f'<rect width="{w}" height="{h}" fill="#fafafa"/>',
              f'<line x1="34" y1="{h - 34}" x2="{w - 34}" y2="{h - 34}" stroke="#999"/>']
-    parts.append(_poly([(fv.x(t), fv.y(v)) for t, v, _ in s], "#1565c0", 1.5))
-    parts.append(_poly([(fs.x(t), fs.y(min(d, smax * 1.1))) for t, _, d in s if d is not None],
-                       "#fb8c00", 1.5))
+    parts.append(polyline([(fv.x(t), fv.y(v)) for t, v, _ in s], "#1565c0", 1.5))
+    parts.append(polyline([(fs.x(t), fs.y(min(d, smax * 1.1))) for t, _, d in s
+                           if d is not None], "#fb8c00", 1.5))
     parts.append(f'<text x="36" y="14" font-size="11" fill="#1565c0">speed [m/s] '
                  f'(max {vmax:.2f})</text><text x="{w - 230}" y="14" font-size="11" '
                  f'fill="#fb8c00">separation to people [m] (axis 0-{smax * 1.1:.1f})</text>'
@@ -190,7 +215,7 @@ def timeline_svg(plot: Mapping[str, Any], w: int = 520, h: int = 46) -> str:
     if not tl:
         return "<p>no safety state</p>"
     t0, t1 = tl[0]["t0"], max(tl[-1]["t1"], tl[0]["t0"] + 1e-3)
-    f = _Frame(t0, t1, 0, 1, w, h, 4)
+    f = Frame(t0, t1, 0, 1, w, h, 4)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}">']
     for seg in tl:
         x0, x1 = f.x(seg["t0"]), f.x(max(seg["t1"], seg["t0"]))
@@ -219,7 +244,7 @@ def summary_table(results: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-_CSS = """body{font-family:sans-serif;margin:20px;color:#222}table{border-collapse:collapse}
+CSS = """body{font-family:sans-serif;margin:20px;color:#222}table{border-collapse:collapse}
 td,th{border:1px solid #ddd;padding:3px 6px;font-size:13px;text-align:left}
 .badge{color:#fff;padding:2px 8px;border-radius:4px;font-weight:bold}
 .run{border:1px solid #ccc;margin:16px 0;padding:10px;border-radius:6px}
@@ -231,14 +256,14 @@ def write_html(results: Sequence[Mapping[str, Any]], path: str | Path, *,
                title: str = "sitebot regression suite", summary: Mapping[str, Any] | None = None,
                regressions: Sequence[Mapping[str, Any]] = (),
                flaky: Sequence[str] = ()) -> Path:
-    worlds: dict[str, WorldSpec] = {}
+    worlds: dict[str, WorldSpec | None] = {}
     out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-           f"</title><style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
+           f"</title><style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
     counts: dict[str, int] = {}
     for r in results:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     out.append("<p>" + " ".join(f"<span class='badge' style='background:"
-                                f"{_STATUS_COLOR.get(k, '#999')}'>{k}: {v}</span>"
+                                f"{STATUS_COLOR.get(k, '#999')}'>{k}: {v}</span>"
                                 for k, v in sorted(counts.items())) + "</p>")
     if summary:
         out.append("<p>" + html.escape(", ".join(f"{k}: {v}" for k, v in summary.items()))
@@ -259,7 +284,7 @@ def write_html(results: Sequence[Mapping[str, Any]], path: str | Path, *,
                "<th>max level</th></tr>")
     for i, r in enumerate(results):
         m = r.get("metrics", {})
-        col = _STATUS_COLOR.get(r["status"], "#999")
+        col = STATUS_COLOR.get(r["status"], "#999")
         name = r["name"] + (f"#{r['repeat']}" if r.get("repeat") else "")
         out.append(f"<tr><td><a href='#run{i}'>{html.escape(name)}</a></td><td><span "
                    f"class='badge' style='background:{col}'>{r['status']}</span></td>"
@@ -269,7 +294,7 @@ def write_html(results: Sequence[Mapping[str, Any]], path: str | Path, *,
                    f"<td>{m.get('max_level', '')}</td></tr>")
     out.append("</table>")
     for i, r in enumerate(results):
-        col = _STATUS_COLOR.get(r["status"], "#999")
+        col = STATUS_COLOR.get(r["status"], "#999")
         name = r["name"] + (f"#{r['repeat']}" if r.get("repeat") else "")
         out.append(f"<div class='run' id='run{i}'><h3>{html.escape(name)} <span class='badge' "
                    f"style='background:{col}'>{r['status']}</span></h3>")
@@ -292,15 +317,10 @@ def write_html(results: Sequence[Mapping[str, Any]], path: str | Path, *,
         plot_file = Path(r.get("run_dir", "")) / "plot.json"
         if r["status"] not in ("skipped",) and plot_file.is_file():
             plot = json.loads(plot_file.read_text())
-            wf = plot.get("world_file", "")
-            if wf and wf not in worlds:
-                try:
-                    worlds[wf] = load_world(wf)
-                except Exception:          # noqa: BLE001 - a report without a map is still a report
-                    worlds[wf] = None      # type: ignore[assignment]
+            world = plot_world(plot, worlds, r.get("run_dir"))
             out.append("<div class='plots'>")
-            if worlds.get(wf) is not None:
-                out.append("<div><b>Path over the map</b><br>" + map_svg(worlds[wf], plot)
+            if world is not None:
+                out.append("<div><b>Path over the map</b><br>" + map_svg(world, plot)
                            + "</div>")
             out.append("<div><b>Speed and separation over time</b><br>" + series_svg(plot)
                        + "<br><b>Safety state timeline</b><br>" + timeline_svg(plot) + "</div>")

@@ -5,7 +5,7 @@ the run folder, runs the scenario (``driver``), and writes into the run folder:
 
   bag/                 rosbag2 (MCAP) of the run (metadata.yaml + bag_0.mcap)
   metrics.json         the metrics
-  result.json          verdict, checks, metrics, events, timings
+  result.json          verdict, checks, metrics, events, plan steps, timings
   plot.json            downsampled series for the HTML report
   safety_audit.jsonl   the supervisor's audit log
   launch.log           every line the processes printed
@@ -123,7 +123,12 @@ def run_worker(spec: dict) -> dict[str, Any]:
             "bodies": list(sc.bodies) + [dict(f.params) for f in sc.faults
                                          if f.kind == "spawn_body"]}
     (run_dir / "plot.json").write_text(json.dumps(plot))
-    res.update(status=status, reason=run["aborted"] or "",
+    # the steps the executor was given: the scenario's plan, or the planner's for an
+    # instruction (none when it refused or asked); campaigns count success per skill
+    planned = (run["mission"].get("details") or {}).get("plan") or {}
+    steps = planned.get("steps", []) if sc.mission.kind == "instruction" else \
+        [{"skill": st["skill"], "args": dict(st.get("args") or {})} for st in sc.mission.steps]
+    res.update(status=status, reason=run["aborted"] or "", plan_steps=steps,
                checks=[c.as_dict() for c in checks], metrics=m, events=events, bag=bag,
                audit_log=prep["audit_log"] if Path(prep["audit_log"]).exists() else "",
                exit_codes=run["exit_codes"], failed_processes=run["failed"])
