@@ -78,3 +78,21 @@ def test_the_command_exits_by_the_gate_and_refuses_what_is_not_a_campaign(tmp_pa
     (tmp_path / "junk.json").write_text("[1, 2]")
     assert campaign_main(["compare", str(tmp_path / "junk.json"), str(tmp_path / "bad")]) == 2
     assert "not a campaign result" in capsys.readouterr().err
+
+
+def test_a_campaign_refuses_a_template_that_leaves_safety_unjudged(tmp_path, capsys):
+    from sitebot.apps.campaign import main as campaign_main
+    from sitebot.campaign.gate import unjudged_safety
+    from sitebot.regress.scenario import Criteria
+    assert unjudged_safety(Criteria(min_separation=0.0, slow_zones=True)) == []
+    assert unjudged_safety(Criteria()) == ["min_separation (e.g. 0.0: no contact with people)",
+                                           "slow_zones: true"]
+    assert len(unjudged_safety(Criteria(no_keep_out=False, no_collision=False))) == 4
+    t = tmp_path / "t.yaml"
+    t.write_text("scenario: lax\nworld: substation\nrobot: {start: [-12.5, -12.0, 0.0]}\n"
+                 "duration: 3\nmission: {kind: none, drive: [[0.5, 0.3, 0.0]]}\n"
+                 "criteria: {min_travel: 0.1}\nrandom:\n  duration: {uniform: [2, 3]}\n")
+    assert campaign_main([str(t), "--runs", "2", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "lax[seed=0]" in err and "add to criteria: min_separation" in err
+    assert not (tmp_path / "c" / "runs").exists()          # nothing ran

@@ -34,7 +34,7 @@ from typing import Sequence
 
 import yaml
 
-from sitebot.campaign.gate import compare, safety_violations
+from sitebot.campaign.gate import compare, safety_violations, unjudged_safety
 from sitebot.campaign.ray_backend import RayBackend
 from sitebot.campaign.report import write_report
 from sitebot.campaign.summary import mission_skills, run_skills, summarize
@@ -65,8 +65,14 @@ def _templates(targets: Sequence[str]) -> list[Template]:
 
 
 def _check_worlds(runs: list[Scenario]) -> None:
-    """Every draw must make a valid world (a drawn path through a wall is the template's
-    error, not a failed mission): the draws that do not, named with their seeds."""
+    """Every draw must judge safety (zero tolerance needs every run measured) and make a
+    valid world (a drawn path through a wall is the template's error, not a failed
+    mission): the draws that do not, named with their seeds."""
+    for sc in runs:
+        missing = unjudged_safety(sc.criteria)
+        if missing:
+            raise SitebotError(f"{sc.file}: {sc.name}: a campaign judges safety on every run; "
+                               f"add to criteria: {', '.join(missing)}")
     bad = []
     for sc in runs:
         try:

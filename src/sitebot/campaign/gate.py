@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping
 
 from sitebot.campaign.stats import mcnemar_exact
 
-__all__ = ["SAFETY_CHECKS", "safety_violations", "compare"]
+__all__ = ["SAFETY_CHECKS", "safety_violations", "unjudged_safety", "compare"]
 
 #: the regression checks that are safety figures (sitebot.regress.metrics)
 SAFETY_CHECKS = ("no_contact_with_people", "min_separation", "no_keep_out", "no_collision",
@@ -30,6 +30,23 @@ _JUDGED = ("passed", "failed")
 def safety_violations(checks: Iterable[Mapping[str, Any]]) -> list[str]:
     """The safety checks (:data:`SAFETY_CHECKS`) a run failed."""
     return [c["name"] for c in checks if c.get("name") in SAFETY_CHECKS and not c.get("ok")]
+
+
+def unjudged_safety(criteria: Any) -> list[str]:
+    """What a run's criteria (``sitebot.regress.scenario.Criteria``) leave unjudged of the
+    safety a campaign holds every run to: contact with people (``min_separation``),
+    speed in slow zones (``slow_zones``), keep-out zones and collisions.  A campaign refuses
+    a template that does not judge all four: zero tolerance needs every run measured."""
+    missing = []
+    if criteria.min_separation is None:
+        missing.append("min_separation (e.g. 0.0: no contact with people)")
+    if not criteria.slow_zones:
+        missing.append("slow_zones: true")
+    if not criteria.no_keep_out:
+        missing.append("no_keep_out: true")
+    if not criteria.no_collision:
+        missing.append("no_collision: true")
+    return missing
 
 
 def _by_key(runs: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], Mapping[str, Any]]:
