@@ -90,6 +90,10 @@ def test_the_first_campaigns_failures_are_labelled():
              "[0.836, 0.745, 0.77] is 1.10 m from the shoulder, beyond the arm's reach) "
              "(after 1 attempts)")
     assert label_run(_ended("failed", reach)) == ("grasp_unreachable", reach)
+    # the tool left the gripper on the way: the place step finds nothing to put down
+    dropped = ("step 4/4 place(place=rack_b5_front): nothing in the gripper to put down "
+               "(after 2 attempts); stowing the arm failed: aborted not reached after 3.5 s")
+    assert label_run(_ended("failed", dropped)) == ("object_dropped", dropped)
     # a goals mission: the first failed goal in the navigate skill's words (regress.driver)
     goal = ("navigate to t3_bay: blocked (no progress toward the goal for more than 30 s "
             "(closest 4.2 m): detours and recoveries)")
