@@ -80,12 +80,8 @@ def rates_svg(rows: Sequence[tuple[str, Mapping[str, Any]]], w: int = 660) -> st
     left, right, top, row_h = 240, 120, 22, 20
     h = top + row_h * max(len(rows), 1) + 8
     f = Frame(0.0, 1.0, 0.0, 1.0, w - left - right, h, 0)
-    parts = [_svg_open(w, h)]
-    for q in (0.0, 0.25, 0.5, 0.75, 1.0):
-        x = left + f.x(q)
-        parts.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{h - 6}" '
-                     f'stroke="#ddd"/><text x="{x:.1f}" y="{top - 8}" font-size="10" '
-                     f'text-anchor="middle">{100 * q:.0f} %</text>')
+    parts = [_svg_open(w, h)] + _grid(f, left, top, h, [(q, f"{100 * q:.0f} %")
+                                                        for q in (0.0, 0.25, 0.5, 0.75, 1.0)])
     for i, (name, r) in enumerate(rows):
         y = top + row_h * i + row_h / 2
         parts.append(_row_label(4, y, name))
@@ -110,6 +106,14 @@ def rates_svg(rows: Sequence[tuple[str, Mapping[str, Any]]], w: int = 660) -> st
     return "".join(parts)
 
 
+def _grid(f: Frame, left: float, top: float, h: float,
+          ticks: Sequence[tuple[float, str]]) -> list[str]:
+    """Vertical grid lines of a row plot, each labelled above the rows."""
+    return [f'<line x1="{left + f.x(v):.1f}" y1="{top - 4}" x2="{left + f.x(v):.1f}" '
+            f'y2="{h - 6}" stroke="#ddd"/><text x="{left + f.x(v):.1f}" y="{top - 8}" '
+            f'font-size="10" text-anchor="middle">{label}</text>' for v, label in ticks]
+
+
 def _ticks(vmax: float) -> list[float]:
     """Round axis ticks from 0 to at least ``vmax`` (steps of 1, 2 or 5 times a power of
     ten, at most 6 ticks)."""
@@ -127,12 +131,7 @@ def times_svg(rows: Sequence[tuple[str, Mapping[str, Any]]], w: int = 660) -> st
     h = top + row_h * max(len(rows), 1) + 8
     ticks = _ticks(max((r["max"] for _, r in rows if r.get("n")), default=1.0))
     f = Frame(0.0, ticks[-1], 0.0, 1.0, w - left - right, h, 0)
-    parts = [_svg_open(w, h)]
-    for v in ticks:
-        x = left + f.x(v)
-        parts.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{h - 6}" '
-                     f'stroke="#ddd"/><text x="{x:.1f}" y="{top - 8}" font-size="10" '
-                     f'text-anchor="middle">{v:g} s</text>')
+    parts = [_svg_open(w, h)] + _grid(f, left, top, h, [(v, f"{v:g} s") for v in ticks])
     for i, (name, r) in enumerate(rows):
         y = top + row_h * i + row_h / 2
         parts.append(_row_label(4, y, name))

@@ -169,6 +169,9 @@ class _Unsatisfiable(ValueError):
 _GRIDS: dict[tuple[int, float], tuple[WorldSpec, OccupancyGrid]] = {}
 
 
+_CELLS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+
 def _free_grid(world: WorldSpec, clearance: float) -> OccupancyGrid:
     """The world's free floor for a disc of radius ``clearance``: obstacles grown by it,
     keep-out zones and the ground's edge occupied.  Cached per world and clearance."""
@@ -176,9 +179,22 @@ def _free_grid(world: WorldSpec, clearance: float) -> OccupancyGrid:
     if key not in _GRIDS:
         if len(_GRIDS) > 32:
             _GRIDS.clear()
+            _CELLS.clear()
         _GRIDS[key] = (world, world.occupancy_grid(GRID_M, inflate_m=clearance,
                                                     keep_out=True))
     return _GRIDS[key][1]
+
+
+def _free_cells(world: WorldSpec, clearance: float) -> tuple[np.ndarray, np.ndarray]:
+    """The centres [m] of the free grid's free cells (cached with the grid: a draw's
+    rejection sampler asks for them up to TRIES times)."""
+    key = ("cells", id(world), round(clearance, 3))
+    if key not in _CELLS:
+        g = _free_grid(world, clearance)
+        rows, cols = np.nonzero(~g.occupied)
+        _CELLS[key] = (g.origin_x + (cols + 0.5) * g.resolution_m,
+                       g.origin_y + (rows + 0.5) * g.resolution_m)
+    return _CELLS[key]
 
 
 def _is_free(world: WorldSpec, x: float, y: float, clearance: float) -> bool:
@@ -197,9 +213,7 @@ def _free_point(rng: np.random.Generator, world: WorldSpec, region: _Rect | None
                 ) -> tuple[float, float]:
     """A point drawn uniformly over the free floor of ``region``."""
     g = _free_grid(world, clearance)
-    rows, cols = np.nonzero(~g.occupied)
-    xs = g.origin_x + (cols + 0.5) * g.resolution_m
-    ys = g.origin_y + (rows + 0.5) * g.resolution_m
+    xs, ys = _free_cells(world, clearance)
     if region is not None:
         x0, y0, x1, y1 = region
         keep = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
