@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from sitebot.launcher.domains import TEST_DOMAINS, hold_domain
+from sitebot.launcher.domains import TEST_DOMAINS, hold_domain, local_dds_env
 from sitebot.security.keys import KEY_ENV, ensure_key
 
 # a domain id held for the whole session (a lock file), so test sessions started side by side
 # on one machine never share one; a ROS_DOMAIN_ID set by the caller wins
 hold_domain(TEST_DOMAINS)
-os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+local_dds_env()          # loopback discovery, config/fastdds.xml for every process
 os.environ.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")
 # the site's authority key of this session (signed roles and requests, docs/security.md):
 # a fresh one in a private folder, found by every node the tests start through the

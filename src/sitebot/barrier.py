@@ -16,7 +16,8 @@ Participants report with acknowledgements (``sitebot_interfaces/BarrierAck`` on
 A node joins with its first ack and owes a topic's messages from the ack that first lists
 the topic (it lists a topic once its subscription has matched a publisher).  A message lost
 on the way (sensor topics are best effort) is forgiven after :attr:`StackBarrier.lost_after_s`
-of waiting, counted.  A node leaves when it dies: every
+of waiting, counted; a lost ``/clock`` (published before the node's subscription matched) is
+published again instead, since the node's timers could never reach it otherwise.  A node leaves when it dies: every
 :attr:`StackBarrier.liveness_check_s` of waiting the barrier asks
 ``alive()`` (the simulator: the ROS graph and the node's process) and drops participants
 that are gone; a node that
@@ -38,7 +39,7 @@ from typing import Callable, Iterable, Mapping
 from sitebot.types import Diagnostic, DiagnosticLevel
 
 __all__ = ["StackBarrier", "Participant", "BARRIER_TOPIC_SUFFIXES", "is_barrier_topic",
-           "STREAM_TOPIC_SUFFIXES", "is_stamped_topic",
+           "STREAM_TOPIC_SUFFIXES", "is_stamped_topic", "is_channel", "WORK_SUFFIX",
            "ACK_TOPIC", "PERIOD_NS", "period_index"]
 
 #: the topic participants acknowledge on
@@ -74,6 +75,21 @@ def _ends(name: str, suffixes: tuple[str, ...]) -> bool:
 def is_barrier_topic(name: str) -> bool:
     """Whether a resolved topic name is one of the simulator's barrier topics."""
     return _ends(name, BARRIER_TOPIC_SUFFIXES)
+
+
+#: a *channel*'s name holds this mark: messages with one sender and one receiver each (an
+#: action's goal, cancel and result responses: ``<ActionType>#result``), counted together
+#: over every participant, since each response goes to one client only: the stack is caught
+#: up when every participant together has taken as many as every participant has sent
+CHANNEL_MARK = "#"
+#: the channel ``<node>#work`` counts a node's worker-thread wake-ups (sent) and its returns
+#: to waiting (taken): the simulation waits while a worker thread runs; never forgiven
+WORK_SUFFIX = "#work"
+
+
+def is_channel(name: str) -> bool:
+    """Whether a counted name is a channel (:data:`CHANNEL_MARK`), not a topic."""
+    return CHANNEL_MARK in name
 
 
 def is_stamped_topic(name: str) -> bool:
@@ -112,22 +128,31 @@ class StackBarrier:
     :param lost_after_s: wall time after which a missing message counts as lost [s].
     :param expect: node names that must have joined before any barrier is passed (a node
         expected but not running is dropped by the liveness check).
+    :param resend_clock: publishes the newest ``/clock`` again, for a participant that lost
+        it (published before the node's subscription had matched the simulator's writer:
+        nothing else would ever be published, so the run would stall for the timeout).
     """
 
     def __init__(self, *, alive: Callable[[], Iterable[str]] | None = None,
                  timeout_s: float = 10.0, liveness_check_s: float = 0.5,
                  lost_after_s: float = 1.0, expect: Iterable[str] = (),
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 resend_clock: Callable[[], None] | None = None) -> None:
         self.timeout_s = float(timeout_s)
         self.lost_after_s = float(lost_after_s)
         #: nodes that must have joined before the simulation steps on (the run's stack)
         self.expect = {n if n.startswith("/") else "/" + n for n in expect}
         self.liveness_check_s = float(liveness_check_s)
         self._alive = alive
+        self._resend_clock = resend_clock
         self._monotonic = monotonic
         self._cv = threading.Condition()
         self._participants: dict[str, Participant] = {}
         self._published: dict[str, int] = {}
+        #: per channel: sent before its first receiver joined, or forgiven as lost; taken by
+        #: receivers that have since died (dropped)
+        self._channel_base: dict[str, int] = {}
+        self._channel_gone: dict[str, int] = {}
         self._clock_ns = -1
         #: figures for diagnostics: barriers waited at, wall time spent waiting, barriers
         #: given up on (timeouts), participants dropped because they died
@@ -171,14 +196,15 @@ class StackBarrier:
 
     def _lacks(self) -> dict[str, tuple[str, tuple[str, str] | None]]:
         """Per participant behind: (what it lacks, what may be forgiven as lost: ("topic",
-        name) for a barrier-topic message, ("count", name) for messages of another node)."""
+        name) for a barrier-topic message, ("count", name) for messages of another node,
+        ("clock", "/clock") for the clock, which is sent again rather than forgiven)."""
         out: dict[str, tuple[str, tuple[str, str] | None]] = {
             n: ("has not joined yet", None) for n in self.expect - set(self._participants)}
         totals: dict[str, int] = {}
         for name, p in self._participants.items():
             if self._clock_ns > p.joined_clock_ns and p.clock_ns < self._clock_ns:
                 out[name] = (f"/clock at {p.clock_ns * 1e-9:.3f} s < "
-                             f"{self._clock_ns * 1e-9:.3f} s", None)
+                             f"{self._clock_ns * 1e-9:.3f} s", ("clock", "/clock"))
                 continue
             for topic, got in p.stamps_ns.items():
                 sent = self._published.get(topic, -1)
@@ -189,6 +215,8 @@ class StackBarrier:
             if name in out:
                 continue
             for topic, taken in p.taken.items():
+                if is_channel(topic):
+                    continue                      # (below: counted over every participant)
                 if topic not in totals:
                     totals[topic] = self._total_published(topic)
                 owed = totals[topic] - p.base_total.get(topic, 0)
@@ -197,7 +225,25 @@ class StackBarrier:
                     out[name] = (f"{topic}: {got} of {owed} messages processed",
                                  ("count", topic))
                     break
+        for topic in sorted({t for p in self._participants.values() for t in p.taken
+                             if is_channel(t)}):
+            owed, got = self._channel_owed_got(topic)
+            if got < owed:
+                why = (f"{topic}: {got} of {owed} processed",
+                       None if topic.endswith(WORK_SUFFIX) else ("channel", topic))
+                for name, p in self._participants.items():
+                    if topic in p.taken and name not in out:
+                        out[name] = why
         return out
+
+    def _channel_owed_got(self, topic: str) -> tuple[int, int]:
+        """A channel's messages sent (by every participant, since its first receiver joined)
+        and taken (by every receiver, those that died included)."""
+        owed = self._total_published(topic) - self._channel_base.get(topic, 0)
+        got = self._channel_gone.get(topic, 0) + sum(
+            p.taken[topic] - p.base_taken.get(topic, 0)
+            for p in self._participants.values() if topic in p.taken)
+        return owed, got
 
     def wait(self) -> list[str]:
         """Block until every participant has caught up (or is dropped or timed out); the
@@ -215,7 +261,11 @@ class StackBarrier:
                     checked_at = waited
                     alive = set(self._alive())
                     for name in [n for n in lacks if n not in alive]:
-                        self._participants.pop(name, None)
+                        gone = self._participants.pop(name, None)
+                        for t, c in (gone.taken.items() if gone else ()):
+                            if is_channel(t):
+                                self._channel_gone[t] = self._channel_gone.get(t, 0) + c \
+                                    - gone.base_taken.get(t, 0)
                         self.expect.discard(name)
                         self.dropped.append((self._clock_ns, name))
                     continue
@@ -241,7 +291,24 @@ class StackBarrier:
 
     def _forgive(self, name: str, kind: str, topic: str) -> None:
         p = self._participants[name]
-        if kind == "topic":
+        if kind == "clock":
+            # the clock cannot be forgiven (the node's timers would never reach it): the
+            # simulator publishes it again, and the node's silence is counted from now on
+            p.last_ack_wall = self._monotonic()
+            self.lost.append((self._clock_ns, f"{name} {topic}"))
+            if self._resend_clock is not None:
+                self._cv.release()          # (publishing may take a while; acks go on)
+                try:
+                    self._resend_clock()
+                finally:
+                    self._cv.acquire()
+            return
+        if kind == "channel":              # (every receiver lacks it: forgiven once)
+            owed, got = self._channel_owed_got(topic)
+            if owed <= got:
+                return
+            self._channel_base[topic] = self._channel_base.get(topic, 0) + owed - got
+        elif kind == "topic":
             p.joined_ns[topic] = self._published[topic]
         else:
             got = p.taken[topic] - p.base_taken.get(topic, 0)
@@ -269,6 +336,8 @@ class StackBarrier:
                 p.published = dict(p.base_published)
                 p.base_taken = dict(taken or {})
                 p.base_total = {t: self._total_published(t) for t in p.base_taken}
+                for t in filter(is_channel, p.base_taken):     # sent before: not owed
+                    self._channel_base.setdefault(t, self._total_published(t))
             p.clock_ns = max(p.clock_ns, int(clock_ns))
             for t, s in zip(topics, stamps_ns):
                 if t not in p.joined_ns:      # owed only messages published from now on
@@ -280,6 +349,8 @@ class StackBarrier:
                 for t, c in taken.items():
                     if t not in p.base_taken:
                         p.base_taken[t], p.base_total[t] = 0, self._total_published(t)
+                        if is_channel(t):
+                            self._channel_base.setdefault(t, self._total_published(t))
                     p.taken[t] = int(c)
             p.last_ack_wall = self._monotonic()
             self._cv.notify_all()

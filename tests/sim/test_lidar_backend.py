@@ -1,4 +1,4 @@
-"""SimConfig.lidar_backend "open3d" (sitebot.sim.raycast) against the default "pybullet":
+"""SimConfig.lidar_backend "open3d" (sitebot.sim.raycast, the default) against "pybullet":
 two SiteSimulations with the same seed stepped side by side (no ROS), scans compared at
 equal stamps. Both draw the same noise from the same rng, so they differ only where the
 geometry does.
@@ -88,11 +88,11 @@ def _laser_x(sim: SiteSimulation) -> float:
 
 
 def test_config_and_parameter() -> None:
-    assert LIDAR_BACKENDS == ("pybullet", "open3d") and SimConfig().lidar_backend == "pybullet"
+    assert LIDAR_BACKENDS == ("pybullet", "open3d") and SimConfig().lidar_backend == "open3d"
     with pytest.raises(ValueError, match="lidar_backend='embree'"):
         SimConfig(lidar_backend="embree")
     p = {s.name: s.default for s in SCHEMA}
-    assert sim_config_from_params(p).lidar_backend == "pybullet"
+    assert sim_config_from_params(p).lidar_backend == "open3d"
     assert sim_config_from_params({**p, "lidar_backend": "open3d"}).lidar_backend == "open3d"
 
 

@@ -169,3 +169,79 @@ def test_messages_between_nodes_are_owed_until_processed():
     assert time.monotonic() - t0 >= 0.3 and b.summary()["lost_messages"] == 1
     b.on_ack("/nav", 1 * S, [], [], {"/cmd_vel_in": 8}, {})    # the next one is owed again
     assert b.behind() == {"/sup": "/cmd_vel_in: 2 of 3 messages processed"}
+
+
+def test_a_lost_clock_is_published_again_not_forgiven():
+    """A node whose /clock subscription matched only after the clock was published (start-up)
+    never gets that clock: the barrier has it published again after the grace, and keeps
+    waiting for the node to take it (its timers must reach it)."""
+    sent: list[float] = []
+    b = StackBarrier(timeout_s=5.0, liveness_check_s=0.05, lost_after_s=0.2,
+                     alive=lambda: ["/a"], resend_clock=lambda: sent.append(time.monotonic()))
+    b.on_ack("/a", 0, [], [])
+    b.published_clock(1 * S)
+
+    def takes_the_resent_clock():
+        while not sent:
+            time.sleep(0.01)
+        b.on_ack("/a", 1 * S, [], [])
+    threading.Thread(target=takes_the_resent_clock, daemon=True).start()
+    t0 = time.monotonic()
+    assert b.wait() == []
+    assert len(sent) == 1 and sent[0] - t0 >= 0.2     # after the grace, not before
+    s = b.summary()
+    assert s["timeouts"] == 0 and s["lost_messages"] == 1
+    assert s["lost_most"] == [("/a /clock", 1)]
+
+
+def test_a_lost_clock_is_resent_once_per_grace_until_the_timeout():
+    sent: list[float] = []
+    b = StackBarrier(timeout_s=0.75, liveness_check_s=0.05, lost_after_s=0.2,
+                     alive=lambda: ["/a"], resend_clock=lambda: sent.append(time.monotonic()))
+    b.on_ack("/a", 0, [], [])
+    b.published_clock(1 * S)
+    assert b.wait() == ["/a"]                  # never taken: given up on, as before
+    assert 1 <= len(sent) <= 3          # at most once per 0.2 s grace: 0.2, 0.4, 0.6 s
+    assert all(0.15 <= b2 - b1 for b1, b2 in zip(sent, sent[1:]))
+
+
+def test_action_responses_are_counted_over_every_client():
+    """A channel (an action's responses: one server, several clients, each response to one
+    of them) is caught up when the clients together have taken what the server sent; a
+    response lost on the way is forgiven once after the grace; a dead client's takes stay
+    counted."""
+    alive = {"/srv", "/c1", "/c2"}
+    b = StackBarrier(timeout_s=5.0, liveness_check_s=0.05, lost_after_s=0.3,
+                     alive=lambda: sorted(alive))
+    ch = "NavigateToPlace#result"
+    b.on_ack("/srv", 0, [], [], {ch: 0}, {})
+    b.on_ack("/c1", 0, [], [], {}, {ch: 0})
+    b.on_ack("/c2", 0, [], [], {}, {ch: 0})
+    assert b.behind() == {}
+    b.on_ack("/srv", 0, [], [], {ch: 3}, {})            # three results sent
+    b.on_ack("/c1", 0, [], [], {}, {ch: 2})             # two to c1, taken
+    assert b.behind() == {"/c1": f"{ch}: 2 of 3 processed", "/c2": f"{ch}: 2 of 3 processed"}
+    b.on_ack("/c2", 0, [], [], {}, {ch: 1})             # one to c2: nobody owes more
+    assert b.behind() == {} and b.wait() == []
+    alive.discard("/c1")                                # c1 dies; its two takes stay
+    b.on_ack("/srv", 0, [], [], {ch: 4}, {})
+    t0 = time.monotonic()
+    assert b.wait() == []                              # c1 dropped; the 4th forgiven
+    assert time.monotonic() - t0 >= 0.3
+    s = b.summary()
+    assert s["dropped"] == ["/c1"] and s["lost_messages"] == 1 and s["timeouts"] == 0
+    b.on_ack("/srv", 0, [], [], {ch: 5}, {})
+    assert b.behind() == {"/c2": f"{ch}: 3 of 4 processed"}    # the next one is owed again
+
+
+def test_a_busy_worker_thread_holds_the_simulation_and_is_never_forgiven():
+    b = StackBarrier(timeout_s=0.6, liveness_check_s=0.05, lost_after_s=0.1,
+                     alive=lambda: ["/ex"])
+    work = "/ex#work"
+    b.on_ack("/ex", 0, [], [], {work: 0}, {work: 0})
+    b.on_ack("/ex", 0, [], [], {work: 1}, {work: 0})      # woken: its worker runs
+    assert b.behind() == {"/ex": f"{work}: 0 of 1 processed"}
+    assert b.wait() == ["/ex"]                            # waited for, not forgiven
+    assert b.summary()["lost_messages"] == 0 and b.summary()["timeouts"] == 1
+    threading.Timer(0.05, b.on_ack, ("/ex", 0, [], [], {work: 1}, {work: 1})).start()
+    assert b.wait() == []                                 # back to waiting: caught up

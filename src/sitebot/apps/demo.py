@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import cv2
 
-from sitebot.launcher.domains import TOOL_DOMAINS, hold_domain
+from sitebot.launcher.domains import TOOL_DOMAINS, hold_domain, local_dds_env
 from sitebot.openlog import world_readers
 from sitebot.security import Authority, command_digest
 from sitebot.sim.world_loader import load_world
@@ -156,8 +156,7 @@ def main(argv: list[str]) -> int:
             print(line, flush=True)
 
     hold_domain(TOOL_DOMAINS)
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    env = {k: os.environ[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
+    env = local_dds_env()
     # every launched process logs the world files it opens (sitebot.openlog): the stack
     # must read none (the simulator plays a black-box robot)
     env["SITEBOT_OPEN_LOG"] = str(out / "world_reads")

@@ -18,7 +18,8 @@ from typing import IO, Any
 
 from sitebot.errors import SitebotError
 
-__all__ = ["DomainPool", "REGRESS_DOMAINS", "TEST_DOMAINS", "TOOL_DOMAINS", "hold_domain"]
+__all__ = ["DomainPool", "REGRESS_DOMAINS", "TEST_DOMAINS", "TOOL_DOMAINS", "hold_domain",
+           "local_dds_env", "LOCAL_DDS_KEYS"]
 
 #: the highest usable ROS 2 domain id is 232 (Fast DDS port arithmetic)
 REGRESS_DOMAINS = range(200, 233)
@@ -78,3 +79,20 @@ def hold_domain(ids: range, env: "dict[str, str] | os._Environ[str]" = os.enviro
     _held.append(handle)
     env["ROS_DOMAIN_ID"] = str(dom)
     return dom
+
+
+#: the environment of a stack that runs on this machine alone (:func:`local_dds_env`)
+LOCAL_DDS_KEYS = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE")
+
+
+def local_dds_env(env: "dict[str, str] | os._Environ[str]" = os.environ) -> dict[str, str]:
+    """Defaults for a stack that runs on this machine alone (regression and campaign runs,
+    the main job, commissioning, the tests), set in ``env`` where the caller has not set
+    them: DDS discovery on loopback only, and ``config/fastdds.xml`` for every process (large
+    frames over shared memory; participants announce every 250 ms, so a node that starts
+    next to another is seen at once rather than up to 3 s later).  Returns the keys of
+    :data:`LOCAL_DDS_KEYS` that ``env`` holds, to hand to launched processes."""
+    from sitebot.paths import data_path
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(data_path("config", "fastdds.xml")))
+    return {k: env[k] for k in LOCAL_DDS_KEYS if k in env}

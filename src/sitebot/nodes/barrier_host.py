@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
 
 from sitebot.barrier import (ACK_TOPIC, StackBarrier, is_barrier_topic, is_stamped_topic,
                              period_index)
 from sitebot.nodes.barrier_ack import HOST, QOS_ACK_READER, MessageCounter
-from sitebot.nodes.convert import to_ns, to_time
+from sitebot.nodes.convert import from_ns, to_ns, to_time
 from sitebot_interfaces.msg import BarrierAck
 
 __all__ = ["BarrierHost"]
@@ -32,7 +33,8 @@ class BarrierHost:
 
     def __init__(self, node: Node, timeout_s: float, expect: list[str] | None = None) -> None:
         self.node = node
-        self.barrier = StackBarrier(alive=self._alive, timeout_s=timeout_s, expect=expect or ())
+        self.barrier = StackBarrier(alive=self._alive, timeout_s=timeout_s, expect=expect or (),
+                                    resend_clock=self._resend_clock)
         self._clock_ns = -1
         self._due = False
         self._pids: dict[str, int] = {}
@@ -82,6 +84,13 @@ class BarrierHost:
                             [to_ns(s) for s in msg.stamps],
                             dict(zip(msg.published_topics, msg.published)),
                             dict(zip(msg.taken_topics, msg.taken)))
+
+    def _resend_clock(self) -> None:
+        """Publish the barrier's clock again (a participant lost it: module doc of
+        :mod:`sitebot.barrier`)."""
+        pub = getattr(self.node, "clock_pub", None)
+        if pub is not None and self._clock_ns >= 0:
+            pub.publish(Clock(clock=from_ns(self._clock_ns)))
 
     def _alive(self) -> list[str]:
         """Participants still running: in the ROS graph, and (on this host) their process

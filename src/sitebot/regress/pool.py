@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from sitebot.errors import SitebotError
-from sitebot.launcher.domains import REGRESS_DOMAINS, DomainPool
+from sitebot.launcher.domains import REGRESS_DOMAINS, DomainPool, local_dds_env
 from sitebot.regress.scenario import Scenario
 
 __all__ = ["RunPool", "run_dir_name", "run_spec", "execute_run", "spawn", "ended_line",
@@ -83,7 +83,8 @@ def execute_run(spec: dict, wall_limit: float, domains: DomainPool, scenario: st
     p: subprocess.Popen | None = None
     try:
         env = dict(os.environ if environ is None else environ, ROS_DOMAIN_ID=str(dom),
-                   ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
+                   PYTHONUNBUFFERED="1")
+        local_dds_env(env)
         p = spawn([sys.executable, "-m", "sitebot.regress.worker", str(run_dir / "spec.json")],
                   env)
         if on_start is not None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sitebot.errors import SitebotError
+from sitebot.launcher.domains import local_dds_env
 from sitebot.regress.metrics import compute_metrics, judge
 from sitebot.regress.prepare import missing_nodes, prepare_run
 from sitebot.regress.replay import file_sha256
@@ -75,8 +76,8 @@ def run_worker(spec: dict) -> dict[str, Any]:
     prep = prepare_run(sc, run_dir, lockstep=bool(spec.get("lockstep", False)))
     from sitebot.regress import driver  # ROS from here on
     from sitebot.bag import write_bag
-    env = {"ROS_DOMAIN_ID": os.environ.get("ROS_DOMAIN_ID", "0"),
-           "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    os.environ.setdefault("ROS_DOMAIN_ID", "0")
+    env = local_dds_env()
     run = driver.run_scenario(sc, run_dir, prep["launch_file"], prep["launch_args"], env=env,
                               progress=lambda p: _emit("progress", p),
                               log_path=run_dir / "launch.log",

@@ -49,9 +49,9 @@ SCHEMA = (
     ParamSpec("camera_height", I, 240, "image height", 16, 1080, unit="px"),
     ParamSpec("ground_truth_rate_hz", F, 20.0, "ground truth rate (evaluation only); 0 disables",
               0.0, 1000.0, unit="Hz"),
-    ParamSpec("lidar_backend", S, "pybullet",
-              "what casts the lidar's rays: 'pybullet' (rayTestBatch) or 'open3d' (Open3D "
-              "RaycastingScene: the same scans within 2 cm, several times cheaper)",
+    ParamSpec("lidar_backend", S, "open3d",
+              "what casts the lidar's rays: 'open3d' (Open3D RaycastingScene, Embree) or "
+              "'pybullet' (rayTestBatch: the same scans within 2 cm, several times dearer)",
               choices=LIDAR_BACKENDS),
     ParamSpec("scan_noise_std_m", F, 0.01, "lidar range noise (1 sigma)", 0.0, 1.0, unit="m"),
     ParamSpec("odom_slip_std", F, 0.01, "wheel odometry relative slip noise (1 sigma)", 0.0, 0.5),

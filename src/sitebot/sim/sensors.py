@@ -176,6 +176,11 @@ class Lidar:
         self._warned_self_hit = False
 
     @property
+    def collision_mask(self) -> int:
+        """The collision-filter mask its rays use: every group but the robot's own."""
+        return self._mask
+
+    @property
     def config(self) -> LidarConfig:
         return self._config
 

@@ -42,7 +42,7 @@ __all__ = ["SampleKind", "Sample", "SensorRates", "SimConfig", "RobotSpawn", "Co
 
 #: What casts each robot's lidar (SimConfig.lidar_backend): PyBullet's ``rayTestBatch``
 #: (:class:`~sitebot.sim.sensors.Lidar`) or Open3D's ``RaycastingScene``
-#: (:mod:`sitebot.sim.raycast`; same scans within 2 cm, several times cheaper).
+#: (:mod:`sitebot.sim.raycast`; same scans within 2 cm, several times cheaper: the default).
 LIDAR_BACKENDS = ("pybullet", "open3d")
 
 
@@ -114,7 +114,7 @@ class SimConfig:
     supervisor_required: bool = True  # False: the controller makes its own heartbeat
     actor_update_hz: float = 60.0  # people are placed on their paths at this rate [Hz]
     seed: int = 0
-    lidar_backend: str = "pybullet"  # one of LIDAR_BACKENDS
+    lidar_backend: str = "open3d"  # one of LIDAR_BACKENDS
 
     def __post_init__(self) -> None:
         if not (1e-4 <= self.time_step_s <= 0.05):
@@ -413,6 +413,12 @@ class SiteSimulation:
             return self.robots[name]
         except KeyError:
             raise SimulationError(f"no robot '{name}'; robots: {sorted(self.robots)}") from None
+
+    def ask_to_pass(self, name: str = "") -> None:
+        """Robot ``name`` asks the people near it to let it pass (its speaker): people who
+        yield and stand in its way step aside (:class:`sitebot.sim.people.Crowd`)."""
+        bp = self.robot(name).body.base_pose()
+        self.scene.crowd.hear(bp.x_m, bp.y_m, self.time_s)
 
     # ------------------------------------------------------------------ truth
     def ground_truth(self, name: str = "") -> GroundTruth:

@@ -422,12 +422,11 @@ def _fiducial_position(f: Any) -> tuple[float, float, float]:
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
     import json
-    import os
     import shutil
 
     from sitebot.commissioning.build import build_from_bag
     from sitebot.commissioning.newsite import adopt_survey, new_bundle
-    from sitebot.launcher.domains import TOOL_DOMAINS, hold_domain
+    from sitebot.launcher.domains import TOOL_DOMAINS, hold_domain, local_dds_env
     from sitebot.sim.world_loader import load_world
     from sitebot.site.bundle import load_bundle
 
@@ -444,8 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     hold_domain(TOOL_DOMAINS)
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    env = {k: os.environ[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
+    env = local_dds_env()
     world = load_world(a.world)            # the judge's ground truth (and the operator's eyes)
     shipped = load_bundle(a.world)
     start = shipped.initial_pose("")

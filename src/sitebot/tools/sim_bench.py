@@ -45,7 +45,7 @@ def _core_run(world: str, camera: bool, sim_seconds: float, lidar_backend: str
 
 
 def bench_core(world: str, camera: bool, sim_seconds: float, repeats: int = 1,
-               lidar_backend: str = "pybullet") -> float:
+               lidar_backend: str = "open3d") -> float:
     """Median real-time factor of SiteSimulation.step() over ``sim_seconds``."""
     return statistics.median(_core_run(world, camera, sim_seconds, lidar_backend)[0]
                              for _ in range(repeats))
@@ -92,7 +92,7 @@ print(count[0])
 
 
 def bench_node(world: str, camera: bool, wall_seconds: float,
-               lidar_backend: str = "pybullet") -> tuple[float, int]:
+               lidar_backend: str = "open3d") -> tuple[float, int]:
     """Real-time factor of the simulator node (publishing over DDS) and messages received
     by a subscriber in another process over the same wall time."""
     import rclpy
@@ -137,7 +137,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--wall-seconds", type=float, default=8.0, help="per node measurement")
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--lidar-backend", choices=("pybullet", "open3d", "compare"),
-                    default="pybullet", help="the simulator's lidar_backend; 'compare': "
+                    default="open3d", help="the simulator's lidar_backend; 'compare': "
                     "core only, both side by side")
     ap.add_argument("--repeats", type=int, default=3, help="runs per figure with 'compare'")
     a = ap.parse_args(argv)

@@ -110,10 +110,13 @@ def _camera_seg(sim, rig):
 
 
 def _lidar_visible(sim, rig, actor_ids: dict[str, int]) -> dict[str, int]:
-    """Beams (noise free) that hit each actor's body first."""
+    """Beams (noise free) that hit each actor's body first (PyBullet's rays, whatever casts
+    the simulated scans: the judge's own view of the world)."""
     import pybullet as pb
-    lid = rig.lidar
+
+    from sitebot.sim.sensors import Lidar
     link = rig.body.link_index("laser_link")
+    lid = Lidar(sim.client_id, rig.body.body_id, link, rig.lidar.config)
     st = pb.getLinkState(rig.body.body_id, link, computeForwardKinematics=True,
                          physicsClientId=sim.client_id)
     o = np.asarray(st[4])
@@ -121,7 +124,7 @@ def _lidar_visible(sim, rig, actor_ids: dict[str, int]) -> dict[str, int]:
     a = lid.config.angles_rad() + yaw
     d = np.column_stack([np.cos(a), np.sin(a), np.zeros_like(a)])
     hits = pb.rayTestBatch(np.broadcast_to(o, d.shape).tolist(),
-                           (o + d * 6.0).tolist(), collisionFilterMask=lid._mask,
+                           (o + d * 6.0).tolist(), collisionFilterMask=lid.collision_mask,
                            physicsClientId=sim.client_id)
     body = np.array([h[0] for h in hits])
     return {aid: int((body == bid).sum()) for aid, bid in actor_ids.items()}
