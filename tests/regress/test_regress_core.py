@@ -372,7 +372,10 @@ def test_runs_are_ordered_longest_first():
 
 
 def test_executor_results_become_mission_outcomes():
-    from sitebot.regress.driver import _plan_outcome
+    from sitebot.regress.plan_msgs import OUTCOME_DECLINED
+    from sitebot.regress.plan_msgs import plan_outcome as _plan_outcome
+    from sitebot_interfaces.msg import StepOutcome
+    assert OUTCOME_DECLINED == StepOutcome.OUTCOME_DECLINED == 4
     ok, failed, declined = {"outcome": 1}, {"outcome": 2}, {"outcome": 4}
     assert _plan_outcome(0, [ok, ok]) == "succeeded"
     assert _plan_outcome(2, [ok, declined]) == "declined"      # aborted by the answer "no"

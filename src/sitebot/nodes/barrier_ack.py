@@ -9,8 +9,8 @@ node acknowledges on ``/sim/barrier_ack`` what it has processed (``/clock`` once
 period, every barrier-topic message).  The node's code is not touched: the same node runs on
 a robot, in a paced simulation and in lockstep.
 
-Only subscriptions that exist when the node is built take part (every sitebot node makes
-its subscriptions in its constructor).
+Only entities that exist when the node is built take part (every sitebot node makes them in
+its constructor); actions and worker threads: :mod:`sitebot.nodes.barrier_work`.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import socket
 import threading
 from typing import Any, Callable
 
+from rclpy.action import ActionServer
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile
 
@@ -27,6 +28,7 @@ from sitebot.barrier import is_barrier_topic, is_stamped_topic, period_index
 from sitebot.config.params import EVERY_NODE_PARAMS
 from sitebot.nodes.common import QOS_LATCHED
 from sitebot.nodes.convert import from_ns, to_ns
+from sitebot.nodes.barrier_work import count_actions
 from sitebot.nodes.executors import wake_timer
 from sitebot_interfaces.msg import BarrierAck
 
@@ -55,15 +57,15 @@ class MessageCounter:
 
     def __init__(self, node: Node, on_clock: Callable[[Any], None] | None,
                  on_done: Callable[[str, Any, int], None]) -> None:
-        self.lock = threading.RLock()
+        self.lock, self.in_flight = threading.RLock(), 0
         self.published: dict[str, int] = {}
         self.taken: dict[str, int] = {}
-        self.in_flight = 0
         self._subs: dict[str, list[Any]] = {}
         self._matched: set[str] = set()
         self._on_done = on_done
         self._after_publish: Callable[[], None] = lambda: None
         self.on_publish: Callable[[str, Any], None] | None = None
+        self.polls: list[Callable[[], None]] = []    # after each callback, before its ack
         for pub in list(node.publishers):
             if pub.topic_name not in UNCOUNTED:
                 self.published[pub.topic_name] = 0
@@ -79,6 +81,39 @@ class MessageCounter:
                 sub.callback = self._wrap(sub.callback, topic, None, with_info=info)
         for timer in list(node.timers):
             timer.callback = self._wrap(timer.callback, "timer", None, timer)
+
+    # -------------------------------------------- channels (sitebot.nodes.barrier_work)
+    def declare(self, name: str, sent: bool) -> None:
+        """A channel this node sends on (``sent``) or takes from, owed from now on."""
+        with self.lock:
+            (self.published if sent else self.taken).setdefault(name, 0)
+            if not sent:
+                self._matched.add(name)
+
+    def count_sent(self, name: str) -> None:
+        self._count(self.published, name)
+
+    def count_taken(self, name: str) -> None:
+        self._count(self.taken, name)
+
+    def _count(self, counts: dict[str, int], name: str) -> None:
+        with self.lock:
+            counts[name] += 1
+            idle = self.in_flight == 0
+        if idle:                          # outside a callback (a worker thread)
+            self._after_publish()
+
+    def callback_done(self, kind: str, taken: Any = ()) -> None:
+        """The end of a callback that :meth:`_wrap` does not wrap (an action's waitable,
+        which counted ``in_flight`` up itself): ``taken`` counted, polls, the ack."""
+        with self.lock:
+            self.in_flight -= 1
+            for name in taken:
+                self.taken[name] += 1
+            left = self.in_flight
+        for poll in self.polls:
+            poll()
+        self._on_done(kind, None, left)
 
     def _counted_publish(self, inner: Callable[[Any], None], topic: str):
         def publish(msg: Any) -> None:
@@ -109,6 +144,8 @@ class MessageCounter:
                     if kind in counter.taken:
                         counter.taken[kind] += 1
                     left = counter.in_flight
+                for poll in counter.polls:        # (before the ack that may follow)
+                    poll()
                 if first is not None:
                     first(args[0])
                 counter._on_done(kind, item if item is not None else
@@ -161,6 +198,13 @@ class BarrierAcker:
                 self._stamps[sub.topic_name] = -1
         self.counter = MessageCounter(node, self._on_clock, self._on_done)
         self.counter._after_publish = self._after_publish
+        count_actions(node, self.counter)
+        gate = getattr(node, "worker_gate", None)     # a node with a worker thread
+        if gate is not None:
+            gate.bind(node, self.counter)
+        # an action server's goal runs as a coroutine that a timer resumes: the clock is
+        # acknowledged one executor cycle later, after the coroutine's turn (its result)
+        self._defer = any(isinstance(w, ActionServer) for w in node.waitables)
         self._pub = node.create_publisher(BarrierAck, "/sim/barrier_ack", QOS_LATCHED)
         self._wake_up = wake_timer(node, self.publish)   # (no guard condition: events executor)
         self._name = node.get_fully_qualified_name()
@@ -189,7 +233,7 @@ class BarrierAcker:
                     or self._acked_clock_ns == self._clock_ns:
                 return
             self._acked_clock_ns = self._clock_ns
-        self.publish()
+        self._wake() if self._defer else self.publish()
 
     def _on_done(self, kind: str, item: Any, in_flight: int) -> None:
         send = False
@@ -209,7 +253,7 @@ class BarrierAcker:
                 # callbacks ready in it (the wake timer runs after them)
                 self._wake()
         if send:
-            self.publish()
+            self._wake() if self._defer and kind == "timer" else self.publish()
 
     def _after_publish(self) -> None:
         if self._waiting:

@@ -13,7 +13,6 @@ with its key, its audit file (``<out_dir>/authority_audit.jsonl``) and its log.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -33,6 +32,7 @@ from sitebot.executor.authority import KEY_PARAM, ExecutorAuthority, steps_diges
 from sitebot.executor.ports import PortsConfig, TrackedPorts
 from sitebot.executor.types import plan_from_fields
 from sitebot.nodes import convert, convert_images
+from sitebot.nodes.barrier_work import WorkerGate
 from sitebot.safety.audit import AuditLog
 from sitebot.security import Authority
 from sitebot.types import rpy_to_quaternion
@@ -102,6 +102,8 @@ class RosPorts(TrackedPorts):
                          dataclass_from_params(PortsConfig, node.p), node.approach_cfg,
                          node.p["pause_limit_s"])
         self.node = node
+        # the plan thread's waits; the node's barrier participant binds it (barrier_work)
+        self.gate = node.worker_gate = WorkerGate()
         self.image: Image | None = None
         self.active_goal = None
 
@@ -110,12 +112,16 @@ class RosPorts(TrackedPorts):
 
     def sleep(self, seconds: float) -> None:
         """Wait *seconds* of node time (simulated time in simulation); gives up after a
-        generous wall-clock bound so that a stopped clock cannot hang the executor."""
+        generous wall-clock bound so that a stopped clock cannot hang the executor.  In
+        lockstep the wait ends at the node's first clock at or past the end, and the
+        simulation waits for this thread to wait again (sitebot.nodes.barrier_work)."""
         t_end = self.now() + seconds
-        wall_end = time.monotonic() + max(1.0, 20.0 * seconds)
-        while self.now() < t_end and time.monotonic() < wall_end and rclpy.ok(
-                context=self.node.context):
-            time.sleep(0.01)
+        self.gate.wait_until(lambda: self.now() >= t_end or not rclpy.ok(
+            context=self.node.context), max(1.0, 20.0 * seconds))
+
+    def set_image(self, msg: Image) -> None:
+        """The camera's newest image (saved by :meth:`save_image`)."""
+        self.image = msg
 
     def log(self, message: str) -> None:
         self.node.get_logger().info(message)
@@ -136,19 +142,15 @@ class RosPorts(TrackedPorts):
         self.active_goal = handle
         try:
             res_fut = handle.get_result_async()
-            done = _done_event(res_fut)
             t_end = self.now() + timeout_s
-            wall_end = time.monotonic() + max(30.0, 20.0 * timeout_s)
-            while not res_fut.done():
+            self.gate.wait_until(lambda: res_fut.done() or self.cancel.is_set()
+                                 or self.now() > t_end, max(30.0, 20.0 * timeout_s))
+            if not res_fut.done():
+                handle.cancel_goal_async()
+                self._wait(res_fut, 5.0)
                 if self.cancel.is_set():
-                    handle.cancel_goal_async()
-                    self._wait(res_fut, 5.0)
                     return MotionResult("canceled", "plan canceled")
-                if self.now() > t_end or time.monotonic() > wall_end:
-                    handle.cancel_goal_async()
-                    self._wait(res_fut, 5.0)
-                    return MotionResult("timeout", f"{what} took longer than {timeout_s:g} s")
-                done.wait(0.01)            # at once when the result comes
+                return MotionResult("timeout", f"{what} took longer than {timeout_s:g} s")
             wrapped = res_fut.result()
         finally:
             self.active_goal = None
@@ -159,10 +161,9 @@ class RosPorts(TrackedPorts):
             return MotionResult("canceled", result.reason)
         return MotionResult(codes.get(result.code, "aborted"), result.reason)
 
-    @staticmethod
-    def _wait(fut, wall_s: float) -> None:
-        """Until ``fut`` is done (woken by it, not by polling) or ``wall_s`` have passed."""
-        _done_event(fut).wait(wall_s)
+    def _wait(self, fut, wall_s: float) -> None:
+        """Until ``fut`` is done or ``wall_s`` have passed."""
+        self.gate.wait_until(fut.done, wall_s)
 
     def navigate(self, place_id: str, timeout_s: float) -> MotionResult:
         goal = NavigateToPlace.Goal(place_id=place_id)
@@ -219,12 +220,3 @@ class RosPorts(TrackedPorts):
         if g is not None:
             g.cancel_goal_async()
         self._drive(0.0)
-
-
-def _done_event(fut) -> threading.Event:
-    """An event set when the rclpy future ``fut`` is done (at once if it is)."""
-    event = threading.Event()
-    fut.add_done_callback(lambda _: event.set())
-    if fut.done():
-        event.set()
-    return event

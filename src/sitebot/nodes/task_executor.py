@@ -86,10 +86,9 @@ class TaskExecutorNode(Node):
         self.cancel_event = threading.Event()
         self.busy = threading.Lock()
         self.mission = MissionLog(self.p["out_dir"])
-        self.ports = RosPorts(self)
+        self.ports = RosPorts(self)           # (and self.worker_gate: the plan thread's waits)
         self.authority = executor_authority(self)
         self.runner = PlanRunner(self.registry, self.ports, self.config, self.authority.authorised)
-
         self.nav_client = ActionClient(self, NavigateToPlace, "navigate_to_place")
         self.arm_client = ActionClient(self, MoveArm, "move_arm")
         self.cmd_pub = self.create_publisher(TwistStamped, "cmd_vel_in", QOS_COMMAND)
@@ -103,7 +102,7 @@ class TaskExecutorNode(Node):
                 (Odometry, "odometry/filtered", self.on_filtered, QOS_STATE),
                 (Odometry, "odom", self.on_odom, QOS_STATE),
                 (LaserScan, "scan", self.on_scan, QOS_SENSOR),
-                (Image, "camera/color/image_raw", self.on_image, QOS_SENSOR),
+                (Image, "camera/color/image_raw", self.ports.set_image, QOS_SENSOR),
                 (GaugeReading, "gauges", self.on_gauge, QOS_SENSOR),
                 (FiducialDetectionArray, "fiducials", self.on_fiducials, QOS_SENSOR),
                 (ObstacleArray, "obstacles", self.on_obstacles, QOS_SENSOR),
@@ -111,16 +110,15 @@ class TaskExecutorNode(Node):
                 (TaskCommand, "task/confirm", self.on_confirm, QOS_COMMAND),
                 (TaskPlan, "task/plan", self.on_plan, QOS_COMMAND)):
             self.create_subscription(typ, topic, fn, qos)
-        self.server = ActionServer(self, ExecutePlan, "execute_plan",
-                                   execute_callback=self.execute_cb,
+        self.server = ActionServer(self, ExecutePlan, "execute_plan", self.execute_cb,
                                    goal_callback=self.goal_cb, cancel_callback=self.cancel_cb)
         self.get_logger().info(
             f"task executor on site '{self.registry.site}' (pose: {self.p['pose_source']}, "
             f"arm: {'on' if self.p['use_arm'] else 'off'})")
 
     def _on_params(self, changed: dict) -> None:
-        """The ports' and the report folder's parameters follow a change at once (they
-        were always read where used); the rest take effect at the next start."""
+        """The ports' and the report folder's parameters follow a change at once; the rest
+        take effect at the next start."""
         self.ports.config = dataclass_from_params(PortsConfig, self.p)
         self.ports.pause_limit_s = self.p["pause_limit_s"]
         self.mission.out_dir = Path(self.p["out_dir"])
@@ -164,9 +162,6 @@ class TaskExecutorNode(Node):
         self.ports.update_scan(FrontScan(self.ports.now(), msg.ranges, msg.angle_min,
                                          msg.angle_increment, msg.range_max,
                                          self.laser_pose[frame]))
-
-    def on_image(self, msg: Image) -> None:
-        self.ports.image = msg
 
     def on_gauge(self, msg: GaugeReading) -> None:
         self._guard("gauges", self._gauge, msg)
@@ -212,8 +207,9 @@ class TaskExecutorNode(Node):
         if not self.busy.acquire(blocking=False):
             self.event(f"plan {plan.plan_id} refused: another plan is running")
             return
+        self.worker_gate.hold()           # released by the plan's thread when it ends
         threading.Thread(target=self._run_locked, daemon=True,
-                         args=(*self.authority.admit(plan, False, ""), None)).start()
+                         args=(*self.authority.admit(plan, False, ""), None, True)).start()
 
     # -- action -------------------------------------------------------------------------
     def goal_cb(self, goal) -> GoalResponse:
@@ -250,7 +246,11 @@ class TaskExecutorNode(Node):
         # the plan runs in its own thread (skills block on actions); this coroutine awaits it
         req = goal_handle.request
         admitted = self.authority.admit(plan, bool(req.confirmed), req.authority)
-        res = await in_thread(self._run_locked, *admitted, feedback)
+        self.worker_gate.hold()           # the plan's thread runs: a simulation waits for it
+        try:
+            res = await in_thread(self._run_locked, *admitted, feedback)
+        finally:                          # released once this coroutine has the result
+            self.worker_gate.release()
         result.code, result.reason = int(res.code), res.reason
         stamp = self.get_clock().now().to_msg()
         result.steps = [outcome_msg(s, stamp) for s in res.steps]
@@ -265,8 +265,9 @@ class TaskExecutorNode(Node):
     def _status(self, status: dict) -> None:
         self.status_pub.publish(String(data=json.dumps(status)))
 
-    def _run_locked(self, plan: Plan, confirmed: bool, feedback) -> ExecutionResult:
-        """Run *plan* (the caller holds ``busy``) and write its report."""
+    def _run_locked(self, plan: Plan, confirmed: bool, feedback,
+                    release: bool = False) -> ExecutionResult:
+        """Run *plan* (the caller holds ``busy`` and the worker gate) and write its report."""
         try:
             self.cancel_event.clear()
             self.mission.begin(plan, self.ports.now(), time.monotonic())
@@ -283,6 +284,8 @@ class TaskExecutorNode(Node):
             return res
         finally:
             self.busy.release()
+            if release:
+                self.worker_gate.release()
 
     def event(self, text: str) -> None:
         self.mission.event(self.ports.now(), text)

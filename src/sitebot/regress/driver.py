@@ -10,7 +10,9 @@ Sequence: the simulator starts paused; once every node of the launch is in the R
 moment of every run. While running, the driver reacts to ``/clock`` (100 Hz sim time):
 scripted ``cmd_vel_in`` (mission ``drive``), runner faults due at their sim time or
 condition, and conditional simulator faults (sent on ``sim/fault``). In lockstep runs the
-driver is a participant of the simulator's barrier (:mod:`sitebot.barrier`).
+driver is a participant of the simulator's barrier (:mod:`sitebot.barrier`), and its
+mission and fault decisions run in its ``/clock`` callback, at the same simulated instants
+whatever the machine's load.
 
 The driver acts as the site's operator tools do: its instructions, plans, confirmations,
 resets and mode changes carry assertions signed with the run's authority key (the default
@@ -42,14 +44,19 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool
 
 from sitebot.nodes.barrier_ack import BarrierAcker
+from sitebot.nodes.barrier_work import count_actions
 from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE
 from sitebot.nodes.executors import make_executor, spin_once
+from sitebot.regress.plan_msgs import plan_dict as _plan_dict
+from sitebot.regress.plan_msgs import plan_outcome as _plan_outcome
+from sitebot.regress.plan_msgs import step_outcome as _step_outcome
+from sitebot.regress.plan_msgs import steps_digest as _steps_digest
 from sitebot.regress.prepare import RUN_EXECUTOR
 from sitebot.regress.scenario import FaultSpec, Scenario
-from sitebot.security import Authority, AuthorityError, command_digest, plan_digest
+from sitebot.security import Authority, AuthorityError, command_digest
 from sitebot.types import quaternion_to_yaw, yaw_to_quaternion
-from sitebot_interfaces.msg import (ControllerStatus, SafetyState, StepOutcome, TaskCommand,
-                                    TaskPlan, TaskStep, TrackedPersonArray)
+from sitebot_interfaces.msg import (ControllerStatus, SafetyState, TaskCommand, TaskPlan,
+                                    TaskStep, TrackedPersonArray)
 from sitebot_interfaces.srv import SafetyRequest
 
 __all__ = ["run_scenario", "RECORDED", "decode_records"]
@@ -105,6 +112,9 @@ class _Driver:
         self.confirm_requests: list[dict] = []      # executor task/confirmation_request
         self.clock_count = 0
         self.drive_on = False
+        #: the scripted operator's decisions (mission, faults), run at each /clock in
+        #: lockstep, so that they fall on the same simulated instant whatever the load
+        self.on_tick: Callable[[], None] | None = None
         self._drive_t = -math.inf                   # sim time of the last scripted output
         n = self.node
         for topic, (_, cls, qos) in RECORDED.items():
@@ -186,6 +196,8 @@ class _Driver:
         if self.sim_t - self._drive_t >= 0.02 - 1e-6 or self.sim_t < self._drive_t:
             self._drive_t = self.sim_t
             self._drive(msg)
+        if self.on_tick is not None and self.sim_t >= 0.0:
+            self.on_tick()
 
     def _drive(self, clock: Clock) -> None:
         if self.estop_held is not None:
@@ -423,39 +435,6 @@ class _Mission:
             self.fut = None
 
 
-def _steps_digest(plan: TaskPlan) -> str:
-    return plan_digest((s.skill, dict(zip(s.arg_names, s.arg_values))) for s in plan.steps)
-
-
-def _plan_outcome(code: int, steps: list[dict]) -> str:
-    """The mission outcome of an ExecutePlan result: a declined confirmation is its own
-    outcome (the plan is aborted by the executor, on purpose)."""
-    if any(s.get("outcome") == StepOutcome.OUTCOME_DECLINED for s in steps):
-        return "declined"
-    return {0: "succeeded", 1: "failed", 2: "aborted", 3: "canceled",
-            4: "refused"}.get(code, "failed")
-
-
-def _plan_dict(p: TaskPlan) -> dict:
-    steps = [{"skill": s.skill, "args": dict(zip(s.arg_names, s.arg_values))} for s in p.steps]
-    return {"status": int(p.status), "reason": p.reason, "question": p.question, "steps": steps}
-
-
-def _step_outcome(s: Any) -> dict:
-    out = {}
-    for k in s.get_fields_and_field_types():
-        v = getattr(s, k)
-        flat = isinstance(v, (list, tuple)) and all(isinstance(x, (str, int, float)) for x in v)
-        if flat or isinstance(v, (str, int, float, bool)):
-            out[k] = list(v) if flat else v
-    out["skill"] = s.step.skill
-    out["args"] = dict(zip(s.step.arg_names, s.step.arg_values))
-    out["readings"] = [{"asset_id": r.asset_id, "valid": bool(r.valid), "value": float(r.value),
-                        "unit": r.unit, "confidence": float(r.confidence),
-                        "failure_reason": r.failure_reason} for r in s.readings]
-    return out
-
-
 class _Faults:
     """Runner faults and conditional simulator faults."""
 
@@ -598,6 +577,8 @@ def run_scenario(sc: Scenario, out_dir: Path, launch_file: str, launch_args: dic
             expected = [n.name for n in h.description.processes]
             deadline = t_wall0 + min(sc.wall_limit, 120.0)
             mission = _Mission(drv, sc, h, out_dir)
+            if drv.acker is not None:             # its action client takes part too
+                count_actions(drv.node, drv.acker.counter)
             while not _graph_ready(drv, expected, mission):
                 if h.failed or time.monotonic() > deadline:
                     aborted = ("a process died during start-up: " + ", ".join(h.failed)
@@ -616,11 +597,13 @@ def run_scenario(sc: Scenario, out_dir: Path, launch_file: str, launch_args: dic
                 run_wall0 = time.monotonic()
                 drv.event("started", startup_wall_s=round(startup, 2))
                 mission.start()
+                if lockstep:
+                    drv.on_tick = lambda: (faults.poll(), mission.poll())
                 last_progress = 0.0
                 wall_end = t_wall0 + sc.wall_limit
                 while True:
                     now = time.monotonic()
-                    if drv.sim_t >= 0.0:             # the first /clock after unpausing
+                    if drv.sim_t >= 0.0 and not lockstep:   # (lockstep: at each /clock)
                         faults.poll()
                         mission.poll()
                     unexpected = [n for n in h.failed if n not in faults.killed]
