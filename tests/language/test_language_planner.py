@@ -167,6 +167,25 @@ def test_grounding_margin_asks_instead_of_choosing(sub):
     assert r.status == "one" and r.ids == ["t2_oil_temp_gauge"]
 
 
+def test_an_id_read_as_words_grounds_exactly_but_never_over_a_name():
+    """"The cart park" is how people say ``cart_park`` (a campaign found the planner asking
+    back on it: its names are "cart parking spot" and aliases, and the embedding margin was
+    0.08 exactly). An id read as words is an exact name, below every real name and alias."""
+    dc = planner_for("datacentre")
+    r = dc.offline.g.ground("the cart park", ("place",))
+    assert r.status == "one" and r.ids == ["cart_park"] and r.method == "exact"
+    ans = dc.plan("bring the label printer to the cart park", "operator")
+    assert ans.status == "ok" and steps(ans)[-1] == "place(cart_park)"
+    registry = parse_registry({
+        "site": "s", "frame": "map",
+        "places": [{"id": "north_gate", "name": "yard entrance", "pose": [0, 0, 0]},
+                   {"id": "gate_b", "name": "north gate", "pose": [5, 0, 0]}]})
+    from sitebot.language.grounding import Grounder
+    g = Grounder(registry)
+    assert g.ground("north gate", ("place",)).ids == ["gate_b"]     # the name, not the id
+    assert g.ground("gate b", ("place",)).ids == ["gate_b"]
+
+
 # ------------------------------------------------------------------ LLM proposer
 class _FakeLLM(BaseHTTPRequestHandler):
     """Test double of an OpenAI-compatible chat-completions endpoint (127.0.0.1)."""

@@ -8,8 +8,10 @@ import copy
 import math
 
 import numpy as np
+import pytest
 
-from sitebot.navigation.behaviour import BehaviourConfig, Goal, Navigator, SafetyInput
+from sitebot.navigation.behaviour import (PASS_REQUEST, BehaviourConfig, Goal, Navigator,
+                                          SafetyInput)
 from sitebot.navigation.controller import ControllerConfig, RegulatedPurePursuit
 from sitebot.navigation.costmap import INSCRIBED, Costmap, CostmapConfig
 from sitebot.navigation.planner import GlobalPlanner
@@ -40,7 +42,7 @@ def wall(cm: Costmap, x: float, y0: float, y1: float, t: float) -> None:
 class Run:
     def __init__(self, nav: Navigator, cm: Costmap, pose, t0: float = 0.0) -> None:
         self.nav, self.cm, self.pose, self.t = nav, cm, list(pose), t0
-        self.traj, self.states, self.cmds = [], [], []
+        self.traj, self.states, self.cmds, self.said = [], [], [], []
 
     def go(self, t_end: float, hook=None, safety=lambda t: SafetyInput(), people=()):
         while self.t < t_end:
@@ -51,6 +53,8 @@ class Run:
             self.states.append((self.t, out.state))
             self.cmds.append((self.t, out.v, out.w, tuple(self.pose)))
             self.traj.append(tuple(self.pose))
+            if out.say:
+                self.said.append((round(self.t, 2), out.say))
             if out.outcome is not None:
                 return out
             self.pose[0] += out.v * math.cos(self.pose[2]) * DT
@@ -161,6 +165,29 @@ def test_protective_stop_pauses_without_counting_as_blocked():
     paused = [c for c in run.cmds if 3.0 <= c[0] < 33.0]
     assert all(c[1] == 0.0 and c[2] == 0.0 for c in paused)
     assert {s for t, s in run.states if 3.0 <= t < 33.0} == {"paused"}
+
+
+def test_a_person_who_holds_the_robot_is_asked_to_let_it_pass():
+    """Held by a person: asked after ask_after_s, then every ask_every_s while the hold lasts;
+    a new hold starts the count again; a stop for another reason asks nobody."""
+    cm = corridors()
+    nav = navigator(cm, protective_stop_timeout_s=60.0, ask_after_s=3.0, ask_every_s=10.0)
+    nav.start(Goal(9.0, 1.0, 0.0), 0.0)
+    run = Run(nav, cm, (1.0, 1.0, 0.0))
+    held = ("person_in_protective_field", "slow_zone")
+    restart = ("person_restart_delay",)
+    stop = lambda t: (SafetyInput(2, 0.0, held) if 2.0 <= t < 20.0 else
+                      SafetyInput(2, 0.0, restart) if 20.0 <= t < 30.0 else
+                      SafetyInput(2, 0.0, ("scan_stale",)) if 31.0 <= t < 50.0 else
+                      SafetyInput(2, 0.0, held) if 52.0 <= t < 56.0 else SafetyInput())
+    out = run.go(300.0, safety=stop)
+    assert out is not None and out.outcome.code == "succeeded", out
+    times = [t for t, _ in run.said]
+    # 2 s + 3 s, then every 10 s while a person holds it (the restart delay is a person too);
+    # nothing for the stale scan; the hold from 52 s asks again after its own 3 s
+    assert times == pytest.approx([5.0, 15.0, 25.0, 55.0], abs=2.5 * DT), run.said   # (ticks)
+    assert {w for _, w in run.said} == {PASS_REQUEST}
+    assert all(c[1] == 0.0 and c[2] == 0.0 for c in run.cmds if 2.0 <= c[0] < 30.0)
 
 
 def test_a_protective_stop_that_lasts_is_bounded():

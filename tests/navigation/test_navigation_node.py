@@ -184,7 +184,7 @@ def test_filter_pose_source_drives_from_odometry_filtered():
     ot.start()
     try:
         probe.wait_for(lambda: node.filter_pose is not None, 10, "filtered pose")
-        assert node.pose(node.now()) == pytest.approx((-11.0, -8.0, math.pi / 2))
+        assert node.stack.frames.pose(node.now()) == pytest.approx((-11.0, -8.0, math.pi / 2))
         node.on_goal_pose(pose(-11.0, -6.5, math.pi / 2))
         probe.wait_for(lambda: any(m.twist.linear.x > 0.05 for _, m in probe.get("cmd_vel_in")),
                        10, "forward command toward the goal 1.5 m north")

@@ -100,7 +100,7 @@ def test_parameters_become_the_parts_configs():
     with pytest.raises(ConfigError, match="people_timeout_s"):
         navigation_config_from_params({"people_timeout_s": 0.0})
     names = [s.name for s in SCHEMA]
-    assert len(names) == len(set(names)) == 56
+    assert len(names) == len(set(names)) == 59
     assert {"escape_margin_m", "pose_abort_s", "people_timeout_s", "stop_hold_s"} <= set(names)
 
 

@@ -95,3 +95,58 @@ def test_the_crowd_is_deterministic():
     logs = [[(t, st) for t, st, _ in _walk(Crowd(OPEN), actors, lambda t: [(5.0, 1.0)], 12.0)]
             for _ in range(2)]
     assert logs[0] == logs[1]
+
+
+def test_a_person_who_ended_their_walk_by_a_robot_makes_way_only_when_asked():
+    """In an aisle too narrow to step round a robot (walls at |y| = 0.7 m), a worker finishes
+    a walk and a robot comes to rest 0.6 m ahead of them: inside the supervisor's protective
+    field. Unasked, they stand there; asked (the robot's speaker), they step straight away
+    along the aisle to the pass distance plus MAKE_WAY_M, at walking pace, and stand. Someone
+    who does not yield, or out of earshot, stays; walled in at a dead end, nobody moves."""
+    need = ROBOT_EXTENT_M + 0.25 + Crowd.ROBOT_MARGIN_M + Crowd.MAKE_WAY_M     # 1.45 m
+    aisle = (lambda x, y: 0.7 - abs(y))
+    worker = ActorSpec("w", ((-3.0, 0.0), (0.9, 0.0)), 1.0, loop=False, radius_m=0.25)
+    stubborn = ActorSpec("s", ((-3.0, 0.3), (1.5, 0.3)), 0.5, loop=False, radius_m=0.25,
+                         yields=False, start_delay_s=0.5)
+    far = ActorSpec("f", ((9.0, 0.0), (6.1, 0.0)), 1.0, loop=False, radius_m=0.25)
+    # the robot comes up after they stopped and rests 0.6 m ahead of the worker; they step
+    # aside as far as the aisle allows (0.45 m), which is not far enough
+    robot = lambda t: [(1.5, 0.0) if t > 5.0 else (1.5, -6.0)]              # noqa: E731
+    crowd = Crowd(aisle)
+    actors = [worker, far]
+    log = _walk(crowd, actors, robot, 8.0)
+    w0 = log[-1][1]["w"]                 # stepped aside as far as the wall lets them: stuck
+    assert (w0.x, w0.y) == pytest.approx((0.9, -0.45)) and w0.vx == w0.vy == 0.0
+    assert math.hypot(w0.x - 1.5, w0.y) < 0.8
+    crowd.hear(1.5, 0.0, 8.0)
+    t, moved = 8.0, []
+    while t < 12.0 - 1e-9:
+        t += DT
+        moved.append((t, {s.id: s for s in crowd.step(t, actors, robot(t))}))
+    end = moved[-1][1]
+    assert math.hypot(end["w"].x - 1.5, end["w"].y) == pytest.approx(need, abs=0.02)
+    assert all(abs(st["w"].y) <= 0.45 + 1e-9 for _, st in moved)   # never into a wall
+    assert end["w"].x < 0.9                                          # back along the aisle
+    reached = min(t for t, st in moved if math.hypot(st["w"].x - 1.5, st["w"].y) >= need - 0.02)
+    assert reached - 8.0 < 2.0 * (need - 0.75) / Crowd.SIDESTEP_MPS  # at walking pace
+    assert end["w"].vx == end["w"].vy == 0.0                        # and stands there
+    assert (end["f"].x, end["f"].y) == pytest.approx((6.1, 0.0))     # 4.6 m: not in the way
+
+    # who does not yield keeps to the script, asked or not
+    crowd = Crowd(aisle)
+    log = _walk(crowd, [stubborn], lambda t: [(2.0, 0.0)], 12.0)
+    crowd.hear(2.0, 0.0, 12.0)
+    st = crowd.step(13.0, [stubborn], [(2.0, 0.0)])[0]
+    assert (st.x, st.y) == pytest.approx((1.5, 0.3))
+
+    # a dead end behind them (x < 0.6) and the aisle's walls: nowhere far enough to go; they
+    # never step into a wall
+    dead_end = (lambda x, y: min(0.7 - abs(y), x - 0.6))
+    crowd = Crowd(dead_end)
+    worker2 = ActorSpec("w", ((0.9, 0.0), (0.9, 0.0)), 1.0, loop=False, radius_m=0.25)
+    _walk(crowd, [worker2], robot, 6.0)
+    crowd.hear(1.5, 0.0, 6.0)
+    path = [crowd.step(6.0 + k * DT, [worker2], [(1.5, 0.0)])[0] for k in range(1, 100)]
+    assert all(dead_end(p.x, p.y) >= 0.25 - 1e-9 for p in path)
+    assert all(math.hypot(p.x - 1.5, p.y) < 0.8 for p in path)
+    assert path[-1].vx == path[-1].vy == 0.0

@@ -3,7 +3,9 @@
 For one registry, :class:`Grounder` indexes every entity's names and aliases and answers
 ``ground(phrase, types)`` in stages, stopping at the first that decides:
 
-1. **exact**: the phrase equals a name or alias after normalization;
+1. **exact**: the phrase equals a name or alias after normalization, or an entity's id read
+   as words ("the cart park" for ``cart_park``: the id is what the site's own drawings and
+   work orders call it), where no name or alias of another entity says the same;
 2. **contains**: the entities whose names (with their kind word, singular forms, number
    words as digits) contain every content word of the phrase; designators (tokens with a
    digit, single-letter codes: "T1", "2", "A") must match a designator of the entity
@@ -194,6 +196,8 @@ class Grounder:
             self.by_id[e.id] = entry
             for n in names:
                 self.exact.setdefault(n, entry)
+        for entry in self.entries:      # after every name, so that a name always wins
+            self.exact.setdefault(normalize_name(entry.id.replace("_", " ")), entry)
         self.raw_vocab = frozenset(raw_vocab)
         self.vocab = frozenset(t for en in self.entries for t in en.tokens)
         self.number_heads = frozenset(heads)

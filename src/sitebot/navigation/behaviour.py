@@ -8,7 +8,10 @@ Core only (no ROS; time is an argument). One goal at a time::
      recovery: waiting -> backing_up -> rotating -> waiting ...   (replan after each)
        |  gives up after ``blocked_timeout_s`` blocked -> blocked (with the reason)
     paused: the supervisor's protective stop (any state); not counted as blocked; after
-            ``protective_stop_timeout_s`` -> blocked
+            ``protective_stop_timeout_s`` -> blocked.
+    held by a person (a protective stop for a person, or recovering with a person within
+            ``ask_distance_m``) for ``ask_after_s``: the robot asks them to let it pass
+            (:attr:`NavStep.say`, spoken on ``hri/say``), again every ``ask_every_s``
     emergency stop, no pose for ``pose_timeout_s``, goal older than ``goal_timeout_s``,
     an invalid or forbidden goal, a goal unreachable on the site map itself -> aborted
 
@@ -31,7 +34,7 @@ from sitebot.navigation.planner import GlobalPlanner, Plan, PlanError
 from sitebot.types import Pose2D, SafetyLevel, wrap_angle
 
 __all__ = ["BehaviourConfig", "Goal", "SafetyInput", "Outcome", "NavStep", "Navigator",
-           "TERMINAL"]
+           "TERMINAL", "PASS_REQUEST", "PERSON_STOP_CODES"]
 
 TERMINAL = ("succeeded", "blocked", "aborted", "canceled")
 RECOVERIES = ("waiting", "backing_up", "rotating")
@@ -52,6 +55,10 @@ class BehaviourConfig:
     # replans round obstacles that expire and reappear): give up (blocked)
     stall_timeout_s: float = 90.0
     protective_stop_timeout_s: float = 60.0
+    # held by a person this long: ask them to let the robot pass, and again this often
+    ask_after_s: float = 3.0
+    ask_every_s: float = 10.0
+    ask_distance_m: float = 2.5           # a person this near holds a recovering robot
     pose_timeout_s: float = 5.0
     goal_timeout_s: float = 600.0
     progress_reset_m: float = 1.0
@@ -94,6 +101,13 @@ class NavStep:
     detail: str = ""
     outcome: Outcome | None = None
     new_plan: Plan | None = None
+    say: str = ""        # to speak now (the robot's speaker, ``hri/say``)
+
+
+#: what the robot says to a person who holds it (PASS_REQUEST's words are what people hear)
+PASS_REQUEST = "Excuse me, please step aside and let me pass."
+#: the supervisor's reason codes that name a person holding the robot
+PERSON_STOP_CODES = ("person_in_protective_field", "person_restart_delay")
 
 
 class Navigator:
@@ -119,6 +133,8 @@ class Navigator:
         self.t_start = t
         self.last_pose_t = t
         self.paused_since: float | None = None
+        self.held_by_person_since: float | None = None
+        self.next_ask_t = math.inf
         self.blocked_since: float | None = None
         self.blocked_pose: tuple[float, float] | None = None
         self.block_reason = ""
@@ -219,6 +235,28 @@ class Navigator:
         bad = np.flatnonzero((c >= INSCRIBED) & far)
         return (float(xy[bad[0], 0]), float(xy[bad[0], 1])) if bad.size else None
 
+    def _ask_if_held(self, t: float, pose, safety: SafetyInput,
+                     people: Sequence[tuple[float, float]], step: NavStep) -> NavStep:
+        """While a person holds the robot (a protective stop for a person, or a recovery
+        with a person within ``ask_distance_m``: standing in the way of a narrow passage):
+        after ``ask_after_s``, and every ``ask_every_s`` after that, ask them to let it pass."""
+        held = step.outcome is None and (
+            (step.state == "paused" and any(c in PERSON_STOP_CODES for c in safety.reasons))
+            or (step.state in RECOVERIES and pose is not None and any(
+                math.hypot(px - pose[0], py - pose[1]) < self.cfg.ask_distance_m
+                for px, py in people)))
+        if not held:
+            self.held_by_person_since = None
+            return step
+        if self.held_by_person_since is None:
+            self.held_by_person_since = t
+            self.next_ask_t = t + self.cfg.ask_after_s
+        if t < self.next_ask_t:
+            return step
+        self.next_ask_t = t + self.cfg.ask_every_s
+        return NavStep(step.v, step.w, step.state, step.distance_remaining_m, step.detail,
+                       say=PASS_REQUEST)
+
     def _enter_recovery(self, t: float, pose, reason: str) -> None:
         if self.blocked_since is None:
             self.blocked_since = t
@@ -254,6 +292,11 @@ class Navigator:
              safety: SafetyInput = SafetyInput(), people: Sequence[tuple[float, float]] = ()
              ) -> NavStep:
         """One tick at time ``t`` [s]; ``pose`` None when no fresh pose is available."""
+        out = self._step(t, pose, costmap, safety, people)
+        return self._ask_if_held(t, pose, safety, people, out)
+
+    def _step(self, t: float, pose: Pose2D | None, costmap: Costmap, safety: SafetyInput,
+              people: Sequence[tuple[float, float]]) -> NavStep:
         cfg = self.cfg
         if self.goal is None:
             return NavStep(0.0, 0.0, "idle", 0.0)

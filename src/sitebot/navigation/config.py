@@ -119,6 +119,11 @@ SCHEMA: tuple[ParamSpec, ...] = (
               3600.0, unit="s"),
     ParamSpec("protective_stop_timeout_s", F, 60.0, "give up (blocked) after a protective "
               "stop this long", 1.0, 3600.0, unit="s"),
+    ParamSpec("ask_after_s", F, 3.0, "held by a person this long: ask them to let the robot "
+              "pass (hri/say)", 0.0, 3600.0, unit="s"),
+    ParamSpec("ask_every_s", F, 10.0, "then ask again this often", 1.0, 3600.0, unit="s"),
+    ParamSpec("ask_distance_m", F, 2.5, "a person this near holds a robot in recovery (a "
+              "narrow passage): ask too", 0.0, 20.0, unit="m"),
     ParamSpec("pose_abort_s", F, 5.0, "give up (aborted) after no valid pose this long (at "
               "least 10 pose_timeout_s)", 0.0, 3600.0, unit="s"),
     ParamSpec("goal_timeout_s", F, 600.0, "abort a goal not reached within this", 1.0, 86400.0,
@@ -207,6 +212,8 @@ class NavigationConfig:
                 backup_speed_mps=p["backup_speed_mps"], rotate_angle_rad=p["rotate_angle_rad"],
                 blocked_timeout_s=p["blocked_timeout_s"], stall_timeout_s=p["stall_timeout_s"],
                 protective_stop_timeout_s=p["protective_stop_timeout_s"],
+                ask_after_s=p["ask_after_s"], ask_every_s=p["ask_every_s"],
+                ask_distance_m=p["ask_distance_m"],
                 goal_timeout_s=p["goal_timeout_s"], replan_period_s=p["replan_period_s"],
                 pose_timeout_s=max(p["pose_abort_s"],
                                    POSE_ABORT_TIMEOUTS * p["pose_timeout_s"])))

@@ -55,6 +55,7 @@ class Tick:
     plan: Plan | None = None
     outcome: Outcome | None = None
     message: str = ""
+    say: str = ""                  # to speak now (``hri/say``: a person holds the robot)
 
 
 def grid_values(data: Sequence[int], width: int, height: int) -> np.ndarray:
@@ -272,7 +273,7 @@ class NavigationStack:
             self.zero_until = now + cfg.stop_hold_s
             return Tick(0.0, 0.0, step.new_plan, step.outcome,
                         f"goal {nav.goal.label}: {step.outcome.code}: {step.outcome.reason}")
-        return Tick(step.v, step.w, step.new_plan)
+        return Tick(step.v, step.w, step.new_plan, say=step.say)
 
     def record_cycle(self, ms: float) -> None:
         """The time one control step took (for the diagnostics)."""

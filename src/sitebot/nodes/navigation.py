@@ -8,7 +8,8 @@ from spatial perception, odom frame), ``scan`` (sensor_msgs/LaserScan, the fallb
 source), ``people`` (sitebot_interfaces/TrackedPersonArray, optional), ``safety/state`` (the
 supervisor: a protective stop pauses navigation), ``goal_pose`` (geometry_msgs/PoseStamped,
 rviz), ``map`` (nav_msgs/OccupancyGrid, with ``map_source: topic``).
-Outputs: ``cmd_vel_in`` (TwistStamped, to the safety supervisor), ``plan`` (nav_msgs/Path),
+Outputs: ``cmd_vel_in`` (TwistStamped, to the supervisor), ``hri/say`` (String: the speaker,
+asking a person who holds the robot to let it pass), ``plan`` (nav_msgs/Path),
 ``navigation/costmap`` (nav_msgs/OccupancyGrid, reliable transient-local, throttled),
 ``/diagnostics``. Action ``navigate_to_place`` (NavigateToPlace): a place or a pose; feedback
 each control tick; results succeeded, blocked, aborted (why), canceled; a new goal preempts.
@@ -27,6 +28,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.task import Future
 from sensor_msgs.msg import LaserScan
+from std_msgs.msg import Header, String
 
 from sitebot.config.params import ParamSpec, ParamType
 from sitebot.description.urdf import load_robot_description
@@ -45,7 +47,7 @@ from sitebot_interfaces.action import NavigateToPlace
 from sitebot_interfaces.msg import SafetyState, TrackedPersonArray
 
 F, S = ParamType.FLOAT, ParamType.STRING
-
+_CODES = ("succeeded", "blocked", "aborted", "canceled")
 NODE_SCHEMA = (
     *SITE_PARAMS,
     ParamSpec("map_source", S, "site", "'site': the site bundle's map; 'topic': a "
@@ -56,8 +58,7 @@ NODE_SCHEMA = (
 )
 SCHEMA = NODE_SCHEMA + CORE_SCHEMA
 
-_RESULT = {c: getattr(NavigateToPlace.Result, f"CODE_{c.upper()}")
-           for c in ("succeeded", "blocked", "aborted", "canceled")}
+_RESULT = {c: getattr(NavigateToPlace.Result, f"CODE_{c.upper()}") for c in _CODES}
 
 
 class NavigationNode(Node):
@@ -73,6 +74,7 @@ class NavigationNode(Node):
         self.current_handle = None
         self._tick_waiters: list[Future] = []    # goals waiting for the next control tick
         self.cmd_pub = self.create_publisher(TwistStamped, "cmd_vel_in", QOS_COMMAND)
+        self.say_pub = self.create_publisher(String, "hri/say", QOS_COMMAND)   # the speaker
         self.plan_pub = self.create_publisher(Path, "plan", QOS_LATCHED)
         self.costmap_pub = self.create_publisher(OccupancyGrid, "navigation/costmap", QOS_LATCHED)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", QOS_STATE)
@@ -92,11 +94,10 @@ class NavigationNode(Node):
                           MutuallyExclusiveCallbackGroup(), Clock(clock_type=ClockType.STEADY_TIME))
         self._costmap_published = -1
         self.action = ActionServer(
-            self, NavigateToPlace, "navigate_to_place", execute_callback=self.execute,
-            goal_callback=lambda req: GoalResponse.ACCEPT,
-            handle_accepted_callback=self.on_accepted,
-            cancel_callback=lambda gh: CancelResponse.ACCEPT,
-            callback_group=ReentrantCallbackGroup())
+            self, NavigateToPlace, "navigate_to_place", self.execute,
+            callback_group=ReentrantCallbackGroup(), handle_accepted_callback=self.on_accepted,
+            goal_callback=lambda _: GoalResponse.ACCEPT,
+            cancel_callback=lambda _: CancelResponse.ACCEPT)
         self.publish_costmap(force=True)
         cm = self.stack.costmap
         self.get_logger().info(f"navigation ready: site '{self.site.site}', map {p['map_source']}, "
@@ -109,9 +110,6 @@ class NavigationNode(Node):
     # ------------------------------------------------------------------ helpers
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
-
-    def pose(self, now: float):
-        return self.stack.frames.pose(now)
 
     filter_pose = property(lambda self: self.stack.frames.filter_pose)
     counts = property(lambda self: self.stack.counts)
@@ -257,6 +255,8 @@ class NavigationNode(Node):
                     elif tick.outcome is not None:
                         self.get_logger().warning(tick.message)
                     self.send(tick.v, tick.w)
+                    if tick.say:      # a person holds the robot: ask them to let it pass
+                        self.say_pub.publish(String(data=tick.say))
         except Exception as e:  # noqa: BLE001 - the node must survive; the base stops
             self.get_logger().error(f"control step failed: {type(e).__name__}: {e}",
                                     throttle_duration_sec=1.0)
@@ -287,9 +287,8 @@ class NavigationNode(Node):
     def on_diagnostics(self) -> None:
         with self.lock:
             status = diagnostic_status(self.stack.status(self.now()), self.get_name(), "navigation")
-        arr = DiagnosticArray(status=[status])
-        arr.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(arr)
+        self.diag_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
+                                              status=[status]))
 
 
 def main(args: list[str] | None = None) -> int:

@@ -89,6 +89,9 @@ class _RobotIO:
             supervisor_node=node.p["supervisor_node"] if node.p["supervisor_required"] else "")
         ctl.lock = self.control.lock
         ctl.on_step = self.control.mark_stepped
+        # the robot's speaker: what it says is heard by the people near it
+        node.create_subscription(String, t("hri/say"), lambda m: node.run.ask_to_pass(name)
+                                 if m.data.strip() else None, QOS_COMMAND)
 
 
 def _objects_markers(objects, stamp, frame: str) -> MarkerArray:

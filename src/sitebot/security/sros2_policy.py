@@ -158,7 +158,7 @@ NODES: tuple[Interfaces, ...] = (
                    "odometry/filtered")),
     Interfaces(
         "navigation", "nodes/navigation.py",
-        publish=("cmd_vel_in", "plan", "navigation/costmap", _DIAG),
+        publish=("cmd_vel_in", "hri/say", "plan", "navigation/costmap", _DIAG),
         subscribe=("odom", "odometry/filtered", "scan", "local_map", "people",
                    "safety/state", "goal_pose", "map"),
         execute=("navigate_to_place",),
@@ -218,7 +218,7 @@ NODES: tuple[Interfaces, ...] = (
             "ground_truth/objects", "control/state")) + ("/clock", _DIAG, "sim/fault_events",
                                                          "/sim/barrier_ack"),
         subscribe=tuple(ROBOT + n for n in ("cmd_vel", "arm/joint_trajectory",
-                                            "safety/state")) + ("sim/fault",
+                                            "safety/state", "hri/say")) + ("sim/fault",
                                                                 "/sim/barrier_ack"),
         serve=("sim/reset", "sim/pause", "sim/step"),
         note="the robot's drivers and ros2_control in simulation; ControlIO with the robot's "

@@ -14,8 +14,16 @@ a delay), and :class:`Crowd` bends the script the way people bend their own:
   While the step is not yet wide enough and the obstacle is near, they stand (a person
   does not walk into a robot while side-stepping it). Two people meeting head-on both keep
   right.
+* **Making way when asked.** A robot held by a person (the supervisor's protective stop)
+  asks them to let it pass (``hri/say``, :meth:`Crowd.hear`). A person who yields, has
+  ended their walk and stands within :attr:`Crowd.HEARING_M` of the robot and closer than
+  the pass distance steps straight away from it (or up to 90 degrees aside where a wall is
+  behind them), at :attr:`Crowd.SIDESTEP_MPS`, until :attr:`Crowd.MAKE_WAY_M` beyond the
+  pass distance, and stands there. Nobody moves for a robot that did not ask: a person
+  finishing their walk next to a robot does not know it waits for them.
 * People who do not yield (``yields: false``) keep to their script whatever is in the way
-  (for separation tests: the robot must protect itself).
+  and do not make way when asked (for separation tests: the robot must protect itself, and
+  a person who stands holds the robot until its navigation gives up).
 
 Deterministic for the same inputs; the robot positions come with every step and their
 velocities are estimated from consecutive steps.
@@ -42,6 +50,7 @@ class _Walker:
     offset: float = 0.0          # sideways from the scripted line [m], + = left
     side: float = 0.0            # the side chosen around the current obstacle (+1/-1/0)
     heading: tuple[float, float] = (1.0, 0.0)
+    shift: tuple[float, float] = (0.0, 0.0)   # stepped away from a robot that asked [m]
     state: PersonState | None = field(default=None)
 
 
@@ -61,6 +70,11 @@ class Crowd:
     SIDESTEP_MPS = 0.9
     #: a robot slower than this is at rest [m/s]
     ROBOT_AT_REST_MPS = 0.05
+    #: a robot's request to pass is heard this far from it [m], for this long [s]
+    HEARING_M = 5.0
+    REQUEST_S = 3.0
+    #: how far beyond the pass distance a person steps away from a robot that asked [m]
+    MAKE_WAY_M = 0.3
 
     def __init__(self, clearance: Callable[[float, float], float]) -> None:
         """``clearance(x, y)``: distance [m] from a point to the nearest static obstacle."""
@@ -68,11 +82,17 @@ class Crowd:
         self._walkers: dict[str, _Walker] = {}
         self._robots: list[tuple[float, float]] = []
         self._robot_v: list[tuple[float, float]] = []
+        self._requests: list[tuple[float, float, float]] = []     # (x, y, t) of each ask
         self._t = 0.0
 
     def reset(self) -> None:
         self._walkers.clear()
-        self._robots, self._robot_v, self._t = [], [], 0.0
+        self._robots, self._robot_v, self._requests, self._t = [], [], [], 0.0
+
+    def hear(self, x: float, y: float, t_s: float) -> None:
+        """A robot at (x, y) asked the people near it to let it pass, at sim time ``t_s``."""
+        self._requests = [r for r in self._requests if t_s - r[2] <= self.REQUEST_S]
+        self._requests.append((float(x), float(y), float(t_s)))
 
     def waited(self, actor_id: str) -> float:
         """How far [s] a person's script runs behind from giving way and standing."""
@@ -100,8 +120,35 @@ class Crowd:
                        False) for aid, s in before.items() if aid != a.id]
             w.state = self._walk(a, w, t, dt, others) if a.yields else \
                 a.state_at(t - w.waited)
+            if a.yields:
+                w.state = self._make_way(a, w, t, dt, w.state)
             out.append(w.state)
         return out
+
+    def _make_way(self, a: ActorSpec, w: _Walker, t: float, dt: float,
+                  st: PersonState) -> PersonState:
+        """A person who ended their walk, shifted away from a robot that asked (module doc)."""
+        self._requests = [r for r in self._requests if t - r[2] <= self.REQUEST_S]
+        x, y = st.x + w.shift[0], st.y + w.shift[1]
+        ended = not a.loop and t - w.waited >= a.start_delay_s + a.period_s
+        need = ROBOT_EXTENT_M + a.radius_m + self.ROBOT_MARGIN_M + self.MAKE_WAY_M
+        asked = [(rx, ry) for rx, ry, _ in self._requests
+                 if math.hypot(x - rx, y - ry) < min(need, self.HEARING_M)]
+        if not ended or not asked:
+            return PersonState(a.id, x, y, st.vx, st.vy)
+        rx, ry = min(asked, key=lambda r: math.hypot(x - r[0], y - r[1]))
+        d = math.hypot(x - rx, y - ry)
+        base = math.atan2(y - ry, x - rx) if d > 1e-6 else math.atan2(-w.heading[1],
+                                                                     -w.heading[0])
+        step = min(self.SIDESTEP_MPS * dt, need - d)
+        for turn in (0.0, 0.5, -0.5, 1.0, -1.0, 1.5708, -1.5708):
+            ux, uy = math.cos(base + turn), math.sin(base + turn)
+            nx, ny = x + step * ux, y + step * uy
+            if self._clearance(nx, ny) >= a.radius_m and math.hypot(nx - rx, ny - ry) > d:
+                w.shift = (w.shift[0] + step * ux, w.shift[1] + step * uy)
+                v = step / dt if dt > 0 else 0.0
+                return PersonState(a.id, nx, ny, v * ux, v * uy)
+        return PersonState(a.id, x, y, 0.0, 0.0)            # walled in: stays
 
     @staticmethod
     def _radius(actors: Sequence[ActorSpec], actor_id: str) -> float:

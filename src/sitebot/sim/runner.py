@@ -89,6 +89,7 @@ class SimRunner:
         self._control_period = 1.0 / control_state_rate_hz
         self._pending_steps = 0
         self._pending_reset: int | None = None
+        self._asks: list[str] = []         # robots that asked people to let them pass
         self._objects_t: dict[str, float] = {}
         self.faults = self._injector(seed)
         self.start()
@@ -139,6 +140,12 @@ class SimRunner:
                 self.faults.inject(f, self.sim.time_s)
         return None
 
+    def ask_to_pass(self, robot: str) -> None:
+        """Robot ``robot`` asked the people near it to let it pass (what its speaker says,
+        ``hri/say``); heard at the next step."""
+        with self.lock:
+            self._asks.append(robot)
+
     # ------------------------------------------------------------------ the physics thread
     def start(self) -> None:
         """Restart the wall-clock references (call when the physics thread starts)."""
@@ -161,6 +168,9 @@ class SimRunner:
                     on_reset()
                 self._done.notify_all()
             run = not self.paused or self._pending_steps > 0
+            asks, self._asks = self._asks, []
+            for robot in asks:
+                self.sim.ask_to_pass(robot)
         if not run:
             self._sleep(IDLE_POLL_S)
             self._wall0, self._sim0 = self._monotonic(), self.sim.time_s
