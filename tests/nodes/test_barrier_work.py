@@ -1,6 +1,7 @@
 """The barrier's view of actions and worker threads (sitebot.nodes.barrier_work): a worker
-gate's waits, with the barrier's counter and without; an action's responses counted on both
-ends over real rclpy (events executor, two nodes), so that the barrier waits for them."""
+gate's waits, with the barrier's counter and without; an action's requests and responses
+counted on both ends over real rclpy (events executor, two nodes), so that the barrier
+waits for them."""
 from __future__ import annotations
 
 import threading
@@ -135,6 +136,10 @@ def test_action_responses_are_counted_where_sent_and_where_taken():
         assert s.published["NavigateToPlace#goal"] == c.taken["NavigateToPlace#goal"] == 1
         assert s.published["NavigateToPlace#result"] == c.taken["NavigateToPlace#result"] == 1
         assert s.published["NavigateToPlace#cancel"] == c.taken["NavigateToPlace#cancel"] == 0
+        # and the requests the other way round: the goal and the result request
+        for kind, n in (("goal_req", 1), ("result_req", 1), ("cancel_req", 0)):
+            assert c.published[f"NavigateToPlace#{kind}"] == n, kind
+            assert s.taken[f"NavigateToPlace#{kind}"] == n, kind
         # the barrier's view: caught up now; owed while the client had not taken the result
         b = StackBarrier(timeout_s=1.0)
         pub_s, taken_c = dict(s.published), dict(c.taken)

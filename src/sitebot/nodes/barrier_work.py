@@ -7,8 +7,9 @@ in one barrier period could reach the task executor in the next one, or the one 
 depending on the machine's load. :func:`count_actions` wraps a node's action servers and
 clients (their Python methods; the node's code is untouched): a server counts each goal,
 cancel and result response it sends on the channel ``<ActionType>#goal`` (``#cancel``,
-``#result``), a client each one it has taken and handed to its future. The barrier waits
-until the clients together have taken what the servers sent.
+``#result``), a client each one it has taken and handed to its future; and the other way
+round for the requests (``#goal_req``, ...). The barrier waits until the receivers together
+have taken what the senders sent.
 
 **Worker threads.** The task executor runs a plan in a thread of its own, which waits for
 simulated time to pass, for action results and for the operator. Such a thread wakes up at a
@@ -29,10 +30,12 @@ from rclpy.action import ActionClient, ActionServer
 from rclpy.node import Node
 
 from sitebot.barrier import WORK_SUFFIX
+from sitebot.nodes.executors import in_thread
 
 __all__ = ["count_actions", "WorkerGate", "RESPONSES"]
 
-#: the responses of an action, each a channel ``<ActionType>#<kind>``
+#: the responses of an action, each a channel ``<ActionType>#<kind>``; its requests are the
+#: channels ``<ActionType>#<kind>_req`` (sent by clients, taken by servers)
 RESPONSES = ("goal", "cancel", "result")
 
 
@@ -52,10 +55,17 @@ def count_actions(node: Node, counter: Any) -> None:
         w._sitebot_counted = True
 
 
+def _channels(w: Any) -> tuple[dict[str, str], dict[str, str]]:
+    kind = w._action_type.__name__
+    return ({k: f"{kind}#{k}" for k in RESPONSES}, {k: f"{kind}#{k}_req" for k in RESPONSES})
+
+
 def _server(srv: ActionServer, counter: Any) -> None:
-    ch = {k: f"{srv._action_type.__name__}#{k}" for k in RESPONSES}
+    ch, req = _channels(srv)
     for name in ch.values():
         counter.declare(name, sent=True)
+    for name in req.values():
+        counter.declare(name, sent=False)
     goal, cancel = srv._execute_goal_request, srv._execute_cancel_request
     get_result, send_result = srv._execute_get_result_request, srv._send_result_response
 
@@ -81,14 +91,27 @@ def _server(srv: ActionServer, counter: Any) -> None:
     srv._execute_goal_request, srv._execute_cancel_request = goal_request, cancel_request
     srv._execute_get_result_request, srv._send_result_response = result_request, \
         result_response
-    _counted_execute(srv, counter, lambda taken: ())
+    _counted_execute(srv, counter, lambda taken: [req[k] for k in RESPONSES if k in taken])
 
 
 def _client(cli: ActionClient, counter: Any) -> None:
-    ch = {k: f"{cli._action_type.__name__}#{k}" for k in RESPONSES}
+    ch, req = _channels(cli)
     for name in ch.values():
         counter.declare(name, sent=False)
+    for name in req.values():
+        counter.declare(name, sent=True)
+    # requests counted as sent before they go (the server owes them from then on)
+    for method, kind in (("send_goal_async", "goal"), ("_cancel_goal_async", "cancel"),
+                         ("_get_result_async", "result")):
+        setattr(cli, method, _sending(getattr(cli, method), counter, req[kind]))
     _counted_execute(cli, counter, lambda taken: [ch[k] for k in RESPONSES if k in taken])
+
+
+def _sending(send: Callable[..., Any], counter: Any, name: str) -> Callable[..., Any]:
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        counter.count_sent(name)
+        return send(*args, **kwargs)
+    return counted
 
 
 def _counted_execute(w: Any, counter: Any, taken_of: Callable[[Any], Any]) -> None:
@@ -139,6 +162,16 @@ class WorkerGate:
     def release(self) -> None:
         if self._counter is not None:
             self._counter.count_taken(self._name)
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """In a coroutine of the node's executor that holds the gate: ``fn(*args)`` in a
+        worker thread of its own, awaited; the gate is released once the coroutine has the
+        result (or the exception), so what it sends with it goes out before the barrier
+        passes."""
+        try:
+            return await in_thread(fn, *args)
+        finally:
+            self.release()
 
     def wait_until(self, ready: Callable[[], bool], wall_s: float) -> bool:
         """Block the calling worker until ``ready()`` (True) or ``wall_s`` of wall time

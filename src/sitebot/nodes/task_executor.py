@@ -44,7 +44,6 @@ from sitebot.executor.mission import MissionLog, final_status, step_status
 from sitebot.executor.ports import PortsConfig
 from sitebot.nodes import convert, convert_images
 from sitebot.nodes.common import QOS_COMMAND, QOS_SENSOR, QOS_STATE, declare_schema, run_node
-from sitebot.nodes.executors import in_thread
 from sitebot.nodes.executor_io import (KEY_PARAM, RosPorts, executor_authority, outcome_msg,
                                        plan_from_msg)
 from sitebot.site.bundle import load_bundle
@@ -219,6 +218,7 @@ class TaskExecutorNode(Node):
         if self.busy.locked():
             self.event("execute_plan goal rejected: another plan is running")
             return GoalResponse.REJECT
+        self.worker_gate.hold()   # from here to execute_cb's end, a simulation waits for it
         return GoalResponse.ACCEPT
 
     def cancel_cb(self, goal_handle) -> CancelResponse:
@@ -232,10 +232,12 @@ class TaskExecutorNode(Node):
         except ValueError as e:
             goal_handle.abort()
             result.code, result.reason = ResultCode.REJECTED, str(e)
+            self.worker_gate.release()
             return result
         if not self.busy.acquire(blocking=False):
             goal_handle.abort()
             result.code, result.reason = ResultCode.REJECTED, "another plan is running"
+            self.worker_gate.release()
             return result
 
         def feedback(i: int, n: int, state: str, r: StepResult) -> None:
@@ -246,11 +248,7 @@ class TaskExecutorNode(Node):
         # the plan runs in its own thread (skills block on actions); this coroutine awaits it
         req = goal_handle.request
         admitted = self.authority.admit(plan, bool(req.confirmed), req.authority)
-        self.worker_gate.hold()           # the plan's thread runs: a simulation waits for it
-        try:
-            res = await in_thread(self._run_locked, *admitted, feedback)
-        finally:                          # released once this coroutine has the result
-            self.worker_gate.release()
+        res = await self.worker_gate.run(self._run_locked, *admitted, feedback)
         result.code, result.reason = int(res.code), res.reason
         stamp = self.get_clock().now().to_msg()
         result.steps = [outcome_msg(s, stamp) for s in res.steps]

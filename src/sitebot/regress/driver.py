@@ -211,8 +211,11 @@ class _Driver:
                     cur = seg
             if cur is not None:
                 m = TwistStamped()
-                # zero stamp = "now" for the supervisor: a scripted operator has no sensor
-                # time to stamp with, and a /clock copy would age in a loaded machine's queues
+                # paced: zero stamp = "now" for the supervisor (a scripted operator has no
+                # sensor time, and a /clock copy would age in a loaded machine's queues); in
+                # lockstep the clock's own time, which nothing ages
+                if self.acker is not None:
+                    m.header.stamp = clock.clock
                 m.header.frame_id = "base_footprint"
                 m.twist.linear.x, m.twist.angular.z = float(cur[1]), float(cur[2])
                 self.cmd_pub.publish(m)
@@ -589,6 +592,11 @@ def run_scenario(sc: Scenario, out_dir: Path, launch_file: str, launch_args: dic
                 time.sleep(0.05)
             if not aborted:
                 faults = _Faults(drv, sc, h)
+                # armed before the clock runs: the first /clock drives (it used to be the
+                # first one after this thread got round to it: replays differed from 0.5 s)
+                mission.start()
+                if lockstep:
+                    drv.on_tick = lambda: (faults.poll(), mission.poll())
                 r = drv.call(drv.pause_cli, SetBool.Request(data=False))
                 if r is None or not r.success:
                     aborted = "could not unpause the simulator"
@@ -596,9 +604,6 @@ def run_scenario(sc: Scenario, out_dir: Path, launch_file: str, launch_args: dic
                 startup = time.monotonic() - t_wall0
                 run_wall0 = time.monotonic()
                 drv.event("started", startup_wall_s=round(startup, 2))
-                mission.start()
-                if lockstep:
-                    drv.on_tick = lambda: (faults.poll(), mission.poll())
                 last_progress = 0.0
                 wall_end = t_wall0 + sc.wall_limit
                 while True:

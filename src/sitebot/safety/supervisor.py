@@ -438,6 +438,11 @@ class Supervisor:
         why = self.filter.check(cmd, now)
         if why is not None:
             return self._drop(cmd, now, why)
+        # judged no earlier than it was made: a command stamped up to command_max_future_s
+        # ahead (its sender saw a clock tick this node has not yet) is judged at its stamp,
+        # with every input that much older; the verdict then does not depend on which of
+        # the two arrived first
+        now = max(now, float(cmd.stamp_s))
         if cmd.deadman:
             self.hold.feed(True, now)
         v_in, w_in = float(cmd.v_mps), float(cmd.w_radps)
