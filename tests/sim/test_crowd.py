@@ -103,7 +103,7 @@ def test_a_person_who_ended_their_walk_by_a_robot_makes_way_only_when_asked():
     field. Unasked, they stand there; asked (the robot's speaker), they step straight away
     along the aisle to the pass distance plus MAKE_WAY_M, at walking pace, and stand. Someone
     who does not yield, or out of earshot, stays; walled in at a dead end, nobody moves."""
-    need = ROBOT_EXTENT_M + 0.25 + Crowd.ROBOT_MARGIN_M + Crowd.MAKE_WAY_M     # 1.45 m
+    need = ROBOT_EXTENT_M + 0.25 + Crowd.ROBOT_MARGIN_M + Crowd.MAKE_WAY_M     # 2.15 m
     aisle = (lambda x, y: 0.7 - abs(y))
     worker = ActorSpec("w", ((-3.0, 0.0), (0.9, 0.0)), 1.0, loop=False, radius_m=0.25)
     stubborn = ActorSpec("s", ((-3.0, 0.3), (1.5, 0.3)), 0.5, loop=False, radius_m=0.25,
@@ -120,7 +120,7 @@ def test_a_person_who_ended_their_walk_by_a_robot_makes_way_only_when_asked():
     assert math.hypot(w0.x - 1.5, w0.y) < 0.8
     crowd.hear(1.5, 0.0, 8.0)
     t, moved = 8.0, []
-    while t < 12.0 - 1e-9:
+    while t < 13.0 - 1e-9:
         t += DT
         moved.append((t, {s.id: s for s in crowd.step(t, actors, robot(t))}))
     end = moved[-1][1]

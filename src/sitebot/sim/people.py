@@ -73,8 +73,10 @@ class Crowd:
     #: a robot's request to pass is heard this far from it [m], for this long [s]
     HEARING_M = 5.0
     REQUEST_S = 3.0
-    #: how far beyond the pass distance a person steps away from a robot that asked [m]
-    MAKE_WAY_M = 0.3
+    #: how far beyond the pass distance a person steps away from a robot that asked [m]:
+    #: well clear of the supervisor's protective field and its restart margin (0.3 m left
+    #: a campaign's worker at the field's edge, and the stop flickered for a minute)
+    MAKE_WAY_M = 1.0
 
     def __init__(self, clearance: Callable[[float, float], float]) -> None:
         """``clearance(x, y)``: distance [m] from a point to the nearest static obstacle."""
