@@ -55,17 +55,20 @@ def count_actions(node: Node, counter: Any) -> None:
         w._sitebot_counted = True
 
 
-def _channels(w: Any) -> tuple[dict[str, str], dict[str, str]]:
+def _channels(w: Any, counter: Any, server: bool) -> tuple[dict[str, str], dict[str, str]]:
+    """An action's response and request channels, declared on ``counter``: a server sends
+    the responses and takes the requests, a client the other way round."""
     kind = w._action_type.__name__
-    return ({k: f"{kind}#{k}" for k in RESPONSES}, {k: f"{kind}#{k}_req" for k in RESPONSES})
+    ch = {k: f"{kind}#{k}" for k in RESPONSES}
+    req = {k: f"{kind}#{k}_req" for k in RESPONSES}
+    for k in RESPONSES:
+        counter.declare(ch[k], sent=server)
+        counter.declare(req[k], sent=not server)
+    return ch, req
 
 
 def _server(srv: ActionServer, counter: Any) -> None:
-    ch, req = _channels(srv)
-    for name in ch.values():
-        counter.declare(name, sent=True)
-    for name in req.values():
-        counter.declare(name, sent=False)
+    ch, req = _channels(srv, counter, server=True)
     goal, cancel = srv._execute_goal_request, srv._execute_cancel_request
     get_result, send_result = srv._execute_get_result_request, srv._send_result_response
 
@@ -95,11 +98,7 @@ def _server(srv: ActionServer, counter: Any) -> None:
 
 
 def _client(cli: ActionClient, counter: Any) -> None:
-    ch, req = _channels(cli)
-    for name in ch.values():
-        counter.declare(name, sent=False)
-    for name in req.values():
-        counter.declare(name, sent=True)
+    ch, req = _channels(cli, counter, server=False)
     # requests counted as sent before they go (the server owes them from then on)
     for method, kind in (("send_goal_async", "goal"), ("_cancel_goal_async", "cancel"),
                          ("_get_result_async", "result")):
