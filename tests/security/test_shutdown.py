@@ -147,7 +147,8 @@ def test_a_callback_that_never_returns_is_abandoned(threads):
     """A node stuck in a callback still ends, exit code 0, with one warning line: in an
     executor thread the callback is abandoned after the grace time (2 s); in the spinning
     thread itself the watchdog ends the process (SHUTDOWN_DEADLINE_S = 4 s)."""
-    from sitebot.nodes.common import _CALLBACK_GRACE_S, SHUTDOWN_DEADLINE_S
+    from sitebot.nodes.common import _CALLBACK_GRACE_S
+    from sitebot.nodes.stopping import SHUTDOWN_DEADLINE_S
     at_least = SHUTDOWN_DEADLINE_S if threads == 1 else _CALLBACK_GRACE_S
     proc = subprocess.Popen([sys.executable, "-c", STUCK, str(threads)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=dict(os.environ))

@@ -89,8 +89,8 @@ def local_dds_env(env: "dict[str, str] | os._Environ[str]" = os.environ) -> dict
     """Defaults for a stack that runs on this machine alone (regression and campaign runs,
     the main job, commissioning, the tests), set in ``env`` where the caller has not set
     them: DDS discovery on loopback only, and ``config/fastdds.xml`` for every process (large
-    frames over shared memory; participants announce every 250 ms, so a node that starts
-    next to another is seen at once rather than up to 3 s later).  Returns the keys of
+    frames over shared memory; a participant announces itself every 250 ms for its first
+    5 s, so a node that starts next to another is seen at once rather than up to 3 s later).  Returns the keys of
     :data:`LOCAL_DDS_KEYS` that ``env`` holds, to hand to launched processes."""
     from sitebot.paths import data_path
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")

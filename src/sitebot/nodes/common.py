@@ -1,14 +1,8 @@
 """Shared rclpy glue: parameter declaration from a schema, QoS profiles, node main()."""
 from __future__ import annotations
 
-import atexit
-import ctypes
-import logging
-import os
-import signal
 import sys
 import threading
-import time
 from typing import Any, Callable, Iterable
 
 import rclpy
@@ -22,6 +16,7 @@ from rclpy.signals import SignalHandlerOptions
 from sitebot.config.params import ParamSpec, ParamType, validate_value
 from sitebot.errors import ParameterError, SitebotError
 from sitebot.nodes.executors import executor_for, spin_once
+from sitebot.nodes.stopping import StopSignals, bound_teardown, exit_now
 
 __all__ = ["QOS_SENSOR", "QOS_LATCHED", "QOS_COMMAND", "QOS_STATE", "declare_schema",
            "run_node"]
@@ -148,15 +143,17 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None,
     :param on_exit: called with the node before it is destroyed (best effort: e.g. a last
         zero velocity command); its exceptions are swallowed.
 
-    A stop signal (:class:`_StopSignals`) ends the spin loop after the callback in progress;
-    then the executor's threads finish (or are abandoned after :data:`_CALLBACK_GRACE_S`),
-    ``on_exit`` runs, the node is destroyed, rclpy shut down, and the process ends at once
-    (buffers flushed, the interpreter's teardown skipped): exit code 0, no traceback.  A
-    signal during the build interrupts it.  A process still there :data:`SHUTDOWN_DEADLINE_S`
-    after the signal is ended (one warning line, exit code 0).  Configuration errors
+    A stop signal (:class:`sitebot.nodes.stopping.StopSignals`) ends the spin loop after
+    the callback in progress; then the executor's threads finish (or are abandoned after
+    :data:`_CALLBACK_GRACE_S`), ``on_exit`` runs, the node is destroyed (a teardown that
+    deadlocks inside DDS is ended: :func:`~sitebot.nodes.stopping.bound_teardown`), rclpy
+    shut down, and the process ends at once (buffers flushed, the interpreter's teardown
+    skipped): exit code 0, no traceback.  A signal during the build interrupts it.  A process
+    still there :data:`~sitebot.nodes.stopping.SHUTDOWN_DEADLINE_S` after the signal is
+    ended (one warning line, exit code 0).  Configuration errors
     (:class:`SitebotError`) are one line and exit code 2, not a traceback.
     """
-    stop = _StopSignals()
+    stop = StopSignals()
     stop.install()
     node, code = None, 0
     try:
@@ -184,6 +181,8 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None,
               file=sys.stderr)
     finally:
         stop.interruptible = False
+        if stop.requested.is_set():
+            bound_teardown()
         if node is not None:
             if on_exit is not None:
                 try:
@@ -196,7 +195,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None,
     if stop.requested.is_set():
         # all is closed: skip the interpreter's teardown (torch's took 1 s, 9 s under load)
         # and the join of threads left behind
-        _exit_now(code)
+        exit_now(code)
     stop.restore()                       # the process goes on (e.g. a test)
     return code
 
@@ -205,11 +204,9 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None,
 _SPIN_WAKE_S = 0.25
 #: after a stop signal, callbacks still running in executor threads get this long [s]
 _CALLBACK_GRACE_S = 2.0
-#: the process ends this long after the first stop signal, whatever still runs [s]
-SHUTDOWN_DEADLINE_S = 4.0
 
 
-def _spin(node: Node, threads: int, stop: "_StopSignals") -> None:
+def _spin(node: Node, threads: int, stop: "StopSignals") -> None:
     """Spin ``node`` until a stop signal or the context's shutdown."""
     ex = executor_for(node, threads)        # the parameter ``executor``
     try:
@@ -234,66 +231,3 @@ def _close_executor(ex: rclpy.executors.Executor) -> None:
     if pool is not None:
         pool.shutdown(wait=True)
     ex.shutdown()
-
-
-class _StopSignals:
-    """SIGINT and SIGTERM of a node process, handled in one place (rclpy's handlers are not
-    installed).  While the node is being built a signal raises KeyboardInterrupt (a build
-    can take seconds: models, worlds), and the finalizers of objects it left half-built
-    report in one line, not a traceback; once the node is built a signal only sets
-    :attr:`requested`, which the spin loop reads between callbacks and at least every
-    :data:`_SPIN_WAKE_S`: no exception is raised inside rclpy, and the context stays valid
-    until the node is destroyed.  The first signal starts a watchdog that ends the process
-    :data:`SHUTDOWN_DEADLINE_S` later whatever still runs; a second signal ends it at once.
-    """
-
-    def __init__(self) -> None:
-        self.requested = threading.Event()
-        self.interruptible = True
-        self.name = "node"
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._on_signal)
-
-    def restore(self) -> None:
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        if self.requested.is_set():
-            _exit_now(128 + signum, f"[WARN] [{self.name}]: second "
-                      f"{signal.Signals(signum).name} while stopping: exiting at once")
-        self.requested.set()
-        threading.Thread(target=self._watchdog, name="shutdown-watchdog", daemon=True).start()
-        if self.interruptible:
-            sys.unraisablehook = self._unraisable
-            raise KeyboardInterrupt
-
-    def _unraisable(self, u: Any) -> None:
-        what = getattr(u.object, "__qualname__", None) or type(u.object).__qualname__
-        print(f"[INFO] [{self.name}]: stopped during its build; {u.exc_type.__name__} in "
-              f"{what}: {u.exc_value}", file=sys.stderr)
-
-    def _watchdog(self) -> None:
-        time.sleep(SHUTDOWN_DEADLINE_S)
-        others = [t.name for t in threading.enumerate()
-                  if t is not threading.current_thread() and t.is_alive()]
-        _exit_now(0, f"[WARN] [{self.name}]: still stopping {SHUTDOWN_DEADLINE_S:g} s after "
-                  f"the stop signal: abandoning what runs (threads: {', '.join(others)})")
-
-
-def _exit_now(code: int, text: str = "") -> None:
-    """Write ``text`` to stderr, flush Python's and C's buffers, end the process."""
-    try:
-        atexit._run_exitfuncs()                # e.g. audit logs' pending summaries
-        logging.shutdown()
-        if text:
-            print(text, file=sys.stderr)
-        sys.stderr.flush()
-        sys.stdout.flush()
-        ctypes.CDLL(None).fflush(None)         # rcutils writes log lines through C stdio
-    except (OSError, ValueError, AttributeError):
-        pass
-    os._exit(code)
