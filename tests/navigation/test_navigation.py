@@ -202,6 +202,49 @@ def test_a_protective_stop_that_lasts_is_bounded():
     assert 16.0 <= run.t <= 17.0
 
 
+def test_lost_localization_turns_in_place_then_replans_from_the_new_pose():
+    cm = corridors()
+    nav = navigator(cm, blocked_timeout_s=10.0, stall_timeout_s=20.0)
+    nav.start(Goal(9.0, 1.0, 0.0), 0.0)
+    run = Run(nav, cm, (1.0, 1.0, 0.0))
+
+    replans = {}
+
+    def kidnap(t, pose):                       # pushed 0.5 m sideways at 3 s
+        if abs(t - 3.0) < DT / 2:
+            pose[1] += 0.5
+        replans.setdefault(round(t, 3), nav.replans)
+    lost = ("localization_diverged",)          # the supervisor: no translation, |w| <= 0.3
+    out = run.go(200.0, hook=kidnap, safety=lambda t: SafetyInput(1, 0.0, lost)
+                 if 4.0 <= t < 34.0 else SafetyInput())
+    assert out is not None and out.outcome.code == "succeeded", out
+    held = [c for c in run.cmds if 4.0 <= c[0] < 34.0]
+    assert {s for t, s in run.states if 4.0 <= t < 34.0} == {"relocalizing"}
+    assert all(c[1] == 0.0 and c[2] == pytest.approx(0.25) for c in held)
+    assert sum(c[2] for c in held) * DT == pytest.approx(7.5, abs=0.1)   # 30 s at 0.25 rad/s
+    # 30 s of turning counted for neither the blocked (10 s) nor the stall (20 s) clock
+    t_back = min(t for t, _ in run.states if t >= 34.0 - DT / 2)
+    assert replans[round(t_back + DT, 3)] == replans[round(t_back, 3)] + 1   # planned anew
+
+
+def test_lost_localization_that_turning_does_not_recover_ends_blocked():
+    cm = corridors()
+    nav = navigator(cm, relocalize_timeout_s=20.0)
+    nav.start(Goal(9.0, 1.0, 0.0), 0.0)
+    run = Run(nav, cm, (1.0, 1.0, 0.0))
+    out = run.go(100.0, safety=lambda t: SafetyInput(1, 0.0, ("localization_diverged",))
+                 if t > 2.0 else SafetyInput())
+    assert out.outcome.code == "blocked"
+    assert out.outcome.reason == ("localization lost: turned in place for 20 s and no marker "
+                                  "re-localized the robot")
+    assert 22.0 <= run.t <= 22.5
+    # where the supervisor forbids turning too (relocalize_turn_radps 0) it is a pause
+    nav.start(Goal(9.0, 1.0, 0.0), run.t)
+    run2 = Run(nav, cm, tuple(run.pose), run.t)
+    run2.go(run.t + 5.0, safety=lambda t: SafetyInput(2, 0.0, ("localization_diverged",)))
+    assert run2.seen() == {"paused"} and all(c[1:3] == (0.0, 0.0) for c in run2.cmds)
+
+
 def test_emergency_stop_aborts():
     cm = corridors()
     nav = navigator(cm)

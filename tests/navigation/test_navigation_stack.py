@@ -100,7 +100,7 @@ def test_parameters_become_the_parts_configs():
     with pytest.raises(ConfigError, match="people_timeout_s"):
         navigation_config_from_params({"people_timeout_s": 0.0})
     names = [s.name for s in SCHEMA]
-    assert len(names) == len(set(names)) == 59
+    assert len(names) == len(set(names)) == 61
     assert {"escape_margin_m", "pose_abort_s", "people_timeout_s", "stop_hold_s"} <= set(names)
 
 
@@ -143,6 +143,9 @@ def test_safety_state_a_zero_limit_is_a_stop(world, description):
     assert s.safety == SafetyInput(1, 0.3, ("person_near",))
     s.safety_state(3, -1.0, ["estop"], "", 4.0)
     assert s.safety == SafetyInput(3, 0.0, ("estop",))
+    # a lost localization allows turning in place only: not a stop, the behaviour turns
+    s.safety_state(1, 0.0, ["localization_diverged"], "", 5.0)
+    assert s.safety == SafetyInput(1, 0.0, ("localization_diverged",))
 
 
 def test_goals_from_places_and_poses(world, description):

@@ -2,6 +2,7 @@
 divergence, battery policies, heartbeats."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -138,6 +139,15 @@ def test_scan_ignore_radius():
     assert len(scan.points) == 359
 
 
+def test_localization_divergence_stops_when_turning_is_not_allowed():
+    loc = LocalizationSource(dataclasses.replace(CFG, relocalize_turn_radps=0.0))
+    for t in (10.0, 11.0, 12.0):
+        loc.update(RobotState(0, 0, 0, stamp_s=t), t, cov_trace_m2=0.5)
+    v = loc.verdict(12.0)
+    assert v.level == SafetyLevel.PROTECTIVE_STOP and v.codes == ("localization_diverged",)
+    assert (v.speed_limit_mps, v.turn_limit_radps) == (0.0, 0.0) and v.stops
+
+
 def test_people_source():
     p = PeopleSource(CFG)
     people = [Obstacle(2.0, 0.0, 0.3, vx_mps=-1.0, measured_speed=True, position_std_m=0.1),
@@ -150,7 +160,7 @@ def test_people_source():
     assert p.update(["x"], 2.0) == "not_an_obstacle"
 
 
-def test_localization_divergence_reduces_then_stops():
+def test_localization_divergence_reduces_then_only_turns():
     loc = LocalizationSource(CFG)          # max trace 0.25, NIS 11.34, stop after 2 s
     assert loc.update(RobotState(0, 0, 0, stamp_s=10.0), 10.0, cov_trace_m2=0.01) is None
     assert loc.verdict(10.0).level == SafetyLevel.NORMAL
@@ -162,7 +172,10 @@ def test_localization_divergence_reduces_then_stops():
     assert loc.verdict(12.4).level == SafetyLevel.REDUCED_SPEED
     loc.update(RobotState(0, 0, 0, stamp_s=12.5), 12.5, nis=50.0)
     v = loc.verdict(12.5)
-    assert v.level == SafetyLevel.PROTECTIVE_STOP and v.codes == ("localization_diverged",)
+    # no translation; turning in place at up to 0.3 rad/s, to look for markers
+    assert v.level == SafetyLevel.REDUCED_SPEED and v.codes == ("localization_diverged",)
+    assert (v.speed_limit_mps, v.turn_limit_radps) == (0.0, pytest.approx(0.3))
+    assert not v.stops and "turning in place only" in v.causes[0].message
     loc.update(RobotState(0, 0, 0, stamp_s=12.6), 12.6, cov_trace_m2=0.01, nis=1.0)
     assert loc.verdict(12.6).level == SafetyLevel.NORMAL
     loc.update(RobotState(0, 0, 0, stamp_s=12.7), 12.7, cov_trace_m2=math.nan)

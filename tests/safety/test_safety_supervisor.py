@@ -244,7 +244,11 @@ def test_localization_divergence_timeline():
         sup.on_odometry(0.0, 0.0, tk)
         sup.on_localization(RobotState(0, 0, 0, stamp_s=tk), tk, cov_trace_m2=1.0)
     s = sup.update(tk)
-    assert s.level == SafetyLevel.PROTECTIVE_STOP and "localization_diverged" in s.reasons
+    assert s.level == SafetyLevel.REDUCED_SPEED and "localization_diverged" in s.reasons
+    assert (s.max_linear_speed_mps, s.max_angular_speed_radps) == (0.0, pytest.approx(0.3))
+    # the control loop caps both axes by speed_scale: it carries the turn's share (0.3 of
+    # the automatic 1.5 rad/s), or the loop would hold the turn at 0
+    assert s.speed_scale == pytest.approx(0.2)
 
 
 def test_battery_return_flag_and_heartbeats():

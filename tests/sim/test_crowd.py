@@ -150,3 +150,24 @@ def test_a_person_who_ended_their_walk_by_a_robot_makes_way_only_when_asked():
     assert all(dead_end(p.x, p.y) >= 0.25 - 1e-9 for p in path)
     assert all(math.hypot(p.x - 1.5, p.y) < 0.8 for p in path)
     assert path[-1].vx == path[-1].vy == 0.0
+
+
+
+@pytest.mark.parametrize("robot", [(3.4, 0.0), (3.0, 0.0), (3.4, 0.3), (4.0, 0.6), (3.6, -0.8)])
+def test_a_step_aside_taken_before_a_corner_is_walked_back_not_swung_round(robot):
+    """The script turns 90 degrees right at (4, 0) while the walker is still stepped aside
+    round a robot standing near the corner. Found in a regression run: the step swung round
+    with the heading, 0.9 m across the robot in one step and into it; and the side chosen
+    on the first leg was kept on the second, so the walker stepped across the robot's
+    position. Now the step stays where it is in the world and is walked back, and a new
+    leg chooses its side anew: at most walking plus sidestep pace, never into the robot
+    (contact is 0.45 + 0.25 = 0.70 m; without the corner they keep 1.15 m)."""
+    worker = ActorSpec("w", ((0.0, 0.0), (4.0, 0.0), (4.0, -6.0)), 1.0, loop=False,
+                       radius_m=0.25)
+    crowd = Crowd(OPEN)
+    log = _walk(crowd, [worker], lambda t: [robot], 14.0)
+    pos = [(st["w"].x, st["w"].y) for _, st, _ in log]
+    jumps = [math.hypot(b[0] - a[0], b[1] - a[1]) for a, b in zip(pos, pos[1:])]
+    assert max(jumps) <= (1.0 + Crowd.SIDESTEP_MPS) * DT + 1e-9
+    assert _min_dist(log, "w") >= 1.0
+    assert pos[-1] == pytest.approx((4.0, -6.0), abs=1e-6)         # back on its line

@@ -38,7 +38,7 @@ _DEFAULT_FIELDS = {"odom": ("vx", "vyaw"), "imu": ("vyaw",), "fiducial": ("x", "
 _DEFAULT_GATE = {"odom": 0.0, "imu": 0.0, "fiducial": 4.0, "pose": 5.0}
 _DEFAULT_FIXED = {"odom": (0.02, 0.02), "imu": (0.02, 0.005), "fiducial": (0.05, 0.05, 0.1),
                   "pose": (0.1, 0.1, 0.1)}
-_DEFAULT_MINVAR = {"odom": 4e-4, "imu": 1e-7, "fiducial": 1e-5, "pose": 1e-5}
+_DEFAULT_MINVAR = {"odom": 1e-4, "imu": 1e-7, "fiducial": 1e-5, "pose": 1e-5}
 _COV_CHOICES = {"odom": ("message", "fixed"), "imu": ("message", "fixed"),
                 "fiducial": ("message", "fixed", "model"), "pose": ("message", "fixed")}
 _DEFAULT_COV = {"odom": "message", "imu": "message", "fiducial": "model", "pose": "message"}
@@ -69,9 +69,9 @@ def _input_schema(name: str) -> tuple[ParamSpec, ...]:
 
 SCHEMA: tuple[ParamSpec, ...] = (
     # ---- process model -----------------------------------------------------------------
-    ParamSpec("process_noise_position", F, 1e-4, "white noise added to x and y (model "
+    ParamSpec("process_noise_position", F, 1e-5, "white noise added to x and y (model "
               "error, slip) [m^2 per s]", 0.0, 10.0, unit="m^2/s"),
-    ParamSpec("process_noise_yaw", F, 1e-5, "white noise added to yaw [rad^2 per s]",
+    ParamSpec("process_noise_yaw", F, 1e-6, "white noise added to yaw [rad^2 per s]",
               0.0, 10.0, unit="rad^2/s"),
     ParamSpec("process_noise_accel", F, 1.0, "std of the unmodelled linear acceleration "
               "(v is a random walk)", 1e-4, 100.0, unit="m/s^2"),
@@ -150,8 +150,8 @@ def _default_inputs() -> dict[str, InputConfig]:
 
 @dataclass(frozen=True)
 class EkfConfig:
-    process_noise_position: float = 1e-4
-    process_noise_yaw: float = 1e-5
+    process_noise_position: float = 1e-5
+    process_noise_yaw: float = 1e-6
     process_noise_accel: float = 1.0
     process_noise_angular_accel: float = 2.0
     process_noise_gyro_bias: float = 2e-4

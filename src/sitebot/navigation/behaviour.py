@@ -12,6 +12,11 @@ Core only (no ROS; time is an argument). One goal at a time::
     held by a person (a protective stop for a person, or recovering with a person within
             ``ask_distance_m``) for ``ask_after_s``: the robot asks them to let it pass
             (:attr:`NavStep.say`, spoken on ``hri/say``), again every ``ask_every_s``
+    relocalizing: the supervisor says localization diverged (``localization_diverged``; it
+            then allows turning in place only): turn on the spot at
+            ``relocalize_turn_radps`` so that the camera sweeps for markers; when the
+            filter has re-localized, replan from the new pose; still lost after
+            ``relocalize_timeout_s`` -> blocked. Not counted as blocked or stalled.
     emergency stop, no pose for ``pose_timeout_s``, goal older than ``goal_timeout_s``,
     an invalid or forbidden goal, a goal unreachable on the site map itself -> aborted
 
@@ -34,7 +39,7 @@ from sitebot.navigation.planner import GlobalPlanner, Plan, PlanError
 from sitebot.types import Pose2D, SafetyLevel, wrap_angle
 
 __all__ = ["BehaviourConfig", "Goal", "SafetyInput", "Outcome", "NavStep", "Navigator",
-           "TERMINAL", "PASS_REQUEST", "PERSON_STOP_CODES"]
+           "TERMINAL", "PASS_REQUEST", "PERSON_STOP_CODES", "LOCALIZATION_LOST"]
 
 TERMINAL = ("succeeded", "blocked", "aborted", "canceled")
 RECOVERIES = ("waiting", "backing_up", "rotating")
@@ -59,6 +64,9 @@ class BehaviourConfig:
     ask_after_s: float = 3.0
     ask_every_s: float = 10.0
     ask_distance_m: float = 2.5           # a person this near holds a recovering robot
+    # localization diverged: turn in place this fast to find markers, for at most this long
+    relocalize_turn_radps: float = 0.25
+    relocalize_timeout_s: float = 60.0
     pose_timeout_s: float = 5.0
     goal_timeout_s: float = 600.0
     progress_reset_m: float = 1.0
@@ -108,6 +116,8 @@ class NavStep:
 PASS_REQUEST = "Excuse me, please step aside and let me pass."
 #: the supervisor's reason codes that name a person holding the robot
 PERSON_STOP_CODES = ("person_in_protective_field", "person_restart_delay")
+#: the supervisor's reason code for a localization it no longer trusts (turning in place only)
+LOCALIZATION_LOST = "localization_diverged"
 
 
 class Navigator:
@@ -133,6 +143,7 @@ class Navigator:
         self.t_start = t
         self.last_pose_t = t
         self.paused_since: float | None = None
+        self.relocalizing_since: float | None = None
         self.held_by_person_since: float | None = None
         self.next_ask_t = math.inf
         self.blocked_since: float | None = None
@@ -150,6 +161,27 @@ class Navigator:
         self.last_t: float | None = None
         self.best_goal_d = math.inf            # closest straight-line approach to the goal
         self.best_goal_t = t
+
+    def _resume(self, held: float) -> None:
+        """A hold of ``held`` seconds (a pause, re-localizing) counts for no other clock."""
+        if self.blocked_since is not None:
+            self.blocked_since += held
+        self.rec_start_t += held
+        self.best_goal_t += held
+
+    def _relocalize(self, t: float, pose) -> NavStep:
+        """Turn on the spot while the supervisor says localization diverged."""
+        cfg = self.cfg
+        if self.relocalizing_since is None:
+            self.relocalizing_since = t
+        lost = t - self.relocalizing_since
+        if lost > cfg.relocalize_timeout_s:
+            self._finish("blocked", f"localization lost: turned in place for {lost:.0f} s "
+                         "and no marker re-localized the robot")
+            return self._zero(self.state, self._remaining(pose), self.outcome.reason)
+        self.last_detail = "localization lost: turning in place to find markers"
+        return NavStep(0.0, cfg.relocalize_turn_radps, "relocalizing", self._remaining(pose),
+                       self.last_detail)
 
     # ------------------------------------------------------------------ goal
     def start(self, goal: Goal, t: float) -> Outcome | None:
@@ -335,12 +367,14 @@ class Navigator:
             return self._zero("paused", self._remaining(pose),
                               "protective stop: " + ", ".join(safety.reasons))
         if self.paused_since is not None:
-            paused = t - self.paused_since         # the pause counts for no other clock
+            self._resume(t - self.paused_since)
             self.paused_since = None
-            if self.blocked_since is not None:
-                self.blocked_since += paused
-            self.rec_start_t += paused
-            self.best_goal_t += paused
+        if LOCALIZATION_LOST in safety.reasons:
+            return self._relocalize(t, pose)
+        if self.relocalizing_since is not None:      # re-localized: plan from the new pose
+            self._resume(t - self.relocalizing_since)
+            self.relocalizing_since = None
+            self.state = "planning"
         # ---------------------------------------------------------------- progress clock
         d_goal = math.hypot(self.goal.x - pose[0], self.goal.y - pose[1])
         if d_goal < self.best_goal_d - cfg.progress_reset_m or not math.isfinite(

@@ -124,6 +124,11 @@ SCHEMA: tuple[ParamSpec, ...] = (
     ParamSpec("ask_every_s", F, 10.0, "then ask again this often", 1.0, 3600.0, unit="s"),
     ParamSpec("ask_distance_m", F, 2.5, "a person this near holds a robot in recovery (a "
               "narrow passage): ask too", 0.0, 20.0, unit="m"),
+    ParamSpec("relocalize_turn_radps", F, 0.25, "localization diverged: turn in place this "
+              "fast to find markers (the supervisor allows relocalize_turn_radps)", 0.0, 1.0,
+              unit="rad/s"),
+    ParamSpec("relocalize_timeout_s", F, 60.0, "give up (blocked) when turning in place has "
+              "not re-localized the robot within this", 1.0, 3600.0, unit="s"),
     ParamSpec("pose_abort_s", F, 5.0, "give up (aborted) after no valid pose this long (at "
               "least 10 pose_timeout_s)", 0.0, 3600.0, unit="s"),
     ParamSpec("goal_timeout_s", F, 600.0, "abort a goal not reached within this", 1.0, 86400.0,
@@ -214,6 +219,8 @@ class NavigationConfig:
                 protective_stop_timeout_s=p["protective_stop_timeout_s"],
                 ask_after_s=p["ask_after_s"], ask_every_s=p["ask_every_s"],
                 ask_distance_m=p["ask_distance_m"],
+                relocalize_turn_radps=p["relocalize_turn_radps"],
+                relocalize_timeout_s=p["relocalize_timeout_s"],
                 goal_timeout_s=p["goal_timeout_s"], replan_period_s=p["replan_period_s"],
                 pose_timeout_s=max(p["pose_abort_s"],
                                    POSE_ABORT_TIMEOUTS * p["pose_timeout_s"])))

@@ -25,7 +25,7 @@ import numpy as np
 
 from sitebot.description.kinematics import planar_frame_pose
 from sitebot.errors import SitebotError
-from sitebot.navigation.behaviour import Goal, Navigator, Outcome, SafetyInput
+from sitebot.navigation.behaviour import LOCALIZATION_LOST, Goal, Navigator, Outcome, SafetyInput
 from sitebot.navigation.config import NavigationConfig
 from sitebot.navigation.controller import RegulatedPurePursuit
 from sitebot.navigation.costmap import Costmap
@@ -173,13 +173,15 @@ class NavigationStack:
     def safety_state(self, level: int, speed_cap_mps: float, reasons: Sequence[str],
                      message: str, now: float) -> None:
         """The supervisor's state: a missing or negative speed limit is 0, and an allowed
-        speed of (about) 0 counts as a protective stop."""
+        speed of (about) 0 counts as a protective stop, except for a lost localization (the
+        supervisor then allows turning in place, and the behaviour turns to find markers)."""
         cap = float(speed_cap_mps)
         # an unknown level counts as the nearest known one (above EMERGENCY_STOP: that)
         level = SafetyLevel(min(max(int(level), SafetyLevel.NORMAL), SafetyLevel.EMERGENCY_STOP))
         if not math.isfinite(cap) or cap < 0:
             cap = 0.0
-        if cap < STOPPED_SPEED_MPS and level < SafetyLevel.PROTECTIVE_STOP:
+        if cap < STOPPED_SPEED_MPS and level < SafetyLevel.PROTECTIVE_STOP \
+                and LOCALIZATION_LOST not in reasons:
             level = SafetyLevel.PROTECTIVE_STOP
         self.safety = SafetyInput(level, cap, tuple(reasons) or (message,))
         self.safety_t = now

@@ -34,7 +34,6 @@ TASK_SUPERVISOR = {
     "scan_person_candidates": False,      # people come from spatial_perception's tracker
     "people_required": True,
     "people_timeout_s": 1.0,
-    "localization_max_cov_trace_m2": 1.0,  # the EKF's covariance is conservative
 }
 #: simulator settings of the task-stack runs: every one of their 9-10 nodes runs on sim time
 #: and handles each /clock message (an idle arm_planner or task_planner took 4-6 % of a core

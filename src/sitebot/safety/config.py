@@ -155,6 +155,9 @@ SCHEMA: tuple[ParamSpec, ...] = (
               "diverging (default: chi-square 99 % for 3 dof)", 0.1, 1e6),
     ParamSpec("divergence_stop_s", F, 2.0, "diverging localization: reduced speed at once, "
               "protective stop after this long", 0.0, 60.0, unit="s"),
+    ParamSpec("relocalize_turn_radps", F, 0.3, "diverged localization: turning in place "
+              "up to this |w| stays allowed (to find markers); 0 = a protective stop", 0.0,
+              1.0, unit="rad/s"),
     ParamSpec("people_timeout_s", F, 0.5, "people topic older than this: stale", 0.01, 10.0,
               unit="s"),
     ParamSpec("people_required", B, False, "the people topic is needed to move (only if a "
@@ -292,6 +295,7 @@ class SafetyConfig:
     localization_max_cov_trace_m2: float = 0.25
     localization_max_nis: float = 11.34
     divergence_stop_s: float = 2.0
+    relocalize_turn_radps: float = 0.3
     people_timeout_s: float = 0.5
     people_required: bool = False
     battery_timeout_s: float = 10.0

@@ -479,8 +479,11 @@ class LocalizationSource(DataSource):
     Diverging = the position covariance trace (xx + yy) [m^2] above
     ``localization_max_cov_trace_m2``, or the normalised innovation squared above
     ``localization_max_nis`` (a NaN in either also counts).  Diverging -> REDUCED_SPEED
-    (``localization_diverging``) at once, PROTECTIVE_STOP (``localization_diverged``) once
-    it has lasted ``divergence_stop_s``; a healthy update clears it.
+    (``localization_diverging``) at once; once it has lasted ``divergence_stop_s``
+    (``localization_diverged``) no translation, only turning in place up to
+    ``relocalize_turn_radps`` (a robot that does not know where it is may look around for
+    markers, and the scan's fields still watch the circle it turns in), or a
+    PROTECTIVE_STOP when that is 0; a healthy update clears it.
     """
 
     def __init__(self, config: SafetyConfig, name: str = "localization") -> None:
@@ -530,9 +533,12 @@ class LocalizationSource(DataSource):
                f"{cfg.localization_max_nis:g})")
         lasted = now - self.diverging_since
         if lasted >= cfg.divergence_stop_s:
-            return Verdict(SafetyLevel.PROTECTIVE_STOP, 0.0, 0.0, (Cause(
-                "localization_diverged", SafetyLevel.PROTECTIVE_STOP,
-                f"localization diverging for {lasted:.3g} s: {how}", self.name),))
+            turn = cfg.relocalize_turn_radps
+            level = SafetyLevel.REDUCED_SPEED if turn > 0.0 else SafetyLevel.PROTECTIVE_STOP
+            only = f"; turning in place only (|w| <= {turn:g} rad/s)" if turn > 0.0 else ""
+            return Verdict(level, 0.0, turn, (Cause(
+                "localization_diverged", level,
+                f"localization diverging for {lasted:.3g} s: {how}{only}", self.name),))
         return Verdict(SafetyLevel.REDUCED_SPEED, cfg.reduced_max_linear_mps,
                        cfg.reduced_max_angular_radps, (Cause(
                            "localization_diverging", SafetyLevel.REDUCED_SPEED,

@@ -571,6 +571,12 @@ class Supervisor:
         if level == SafetyLevel.NORMAL and (mode is Mode.REDUCED_SPEED):
             level = SafetyLevel.REDUCED_SPEED
         scale = min(max(vmax / cfg.nominal_speed_mps, 0.0), 1.0)
+        if scale == 0.0 and wmax > 0.0 and math.isfinite(verdict.turn_limit_radps):
+            # a rule that allows turning in place only, with its own turn limit (a lost
+            # localization): the control loop caps both axes by this one factor, so it
+            # carries the turn's share; translation stays 0 because every command is
+            # limited to vmax here before it is passed on
+            scale = min(wmax / max(cfg.auto_max_angular_radps, 1e-6), 1.0)
         ret = any(c.code == "battery_low" for c in verdict.causes) and \
             cfg.battery_policy == "return"
         message = "; ".join(c.message for c in verdict.causes) or "ok"

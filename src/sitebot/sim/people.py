@@ -47,7 +47,10 @@ ROBOT_EXTENT_M = 0.45
 class _Walker:
     waited: float = 0.0          # script delay from giving way and standing [s]
     waiting: float = 0.0         # current wait for one robot [s]
-    offset: float = 0.0          # sideways from the scripted line [m], + = left
+    # off the scripted line [m], in the world frame: a step aside taken before the line
+    # turns a corner stays where it is and is walked back, it does not swing round with
+    # the heading (a 0.9 m step swung across a robot in one step, into it)
+    disp: tuple[float, float] = (0.0, 0.0)
     side: float = 0.0            # the side chosen around the current obstacle (+1/-1/0)
     heading: tuple[float, float] = (1.0, 0.0)
     shift: tuple[float, float] = (0.0, 0.0)   # stepped away from a robot that asked [m]
@@ -165,9 +168,13 @@ class Crowd:
         st = a.state_at(t - w.waited)
         speed = math.hypot(st.vx, st.vy)
         if speed > 0.0:
-            w.heading = (st.vx / speed, st.vy / speed)
+            heading = (st.vx / speed, st.vy / speed)
+            if heading[0] * w.heading[0] + heading[1] * w.heading[1] < 0.99:
+                w.side = 0.0            # a new leg: the side round an obstacle is chosen anew
+            w.heading = heading
         ux, uy = w.heading
         nx, ny = -uy, ux                                   # left of the walking direction
+        offset = w.disp[0] * nx + w.disp[1] * ny          # sideways, + = left
         need_r = ROBOT_EXTENT_M + a.radius_m + self.ROBOT_MARGIN_M
         obstacles = [(rx, ry, need_r, True) for rx, ry in self._robots] + others
         # giving way to a robot that drives toward them
@@ -189,36 +196,38 @@ class Crowd:
         for ox, oy, need, _ in obstacles:
             dx, dy = ox - st.x, oy - st.y                  # from the scripted point
             s, lat = dx * ux + dy * uy, dx * nx + dy * ny
-            in_way = abs(lat) < need or abs(w.offset - lat) < need
+            in_way = abs(lat) < need or abs(offset - lat) < need
             if not in_way or s <= -need or s > self.LOOKAHEAD_M:
                 continue
             if not w.side:
-                w.side = math.copysign(1.0, w.offset - lat) \
-                    if w.offset and abs(w.offset - lat) < need \
+                w.side = math.copysign(1.0, offset - lat) \
+                    if offset and abs(offset - lat) < need \
                     else self._pick_side(st, nx, ny, lat, need, a.radius_m)
             want = lat + w.side * need
             if not chosen or abs(want) > abs(target):
                 target = want
             chosen = True
             # too near to pass yet: stand while stepping aside
-            hold = hold or (abs(w.offset - lat) < need and s < need + 0.3)
+            hold = hold or (abs(offset - lat) < need and s < need + 0.3)
         if not chosen:
             w.side = 0.0
-        step = self.SIDESTEP_MPS * dt
-        new = w.offset + max(-step, min(step, target - w.offset))
-        px, py = st.x + new * nx, st.y + new * ny
-        if new != w.offset and self._clearance(px, py) < a.radius_m:
-            new, hold = w.offset, chosen                   # a wall: go no further aside
-        w.offset = new
+        # toward target x the left normal, at sidestep pace (what is left along the line
+        # from before a corner is walked back at the same pace)
+        ex, ey = target * nx - w.disp[0], target * ny - w.disp[1]
+        e = math.hypot(ex, ey)
+        k = min(1.0, self.SIDESTEP_MPS * dt / e) if e > 1e-12 else 0.0
+        new = (w.disp[0] + k * ex, w.disp[1] + k * ey)
+        if new != w.disp and self._clearance(st.x + new[0], st.y + new[1]) < a.radius_m:
+            new, hold = w.disp, chosen                     # a wall: go no further aside
+        w.disp = new
         if hold:
             return self._stand(a, w, t, dt)
-        return PersonState(a.id, st.x + w.offset * nx, st.y + w.offset * ny, st.vx, st.vy)
+        return PersonState(a.id, st.x + new[0], st.y + new[1], st.vx, st.vy)
 
     def _stand(self, a: ActorSpec, w: _Walker, t: float, dt: float) -> PersonState:
         w.waited += dt
         st = a.state_at(t - w.waited)
-        nx, ny = -w.heading[1], w.heading[0]
-        return PersonState(a.id, st.x + w.offset * nx, st.y + w.offset * ny, 0.0, 0.0)
+        return PersonState(a.id, st.x + w.disp[0], st.y + w.disp[1], 0.0, 0.0)
 
     def _pick_side(self, st: PersonState, nx: float, ny: float, lat: float, need: float,
                    radius: float) -> float:

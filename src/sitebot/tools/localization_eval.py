@@ -60,6 +60,7 @@ class _Track:
     pos_err: list = field(default_factory=list)
     yaw_err: list = field(default_factory=list)
     nees: list = field(default_factory=list)
+    cov_trace: list = field(default_factory=list)   # position covariance xx + yy [m^2]
     nis: dict = field(default_factory=dict)      # input -> [(nis, dof)]
 
     def add_nis(self, src: str, res) -> None:
@@ -73,6 +74,7 @@ class _Track:
                "yaw_max_deg": float(np.degrees(np.abs(ye).max())),
                "final_pos_err_m": float(pe[-1]),
                "nees_mean": float(ne.mean()),
+               "cov_trace_max_m2": float(max(self.cov_trace, default=math.nan)),
                "nees_within_95": float(np.mean(ne <= CHI2_95[3]))}
         for src, vals in self.nis.items():
             a = np.array(vals)
@@ -151,8 +153,12 @@ def _kidnap_target(world, costmap, rng, current: tuple[float, float, float], det
 
 def evaluate_world(world_id: str, sim_seconds: float = 600.0, seed: int = 0,
                    detector: str = "sim", fixes: bool = True, kidnap: bool = True,
-                   config: EkfConfig | None = None, progress=None) -> WorldResult:
-    """Drive ``world_id``'s routes for ``sim_seconds`` and score the filters."""
+                   config: EkfConfig | None = None, progress=None,
+                   variants: dict[str, EkfConfig] | None = None) -> WorldResult:
+    """Drive ``world_id``'s routes for ``sim_seconds`` and score the filters.
+
+    :param variants: more filters without fixes, by name, fed the same stream side by side
+        (process-noise tuning: one drive scores every candidate)."""
     import pybullet as pb
 
     from sitebot.description.urdf import load_robot_description
@@ -183,6 +189,10 @@ def evaluate_world(world_id: str, sim_seconds: float = 600.0, seed: int = 0,
             ekf = Ekf(cfg, markers)
             ekf.initialize(0.0, spawn, (0.02, 0.02, 0.01))
             tracks.append((_Track(name, ekf), use))
+        for name, vcfg in (variants or {}).items():
+            ekf = Ekf(vcfg, markers)
+            ekf.initialize(0.0, spawn, (0.02, 0.02, 0.01))
+            tracks.append((_Track(name, ekf), False))
         K = camera_intrinsics(simcfg.camera)
         simdet = SimulatedDetector(markers, T_base_cam, K, (simcfg.camera.width,
                                                              simcfg.camera.height),
@@ -327,6 +337,7 @@ def evaluate_world(world_id: str, sim_seconds: float = 600.0, seed: int = 0,
                     e = np.array([x[0] - g[0], x[1] - g[1], wrap_angle(x[2] - g[2])])
                     tr.pos_err.append(math.hypot(e[0], e[1]))
                     tr.yaw_err.append(e[2])
+                    tr.cov_trace.append(float(P[0, 0] + P[1, 1]))
                     try:
                         tr.nees.append(float(e @ np.linalg.solve(P[:3, :3], e)))
                     except np.linalg.LinAlgError:
