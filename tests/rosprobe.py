@@ -66,6 +66,22 @@ class Probe(TopicRecorder):
         spin_until(predicate, timeout, lambda: f"{what or predicate}; topics seen: "
                    f"{sorted(k for k, v in self.messages.items() if v)}", launch=launch)
 
+    def answered_goal(self, client, goal, timeout: float = 30.0, each: float = 2.0):
+        """Send ``goal`` until the action server answers it; the goal handle.
+
+        A server answers on the client's response reader; until its participant has
+        matched that reader, rmw drops the answer ("failed to send response (timeout)":
+        seen on a loaded machine), although ``server_is_ready`` already holds. A goal whose
+        answer is lost is sent again, ``each`` seconds apart; a test's first goal should go
+        this way so that a discovery race does not read as a node that does not answer."""
+        end = time.monotonic() + timeout
+        while True:
+            fut = client.send_goal_async(goal)
+            if spin_until(fut.done, min(each, max(0.1, end - time.monotonic())), must=False):
+                return fut.result()
+            if time.monotonic() >= end:
+                raise AssertionError(f"no answer to a goal within {timeout:g} s")
+
     def latest_sim_time(self) -> float:
         msgs = self.get("/clock")
         return msgs[-1][0] if msgs else float("nan")

@@ -57,6 +57,9 @@ def stack():
     ot.start()
     client = ActionClient(probe.node, NavigateToPlace, "navigate_to_place")
     probe.wait_for(client.server_is_ready, 20, "navigate_to_place server")
+    first = NavigateToPlace.Goal()
+    first.place_id = "no_such_place"                 # answered (accepted, then aborted)
+    result(probe, probe.answered_goal(client, first))
     yield node, probe, client
     stop.set()
     ot.join(timeout=2)
