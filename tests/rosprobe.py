@@ -88,10 +88,23 @@ class Probe(TopicRecorder):
 
 
 def rate_hz(stamps: list[float]) -> float:
-    """Mean rate of a stamp sequence [Hz] (in the stamps' own time)."""
+    """The rate a stamp sequence was published at [Hz] (in the stamps' own time).
+
+    A best-effort subscriber on a loaded machine misses messages (a probe kept 72 % of a
+    100 Hz IMU while a regression suite ran beside it), and the mean over the window then
+    reads the delivery, not the publisher. A missed message makes one interval a multiple of
+    the period: each interval counts as the whole number of median intervals nearest to it
+    (at least one), which restores the published count while fewer than half are missed;
+    stamps quantised to the physics step (intervals of 4 and 5 steps) still count one each.
+    """
     if len(stamps) < 2 or stamps[-1] <= stamps[0]:
         return 0.0
-    return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    period = sorted(gaps)[len(gaps) // 2]
+    if period <= 0.0:
+        return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    published = sum(max(1, round(g / period)) for g in gaps)
+    return published / (stamps[-1] - stamps[0])
 
 
 class SupervisorDouble:

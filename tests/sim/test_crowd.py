@@ -171,3 +171,46 @@ def test_a_step_aside_taken_before_a_corner_is_walked_back_not_swung_round(robot
     assert max(jumps) <= (1.0 + Crowd.SIDESTEP_MPS) * DT + 1e-9
     assert _min_dist(log, "w") >= 1.0
     assert pos[-1] == pytest.approx((4.0, -6.0), abs=1e-6)         # back on its line
+
+
+
+def test_a_person_held_mid_walk_in_an_aisle_walks_back_to_let_an_asking_robot_pass():
+    """An aisle too narrow to pass a robot (walls at |y| = 0.7 m, a side opening at x = -3).
+    A worker walking along it stands when they see a robot in the aisle ahead that they
+    cannot step round; the robot comes up and stops 1.2 m from them (mid-walk: making way
+    does not apply, and each would wait for the other). Asked, they walk back along their
+    own path to the pass distance plus MAKE_WAY_M (2.15 m) and keep that distance while
+    the robot comes on; once it has left by the opening they walk on and finish their
+    walk. Never into a wall, never nearer the robot than where they were asked."""
+    need = ROBOT_EXTENT_M + 0.25 + Crowd.ROBOT_MARGIN_M + Crowd.MAKE_WAY_M     # 2.15 m
+    aisle = (lambda x, y: 0.7 - abs(y) if y > -0.7 or abs(x + 3.0) > 0.6 else 1.0)
+    worker = ActorSpec("w", ((-6.0, 0.0), (5.0, 0.0)), 1.0, loop=False, radius_m=0.25)
+
+    def robot(t: float):  # rests, comes up to 1.2 m of them, then along to x = -3, out south
+        if t < 6.0:
+            return [(1.5, 0.0)]
+        if t < 11.2:
+            return [(1.5 - 0.25 * (t - 6.0), 0.0)]
+        if t < 14.0:
+            return [(0.2, 0.0)]
+        if t < 26.8:
+            return [(0.2 - 0.25 * (t - 14.0), 0.0)]
+        return [(-3.0, -0.25 * (t - 26.8))]
+    crowd = Crowd(aisle)
+    log = _walk(crowd, [worker], robot, 12.0)
+    held = log[-1][1]["w"]
+    asked_at = math.hypot(held.x - 0.2, held.y)
+    assert held.vx == held.vy == 0.0 and asked_at < need - 0.5       # standing, too near
+    crowd.hear(0.2, 0.0, 12.0)
+    t, after = 12.0, []
+    while t < 60.0 - 1e-9:
+        t += DT
+        after.append((t, {s.id: s for s in crowd.step(t, [worker], robot(t))}, robot(t)))
+    d = [(t, math.hypot(st["w"].x - r[0][0], st["w"].y - r[0][1])) for t, st, r in after]
+    assert min(v for _, v in d) >= asked_at - 1e-9               # never nearer than asked
+    back = min(t for t, v in d if v >= need - 0.02)
+    assert back - 12.0 < 2.0                                     # walked back at once
+    assert all(v >= need - 0.1 for t, v in d if back <= t <= 26.8)   # kept clear of it
+    assert all(abs(st["w"].y) <= 0.45 + 1e-9 for _, st, _ in after)  # never into a wall
+    end = after[-1][1]["w"]
+    assert (end.x, end.y) == pytest.approx((5.0, 0.0), abs=1e-6)   # then finished the walk

@@ -21,6 +21,12 @@ a delay), and :class:`Crowd` bends the script the way people bend their own:
   behind them), at :attr:`Crowd.SIDESTEP_MPS`, until :attr:`Crowd.MAKE_WAY_M` beyond the
   pass distance, and stands there. Nobody moves for a robot that did not ask: a person
   finishing their walk next to a robot does not know it waits for them.
+* **Letting a robot pass.** A person who yields and stands mid-walk, held by a robot they
+  cannot get round (a narrow aisle), and is asked by it, walks back along their own path
+  (free floor: they came that way) until :attr:`Crowd.MAKE_WAY_M` beyond the pass distance
+  and waits there, walking back further while the robot comes on. They walk on once it
+  has passed them, is that much further off again, or after :attr:`Crowd.LET_PASS_S`; at
+  the start of their path they can go no further back and walk round it as usual.
 * People who do not yield (``yields: false``) keep to their script whatever is in the way
   and do not make way when asked (for separation tests: the robot must protect itself, and
   a person who stands holds the robot until its navigation gives up).
@@ -54,6 +60,7 @@ class _Walker:
     side: float = 0.0            # the side chosen around the current obstacle (+1/-1/0)
     heading: tuple[float, float] = (1.0, 0.0)
     shift: tuple[float, float] = (0.0, 0.0)   # stepped away from a robot that asked [m]
+    letting_since: float | None = None        # letting a robot pass (walking back) since [s]
     state: PersonState | None = field(default=None)
 
 
@@ -80,6 +87,8 @@ class Crowd:
     #: well clear of the supervisor's protective field and its restart margin (0.3 m left
     #: a campaign's worker at the field's edge, and the stop flickered for a minute)
     MAKE_WAY_M = 1.0
+    #: the longest a person walks back and waits to let a robot pass [s]
+    LET_PASS_S = 60.0
 
     def __init__(self, clearance: Callable[[float, float], float]) -> None:
         """``clearance(x, y)``: distance [m] from a point to the nearest static obstacle."""
@@ -165,6 +174,9 @@ class Crowd:
     # ------------------------------------------------------------------------ one person
     def _walk(self, a: ActorSpec, w: _Walker, t: float, dt: float,
               others: list[tuple[float, float, float, bool]]) -> PersonState:
+        back = self._let_pass(a, w, t, dt)
+        if back is not None:
+            return back
         st = a.state_at(t - w.waited)
         speed = math.hypot(st.vx, st.vy)
         if speed > 0.0:
@@ -208,21 +220,55 @@ class Crowd:
                 target = want
             chosen = True
             # too near to pass yet: stand while stepping aside
-            hold = hold or (abs(offset - lat) < need and s < need + 0.3)
+            hold = hold or (abs(offset - lat) < need - 1e-9 and s < need + 0.3)
         if not chosen:
             w.side = 0.0
         # toward target x the left normal, at sidestep pace (what is left along the line
         # from before a corner is walked back at the same pace)
         ex, ey = target * nx - w.disp[0], target * ny - w.disp[1]
         e = math.hypot(ex, ey)
-        k = min(1.0, self.SIDESTEP_MPS * dt / e) if e > 1e-12 else 0.0
-        new = (w.disp[0] + k * ex, w.disp[1] + k * ey)
+        if e <= self.SIDESTEP_MPS * dt:            # there (exactly: no rounding left over)
+            new = (target * nx, target * ny)
+        else:
+            k = self.SIDESTEP_MPS * dt / e
+            new = (w.disp[0] + k * ex, w.disp[1] + k * ey)
         if new != w.disp and self._clearance(st.x + new[0], st.y + new[1]) < a.radius_m:
             new, hold = w.disp, chosen                     # a wall: go no further aside
         w.disp = new
         if hold:
             return self._stand(a, w, t, dt)
         return PersonState(a.id, st.x + new[0], st.y + new[1], st.vx, st.vy)
+
+    def _let_pass(self, a: ActorSpec, w: _Walker, t: float, dt: float) -> PersonState | None:
+        """Walking back along their path to let a robot pass (module doc), or None."""
+        prev = w.state
+        if prev is None or not self._robots:
+            return None
+        rx, ry = min(self._robots, key=lambda r: math.hypot(prev.x - r[0], prev.y - r[1]))
+        d = math.hypot(prev.x - rx, prev.y - ry)
+        clear = ROBOT_EXTENT_M + a.radius_m + self.ROBOT_MARGIN_M + self.MAKE_WAY_M
+        can_back = t - w.waited > a.start_delay_s
+        if w.letting_since is None:
+            held = prev.vx == 0.0 == prev.vy and can_back and d < clear
+            ended = not a.loop and t - w.waited >= a.start_delay_s + a.period_s
+            asked = any(math.hypot(prev.x - qx, prev.y - qy) < self.HEARING_M and
+                        t - qt <= self.REQUEST_S for qx, qy, qt in self._requests)
+            if not (held and asked and not ended):
+                return None
+            w.letting_since = t
+        ux, uy = w.heading
+        passed = (rx - prev.x) * ux + (ry - prev.y) * uy < -(clear - self.MAKE_WAY_M)
+        if passed or d > clear + 1.0 or t - w.letting_since > self.LET_PASS_S or (
+                not can_back and d < clear):
+            w.letting_since = None               # walk on (round it, at the path's start)
+            return None
+        if d < clear and can_back:               # back along the path, at walking pace
+            st = a.state_at(t - w.waited - 2.0 * dt)
+            x, y = st.x + w.disp[0], st.y + w.disp[1]
+            if math.hypot(x - rx, y - ry) > d:   # only where that takes them away from it
+                w.waited += 2.0 * dt
+                return PersonState(a.id, x, y, -st.vx, -st.vy)
+        return self._stand(a, w, t, dt)
 
     def _stand(self, a: ActorSpec, w: _Walker, t: float, dt: float) -> PersonState:
         w.waited += dt
