@@ -139,13 +139,22 @@ class Crowd:
             out.append(w.state)
         return out
 
+    def _pass_distance(self, a: ActorSpec) -> float:
+        """How far [m] person ``a`` keeps a robot's centre when walking past it."""
+        return ROBOT_EXTENT_M + a.radius_m + self.ROBOT_MARGIN_M
+
+    @staticmethod
+    def _ended(a: ActorSpec, w: _Walker, t: float) -> bool:
+        """Whether person ``a`` has walked the whole of a one-way script."""
+        return not a.loop and t - w.waited >= a.start_delay_s + a.period_s
+
     def _make_way(self, a: ActorSpec, w: _Walker, t: float, dt: float,
                   st: PersonState) -> PersonState:
         """A person who ended their walk, shifted away from a robot that asked (module doc)."""
         self._requests = [r for r in self._requests if t - r[2] <= self.REQUEST_S]
         x, y = st.x + w.shift[0], st.y + w.shift[1]
-        ended = not a.loop and t - w.waited >= a.start_delay_s + a.period_s
-        need = ROBOT_EXTENT_M + a.radius_m + self.ROBOT_MARGIN_M + self.MAKE_WAY_M
+        ended = self._ended(a, w, t)
+        need = self._pass_distance(a) + self.MAKE_WAY_M
         asked = [(rx, ry) for rx, ry, _ in self._requests
                  if math.hypot(x - rx, y - ry) < min(need, self.HEARING_M)]
         if not ended or not asked:
@@ -187,7 +196,7 @@ class Crowd:
         ux, uy = w.heading
         nx, ny = -uy, ux                                   # left of the walking direction
         offset = w.disp[0] * nx + w.disp[1] * ny          # sideways, + = left
-        need_r = ROBOT_EXTENT_M + a.radius_m + self.ROBOT_MARGIN_M
+        need_r = self._pass_distance(a)
         obstacles = [(rx, ry, need_r, True) for rx, ry in self._robots] + others
         # giving way to a robot that drives toward them
         oncoming = False
@@ -246,18 +255,18 @@ class Crowd:
             return None
         rx, ry = min(self._robots, key=lambda r: math.hypot(prev.x - r[0], prev.y - r[1]))
         d = math.hypot(prev.x - rx, prev.y - ry)
-        clear = ROBOT_EXTENT_M + a.radius_m + self.ROBOT_MARGIN_M + self.MAKE_WAY_M
+        clear = self._pass_distance(a) + self.MAKE_WAY_M
         can_back = t - w.waited > a.start_delay_s
         if w.letting_since is None:
             held = prev.vx == 0.0 == prev.vy and can_back and d < clear
-            ended = not a.loop and t - w.waited >= a.start_delay_s + a.period_s
+            ended = self._ended(a, w, t)
             asked = any(math.hypot(prev.x - qx, prev.y - qy) < self.HEARING_M and
                         t - qt <= self.REQUEST_S for qx, qy, qt in self._requests)
             if not (held and asked and not ended):
                 return None
             w.letting_since = t
         ux, uy = w.heading
-        passed = (rx - prev.x) * ux + (ry - prev.y) * uy < -(clear - self.MAKE_WAY_M)
+        passed = (rx - prev.x) * ux + (ry - prev.y) * uy < -self._pass_distance(a)
         if passed or d > clear + 1.0 or t - w.letting_since > self.LET_PASS_S or (
                 not can_back and d < clear):
             w.letting_since = None               # walk on (round it, at the path's start)
