@@ -7,16 +7,22 @@ dial's centre and orientation in the frame of the tag mounted with it, its radiu
 1. composes the tag pose with the layout to get the dial's pose in the camera, checks that
    the whole dial is in view, not too oblique and large enough in the image;
 2. rectifies the dial to a fronto-parallel crop (every crop pixel is a point of the dial
-   plane projected into the image, so lens distortion is honoured);
+   plane projected into the image, so lens distortion is honoured), after correcting the
+   tag pose's error from the face's printed edge
+   (:mod:`sitebot.perception.dial_registration`: a small tag's pose can put the face half
+   a radius off and oblique);
 3. finds the needle: a weighted principal-axis fit of the needle-coloured pixels inside the
-   face (``red``: chroma; ``dark``: darkness inside the ring of numbers); the axis does not
+   face (``red``: each pixel's share of needle, from its red chroma scaled between the
+   face's and the needle core's, so the thin tip counts in any light; ``dark``: darkness
+   inside the ring of numbers); the axis does not
    depend on the exact dial centre, the tip is the end of the axis farther from the pixels'
    centroid (the needle is a tapering triangle), and the needle's base must sit at the dial
    centre;
 4. converts the angle to a value linearly along the scale;
 5. refuses (``valid = False`` with a reason) rather than guess: dial partly out of view,
    too small, too oblique, blurred (edge sharpness), glare (clipped pixels on the face),
-   occluded (face sectors that do not look like the face), needle missing, too short,
+   occluded (face sectors that do not look like the face in brightness or, for pixels as
+   bright as the face, in hue), needle missing, too short for the tip the image resolves,
    too fat or not at the centre, needle off the scale.
 
 Angles follow :class:`sitebot.sim.world.DialSpec`: degrees on the face seen from the front,
@@ -39,6 +45,7 @@ import numpy as np
 
 from sitebot.config.yamlio import Schema, key_path, load_yaml
 from sitebot.errors import ConfigError
+from sitebot.perception.dial_registration import REG_CROP_PX, REG_EXTENT, face_correction
 from sitebot.perception.fiducials import TagDetection, marker_pose
 
 __all__ = ["DialLayout", "GaugeReading", "GaugeReader", "GaugeReaderConfig",
@@ -239,6 +246,15 @@ def load_dial_layouts(path: str | Path, registry: Any) -> dict[str, DialLayout]:
 # ---------------------------------------------------------------------------------------
 # reading
 # ---------------------------------------------------------------------------------------
+#: the needle's core colour is the mean of the face's this many reddest crop pixels (a
+#: needle covers ~60 of the 96x96 crop)
+_NEEDLE_CORE_PX = 12
+#: a face whose reddest pixels are less red than this has no red needle in view
+_RED_NEEDLE_MIN_CHROMA = 0.45
+#: pixels less than this share needle are noise, not needle
+_NEEDLE_WEIGHT_FLOOR = 0.2
+#: a face pixel's chromaticity (r, g, b over their sum) is within this of the face's
+_FACE_CHROMA_TOL = 0.04
 @dataclass(frozen=True)
 class GaugeReaderConfig:
     """Thresholds of :class:`GaugeReader` (tuned with ``sitebot eval perception``).
@@ -335,27 +351,51 @@ class GaugeReader:
                           f"{cfg.min_radius_px:.0f} px", radius_px=radius_px)
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         sharp = self._sharpness(gray, uv[0], radius_px)
-        crop = self._rectify(image, K, d, T_cam_dial, layout)
+        correction, shift = None, 0.0
+        if sharp >= cfg.min_sharpness:
+            correction = self._register(image, K, d, T_cam_dial, layout, radius_px)
+        if correction is not None:
+            shift = float(np.hypot(*correction[:, 2]))
+            radius_px *= math.sqrt(abs(float(np.linalg.det(correction[:, :2]))))
+        crop = self._rectify(image, K, d, T_cam_dial, layout, correction)
         if sharp < cfg.min_sharpness:
             return refuse(f"blurred: sharpness {sharp:.2f} < {cfg.min_sharpness:.2f}",
                           crop=crop, radius_px=radius_px, sharpness=sharp)
         if image.ndim == 2 and layout.needle == "red":
             return refuse("a red needle needs a colour image", crop=crop, radius_px=radius_px)
-        return self._read_crop(crop, layout, radius_px, sharp, view)
+        reading = self._read_crop(crop, layout, radius_px, sharp, view)
+        reading.checks["registration_shift"] = shift
+        return reading
 
     # -- steps ---------------------------------------------------------------------------
     def _rectify(self, image: np.ndarray, K: np.ndarray, dist: np.ndarray,
-                 T_cam_dial: np.ndarray, layout: DialLayout) -> np.ndarray:
-        n = self.config.crop_px
-        scale = layout.radius_m / ((n - 1) / 2.0)          # metres per crop pixel
+                 T_cam_dial: np.ndarray, layout: DialLayout, correction: np.ndarray | None = None,
+                 extent: float = 1.0, n: int | None = None) -> np.ndarray:
+        """The dial plane out to ``extent`` dial radii, fronto-parallel, ``n`` x ``n`` px
+        (default ``crop_px``).  ``correction`` (2x3, in dial radii) maps the crop's own
+        coordinates to those the tag pose gives (:meth:`_register`)."""
+        n = n or self.config.crop_px
+        c = (n - 1) / 2.0
+        yy, xx = np.mgrid[0:n, 0:n].astype(np.float64)
+        uv = np.stack([(xx - c).reshape(-1), (yy - c).reshape(-1)]) * (extent / c)
+        if correction is not None:
+            uv = correction[:, :2] @ uv + correction[:, 2:3]
         P = np.zeros((n * n, 3))
-        P[:, 0] = self._dx.reshape(-1) * scale
-        P[:, 1] = self._dy.reshape(-1) * scale
+        P[:, :2] = uv.T * layout.radius_m
         rvec = cv2.Rodrigues(T_cam_dial[:3, :3])[0]
         uv = cv2.projectPoints(P, rvec, T_cam_dial[:3, 3].reshape(3, 1), K, dist)[0]
         maps = uv.reshape(n, n, 2).astype(np.float32)
         return cv2.remap(image, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    def _register(self, image: np.ndarray, K: np.ndarray, dist: np.ndarray,
+                  T_cam_dial: np.ndarray, layout: DialLayout, radius_px: float
+                  ) -> np.ndarray | None:
+        """The face's correction (:func:`sitebot.perception.dial_registration.face_correction`)
+        from a crop wider than the dial."""
+        wide = self._rectify(image, K, dist, T_cam_dial, layout, extent=REG_EXTENT,
+                             n=REG_CROP_PX)
+        return face_correction(wide, REG_EXTENT, layout.face_radius, radius_px)
 
     @staticmethod
     def _sharpness(gray: np.ndarray, centre: np.ndarray, radius_px: float) -> float:
@@ -373,6 +413,29 @@ class GaugeReader:
         gx = np.abs(roi[:, 2:] - roi[:, :-2]) / 2.0
         gy = np.abs(roi[2:, :] - roi[:-2, :]) / 2.0
         return float(min(np.percentile(gx, 99.5), np.percentile(gy, 99.5)) / rng)
+
+    @staticmethod
+    def _red_needle_weights(img: np.ndarray, rho: np.ndarray, fr: float
+                            ) -> np.ndarray | None:
+        """How much of each crop pixel is red needle, in [0, 1], or None when nothing on the
+        face is red enough to be one.
+
+        Red chroma ``(R - max(G, B)) / R`` is scaled between the face's own level (its
+        median: a tint of the light) and the needle's core (the face's reddest pixels).  A
+        pixel half covered by a thin needle then counts about half, whatever the light: a
+        fixed threshold counted only the core and lost the needle's tapering tip in bright
+        or dim light."""
+        R, G, B = img[..., 0], img[..., 1], img[..., 2]
+        chroma = (R - np.maximum(G, B)) / np.maximum(R, 1.0)
+        on_face = rho < 0.9 * fr
+        c = chroma[on_face]
+        base = float(np.median(c))
+        core = float(np.mean(np.sort(c)[-_NEEDLE_CORE_PX:]))
+        if core < _RED_NEEDLE_MIN_CHROMA or core - base < 0.3:
+            return None
+        w = (chroma - base) / (core - base)
+        w = np.where(w < _NEEDLE_WEIGHT_FLOOR, 0.0, np.clip(w, 0.0, 1.0))
+        return w * (R > 25.0) * on_face
 
     def _read_crop(self, crop: np.ndarray, layout: DialLayout, radius_px: float,
                    sharp: float, view_deg: float) -> GaugeReading:
@@ -403,10 +466,9 @@ class GaugeReader:
 
         # -- needle: weighted principal axis --------------------------------------------
         if layout.needle == "red" and colour:
-            R, G, B = img[..., 0], img[..., 1], img[..., 2]
-            chroma = (R - np.maximum(G, B)) / np.maximum(R, 1.0)
-            w = np.clip((chroma - 0.55) / 0.25, 0.0, 1.0) * (R > 25.0)
-            w = w * (rho < 0.9 * fr)
+            w = self._red_needle_weights(img, rho, fr)
+            if w is None:
+                return refuse("needle not found (no red on the face)", mass_ratio=0.0)
         else:
             ref = float(np.median(grey[(rho > 0.15) & (rho < 0.4)]))
             w = np.clip((ref * 0.6 - grey) / (ref * 0.4 + 1e-6), 0.0, 1.0)
@@ -452,9 +514,11 @@ class GaugeReader:
                   "elongation": elong, "needle_length": length, "base_offset": base_off,
                   "view_deg": view_deg}
         if layout.needle == "red":
-            if length < 0.55 * L_exp:
+            # the tapering tip fades where it is under ~0.6 image px wide
+            seen = L_exp * max(0.4, 1.0 - 0.6 / max(1e-6, layout.needle_width * radius_px))
+            if length < 0.7 * seen:
                 return refuse(f"needle partly hidden: {length:.2f} r < "
-                              f"{0.55 * L_exp:.2f} r", **checks)
+                              f"{0.7 * seen:.2f} r", **checks)
             if length > 1.25 * L_exp:
                 return refuse(f"needle too long: {length:.2f} r", **checks)
             if base_off > 0.32:
@@ -477,6 +541,13 @@ class GaugeReader:
             diff = np.abs(grey - ref[0])
         tol = 0.22 * float(ref.max()) + 10.0
         facelike = diff < tol
+        if colour:
+            # and of the face's hue: a body as bright as the face in this light but of
+            # another colour (a tan box on a grey face at low sun) is not face
+            chrom = img / np.maximum(img.sum(axis=2, keepdims=True), 1.0)
+            ref_chrom = ref / max(float(ref.sum()), 1.0)
+            bright = grey >= 0.75 * float(ref.mean())   # darker: ink, its hue unreliable
+            facelike &= ~bright | (np.abs(chrom - ref_chrom).max(axis=2) < _FACE_CHROMA_TOL)
         rim = (rho > fr + 0.02) & (rho < 0.99)
         rim_level = float(np.median(grey[rim])) if rim.any() else 0.0
         face_level = float(np.mean(ref))
