@@ -610,20 +610,27 @@ class GaugeReader:
     def read_detection(self, image: np.ndarray, K: np.ndarray, layout: DialLayout,
                        det: TagDetection, dist: np.ndarray | None = None) -> GaugeReading:
         """Read with the tag's best pose; when that reading is refused for a reason a wrong
-        planar pose explains (face or needle not where the pose puts them), try the tag's
-        alternative pose(s) and keep a valid reading whose needle sits best on the centre."""
+        planar pose explains (face or needle not where the pose puts them), is off-centre,
+        or needed a large correction from the face's edge, try the tag's alternative
+        pose(s) and keep the valid reading whose pose put the face nearest where its edge
+        is (then: whose needle sits best on the centre).  A flipped pose can pass every
+        check once the face is registered, with the needle's angle sheared by 9 deg."""
         first = self.read(image, K, layout, det.T_cam_tag, dist)
         if not det.alternatives:
             return first
-        if first.valid and first.checks.get("base_offset", 1.0) < 0.1:
+        if first.valid and first.checks.get("base_offset", 1.0) < 0.1 \
+                and first.checks.get("registration_shift", 1.0) < 0.1:
             return first
         if not first.valid and not first.failure_reason.startswith(
                 ("occluded", "face not", "needle off", "needle partly", "needle not")):
             return first
+
+        def rank(r: GaugeReading) -> tuple[bool, float, float]:
+            return (not r.valid, round(r.checks.get("registration_shift", 1.0), 2),
+                    r.checks.get("base_offset", 1.0))
         best = first
         for T in det.alternatives:
             r = self.read(image, K, layout, T, dist)
-            if r.valid and (not best.valid or r.checks.get("base_offset", 1.0)
-                            < best.checks.get("base_offset", 1.0)):
+            if r.valid and rank(r) < rank(best):
                 best = r
         return best
