@@ -17,6 +17,7 @@ from sitebot.executor import (ExecutorConfig, MotionResult, Outcome, Plan, PlanR
                               ResultCode, SafetyLevel, SafetySnapshot, Step, check_plan, check_step)
 from sitebot.executor.approach import FrontScan
 from sitebot.executor.ports import PortsConfig, TrackedPorts
+from sitebot.perception.object_segment import ObjectSegment, moved_segment, segment_object
 from sitebot.sim.world_loader import load_world
 from sitebot.types import Pose2D
 
@@ -41,6 +42,7 @@ class ScriptedPorts:
     gripper_opens: bool = True
     pose_script: list[str] = field(default_factory=list)    # move_arm_pose codes in order
     arm_goals: list = field(default_factory=list)
+    seen: object = None          # what the depth camera shows (an ObjectSegment, map frame)
 
     def now(self) -> float:
         return self.t
@@ -104,6 +106,12 @@ class ScriptedPorts:
 
     def object_position(self, object_id: str):
         return REG.object(object_id).pose
+
+    def perceive_object(self, object_id: str):
+        self.calls.append(f"look:{object_id}")
+        if self.seen is None:
+            return ObjectSegment(False, "no depth camera in this test double")
+        return self.seen
 
     def save_image(self, name: str):
         self.calls.append(f"image:{name}")
@@ -281,6 +289,49 @@ def test_pick_closes_in_grips_across_the_tool_and_backs_out() -> None:
     res = PlanRunner(REG, stuck, ExecutorConfig(max_attempts=1)).run(p)
     assert res.code is ResultCode.FAILED and "gripper did not open" in res.reason
     assert stuck.arm_goals == []
+
+
+def _seen_at_bench(dx: float, dy: float, turn_deg: float):
+    """The voltage detector as the mast camera (15 deg down, as the URDF) sees it from the
+    tool bench place, lying (dx, dy) [m, base frame] from where it was surveyed, turned
+    ``turn_deg``: a PyBullet depth render, segmented, in the map frame."""
+    from grasp_scene import render
+    bench = REG.place("tool_bench").pose
+    obj = REG.object("voltage_detector")
+    base = Pose2D.of(bench).inverse().compose((obj.pose[0], obj.pose[1], 0.0))
+    xy = (base.x + dx, base.y + dy)
+    shot = render(0.5, xy, (0.20, 0.04, 0.03), math.radians(turn_deg), pitch_deg=15.0)
+    seg = segment_object(shot.depth_m, shot.K, shot.T_base_optical,
+                         (base.x, base.y, 0.515), 0.15)
+    assert seg.found, seg.reason
+    return moved_segment(seg, *bench), Pose2D.of(bench).compose((*xy, 0.0))
+
+
+def test_pick_grasps_what_the_camera_sees() -> None:
+    """The tool lies 4 cm further and 3 cm left of its surveyed spot, turned 30 deg: the
+    pick closes in on where the camera saw it, grips across its seen long axis (not the
+    registry's), and backs out.  A grasp that closes on nothing opens, backs off and tries
+    the next candidate: three misses fail the step."""
+    seen, truth = _seen_at_bench(0.04, 0.03, 30.0)
+    ports = ScriptedPorts(seen=seen)
+    p = plan(("navigate_to", {"place": "tool_bench"}), ("pick", {"object": "voltage_detector"}))
+    res = PlanRunner(REG, ports).run(p)
+    assert res.code is ResultCode.SUCCEEDED, res.reason
+    assert "look:voltage_detector" in ports.calls
+    moves = [c for c in ports.calls if c.startswith("approach:")]
+    ahead = 0.87 + 0.04
+    assert moves[0] == f"approach:+{ahead - 0.55:.2f}" and moves[-1] == moves[0].replace("+", "-")
+    (px, py, pz), (r, pitch, yaw), at = ports.arm_goals[1]          # the grasp itself
+    assert math.hypot(px - truth.x, py - truth.y) < 0.01
+    assert 0.515 <= pz <= 0.56                                       # fingers above the bench
+    long_axis = REG.place("tool_bench").pose.yaw + math.radians(30.0)
+    assert abs(math.degrees(math.remainder(yaw - long_axis, math.pi))) < 3.0
+    assert abs(abs(r) - math.pi) < 0.05 and abs(pitch) < 0.05        # straight down
+    missed = ScriptedPorts(seen=seen, gripper_reached=0.0)
+    res = PlanRunner(REG, missed, ExecutorConfig(max_attempts=1)).run(p)
+    assert res.code is ResultCode.FAILED and "after 3 of" in res.reason, res.reason
+    assert missed.calls.count("gripper:0") == 3
+    assert [c for c in missed.calls if c.startswith("approach:")][-1].startswith("approach:-")
 
 
 def test_front_gap_and_approach_speed() -> None:

@@ -68,8 +68,13 @@ CORE_SCHEMA: tuple[ParamSpec, ...] = (
               unit="m"),
     ParamSpec("object_match_m", F, 0.15, "a perceived cluster this close to an object's "
               "surveyed position refines where the object is", 0.01, 1.0, unit="m"),
-    ParamSpec("object_max_size_m", F, 0.4, "a perceived cluster with a side longer than "
-              "this is not an object to pick", 0.05, 2.0, unit="m"),
+    ParamSpec("object_max_size_m", F, 0.6, "a perceived cluster with a side longer than "
+              "this is not an object to pick (a torque wrench is 0.5 m)", 0.05, 2.0,
+              unit="m"),
+    ParamSpec("depth_wait_s", F, 3.0, "a pick waits this long for a depth image taken "
+              "after it stopped to look", 0.1, 60.0, unit="s"),
+    ParamSpec("grasp_attempts", I, 3, "grasp candidates a pick closes on before it fails "
+              "(a missed grasp opens, backs off and tries the next)", 1, 10),
 )
 
 _SPECS = {s.name: s for s in CORE_SCHEMA}

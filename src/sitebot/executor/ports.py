@@ -20,11 +20,15 @@ import threading
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+import numpy as np
+
 from sitebot.executor.approach import ApproachConfig, ApproachDrive, FrontScan
 from sitebot.executor.config import check_fields
 from sitebot.executor.locate import Cluster, perceived_position, station_offset
 from sitebot.executor.mission import confirmation_answer
 from sitebot.executor.types import MotionResult, Reading, SafetySnapshot
+from sitebot.perception.object_segment import (ObjectSegment, SegmentConfig, moved_segment,
+                                                segment_object)
 from sitebot.site.registry import SiteRegistry
 from sitebot.types import Pose2D, SafetyLevel
 
@@ -44,7 +48,8 @@ class PortsConfig:
     gripper_wait_s: float = 3.0          # longest wait for the fingers to stop
     arm_stop_wait_s: float = 15.0        # an arm motion waits this long for a stop to clear
     object_match_m: float = 0.15         # a cluster this close to a surveyed object is it
-    object_max_size_m: float = 0.4       # larger clusters are not objects
+    object_max_size_m: float = 0.6       # larger clusters are not objects
+    depth_wait_s: float = 3.0            # longest wait for a depth image taken since asked
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -75,6 +80,8 @@ class TrackedPorts:
         self.tag_poses: dict[int, tuple[float, tuple[float, float]]] = {}   # base frame
         self.joints: dict[str, tuple[float, float]] = {}   # name -> (position, velocity)
         self.confirm_answer: tuple[str, bool] | None = None
+        #: pose of the depth camera's optical frame in the base frame (4x4), or None
+        self.camera_mount: np.ndarray | None = None
 
     # -- transport hooks ----------------------------------------------------------------
     def now(self) -> float:
@@ -96,6 +103,10 @@ class TrackedPorts:
     def _drive(self, speed_mps: float) -> None:
         """Command the base straight ahead at ``speed_mps`` (0: stop)."""
         raise NotImplementedError
+
+    def _depth_frame(self) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """The newest depth image: (depth [m] (H, W), K (3, 3), stamp [s]), or None."""
+        return None
 
     def _gripper(self, opening_m: float, duration_s: float) -> None:
         raise NotImplementedError
@@ -272,6 +283,38 @@ class TrackedPorts:
         # how far off the robot's pose puts that tag (the pose error cancels in the arm's
         # map-to-base transform)
         return (where[0] + off[0], where[1] + off[1], where[2])
+
+    def perceive_object(self, object_id: str) -> ObjectSegment:
+        """The object as the depth camera sees it now (the robot standing still): segmented
+        near where :meth:`object_position` puts it, in the map frame through the robot's
+        pose estimate (the arm's map-to-base transform cancels that pose's error).  Not
+        found, with the reason, without a position, camera mount, fresh depth image or
+        pose, or when the image shows nothing there."""
+        where = self.object_position(object_id)
+        if where is None:
+            return ObjectSegment(False, f"the registry has no position for {object_id}")
+        t0 = self.now()
+        frame = self._depth_frame()
+        while frame is None or frame[2] < t0 - 0.05:    # a frame taken since it stood still
+            if self.now() - t0 >= self.config.depth_wait_s or self.cancel.is_set():
+                return ObjectSegment(False, f"no depth image within "
+                                            f"{self.config.depth_wait_s:g} s")
+            self.sleep(0.1)
+            frame = self._depth_frame()
+        pose = self.pose
+        if pose is None:
+            return ObjectSegment(False, "robot pose unknown")
+        if self.camera_mount is None:
+            return ObjectSegment(False, "the depth camera's mount is unknown")
+        exp = pose.inverse().compose((where[0], where[1], 0.0))
+        try:
+            size = self.config.object_max_size_m      # room round the object for all of it
+            seg = segment_object(frame[0], frame[1], self.camera_mount,
+                                 (exp.x, exp.y, where[2]), self.config.object_match_m,
+                                 SegmentConfig(neighbourhood_m=size, max_size_m=size))
+        except ValueError as e:            # a malformed image or calibration
+            return ObjectSegment(False, f"depth image unusable: {e}")
+        return moved_segment(seg, pose.x, pose.y, pose.yaw)
 
     def station_offset(self, near: Sequence[float]) -> tuple[float, float] | None:
         """The pose error at a tool station (sitebot.executor.locate.station_offset)."""

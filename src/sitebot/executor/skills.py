@@ -13,11 +13,16 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
+import numpy as np
+from transforms3d.euler import mat2euler
+
 from sitebot.executor.approach import approach_distance
 from sitebot.executor.config import check_fields
 from sitebot.executor.types import (MotionResult, Outcome, Plan, Reading, RobotPorts, Step,
                                     StepResult)
+from sitebot.perception.object_segment import moved_segment
 from sitebot.site.registry import AssetKind, SiteRegistry
+from sitebot.types import Pose2D
 
 __all__ = ["ExecutorConfig", "SkillContext", "Skill", "SKILLS", "StepFailure"]
 
@@ -51,6 +56,7 @@ class ExecutorConfig:
                                          # fingers clear the surface it lies on
     approach_max_m: float = 0.6         # longest straight approach of a pick
     approach_timeout_s: float = 30.0
+    grasp_attempts: int = 3             # grasps closed on nothing before a pick fails
 
     def __post_init__(self) -> None:
         check_fields(self)                  # the fields the node's parameters set
@@ -245,6 +251,9 @@ class Pick(Skill, _ArmAside):
         if pose is None:
             raise StepFailure("robot pose unknown")
         self.arm_to(ctx, "stow", required=False)
+        seen = self._look(obj, ctx)
+        if seen is not None:
+            where = tuple(float(v) for v in seen.centroid)
         dx, dy = where[0] - pose[0], where[1] - pose[1]
         ahead = (dx * math.cos(pose[2]) + dy * math.sin(pose[2]),
                  -dx * math.sin(pose[2]) + dy * math.cos(pose[2]))
@@ -254,7 +263,17 @@ class Pick(Skill, _ArmAside):
             ctx.approached_m += driven
             _motion(r, f"approach to {obj.id}")
             ports.log(f"pick {obj.id}: approached {driven:.2f} of {want:.2f} m ({r.reason})")
-            where = ports.object_position(obj.id) or where     # refined from closer
+            if seen is None:
+                where = ports.object_position(obj.id) or where     # refined from closer
+        if seen is not None:
+            try:
+                self._grasp_seen(obj.id, seen, ctx, result)
+            except StepFailure:
+                if ctx.grasp_pose is None:
+                    self._back_out(ctx)
+                raise
+            self._back_out(ctx)
+            return
         if obj.pose is not None:
             off = math.dist(where[:2], obj.pose[:2])
             ports.log(f"pick {obj.id}: grasping at ({where[0]:.3f}, {where[1]:.3f}, "
@@ -266,6 +285,76 @@ class Pick(Skill, _ArmAside):
                 self._back_out(ctx)
             raise
         self._back_out(ctx)
+
+    @staticmethod
+    def _look(obj, ctx: SkillContext):
+        """The object segmented from a depth image while the robot stands (map frame), or
+        None (logged why: the pick then grasps where the registry and the obstacle clusters
+        put it, across the registry's long axis)."""
+        seg = ctx.ports.perceive_object(obj.id)
+        if not seg.found:
+            ctx.ports.log(f"pick {obj.id}: not seen in depth ({seg.reason}); grasping at "
+                          "its surveyed position")
+            return None
+        off = "" if obj.pose is None else \
+            f", {100 * math.dist(seg.centroid[:2], obj.pose[:2]):.1f} cm from its surveyed position"
+        ctx.ports.log(f"pick {obj.id}: seen at ({seg.centroid[0]:.3f}, {seg.centroid[1]:.3f}, "
+                      f"{seg.centroid[2]:.3f}), long axis {math.degrees(seg.yaw):.0f} deg, "
+                      f"{1000 * seg.width_m:.0f} mm wide{off}")
+        return seg
+
+    def _grasp_seen(self, obj_id: str, seen, ctx: SkillContext, result: StepResult) -> None:
+        """Grasp candidates planned from what the camera saw (from where the base stands
+        now), tried best first: one the arm cannot reach is skipped, a grasp that closes
+        on nothing opens, backs off to its pre-grasp and tries the next, up to
+        ``grasp_attempts``."""
+        cfg, ports = ctx.config, ctx.ports
+        pose = ports.robot_pose()
+        if pose is None:
+            raise StepFailure("robot pose unknown")
+        inv = Pose2D.of(pose).inverse()
+        plan = grasp_planner().plan(moved_segment(seen, inv.x, inv.y, inv.yaw))
+        if plan.best is None:
+            raise StepFailure(f"no grasp of {obj_id}: {plan.reason}")
+        opened = ports.set_gripper(cfg.gripper_open_m, cfg.arm_timeout_s)
+        if opened is None or opened < cfg.gripper_open_m - 0.005:
+            raise StepFailure(f"gripper did not open (at {(opened or 0.0) * 1000:.1f} mm of "
+                              f"{cfg.gripper_open_m * 1000:.0f} mm)")
+        robot, rz = Pose2D.of(pose), _rot_z(pose[2])
+        closed, tried, last = 0, 0, "no candidate reachable"
+        for cand in plan.feasible:
+            rpy = tuple(float(v) for v in mat2euler(rz @ cand.rotation, "sxyz"))
+            at = (*robot.compose((cand.position[0], cand.position[1], 0.0))[:2],
+                  float(cand.position[2]))
+            pre = (*robot.compose((cand.pregrasp[0], cand.pregrasp[1], 0.0))[:2],
+                   float(cand.pregrasp[2]))
+            tried += 1
+            reached = ports.move_arm_pose(pre, rpy, cfg.arm_timeout_s)
+            ctx.arm_stowed = False
+            if reached.ok:
+                reached = ports.move_arm_pose(at, rpy, cfg.arm_timeout_s)
+            if reached.code == "rejected":
+                last = f"{cand.kind} grasp: {reached.reason}"
+                continue
+            _motion(reached, "arm to the grasp")
+            opening = ports.set_gripper(cfg.gripper_closed_m, cfg.arm_timeout_s)
+            if opening is not None and opening >= cfg.gripper_holding_min_m:
+                ports.log(f"pick {obj_id}: {cand.kind} grasp {tried} of "
+                          f"{len(plan.feasible)} closed at {opening * 1000:.1f} mm")
+                ctx.holding = obj_id
+                ctx.grasp_pose = (at, rpy, opening)
+                self._lift(ctx, result)
+                return
+            closed += 1
+            last = f"fingers closed to {(opening or 0.0) * 1000:.1f} mm"
+            ports.log(f"pick {obj_id}: {cand.kind} grasp {tried} missed ({last})")
+            ports.set_gripper(cfg.gripper_open_m, cfg.arm_timeout_s)
+            _motion(ports.move_arm_pose(pre, rpy, cfg.arm_timeout_s), "back off a missed grasp")
+            if closed >= cfg.grasp_attempts:
+                break
+        self.arm_to(ctx, "stow", required=False)
+        raise StepFailure(f"grasp of {obj_id} failed after {tried} of {len(plan.feasible)} "
+                          f"candidates (last: {last})")
 
     @staticmethod
     def _back_out(ctx: SkillContext) -> None:
@@ -322,6 +411,25 @@ class Pick(Skill, _ArmAside):
         self.arm_to(ctx, "carry_across" if across else "carry", required=True)
         ctx.grasp_pose = None
         result.message = f"holding {ctx.holding} ({opening * 1000:.1f} mm)"
+
+
+_PLANNER = None
+_PLANNER_LOCK = threading.Lock()
+
+
+def grasp_planner():
+    """The grasp planner for this robot's arm (built once: it parses the description)."""
+    global _PLANNER
+    with _PLANNER_LOCK:
+        if _PLANNER is None:
+            from sitebot.arm.grasp_planning import GraspPlanner
+            _PLANNER = GraspPlanner()
+        return _PLANNER
+
+
+def _rot_z(yaw: float) -> np.ndarray:
+    c, s = math.cos(yaw), math.sin(yaw)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
 class Place(Skill, _ArmAside):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Protocol, Sequence
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 from sitebot.language.types import HIGH_RISK_SKILLS, SKILLS
 from sitebot.types import Pose2D, SafetyLevel
@@ -192,6 +192,11 @@ class RobotPorts(Protocol):
     def fiducial_seen(self, tag_id: int, since_s: float) -> bool: ...
 
     def object_position(self, object_id: str) -> tuple[float, float, float] | None: ...
+
+    def perceive_object(self, object_id: str) -> Any:
+        """The object segmented from a depth image taken now, in the map frame
+        (:class:`sitebot.perception.object_segment.ObjectSegment`; ``found`` False with the
+        reason when it could not be)."""
 
     def save_image(self, name: str) -> str | None:
         """Save the latest camera image under the run's folder; its path, or None."""

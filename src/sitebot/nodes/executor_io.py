@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import cv2
+import numpy as np
 import rclpy
 from action_msgs.msg import GoalStatus
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.action import ActionClient
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
@@ -33,6 +34,8 @@ from sitebot.executor.ports import PortsConfig, TrackedPorts
 from sitebot.executor.types import plan_from_fields
 from sitebot.nodes import convert, convert_images
 from sitebot.nodes.barrier_work import WorkerGate
+from sitebot.perception.cloud import DepthError, check_depth_info, decode_depth
+from sitebot.perception.fiducials import camera_mount
 from sitebot.safety.audit import AuditLog
 from sitebot.security import Authority
 from sitebot.types import rpy_to_quaternion
@@ -105,6 +108,8 @@ class RosPorts(TrackedPorts):
         # the plan thread's waits; the node's barrier participant binds it (barrier_work)
         self.gate = node.worker_gate = WorkerGate()
         self.image: Image | None = None
+        self.depth: Image | None = None
+        self.depth_info: CameraInfo | None = None
         self.active_goal = None
 
     def now(self) -> float:
@@ -122,6 +127,32 @@ class RosPorts(TrackedPorts):
     def set_image(self, msg: Image) -> None:
         """The camera's newest image (saved by :meth:`save_image`)."""
         self.image = msg
+
+    def set_depth(self, msg: Image) -> None:
+        """The depth camera's newest image, decoded only when a pick looks
+        (:meth:`_depth_frame`)."""
+        self.depth = msg
+
+    def set_depth_info(self, msg: CameraInfo) -> None:
+        self.depth_info = msg
+
+    def _depth_frame(self) -> tuple[np.ndarray, np.ndarray, float] | None:
+        msg, info = self.depth, self.depth_info
+        if msg is None:
+            return None
+        try:
+            check_depth_info(None if info is None else (info.width, info.height),
+                             (msg.width, msg.height))
+            depth = decode_depth(msg.data, msg.width, msg.height, msg.step, msg.encoding,
+                                 bool(msg.is_bigendian))
+            frame = msg.header.frame_id.lstrip("/") or "camera_depth_optical_frame"
+            self.camera_mount = camera_mount(self.node.desc, self.node.p["base_frame"], frame)
+        except (DepthError, ValueError) as e:
+            self.log(f"depth image unusable: {e}")
+            return None
+        depth = np.where(np.isfinite(depth), depth, np.inf).astype(np.float32)
+        return depth, np.asarray(info.k, dtype=np.float64).reshape(3, 3), \
+            convert.stamp_of(msg)
 
     def log(self, message: str) -> None:
         self.node.get_logger().info(message)

@@ -33,7 +33,7 @@ fit the image) raises ValueError naming what is wrong.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import cv2
@@ -43,7 +43,7 @@ from sitebot.config.checks import check_ranges
 from sitebot.perception.cloud import (camera_fov_check, check_intrinsics, cluster_points,
                                       depth_to_points)
 
-__all__ = ["SegmentConfig", "ObjectSegment", "segment_object"]
+__all__ = ["SegmentConfig", "ObjectSegment", "segment_object", "moved_segment"]
 
 
 @dataclass(frozen=True)
@@ -346,3 +346,32 @@ def segment_object(depth_m: np.ndarray, K: np.ndarray, T_base_optical: np.ndarra
     centroid = np.array([centre[0], centre[1], 0.5 * (sup_z + top_z)])
     return ObjectSegment(True, "", centroid, sup_z, top_z, yaw, length, width, count,
                          corners, obj, n, base["support_box"])
+
+
+def moved_segment(seg: ObjectSegment, x: float, y: float, yaw: float) -> ObjectSegment:
+    """The segment in another frame: each point ``p`` becomes ``R(yaw) p + (x, y, 0)``
+    (a planar move: heights stay).  With the robot's pose as (x, y, yaw) a base-frame
+    segment goes to the map frame; with the inverse of another pose, from the map to that
+    pose's base frame (a pick perceives, then drives closer, then plans its grasp)."""
+    if not seg.found:
+        return seg
+    c, s_ = math.cos(yaw), math.sin(yaw)
+    R = np.array([[c, -s_], [s_, c]])
+    t = np.array([x, y])
+
+    def xy(a: np.ndarray) -> np.ndarray:
+        a = np.array(a, dtype=np.float64)
+        a[..., :2] = a[..., :2] @ R.T + t
+        return a
+    new_yaw = math.atan2(math.sin(seg.yaw + yaw), math.cos(seg.yaw + yaw))
+    if new_yaw <= -math.pi / 2:                       # the axis is a line: keep (-pi/2, pi/2]
+        new_yaw += math.pi
+    elif new_yaw > math.pi / 2:
+        new_yaw -= math.pi
+    box = seg.support_box
+    if box is not None:
+        box = (xy(box[0]), np.array(box[1], dtype=np.float64), float(box[2]) + yaw)
+    return replace(seg, centroid=xy(seg.centroid), yaw=new_yaw, footprint=xy(seg.footprint),
+                   points=xy(seg.points), support_normal=np.concatenate(
+                       [R @ np.asarray(seg.support_normal[:2], float),
+                        [float(seg.support_normal[2])]]), support_box=box)
