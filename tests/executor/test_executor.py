@@ -43,6 +43,7 @@ class ScriptedPorts:
     pose_script: list[str] = field(default_factory=list)    # move_arm_pose codes in order
     arm_goals: list = field(default_factory=list)
     seen: object = None          # what the depth camera shows (an ObjectSegment, map frame)
+    gripper_after_lift: float | None = None   # the fingers' opening once lifted (a slip)
 
     def now(self) -> float:
         return self.t
@@ -92,6 +93,10 @@ class ScriptedPorts:
         if not self.gripper_opens:
             return 0.0
         return max(opening_m, self.gripper_reached) if opening_m < 0.01 else opening_m
+
+    def gripper_opening(self):
+        return self.gripper_after_lift if self.gripper_after_lift is not None \
+            else self.gripper_reached
 
     def gauge_readings(self, asset_id: str, since_s: float):
         if self.gauge_value is None:
@@ -327,6 +332,12 @@ def test_pick_grasps_what_the_camera_sees() -> None:
     long_axis = REG.place("tool_bench").pose.yaw + math.radians(30.0)
     assert abs(math.degrees(math.remainder(yaw - long_axis, math.pi))) < 3.0
     assert abs(abs(r) - math.pi) < 0.05 and abs(pitch) < 0.05        # straight down
+    slipped = ScriptedPorts(seen=seen, gripper_after_lift=0.001)
+    res = PlanRunner(REG, slipped, ExecutorConfig(max_attempts=1)).run(p)
+    assert res.code is ResultCode.FAILED and "slipped out while lifting" in res.reason
+    assert [c for c in slipped.calls if c.startswith("approach:")][-1] == \
+        moves[0].replace("+", "-")                                   # backed out
+    assert slipped.calls.index("gripper:0.04", slipped.calls.index("gripper:0")) > 0
     missed = ScriptedPorts(seen=seen, gripper_reached=0.0)
     res = PlanRunner(REG, missed, ExecutorConfig(max_attempts=1)).run(p)
     assert res.code is ResultCode.FAILED and "after 3 of" in res.reason, res.reason

@@ -256,6 +256,10 @@ class TrackedPorts:
         st = self.joints.get(cfg.gripper_joint)
         return None if st is None else st[0]
 
+    def gripper_opening(self) -> float | None:
+        st = self.joints.get(self.config.gripper_joint)
+        return None if st is None else st[0]
+
     def gauge_readings(self, asset_id: str, since_s: float) -> list[Reading]:
         with self.lock:
             return [r for at, r in self.gauges if r.asset_id == asset_id and at >= since_s]

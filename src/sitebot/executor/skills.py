@@ -403,6 +403,14 @@ class Pick(Skill, _ArmAside):
         (x, y, z), rpy, opening = ctx.grasp_pose
         _motion(ports.move_arm_pose((x, y, z + cfg.pregrasp_height_m), rpy,
                                     cfg.arm_timeout_s), "lift")
+        held = ports.gripper_opening()
+        if held is not None and held < cfg.gripper_holding_min_m:
+            # the fingers closed further while lifting: the object slipped out
+            obj_id, ctx.holding, ctx.grasp_pose = ctx.holding, None, None
+            ports.set_gripper(cfg.gripper_open_m, cfg.arm_timeout_s)
+            self.arm_to(ctx, "stow", required=False)
+            raise StepFailure(f"{obj_id} slipped out while lifting (fingers at "
+                              f"{held * 1000:.1f} mm, were {opening * 1000:.1f} mm)")
         # fold without turning the wrist much: a tool gripped across the robot (its long
         # axis sideways) is carried across it, one gripped lengthwise lengthwise
         pose = ports.robot_pose()
