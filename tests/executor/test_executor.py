@@ -44,6 +44,8 @@ class ScriptedPorts:
     arm_goals: list = field(default_factory=list)
     seen: object = None          # what the depth camera shows (an ObjectSegment, map frame)
     gripper_after_lift: float | None = None   # the fingers' opening once lifted (a slip)
+    gauge_from_m: float = 0.0    # gauge readings are valid only this much closer in
+    approached: float = 0.0      # driven in by approaches, not yet backed out
 
     def now(self) -> float:
         return self.t
@@ -75,6 +77,7 @@ class ScriptedPorts:
         self.t += abs(d) / 0.08
         x, y, yaw = self.pose
         self.pose = (x + d * math.cos(yaw), y + d * math.sin(yaw), yaw)
+        self.approached += d
         return MotionResult("succeeded", f"after {d:+.2f} m"), d
 
     def move_arm_named(self, name: str, timeout_s: float) -> MotionResult:
@@ -102,8 +105,9 @@ class ScriptedPorts:
         if self.gauge_value is None:
             return []
         n = int((self.t - since_s) / 0.5)          # one reading per 0.5 s
+        ok = self.gauge_valid and self.approached >= self.gauge_from_m - 1e-9
         return [Reading(asset_id, self.gauge_value + 0.001 * (k % 2), "bar", 0.9,
-                        self.gauge_valid, "" if self.gauge_valid else "glare", since_s + k)
+                        ok, "" if ok else "glare", since_s + k)
                 for k in range(n)]
 
     def fiducial_seen(self, tag_id: int, since_s: float) -> bool:
@@ -231,6 +235,30 @@ def test_valve_needs_supervisor_and_confirmation() -> None:
     res = PlanRunner(REG, pre).run(plan(*steps, role="supervisor"), confirmed=True)
     assert res.code is ResultCode.SUCCEEDED
     assert not any(c.startswith("confirm:") for c in pre.calls)
+
+
+def test_a_gauge_not_read_from_the_place_is_read_from_closer() -> None:
+    """No valid reading within 20 s from the place (glare): the robot drives 0.4 m closer,
+    reads there, and backs out by what it drove; a gauge unreadable from closer too fails
+    the step after both views, backed out; gauge_second_view_m 0 keeps the old single
+    view."""
+    closer = ScriptedPorts(gauge_from_m=0.4)
+    res = PlanRunner(REG, closer).run(GAUGE_PLAN)
+    assert res.code is ResultCode.SUCCEEDED, res.reason
+    assert [c for c in closer.calls if c.startswith("approach:")] == ["approach:+0.40",
+                                                                       "approach:-0.40"]
+    assert closer.approached == pytest.approx(0.0)
+    assert res.readings[0].value == pytest.approx(1.2, abs=0.002)
+    never = ScriptedPorts(gauge_valid=False)
+    res = PlanRunner(REG, never, ExecutorConfig(max_attempts=1)).run(GAUGE_PLAN)
+    assert res.code is ResultCode.FAILED and "glare" in res.reason
+    assert never.approached == pytest.approx(0.0) and "approach:+0.40" in never.calls
+    assert never.t >= 2 * 20.0                         # both views waited their 20 s
+    single = ScriptedPorts(gauge_from_m=0.4)
+    res = PlanRunner(REG, single, ExecutorConfig(max_attempts=1,
+                                                 gauge_second_view_m=0.0)).run(GAUGE_PLAN)
+    assert res.code is ResultCode.FAILED
+    assert not [c for c in single.calls if c.startswith("approach:")]
 
 
 def test_pick_and_place_track_the_held_object() -> None:

@@ -28,6 +28,8 @@ CORE_SCHEMA: tuple[ParamSpec, ...] = (
     ParamSpec("gauge_timeout_s", F, 20.0, "waiting for valid gauge readings", 0.5, 300.0,
               unit="s"),
     ParamSpec("gauge_samples", I, 3, "valid readings combined per read_gauge", 1, 20),
+    ParamSpec("gauge_second_view_m", F, 0.4, "a gauge not read from the place is looked at "
+              "again from this much closer (0: no second view)", 0.0, 1.0, unit="m"),
     ParamSpec("max_attempts", I, 2, "attempts per step", 1, 10),
     ParamSpec("retry_wait_s", F, 5.0, "pause before retrying a failed step (a blocked path "
               "may clear)", 0.0, 600.0, unit="s"),

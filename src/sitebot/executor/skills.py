@@ -35,6 +35,7 @@ class ExecutorConfig:
     gauge_timeout_s: float = 20.0       # waiting for valid readings of a gauge
     gauge_samples: int = 3              # valid readings combined (median) per read_gauge
     gauge_max_spread: float = 0.03      # of full scale: readings disagreeing more -> retry
+    gauge_second_view_m: float = 0.4    # not read from the place: look again this much closer
     max_attempts: int = 2               # per step (a retry re-sends the request)
     retry_wait_s: float = 5.0           # pause before a retry (a blocked path may clear)
     pause_limit_s: float = 120.0        # a protective stop longer than this aborts the plan
@@ -159,6 +160,11 @@ class _ArmAside:
 
 
 class ReadGauge(Skill, _ArmAside):
+    """Collect ``gauge_samples`` valid readings of the gauge (within ``gauge_timeout_s``) and
+    report their median.  A gauge not read from the place (its tag too small to decode from
+    there, glare, a person in the line of sight) is looked at a second time from
+    ``gauge_second_view_m`` closer (a straight approach, no nearer to what the laser sees
+    than the approach's gap), and the robot backs out again either way."""
     name = "read_gauge"
 
     def run(self, step: Step, ctx: SkillContext, result: StepResult) -> None:
@@ -168,23 +174,23 @@ class ReadGauge(Skill, _ArmAside):
                               retryable=False)
         cfg, ports = ctx.config, ctx.ports
         self.arm_to(ctx, cfg.view_pose, required=False)
-        t0 = ports.now()
-        valid: list[Reading] = []
-        last_reason = "no reading of this gauge arrived"
-        while ports.now() - t0 < cfg.gauge_timeout_s:
-            readings = ports.gauge_readings(asset.id, since_s=t0)
-            valid = [r for r in readings if r.valid and math.isfinite(r.value)]
-            bad = [r for r in readings if not r.valid]
-            if bad:
-                last_reason = bad[-1].failure_reason or "invalid reading"
-            if len(valid) >= cfg.gauge_samples:
-                break
-            _check_cancel(ctx)
-            ports.sleep(0.1)
+        valid, why = self._collect(asset.id, ctx)
+        if len(valid) < cfg.gauge_samples and cfg.gauge_second_view_m > 0.0:
+            r, driven = ports.approach(cfg.gauge_second_view_m, cfg.approach_timeout_s)
+            ports.log(f"read_gauge {asset.id}: {why}; second view from {driven:.2f} m closer")
+            try:
+                if r.ok and driven > 0.05:
+                    valid, why = self._collect(asset.id, ctx)
+            finally:
+                if abs(driven) > 0.01:
+                    back, _ = ports.approach(-driven, cfg.approach_timeout_s)
+                    if not back.ok:
+                        ctx.notes.append(f"backing out after a second view of {asset.id}: "
+                                         f"{back.code} ({back.reason})")
         if len(valid) < cfg.gauge_samples:
             raise StepFailure(f"no confident reading of {asset.id} within "
                               f"{cfg.gauge_timeout_s:g} s ({len(valid)} of "
-                              f"{cfg.gauge_samples} valid; last problem: {last_reason})")
+                              f"{cfg.gauge_samples} valid; last problem: {why})")
         span = asset.gauge.max_value - asset.gauge.min_value
         values = [r.value for r in valid[-cfg.gauge_samples:]]
         if (max(values) - min(values)) > cfg.gauge_max_spread * span:
@@ -201,6 +207,26 @@ class ReadGauge(Skill, _ArmAside):
         if not asset.gauge.contains(reading.value):
             result.flags.append("out_of_range")
         result.message = f"{asset.id} = {reading.value:.3g} {reading.unit}"
+
+    @staticmethod
+    def _collect(asset_id: str, ctx: SkillContext) -> tuple[list[Reading], str]:
+        """Valid readings arriving within ``gauge_timeout_s`` from now (stops at
+        ``gauge_samples``) and the last problem reported."""
+        cfg, ports = ctx.config, ctx.ports
+        t0 = ports.now()
+        valid: list[Reading] = []
+        why = "no reading of this gauge arrived"
+        while ports.now() - t0 < cfg.gauge_timeout_s:
+            readings = ports.gauge_readings(asset_id, since_s=t0)
+            valid = [r for r in readings if r.valid and math.isfinite(r.value)]
+            bad = [r for r in readings if not r.valid]
+            if bad:
+                why = bad[-1].failure_reason or "invalid reading"
+            if len(valid) >= cfg.gauge_samples:
+                break
+            _check_cancel(ctx)
+            ports.sleep(0.1)
+        return valid, why
 
 
 class Inspect(Skill, _ArmAside):
