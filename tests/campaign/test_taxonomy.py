@@ -23,6 +23,15 @@ def _failed(reason: str = "", checks=None, timeline=None, **extra):
     ("step 2/4 pick(object=spill_kit): arm to the grasp: rejected (no collision-free IK "
      "solution within tolerance (best: 201.9 mm)) (after 1 attempts)", "grasp_unreachable"),
     ("step 1/3 pick(object=drill): drill not found near tool_bench", "object_not_found"),
+    # the perception-planned pick's words (sitebot.executor.skills.Pick._grasp_seen)
+    ("step 2/4 pick(object=spill_kit): no grasp of spill_kit: no feasible grasp among 18 "
+     "candidates: 14 x no IK solution (after 2 attempts)", "grasp_unreachable"),
+    ("step 2/4 pick(object=drill): grasp of drill failed after 3 of 9 candidates (last: "
+     "fingers closed to 0.0 mm) (after 2 attempts)", "grasp_missed"),
+    ("step 2/4 pick(object=drill): grasp of drill failed after 9 of 9 candidates (last: "
+     "top grasp: rejected) (after 2 attempts)", "grasp_unreachable"),
+    ("step 2/4 pick(object=wrench): wrench slipped out while lifting (fingers at 0.4 mm, "
+     "were 13.0 mm) (after 2 attempts)", "object_dropped"),
     ("step 1/2 read_gauge(asset=t2_pressure): no confident reading of t2_pressure within "
      "20 s (1 of 5 valid; last problem: needle not found)", "gauge_unreadable"),
     ("step 3/5 navigate_to(place=t2_bay): robot stopped for more than 120 s (person_nearby)",

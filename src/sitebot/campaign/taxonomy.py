@@ -31,13 +31,16 @@ __all__ = ["LABELS", "label_run"]
 
 _REASON_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (label, re.compile(rx, re.IGNORECASE)) for label, rx in (
-        ("grasp_missed", r"grasp of \S+ missed|gripper did not open"),
+        ("grasp_missed", r"grasp of \S+ missed|gripper did not open"
+                         r"|grasp of \S+ failed after .*fingers closed"),
         ("grasp_unreachable",
-         r"arm to the (grasp|pre-grasp|lift)\w*: rejected|no collision-free IK"),
+         r"arm to the (grasp|pre-grasp|lift)\w*: rejected|no collision-free IK"
+         r"|no grasp of \S+:|grasp of \S+ failed after"),
         ("arm_motion_rejected", r"arm (to|over) [^:]*: rejected"),
         ("object_not_found", r"\bnot found near\b"),
         ("object_dropped",
-         r"\bdropped\b|no longer holding|lost the object|nothing in the gripper to put down"),
+         r"\bdropped\b|no longer holding|lost the object|nothing in the gripper to put down"
+         r"|slipped out while lifting"),
         ("gauge_unreadable", r"no confident reading|readings of \S+ disagree"),
         ("supervisor_hold_timeout", r"held by the supervisor|robot stopped for more than"),
         ("navigation_blocked", r"(navigate to|dock|patrol)[^:]*: (blocked|aborted)"),
