@@ -339,6 +339,12 @@ def segment_object(depth_m: np.ndarray, K: np.ndarray, T_base_optical: np.ndarra
         return ObjectSegment(False, f"the cluster near the expected centre is {length:.2f} m "
                              f"long: larger than an object to pick ({cfg.max_size_m:g} m)",
                              n_points=count, **base)
+    if width < 0.5 * cfg.cluster_cell_m:
+        # a footprint without width (points on one line: an edge seen edge-on, a wall of
+        # the support) is no object's outline
+        return ObjectSegment(False, f"the cluster near the expected centre has no width "
+                             f"({1000 * width:.1f} mm across, {1000 * length:.0f} mm long)",
+                             n_points=count, **base)
     top_h = float(np.percentile(ha[m], cfg.top_percentile))
     sup_z = float(-(n[0] * centre[0] + n[1] * centre[1] + dd) / n[2])
     base["support_z"] = sup_z
