@@ -82,7 +82,8 @@ class SkillContext:
     confirmed: bool = False
     cancel: threading.Event = field(default_factory=threading.Event)
     holding: str | None = None          # object id in the gripper
-    grasp_pose: tuple | None = None     # ((x, y, z), rpy, opening) while not yet lifted
+    # ((x, y, z), rpy, opening, lift to (x, y, z)) while not yet lifted
+    grasp_pose: tuple | None = None
     approached_m: float = 0.0           # driven in by a pick's approach, not yet backed out
     arm_stowed: bool = True
     notes: list[str] = field(default_factory=list)
@@ -368,7 +369,7 @@ class Pick(Skill, _ArmAside):
                 ports.log(f"pick {obj_id}: {cand.kind} grasp {tried} of "
                           f"{len(plan.feasible)} closed at {opening * 1000:.1f} mm")
                 ctx.holding = obj_id
-                ctx.grasp_pose = (at, rpy, opening)
+                ctx.grasp_pose = (at, rpy, opening, pre)     # lift back out the way in
                 self._lift(ctx, result)
                 return
             closed += 1
@@ -420,15 +421,15 @@ class Pick(Skill, _ArmAside):
             raise StepFailure(f"grasp of {obj_id} missed (fingers closed to "
                               f"{(opening or 0.0) * 1000:.1f} mm)")
         ctx.holding = obj_id
-        ctx.grasp_pose = ((x, y, z), rpy, opening)
+        ctx.grasp_pose = ((x, y, z), rpy, opening, (x, y, z + cfg.pregrasp_height_m))
         self._lift(ctx, result)
 
     def _lift(self, ctx: SkillContext, result: StepResult) -> None:
-        """Straight up from the grasp, then fold to 'carry'."""
+        """Back out of the grasp (to the pre-grasp the arm reached on the way in; straight
+        up from a grasp at the surveyed position), then fold to 'carry'."""
         cfg, ports = ctx.config, ctx.ports
-        (x, y, z), rpy, opening = ctx.grasp_pose
-        _motion(ports.move_arm_pose((x, y, z + cfg.pregrasp_height_m), rpy,
-                                    cfg.arm_timeout_s), "lift")
+        _, rpy, opening, lift_to = ctx.grasp_pose
+        _motion(ports.move_arm_pose(lift_to, rpy, cfg.arm_timeout_s), "lift")
         held = ports.gripper_opening()
         if held is not None and held < cfg.gripper_holding_min_m:
             # the fingers closed further while lifting: the object slipped out
