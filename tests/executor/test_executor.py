@@ -324,7 +324,7 @@ def test_pick_closes_in_grips_across_the_tool_and_backs_out() -> None:
     assert stuck.arm_goals == []
 
 
-def _seen_at_bench(dx: float, dy: float, turn_deg: float):
+def _seen_at_bench(dx: float, dy: float, turn_deg: float, size=(0.20, 0.04, 0.03)):
     """The voltage detector as the mast camera (15 deg down, as the URDF) sees it from the
     tool bench place, lying (dx, dy) [m, base frame] from where it was surveyed, turned
     ``turn_deg``: a PyBullet depth render, segmented, in the map frame."""
@@ -333,7 +333,7 @@ def _seen_at_bench(dx: float, dy: float, turn_deg: float):
     obj = REG.object("voltage_detector")
     base = Pose2D.of(bench).inverse().compose((obj.pose[0], obj.pose[1], 0.0))
     xy = (base.x + dx, base.y + dy)
-    shot = render(0.5, xy, (0.20, 0.04, 0.03), math.radians(turn_deg), pitch_deg=15.0)
+    shot = render(0.5, xy, size, math.radians(turn_deg), pitch_deg=15.0)
     seg = segment_object(shot.depth_m, shot.K, shot.T_base_optical,
                          (base.x, base.y, 0.515), 0.15)
     assert seg.found, seg.reason
@@ -371,6 +371,19 @@ def test_pick_grasps_what_the_camera_sees() -> None:
     assert res.code is ResultCode.FAILED and "after 3 of" in res.reason, res.reason
     assert missed.calls.count("gripper:0") == 3
     assert [c for c in missed.calls if c.startswith("approach:")][-1].startswith("approach:-")
+
+
+def test_an_object_too_wide_for_the_gripper_is_not_retried() -> None:
+    """An 80 mm tape measure (the fingers open 80 mm and want 10 mm free a side): the step
+    fails at once with the measured width, not again after retry_wait_s."""
+    seen, _ = _seen_at_bench(0.0, 0.0, 0.0, size=(0.08, 0.08, 0.04))
+    ports = ScriptedPorts(seen=seen)
+    p = plan(("navigate_to", {"place": "tool_bench"}), ("pick", {"object": "voltage_detector"}))
+    res = PlanRunner(REG, ports, ExecutorConfig(max_attempts=2)).run(p)
+    assert res.code is ResultCode.FAILED
+    assert "too wide for the gripper" in res.reason and "(after 1 attempts)" in res.reason
+    assert ports.calls.count("look:voltage_detector") == 1
+    assert not any(c.startswith("arm:pose") for c in ports.calls)
 
 
 def test_front_gap_and_approach_speed() -> None:

@@ -342,7 +342,9 @@ class Pick(Skill, _ArmAside):
         inv = Pose2D.of(pose).inverse()
         plan = grasp_planner().plan(moved_segment(seen, inv.x, inv.y, inv.yaw))
         if plan.best is None:
-            raise StepFailure(f"no grasp of {obj_id}: {plan.reason}")
+            # an object wider than the fingers open stays so: no retry from the same place
+            raise StepFailure(f"no grasp of {obj_id}: {plan.reason}",
+                              retryable=not plan.reason.startswith("object too wide"))
         opened = ports.set_gripper(cfg.gripper_open_m, cfg.arm_timeout_s)
         if opened is None or opened < cfg.gripper_open_m - 0.005:
             raise StepFailure(f"gripper did not open (at {(opened or 0.0) * 1000:.1f} mm of "
