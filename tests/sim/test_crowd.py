@@ -214,3 +214,23 @@ def test_a_person_held_mid_walk_in_an_aisle_walks_back_to_let_an_asking_robot_pa
     assert all(abs(st["w"].y) <= 0.45 + 1e-9 for _, st, _ in after)  # never into a wall
     end = after[-1][1]["w"]
     assert (end.x, end.y) == pytest.approx((5.0, 0.0), abs=1e-6)   # then finished the walk
+
+
+def test_a_robot_driving_along_a_persons_step_aside_is_not_walked_ahead_of_for_metres():
+    """A campaign run (substation_fetch_random seed 4): the robot drove north across a
+    worker's line just ahead of them; the worker stepped aside north, and on, ahead of the
+    robot for 7.9 m (the robot stayed 'in the way' of the growing step), then walked back
+    to their line through the robot, which stood (separation -0.57 m).  Here: a worker walks
+    east along y = 0; a robot ahead-right of them drives north at 0.25 m/s for 40 s.  Before:
+    the worker ended 10.8-11.3 m off their line and never finished the walk.  Now the step
+    stops at MAX_SIDESTEP_M, they stand until the robot has gone, and walk on."""
+    for lag in (2.0, 3.0, 4.0):
+        worker = ActorSpec("w", ((-5.0, 0.0), (10.0, 0.0)), 0.9, loop=False, radius_m=0.25)
+        crowd = Crowd(OPEN)
+        log = _walk(crowd, [worker], lambda t: [(0.0, -0.6 + 0.25 * max(0.0, t - lag))],
+                    45.0)
+        assert max(abs(st["w"].y) for _, st, _ in log) <= Crowd.MAX_SIDESTEP_M + 1e-9
+        assert _min_dist(log, "w") >= ROBOT_EXTENT_M + 0.25 + 0.5
+        end = log[-1][1]["w"]
+        assert (end.x, end.y) == pytest.approx((10.0, 0.0), abs=1e-6)
+

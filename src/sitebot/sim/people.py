@@ -78,6 +78,10 @@ class Crowd:
     PERSON_MARGIN_M = 0.2
     #: sideways walking speed [m/s]
     SIDESTEP_MPS = 0.9
+    #: the farthest a person steps off their line round something in the way [m]: further
+    #: than that they stand and let it pass (a robot driving along the step's direction
+    #: had a worker walk 8 m sideways ahead of it, then back through it)
+    MAX_SIDESTEP_M = 1.5
     #: a robot slower than this is at rest [m/s]
     ROBOT_AT_REST_MPS = 0.05
     #: a robot's request to pass is heard this far from it [m], for this long [s]
@@ -232,6 +236,8 @@ class Crowd:
             hold = hold or (abs(offset - lat) < need - 1e-9 and s < need + 0.3)
         if not chosen:
             w.side = 0.0
+        if abs(target) > self.MAX_SIDESTEP_M:
+            target, hold = math.copysign(self.MAX_SIDESTEP_M, target), True
         # toward target x the left normal, at sidestep pace (what is left along the line
         # from before a corner is walked back at the same pace)
         ex, ey = target * nx - w.disp[0], target * ny - w.disp[1]
@@ -243,10 +249,23 @@ class Crowd:
             new = (w.disp[0] + k * ex, w.disp[1] + k * ey)
         if new != w.disp and self._clearance(st.x + new[0], st.y + new[1]) < a.radius_m:
             new, hold = w.disp, chosen                     # a wall: go no further aside
+        if not hold and self._into_robot(a, w, st.x + new[0], st.y + new[1]):
+            return self._stand(a, w, t, dt)                # walking on or back: not into it
         w.disp = new
         if hold:
             return self._stand(a, w, t, dt)
         return PersonState(a.id, st.x + new[0], st.y + new[1], st.vx, st.vy)
+
+    def _into_robot(self, a: ActorSpec, w: _Walker, x: float, y: float) -> bool:
+        """Whether (x, y) is inside a robot's pass distance and nearer to it than where the
+        person stands now (a person does not walk into a robot, whatever their script)."""
+        prev = w.state
+        if prev is None:
+            return False
+        need = self._pass_distance(a)
+        return any(math.hypot(x - rx, y - ry) < need and
+                   math.hypot(x - rx, y - ry) < math.hypot(prev.x - rx, prev.y - ry)
+                   for rx, ry in self._robots)
 
     def _let_pass(self, a: ActorSpec, w: _Walker, t: float, dt: float) -> PersonState | None:
         """Walking back along their path to let a robot pass (module doc), or None."""
