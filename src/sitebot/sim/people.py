@@ -12,8 +12,10 @@ a delay), and :class:`Crowd` bends the script the way people bend their own:
   sideways, at :attr:`Crowd.SIDESTEP_MPS`, to the side that needs the smaller step and is
   free floor (the world's static obstacles), and back onto their line once past it.
   While the step is not yet wide enough and the obstacle is near, they stand (a person
-  does not walk into a robot while side-stepping it). Two people meeting head-on both keep
-  right.
+  does not walk into a robot while side-stepping it). The step stops at
+  :attr:`Crowd.MAX_SIDESTEP_M`; something still in the way then (a robot driving along
+  the step's direction) is let pass standing. Nobody walks on, or back to their line,
+  into a robot's pass distance. Two people meeting head-on both keep right.
 * **Making way when asked.** A robot held by a person (the supervisor's protective stop)
   asks them to let it pass (``hri/say``, :meth:`Crowd.hear`). A person who yields, has
   ended their walk and stands within :attr:`Crowd.HEARING_M` of the robot and closer than
