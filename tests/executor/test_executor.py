@@ -46,6 +46,7 @@ class ScriptedPorts:
     gripper_after_lift: float | None = None   # the fingers' opening once lifted (a slip)
     gauge_from_m: float = 0.0    # gauge readings are valid only this much closer in
     approached: float = 0.0      # driven in by approaches, not yet backed out
+    map_jump: tuple = (0.0, 0.0)  # the map pose's error once an approach has begun [m]
 
     def now(self) -> float:
         return self.t
@@ -59,7 +60,13 @@ class ScriptedPorts:
                               False, ("person within 0.5 m",) if stopped else (), 0.05)
 
     def robot_pose(self):
+        if self.map_jump != (0.0, 0.0) and self.approached > 0.0:     # a fix on the way in
+            return (self.pose[0] + self.map_jump[0], self.pose[1] + self.map_jump[1],
+                    self.pose[2])
         return self.pose
+
+    def odometry_pose(self):
+        return Pose2D.of(self.pose)       # the double's true pose; the map pose may jump
 
     def navigate(self, place_id: str, timeout_s: float) -> MotionResult:
         self.calls.append(f"nav:{place_id}")
@@ -371,6 +378,20 @@ def test_pick_grasps_what_the_camera_sees() -> None:
     assert res.code is ResultCode.FAILED and "after 3 of" in res.reason, res.reason
     assert missed.calls.count("gripper:0") == 3
     assert [c for c in missed.calls if c.startswith("approach:")][-1].startswith("approach:-")
+
+
+def test_a_localization_fix_during_the_approach_does_not_move_the_grasp_off_the_object():
+    """The map pose jumps 5 cm (a station tag's fix) while the pick drives in: the grasp
+    is planned from odometry, so its map-frame goal moves with the pose estimate (the arm
+    node's map-to-base transform puts it back on the object) instead of staying where the
+    old estimate saw the object (5 cm beside a 3 cm handle)."""
+    seen, truth = _seen_at_bench(0.0, 0.0, 0.0)
+    ports = ScriptedPorts(seen=seen, map_jump=(0.05, 0.0))
+    p = plan(("navigate_to", {"place": "tool_bench"}), ("pick", {"object": "voltage_detector"}))
+    res = PlanRunner(REG, ports).run(p)
+    assert res.code is ResultCode.SUCCEEDED, res.reason
+    (gx, gy, _), _, _ = ports.arm_goals[1]                       # the grasp, map frame
+    assert math.hypot(gx - (truth.x + 0.05), gy - truth.y) < 0.01
 
 
 def test_an_object_too_wide_for_the_gripper_is_not_retried() -> None:

@@ -78,8 +78,8 @@ def test_no_fresh_frame_no_mount_no_pose_each_say_why() -> None:
     ports, _, _ = _at_bench()
     ports.delay_s = None
     seg = ports.perceive_object("voltage_detector")
-    assert not seg.found and "no depth image within 3 s" in seg.reason
-    assert ports.t == pytest.approx(103.0, abs=0.11)
+    assert not seg.found and "no depth image within 5 s" in seg.reason
+    assert ports.t == pytest.approx(105.0, abs=0.11)
     ports, _, _ = _at_bench()
     ports.camera_mount = None
     assert "mount is unknown" in ports.perceive_object("voltage_detector").reason

@@ -73,7 +73,7 @@ CORE_SCHEMA: tuple[ParamSpec, ...] = (
     ParamSpec("object_max_size_m", F, 0.6, "a perceived cluster with a side longer than "
               "this is not an object to pick (a torque wrench is 0.5 m)", 0.05, 2.0,
               unit="m"),
-    ParamSpec("depth_wait_s", F, 3.0, "a pick waits this long for a depth image taken "
+    ParamSpec("depth_wait_s", F, 5.0, "a pick waits this long for a depth image taken "
               "after it stopped to look", 0.1, 60.0, unit="s"),
     ParamSpec("grasp_attempts", I, 3, "grasp candidates a pick closes on before it fails "
               "(a missed grasp opens, backs off and tries the next)", 1, 10),

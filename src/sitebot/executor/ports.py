@@ -49,7 +49,7 @@ class PortsConfig:
     arm_stop_wait_s: float = 15.0        # an arm motion waits this long for a stop to clear
     object_match_m: float = 0.15         # a cluster this close to a surveyed object is it
     object_max_size_m: float = 0.6       # larger clusters are not objects
-    depth_wait_s: float = 3.0            # longest wait for a depth image taken since asked
+    depth_wait_s: float = 5.0            # longest wait for a depth image taken since asked
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -189,6 +189,9 @@ class TrackedPorts:
 
     def robot_pose(self) -> Pose2D | None:
         return self.pose
+
+    def odometry_pose(self) -> Pose2D | None:
+        return self.odom
 
     def _wait_until_motion_allowed(self) -> MotionResult | None:
         """An arm trajectory sent during a protective stop is refused by the supervisor:

@@ -280,7 +280,7 @@ class Pick(Skill, _ArmAside):
         self.arm_to(ctx, "stow", required=False)
         seen = self._look(obj, ctx)
         if seen is not None:
-            where = tuple(float(v) for v in seen.centroid)
+            where = tuple(float(v) for v in seen[0].centroid)
         dx, dy = where[0] - pose[0], where[1] - pose[1]
         ahead = (dx * math.cos(pose[2]) + dy * math.sin(pose[2]),
                  -dx * math.sin(pose[2]) + dy * math.cos(pose[2]))
@@ -294,7 +294,7 @@ class Pick(Skill, _ArmAside):
                 where = ports.object_position(obj.id) or where     # refined from closer
         if seen is not None:
             try:
-                self._grasp_seen(obj.id, seen, ctx, result)
+                self._grasp_seen(obj.id, seen[1], ctx, result)
             except StepFailure:
                 if ctx.grasp_pose is None:
                     self._back_out(ctx)
@@ -315,10 +315,17 @@ class Pick(Skill, _ArmAside):
 
     @staticmethod
     def _look(obj, ctx: SkillContext):
-        """The object segmented from a depth image while the robot stands (map frame), or
+        """The object segmented from a depth image while the robot stands, in the map frame
+        and in the odometry frame (what the grasp is planned from after the approach: a
+        localization fix during the approach moves the map pose, not the odometry; a
+        station tag's fix moved a seen torque wrench 5 cm and three grasps missed it), or
         None (logged why: the pick then grasps where the registry and the obstacle clusters
         put it, across the registry's long axis)."""
-        seg = ctx.ports.perceive_object(obj.id)
+        ports = ctx.ports
+        seg = ports.perceive_object(obj.id)
+        pose, odom = ports.robot_pose(), ports.odometry_pose()
+        if seg.found and (pose is None or odom is None):
+            seg = type(seg)(False, "robot pose or odometry unknown")
         if not seg.found:
             ctx.ports.log(f"pick {obj.id}: not seen in depth ({seg.reason}); grasping at "
                           "its surveyed position")
@@ -328,19 +335,21 @@ class Pick(Skill, _ArmAside):
         ctx.ports.log(f"pick {obj.id}: seen at ({seg.centroid[0]:.3f}, {seg.centroid[1]:.3f}, "
                       f"{seg.centroid[2]:.3f}), long axis {math.degrees(seg.yaw):.0f} deg, "
                       f"{1000 * seg.width_m:.0f} mm wide{off}")
-        return seg
-
-    def _grasp_seen(self, obj_id: str, seen, ctx: SkillContext, result: StepResult) -> None:
-        """Grasp candidates planned from what the camera saw (from where the base stands
-        now), tried best first: one the arm cannot reach is skipped, a grasp that closes
-        on nothing opens, backs off to its pre-grasp and tries the next, up to
-        ``grasp_attempts``."""
-        cfg, ports = ctx.config, ctx.ports
-        pose = ports.robot_pose()
-        if pose is None:
-            raise StepFailure("robot pose unknown")
         inv = Pose2D.of(pose).inverse()
-        plan = grasp_planner().plan(moved_segment(seen, inv.x, inv.y, inv.yaw))
+        return seg, moved_segment(moved_segment(seg, *inv), *odom)
+
+    def _grasp_seen(self, obj_id: str, seen_odom, ctx: SkillContext,
+                    result: StepResult) -> None:
+        """Grasp candidates planned from what the camera saw (odometry frame), from where
+        the base stands now, tried best first: one the arm cannot reach is skipped, a grasp
+        that closes on nothing opens, backs off to its pre-grasp and tries the next, up to
+        ``grasp_attempts``.  The arm's goals go out in the map frame through the current
+        pose estimate (the arm node's map-to-base transform cancels it)."""
+        cfg, ports = ctx.config, ctx.ports
+        pose, odom = ports.robot_pose(), ports.odometry_pose()
+        if pose is None or odom is None:
+            raise StepFailure("robot pose or odometry unknown")
+        plan = grasp_planner().plan(moved_segment(seen_odom, *Pose2D.of(odom).inverse()))
         if plan.best is None:
             # an object wider than the fingers open stays so: no retry from the same place
             raise StepFailure(f"no grasp of {obj_id}: {plan.reason}",

@@ -170,6 +170,10 @@ class RobotPorts(Protocol):
 
     def robot_pose(self) -> Pose2D | None: ...
 
+    def odometry_pose(self) -> Pose2D | None:
+        """The base's pose in the odometry frame: continuous, without the jumps a
+        localization fix makes in :meth:`robot_pose` (None: no odometry)."""
+
     def navigate(self, place_id: str, timeout_s: float) -> MotionResult: ...
 
     def approach(self, distance_m: float, timeout_s: float) -> tuple[MotionResult, float]:

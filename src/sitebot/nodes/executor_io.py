@@ -13,6 +13,7 @@ with its key, its audit file (``<out_dir>/authority_audit.jsonl``) and its log.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -34,6 +35,7 @@ from sitebot.executor.ports import PortsConfig, TrackedPorts
 from sitebot.executor.types import plan_from_fields
 from sitebot.nodes import convert, convert_images
 from sitebot.nodes.barrier_work import WorkerGate
+from sitebot.nodes.common import QOS_SENSOR
 from sitebot.perception.cloud import DepthError, check_depth_info, decode_depth
 from sitebot.perception.fiducials import camera_mount
 from sitebot.safety.audit import AuditLog
@@ -110,6 +112,8 @@ class RosPorts(TrackedPorts):
         self.image: Image | None = None
         self.depth: Image | None = None
         self.depth_info: CameraInfo | None = None
+        self._depth_subs: list = []
+        self._depth_lock = threading.Lock()
         self.active_goal = None
 
     def now(self) -> float:
@@ -133,10 +137,27 @@ class RosPorts(TrackedPorts):
         (:meth:`_depth_frame`)."""
         self.depth = msg
 
+    def _watch_depth(self) -> None:
+        """Subscribe to the depth camera at a pick's first look, not at start: missions
+        without a pick do not receive its images, and in a lockstep simulation the
+        simulator does not wait for this node to take every depth frame (the stack
+        barrier counts only what a node subscribed to when it was built,
+        sitebot.nodes.barrier_ack; a look waits for a frame newer than itself)."""
+        with self._depth_lock:
+            if self._depth_subs:
+                return
+            node = self.node
+            self._depth_subs = [
+                node.create_subscription(Image, "camera/depth/image_raw", self.set_depth,
+                                         QOS_SENSOR),
+                node.create_subscription(CameraInfo, "camera/depth/camera_info",
+                                         self.set_depth_info, QOS_SENSOR)]
+
     def set_depth_info(self, msg: CameraInfo) -> None:
         self.depth_info = msg
 
     def _depth_frame(self) -> tuple[np.ndarray, np.ndarray, float] | None:
+        self._watch_depth()
         msg, info = self.depth, self.depth_info
         if msg is None:
             return None

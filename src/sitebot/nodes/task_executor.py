@@ -28,7 +28,7 @@ from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, JointState, LaserScan
+from sensor_msgs.msg import Image, JointState, LaserScan
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
@@ -102,8 +102,6 @@ class TaskExecutorNode(Node):
                 (Odometry, "odom", self.on_odom, QOS_STATE),
                 (LaserScan, "scan", self.on_scan, QOS_SENSOR),
                 (Image, "camera/color/image_raw", self.ports.set_image, QOS_SENSOR),
-                (Image, "camera/depth/image_raw", self.ports.set_depth, QOS_SENSOR),
-                (CameraInfo, "camera/depth/camera_info", self.ports.set_depth_info, QOS_SENSOR),
                 (GaugeReading, "gauges", self.on_gauge, QOS_SENSOR),
                 (FiducialDetectionArray, "fiducials", self.on_fiducials, QOS_SENSOR),
                 (ObstacleArray, "obstacles", self.on_obstacles, QOS_SENSOR),
