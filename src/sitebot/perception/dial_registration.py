@@ -53,6 +53,11 @@ def face_correction(crop: np.ndarray, ext: float, fr: float, radius_px: float
     yy, xx = np.mgrid[0:n, 0:n]
     rr = np.hypot(xx - c, yy - c) / ppr
     face = float(np.median(grey[(rr > 0.2 * fr) & (rr < 0.5 * fr)]))
+    # the rim's level: dark pixels of the ring the rays search (the whole crop's outer part)
+    dark = float(np.percentile(grey[rr > 0.55 * fr], 10))
+    if face - dark < 25.0:
+        return None
+    mid = 0.5 * (face + dark)
     k = max(2, int(round(0.06 * ppr)))               # 0.03 radii of samples
 
     def steps(centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -62,8 +67,6 @@ def face_correction(crop: np.ndarray, ext: float, fr: float, radius_px: float
         xs = (c + ppr * (centre[0] + np.outer(u[:, 0], t))).astype(np.float32)
         ys = (c + ppr * (centre[1] + np.outer(u[:, 1], t))).astype(np.float32)
         prof = cv2.remap(grey, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        dark = float(np.percentile(prof, 10))
-        mid = 0.5 * (face + dark)
         above = (prof >= mid).astype(np.int32)
         run = np.cumsum(np.pad(above, ((0, 0), (1, 0))), axis=1)   # run[:, j] = sum[:j]
         m = prof.shape[1]
@@ -73,10 +76,7 @@ def face_correction(crop: np.ndarray, ext: float, fr: float, radius_px: float
         hit = light_before & dark_after
         g0, g1 = prof[:, j], prof[:, j + 1]
         frac = (g0 - mid) / np.where(hit, g0 - g1, 1.0)
-        where = t[j] + frac * (t[1] - t[0])
-        if face - dark < 25.0:
-            hit[:] = False
-        return hit, where
+        return hit, t[j] + frac * (t[1] - t[0])
 
     def nearest(centre: np.ndarray, radius: float, tol: float) -> np.ndarray:
         """Each ray's step nearest the circle (centre, radius), within tol: points."""
@@ -88,10 +88,13 @@ def face_correction(crop: np.ndarray, ext: float, fr: float, radius_px: float
 
     # a tag pose can be half a dial radius off: start from the centre that best
     # explains the steps, on a grid around the tag's
-    grid = np.arange(-0.5, 0.51, 0.125)
-    starts = [np.array([x, y]) for x in grid for y in grid if math.hypot(x, y) <= 0.55]
-    counts = [len(nearest(s0, fr, 0.12)) for s0 in starts]
-    cen, rad = starts[int(np.argmax(counts))], fr
+    # (a tag pose near right needs no search: most rays find the edge where it says)
+    cen, rad = np.zeros(2), fr
+    if len(nearest(cen, fr, 0.12)) < 0.75 * _RAYS:
+        grid = np.arange(-0.5, 0.51, 0.125)
+        starts = [np.array([x, y]) for x in grid for y in grid if math.hypot(x, y) <= 0.55]
+        counts = [len(nearest(s0, fr, 0.12)) for s0 in starts]
+        cen = starts[int(np.argmax(counts))]
     px_r = 1.0 / max(radius_px, 1.0)                   # one image pixel, in dial radii
     for tol in (0.15, 0.08, max(0.05, 1.5 * px_r), max(0.04, 1.5 * px_r)):
         p = nearest(cen, rad, tol)

@@ -376,6 +376,18 @@ class GaugeReader:
         coordinates to those the tag pose gives (:meth:`_register`)."""
         n = n or self.config.crop_px
         c = (n - 1) / 2.0
+        if not np.any(dist):
+            # no lens distortion: crop pixel -> dial plane (metres) -> image is a homography
+            A = np.diag([extent / c, extent / c, 1.0])
+            A[:2, 2] = -c * extent / c
+            if correction is not None:
+                A = np.vstack([correction, [0.0, 0.0, 1.0]]) @ A
+            A[:2] *= layout.radius_m
+            R, tv = T_cam_dial[:3, :3], T_cam_dial[:3, 3]
+            H = K @ np.column_stack([R[:, 0], R[:, 1], tv]) @ A
+            return cv2.warpPerspective(image, H, (n, n), flags=cv2.INTER_LINEAR |
+                                       cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+                                       borderValue=0)
         yy, xx = np.mgrid[0:n, 0:n].astype(np.float64)
         uv = np.stack([(xx - c).reshape(-1), (yy - c).reshape(-1)]) * (extent / c)
         if correction is not None:
