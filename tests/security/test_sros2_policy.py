@@ -41,7 +41,7 @@ XML_XSD_URL = "http://www.w3.org/2001/03/xml.xsd"
 
 #: the counts of the default policy (robot stack: 13 nodes + the operator tool)
 ENCLAVES = 15
-OWN_RULES = 149
+OWN_RULES = 151
 RULES = OWN_RULES + ENCLAVES * 11          # 11 every-node rules per profile
 
 #: policy attribute per table kind
