@@ -49,14 +49,26 @@ def test_two_robots_run_side_by_side():
             for r in ROBOTS:
                 sx, sy, _ = world.spawn_poses[r]
                 assert math.hypot(start[r].x - sx, start[r].y - sy) < 0.02, r
-            t0 = probe.latest_sim_time()
-            # drive robot1 forward at 0.4 m/s for 3 s of sim time (commands at ~20 Hz wall)
-            while probe.latest_sim_time() < t0 + 3.0:
+            def drive() -> None:
                 msg = TwistStamped()
                 msg.twist.linear.x = 0.4
                 cmd.publish(msg)
                 beat()
                 time.sleep(0.05)
+
+            def pos1():
+                return probe.get("/robot1/ground_truth/odom")[-1][1].pose.pose.position
+            # drive robot1 forward at 0.4 m/s for 3 s of sim time (commands at ~20 Hz wall),
+            # counted from when the commands reach it: on a loaded machine the command
+            # publisher matched the control loop a while after the first were sent (a CI
+            # run saw 0.29 m)
+            deadline = time.monotonic() + 60.0
+            while math.hypot(pos1().x - start["robot1"].x, pos1().y - start["robot1"].y) \
+                    < 0.005 and time.monotonic() < deadline:
+                drive()
+            t0 = probe.latest_sim_time()
+            while probe.latest_sim_time() < t0 + 3.0:
+                drive()
             t1 = probe.latest_sim_time()
             probe.wait_for(lambda: probe.latest_sim_time() > t1 + 1.5, 30, "1.5 s more sim time")
             end = {r: probe.get(f"/{r}/ground_truth/odom")[-1][1].pose.pose.position
