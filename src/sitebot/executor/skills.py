@@ -13,7 +13,6 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
-import numpy as np
 from transforms3d.euler import mat2euler
 
 from sitebot.executor.approach import approach_distance
@@ -22,7 +21,7 @@ from sitebot.executor.types import (MotionResult, Outcome, Plan, Reading, RobotP
                                     StepResult)
 from sitebot.perception.object_segment import moved_segment
 from sitebot.site.registry import AssetKind, SiteRegistry
-from sitebot.types import Pose2D
+from sitebot.types import Pose2D, rpy_matrix
 
 __all__ = ["ExecutorConfig", "SkillContext", "Skill", "SKILLS", "StepFailure"]
 
@@ -336,7 +335,7 @@ class Pick(Skill, _ArmAside):
                       f"{seg.centroid[2]:.3f}), long axis {math.degrees(seg.yaw):.0f} deg, "
                       f"{1000 * seg.width_m:.0f} mm wide{off}")
         inv = Pose2D.of(pose).inverse()
-        return seg, moved_segment(moved_segment(seg, *inv), *odom)
+        return seg, moved_segment(seg, *Pose2D.of(odom).compose(inv))
 
     def _grasp_seen(self, obj_id: str, seen_odom, ctx: SkillContext,
                     result: StepResult) -> None:
@@ -358,7 +357,7 @@ class Pick(Skill, _ArmAside):
         if opened is None or opened < cfg.gripper_open_m - 0.005:
             raise StepFailure(f"gripper did not open (at {(opened or 0.0) * 1000:.1f} mm of "
                               f"{cfg.gripper_open_m * 1000:.0f} mm)")
-        robot, rz = Pose2D.of(pose), _rot_z(pose[2])
+        robot, rz = Pose2D.of(pose), rpy_matrix(0.0, 0.0, pose[2])
         closed, tried, last = 0, 0, "no candidate reachable"
         for cand in plan.feasible:
             rpy = tuple(float(v) for v in mat2euler(rz @ cand.rotation, "sxyz"))
@@ -471,11 +470,6 @@ def grasp_planner():
             from sitebot.arm.grasp_planning import GraspPlanner
             _PLANNER = GraspPlanner()
         return _PLANNER
-
-
-def _rot_z(yaw: float) -> np.ndarray:
-    c, s = math.cos(yaw), math.sin(yaw)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
 class Place(Skill, _ArmAside):

@@ -113,6 +113,7 @@ class RosPorts(TrackedPorts):
         self.depth: Image | None = None
         self.depth_info: CameraInfo | None = None
         self._depth_subs: list = []
+        self._mount_frame: str | None = None
         self._depth_lock = threading.Lock()
         self.active_goal = None
 
@@ -167,7 +168,10 @@ class RosPorts(TrackedPorts):
             depth = decode_depth(msg.data, msg.width, msg.height, msg.step, msg.encoding,
                                  bool(msg.is_bigendian))
             frame = msg.header.frame_id.lstrip("/") or "camera_depth_optical_frame"
-            self.camera_mount = camera_mount(self.node.desc, self.node.p["base_frame"], frame)
+            if frame != self._mount_frame:      # the URDF's fixed joints, once per frame
+                self.camera_mount = camera_mount(self.node.desc, self.node.p["base_frame"],
+                                                 frame)
+                self._mount_frame = frame
         except (DepthError, ValueError) as e:
             self.log(f"depth image unusable: {e}")
             return None

@@ -241,12 +241,14 @@ def _rectangle(xy: np.ndarray) -> tuple[np.ndarray, float, float, float, np.ndar
     e1, e2 = corners[1] - corners[0], corners[2] - corners[1]
     l1, l2 = float(np.linalg.norm(e1)), float(np.linalg.norm(e2))
     long_edge = e1 if l1 >= l2 else e2
-    yaw = math.atan2(float(long_edge[1]), float(long_edge[0]))
-    if yaw <= -math.pi / 2:
-        yaw += math.pi
-    elif yaw > math.pi / 2:
-        yaw -= math.pi
+    yaw = _axis_yaw(math.atan2(float(long_edge[1]), float(long_edge[0])))
     return corners.mean(axis=0), yaw, max(l1, l2), min(l1, l2), corners
+
+
+def _axis_yaw(yaw: float) -> float:
+    """The heading of an axis (a line: yaw and yaw + pi alike) in (-pi/2, pi/2]."""
+    y = math.remainder(yaw, math.pi)
+    return y if y > -math.pi / 2 else y + math.pi
 
 
 def segment_object(depth_m: np.ndarray, K: np.ndarray, T_base_optical: np.ndarray,
@@ -369,11 +371,7 @@ def moved_segment(seg: ObjectSegment, x: float, y: float, yaw: float) -> ObjectS
         a = np.array(a, dtype=np.float64)
         a[..., :2] = a[..., :2] @ R.T + t
         return a
-    new_yaw = math.atan2(math.sin(seg.yaw + yaw), math.cos(seg.yaw + yaw))
-    if new_yaw <= -math.pi / 2:                       # the axis is a line: keep (-pi/2, pi/2]
-        new_yaw += math.pi
-    elif new_yaw > math.pi / 2:
-        new_yaw -= math.pi
+    new_yaw = _axis_yaw(seg.yaw + yaw)
     box = seg.support_box
     if box is not None:
         box = (xy(box[0]), np.array(box[1], dtype=np.float64), float(box[2]) + yaw)
