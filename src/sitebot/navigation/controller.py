@@ -108,6 +108,7 @@ class RegulatedPurePursuit:
         self._w = 0.0
         self._at_goal = False
         self._rotating = False
+        self._corner_done = -1     # index of the last turn-in-place corner turned at
 
     def set_plan(self, plan: Plan, goal_yaw: float) -> None:
         self.plan = plan
@@ -115,6 +116,7 @@ class RegulatedPurePursuit:
         self._idx = 0
         self._at_goal = False
         self._rotating = False
+        self._corner_done = -1
 
     def reset_speed(self) -> None:
         self._v = self._w = 0.0
@@ -202,21 +204,31 @@ class RegulatedPurePursuit:
         d_from = np.hypot(xy[i:, 0] - x, xy[i:, 1] - y)
         beyond = np.flatnonzero(d_from >= L)
         j = i + int(beyond[0]) if beyond.size else len(xy) - 1
-        # a sharp corner before the carrot: aim at the corner, turn there on the spot
-        turns = np.flatnonzero(self.plan.turn_in_place[i + 1:j + 1])
-        if turns.size:
-            j = i + 1 + int(turns[0])
-        tx, ty = xy[j]
-        dx, dy = tx - x, ty - y
-        lx = math.cos(yaw) * dx + math.sin(yaw) * dy
-        ly = -math.sin(yaw) * dx + math.cos(yaw) * dy
-        heading_err = math.atan2(ly, lx)
-        near_corner = turns.size and math.hypot(dx, dy) < 0.5 * cfg.min_lookahead_m
-        if near_corner and j + 1 < len(xy):
-            # at the corner: the next leg's direction decides the turn
-            heading_err = wrap_angle(self.plan.yaw[j] - yaw)
         enter = cfg.rotate_to_heading_rad
         leave = 0.5 * enter                   # hysteresis: turn until well aligned
+        # a sharp corner before the carrot: aim at the corner, turn there on the spot.  Once
+        # turned to the next leg there, the corner is done: the carrot moves on along that
+        # leg (aiming at a corner a few centimetres beside the base would swing it away
+        # again, and it would turn back and forth there)
+        j_look = j
+        while True:
+            turns = np.flatnonzero(self.plan.turn_in_place[i + 1:j_look + 1])
+            turns = turns[i + 1 + turns > self._corner_done]
+            j = i + 1 + int(turns[0]) if turns.size else j_look
+            tx, ty = xy[j]
+            dx, dy = tx - x, ty - y
+            lx = math.cos(yaw) * dx + math.sin(yaw) * dy
+            ly = -math.sin(yaw) * dx + math.cos(yaw) * dy
+            heading_err = math.atan2(ly, lx)
+            near_corner = turns.size and math.hypot(dx, dy) < 0.5 * cfg.min_lookahead_m
+            if near_corner and j + 1 < len(xy):
+                # at the corner: the next leg's direction decides the turn
+                heading_err = wrap_angle(self.plan.yaw[j] - yaw)
+                if abs(heading_err) <= leave:
+                    self._corner_done = j
+                    self._rotating = False
+                    continue
+            break
         if abs(heading_err) > enter or (self._rotating and abs(heading_err) > leave) or (
                 near_corner and abs(heading_err) > leave):
             self._rotating = True
