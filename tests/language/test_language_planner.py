@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from sitebot.language import LLMConfig, Step, TaskPlanner, canonical, check_steps
-from sitebot.language.service import Dialogue, planner_for
+from sitebot.arm.grasp_planning import max_object_width
+from sitebot.language import (LLMConfig, PlannerConfig, Step, TaskPlanner, canonical,
+                              check_steps)
+from sitebot.language.service import Dialogue, load_site, planner_for
+from sitebot.language.validator import grip_verdict
 from sitebot.site.loader import parse_registry
 
 
@@ -50,6 +54,33 @@ def test_refusal_classes(sub, text, role, words):
     assert a.status == "refuse", (a.status, steps(a), a.question)
     assert words in a.reason, a.reason
     assert a.steps == () and a.reason and a.explanation
+
+
+def test_objects_wider_than_the_gripper_are_refused_by_their_registry_size():
+    """This robot's gripper opens 80 mm and wants 10 mm free a side: objects up to 60 mm.
+    The drill and the tape measure (80 mm) and the toolbox are refused before any motion,
+    the wrenches (30 mm) planned; without the figure (language-only planning) nothing is
+    refused for size."""
+    assert max_object_width() == pytest.approx(0.060, abs=1e-9)
+    reg = load_site("construction")
+    robot = TaskPlanner(reg, PlannerConfig(max_object_width_m=max_object_width()))
+    for text, obj, narrow in (("bring the drill to the site centre", "drill", 80),
+                              ("fetch the tape measure and bring it to the laydown area",
+                               "tape_measure", 80),
+                              ("pick up the red toolbox", "toolbox", 250)):
+        a = robot.plan(text)
+        assert a.status == "refuse" and a.steps == (), (text, a)
+        assert f"({obj}) is {narrow} mm across its narrowest side" in a.reason, a.reason
+        assert "up to 60 mm wide" in a.reason
+        assert TaskPlanner(reg).plan(text).status == "ok"
+    a = robot.plan("bring the torque wrench to the site centre")
+    assert a.status == "ok"
+    assert [str(s) for s in a.steps][:2] == ["navigate_to(tool_crib)", "pick(torque_wrench)"]
+    # the validator alone: the bound is inclusive; an unmeasured object is not refused
+    pick = [Step.of("pick", object="wrench")]
+    assert check_steps(reg, pick, "operator", 0.03).status == "ok"        # 30 mm
+    assert check_steps(reg, pick, "operator", 0.029).status == "refuse"
+    assert grip_verdict(replace(reg.object("drill"), size=None), 0.001) is None
 
 
 def test_hidden_instruction_after_a_valid_step_refuses_the_whole(sub):

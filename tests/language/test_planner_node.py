@@ -101,6 +101,19 @@ def test_clarify_round_trip_and_confirmation_flag(stack):
     assert r.status == TaskPlan.STATUS_REFUSE and "supervisor" in r.reason
 
 
+def test_a_fetch_the_gripper_cannot_hold_is_refused_before_the_robot_moves(stack):
+    """The spill kit (250 mm across its narrowest side, by the registry) and this robot's
+    gripper (opens 80 mm, 10 mm free a side: 60 mm objects, read from its description)."""
+    send, *_ = stack
+    r = send("bring the spill kit to the yard centre", rid="g1")
+    assert r.status == TaskPlan.STATUS_REFUSE and r.steps == []
+    assert "250 mm across its narrowest side" in r.reason
+    assert "up to 60 mm wide" in r.reason
+    ok = send("bring the voltage detector to the yard centre", rid="g2")     # 30 mm
+    assert ok.status == TaskPlan.STATUS_OK
+    assert ("pick", {"object": "voltage_detector"}) in pairs(ok)
+
+
 def test_bad_commands_are_answered_and_node_lives(stack):
     send, spin_until, diags, node = stack
     r = send("", rid="r6")

@@ -68,7 +68,11 @@ def test_every_asset_has_a_fiducial_and_every_gauge_a_dial(world) -> None:
     assert {v.asset for v in world.valves} == {a.id for a in reg.assets
                                                 if a.kind is AssetKind.VALVE}
     for o in reg.objects:
-        assert sum(1 for b in world.bodies if b.object == o.id) == 1
+        bodies = [b for b in world.bodies if b.object == o.id]
+        assert len(bodies) == 1, o.id
+        # the registry's measured size is the modelled box's (long side first)
+        sx, sy, sz = bodies[0].size
+        assert o.size == pytest.approx((max(sx, sy), min(sx, sy), sz), abs=1e-9), o.id
 
 
 def test_places_are_free_floor_with_clearance(world) -> None:

@@ -400,3 +400,16 @@ def test_polygon_self_intersection_cases() -> None:
 def test_normalize_name_is_idempotent(text: str) -> None:
     once = normalize_name(text)
     assert normalize_name(once) == once or once.startswith(("the ", "a ", "an "))
+
+
+def test_object_size_is_loaded_and_checked(tmp_path: Path) -> None:
+    data = copy.deepcopy(BASE)
+    data["objects"][0]["size"] = [0.3, 0.03, 0.06]
+    reg = parse_registry(data, file="mem.yaml")
+    obj = reg.object(data["objects"][0]["id"])
+    assert obj.size == (0.3, 0.03, 0.06) and obj.narrowest_m == 0.03
+    for bad, words in (([0.3, 0.0, 0.06], "(0, 20]"), ([0.3, 0.03], "[length, width, height]"),
+                       ([0.3, float("inf"), 0.1], "finite")):
+        err = reject(tmp_path, lambda d: d["objects"][0].__setitem__("size", bad))
+        assert err.where.startswith("objects[0].size"), err.where
+        assert words in err.message, err.message

@@ -54,7 +54,7 @@ from sitebot.config.checks import check_ranges
 from sitebot.types import rpy_matrix, wrap_angle
 
 __all__ = ["GripperGeometry", "GraspConfig", "GraspCandidate", "GraspPlan", "GraspPlanner",
-           "grasp_rotation"]
+           "grasp_rotation", "max_object_width"]
 
 _Z = np.array([0.0, 0.0, 1.0])
 
@@ -277,6 +277,16 @@ def _line_heading(v: np.ndarray) -> float:
 def _rot2(v: np.ndarray, angle: float) -> np.ndarray:
     c, s = math.cos(angle), math.sin(angle)
     return np.array([c * v[0] - s * v[1], s * v[0] + c * v[1], 0.0])
+
+
+def max_object_width(desc: Any = None, config: GraspConfig | None = None) -> float:
+    """The widest object [m] the gripper of ``desc`` (default: this robot's description)
+    closes on: its full opening less ``margin_m`` free on each side (the planner's rule)."""
+    if desc is None:
+        from sitebot.description.urdf import load_robot_description
+        desc = load_robot_description()
+    cfg = config or GraspConfig()
+    return GripperGeometry.from_description(desc).max_opening_m - 2.0 * cfg.margin_m
 
 
 class GraspPlanner:

@@ -41,6 +41,9 @@ class PlannerConfig:
     grounding: GroundingConfig = GroundingConfig()
     max_steps: int = 60              # a plan longer than this is refused (runaway plural)
     max_listed: int = 8              # candidates named in one question
+    #: the widest object the robot's gripper holds [m]; a pick of a wider one (by the
+    #: registry's size) is refused.  None: not checked
+    max_object_width_m: float | None = None
 
 
 def join_or(names: Sequence[str]) -> str:

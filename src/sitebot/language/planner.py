@@ -115,7 +115,7 @@ class OfflinePlanner(ClauseReader):
         if len(steps) > self.config.max_steps:
             return self._refuse(f"the plan would have {len(steps)} steps, more than "
                                 f"{self.config.max_steps}; split the request", expl)
-        v = check_steps(self.registry, steps, role)
+        v = check_steps(self.registry, steps, role, self.config.max_object_width_m)
         if v.status != "ok":
             return self._refuse(v.reason, expl + [f"validator={v.status}"])
         out, notes = canonical(self.registry, steps)

@@ -70,7 +70,8 @@ class TaskPlanner:
                               "instruction", "", (), (), text, role))
         if prop.status == "refuse":
             return Answer("refuse", (), reason=prop.reason, explanation=head + "; proposal=refuse")
-        v = check_steps(self.registry, prop.steps, role)
+        v = check_steps(self.registry, prop.steps, role,
+                        self.offline.config.max_object_width_m)
         if v.status == "invalid":
             return replace(off, explanation=off.explanation
                            + f"; llm fallback: invalid proposal ({v.reason})")

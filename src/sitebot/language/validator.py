@@ -5,7 +5,9 @@ proposer: whatever proposes a plan, this decides whether it may run.
 exact argument names), the registry (ids exist and have the right type and kind: read_gauge
 needs a gauge, operate_valve a valve), the zones (no destination inside a keep-out zone; no
 destination inside a restricted zone unless the caller's role is listed) and the caller's
-role (operate_valve needs ``supervisor``).  Destinations are every place the plan makes the
+role (operate_valve needs ``supervisor``) and what the robot can carry (a pick of an object
+the registry measures wider, across its narrowest side, than ``max_object_width_m``, the
+widest object the gripper closes on, is refused before the robot moves).  Destinations are every place the plan makes the
 robot stand at: navigate_to/place arguments, the places of assets and objects, every route
 waypoint, and the docks.
 
@@ -24,7 +26,8 @@ from typing import Any, Iterable, Sequence
 from sitebot.language.types import HIGH_RISK_SKILLS, SKILLS, VALVE_ACTIONS, Step
 from sitebot.site.registry import Asset, AssetKind, Place, Route, SiteObject, SiteRegistry, ZoneKind
 
-__all__ = ["Verdict", "check_steps", "canonical", "zone_verdict", "steps_from_json",
+__all__ = ["Verdict", "check_steps", "canonical", "zone_verdict", "grip_verdict",
+           "steps_from_json",
            "SUPERVISOR_ROLE"]
 
 SUPERVISOR_ROLE = "supervisor"
@@ -66,8 +69,21 @@ def _destinations(reg: SiteRegistry, s: Step) -> list[str]:
     return []
 
 
-def check_steps(reg: SiteRegistry, steps: Sequence[Step], role: str) -> Verdict:
-    """Validate *steps* (see the module docstring); the first problem decides."""
+def grip_verdict(obj: SiteObject, max_object_width_m: float | None) -> str | None:
+    """Why the robot cannot hold *obj* (its registry size against the widest object the
+    gripper takes), or None (it can, or either figure is unknown)."""
+    narrow = obj.narrowest_m
+    if narrow is None or max_object_width_m is None or narrow <= max_object_width_m:
+        return None
+    return (f"{obj.name!r} ({obj.id}) is {narrow * 1000:.0f} mm across its narrowest side; "
+            f"this robot's gripper holds objects up to {max_object_width_m * 1000:.0f} mm "
+            "wide: it cannot carry it (ask a person, or fetch it with other equipment)")
+
+
+def check_steps(reg: SiteRegistry, steps: Sequence[Step], role: str,
+                max_object_width_m: float | None = None) -> Verdict:
+    """Validate *steps* (see the module docstring); the first problem decides.
+    ``max_object_width_m``: the widest object the robot's gripper holds (None: unchecked)."""
     if not steps:
         return Verdict("invalid", "the plan has no steps")
     for i, s in enumerate(steps, 1):
@@ -104,6 +120,11 @@ def check_steps(reg: SiteRegistry, steps: Sequence[Step], role: str) -> Verdict:
                            "close")
         if s.skill == "dock" and not reg.docks:
             return Verdict("refuse", f"{where}: site {reg.site!r} has no dock")
+    for i, s in enumerate(steps, 1):
+        why = (grip_verdict(reg.object(s.arg["object"]), max_object_width_m)
+               if s.skill == "pick" else None)
+        if why:
+            return Verdict("refuse", f"step {i} ({s}): {why}")
     for i, s in enumerate(steps, 1):
         if s.skill in HIGH_RISK_SKILLS and role != SUPERVISOR_ROLE:
             return Verdict("refuse", f"step {i} ({s}) is high risk and needs role "

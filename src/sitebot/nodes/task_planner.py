@@ -29,6 +29,7 @@ from dataclasses import replace
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
+from sitebot.arm.grasp_planning import max_object_width
 from sitebot.config.params import ParamSpec, ParamType
 from sitebot.language import Answer, Dialogue, LLMConfig, PlannerConfig, TaskPlanner, load_site
 from sitebot.language.grounding import GroundingConfig
@@ -65,6 +66,9 @@ SCHEMA = (
               0.0, 1.0, read_only=True),
     ParamSpec("embed_margin", F, 0.08, "best minus second-best entity similarity needed, "
               "else the planner asks", 0.0, 1.0, read_only=True),
+    ParamSpec("max_object_width_m", F, 0.0, "widest object the gripper holds: a fetch of a "
+              "wider one (by the registry's size) is refused; 0 = from the robot's "
+              "description (its gripper's opening)", 0.0, 2.0, unit="m"),
     ParamSpec("diagnostics_period_s", F, 1.0, "/diagnostics period", 0.1, 60.0, unit="s"),
 )
 
@@ -99,7 +103,8 @@ class TaskPlannerNode(Node):
         llm = LLMConfig.from_env(p["llm_url"], p["llm_model"], timeout_s=p["llm_timeout_s"])
         cfg = PlannerConfig(grounding=GroundingConfig(
             use_embeddings=p["use_embeddings"], embed_min=p["embed_min"],
-            embed_margin=p["embed_margin"]))
+            embed_margin=p["embed_margin"]),
+            max_object_width_m=p["max_object_width_m"] or max_object_width())
         self.planner = TaskPlanner(reg, cfg, llm)
         self.dialogue = Dialogue(self.planner, p["max_pending_questions"])
         t0 = time.perf_counter()

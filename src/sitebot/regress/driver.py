@@ -55,7 +55,8 @@ from sitebot.regress.prepare import RUN_EXECUTOR
 from sitebot.regress.scenario import FaultSpec, Scenario
 from sitebot.security import Authority, AuthorityError, command_digest
 from sitebot.types import quaternion_to_yaw, yaw_to_quaternion
-from sitebot_interfaces.msg import (ControllerStatus, SafetyState, TaskCommand, TaskPlan,
+from sitebot_interfaces.msg import (ControllerStatus, FiducialDetectionArray,
+                                    LocalizationStatus, SafetyState, TaskCommand, TaskPlan,
                                     TaskStep, TrackedPersonArray)
 from sitebot_interfaces.srv import SafetyRequest
 
@@ -76,6 +77,10 @@ RECORDED: dict[str, tuple[str, type, QoSProfile]] = {
     "sim/fault_events": ("std_msgs/msg/String", String, QOS_COMMAND),
     "people": ("sitebot_interfaces/msg/TrackedPersonArray", TrackedPersonArray, QOS_SENSOR),
     "odometry/filtered": ("nav_msgs/msg/Odometry", Odometry, QOS_STATE),
+    "localization/status": ("sitebot_interfaces/msg/LocalizationStatus", LocalizationStatus,
+                            QOS_STATE),
+    "fiducials": ("sitebot_interfaces/msg/FiducialDetectionArray", FiducialDetectionArray,
+                  QOS_SENSOR),
     "task/plan": ("sitebot_interfaces/msg/TaskPlan", TaskPlan, QOS_COMMAND),
     "task/status": ("std_msgs/msg/String", String, QOS_STATE),
     "task/confirmation_request": ("std_msgs/msg/String", String, QOS_COMMAND),

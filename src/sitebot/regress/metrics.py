@@ -298,8 +298,12 @@ def judge(sc: Scenario, m: Mapping[str, Any], run: Mapping[str, Any],
         checks.append(Check("mission", m["mission_outcome"] == c.mission,
                             m["mission_outcome"], c.mission))
     if c.expect_refusal:
-        checks.append(Check("refusal", m["mission_outcome"] == "refused",
-                            m["mission_outcome"], "refused"))
+        why = next((str(e.get("reason", "")) for e in run.get("events", [])
+                    if e.get("kind") == "mission_done"), "")
+        want = c.expect_refusal if isinstance(c.expect_refusal, str) else ""
+        checks.append(Check("refusal", m["mission_outcome"] == "refused" and want in why,
+                            m["mission_outcome"], "refused" + (f" ({want!r})" if want else ""),
+                            why))
     if c.time_limit is not None:
         t = m["mission_time_s"]
         checks.append(Check("time_limit", t is not None and t <= c.time_limit, t, c.time_limit,

@@ -123,7 +123,7 @@ class Criteria:
     max_travel: float | None = None
     final_speed_below: float | None = None
     max_reading_error: float | None = None
-    expect_refusal: bool = False
+    expect_refusal: bool | str = False      # a text: the refusal's reason must contain it
     max_level: int | None = None
     step_attempts: tuple[int, ...] | None = None                # attempts of each plan step
 
@@ -502,7 +502,8 @@ class _Parser:
             safety_events=tuple(events), resets=tuple(resets), min_travel=num("min_travel"),
             max_travel=num("max_travel"), final_speed_below=num("final_speed_below"),
             max_reading_error=num("max_reading_error"),
-            expect_refusal=s.optional(c, "expect_refusal", bool, "criteria", default=False),
+            expect_refusal=s.optional(c, "expect_refusal", (bool, str), "criteria",
+                                      default=False),
             max_level=max_level, step_attempts=attempts)
 
 

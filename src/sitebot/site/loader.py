@@ -29,7 +29,8 @@ _MARKER_REQUIRED = ("tag", "size", "pose")
 _PLACE_KEYS = ("id", "name", "aliases", "pose")
 _ASSET_KEYS = ("id", "name", "kind", "aliases", "place", "gauge", "fiducial", "description")
 _GAUGE_KEYS = ("unit", "min_value", "max_value")
-_OBJECT_KEYS = ("id", "name", "kind", "aliases", "place", "description", "pose", "grasp_yaw")
+_OBJECT_KEYS = ("id", "name", "kind", "aliases", "place", "description", "pose", "grasp_yaw",
+                "size")
 _ZONE_KEYS = ("id", "name", "kind", "polygon", "max_speed", "roles", "aliases",
               "description")
 _ROUTE_KEYS = ("id", "name", "aliases", "waypoints", "loop")
@@ -226,8 +227,16 @@ class _Parser:
         if m.get("grasp_yaw") is not None:
             grasp_yaw = float(s.number(m["grasp_yaw"], key_path(where, "grasp_yaw"),
                                        min_value=-math.tau, max_value=math.tau))
+        size = None
+        if m.get("size") is not None:
+            dims = s.vector(m["size"], key_path(where, "size"), 3,
+                            names="[length, width, height]")
+            if not all(math.isfinite(v) and 0.0 < v <= 20.0 for v in dims):
+                s.fail(f"size {list(dims)}: each of [length, width, height] must be a "
+                       "finite length in (0, 20] m", key_path(where, "size"))
+            size = (float(dims[0]), float(dims[1]), float(dims[2]))
         return SiteObject(ident, self._name(m, where), kind, self._aliases(m, where), place,
-                          self._description(m, where), pose, grasp_yaw)
+                          self._description(m, where), pose, grasp_yaw, size)
 
     def _zone(self, m: Mapping[str, Any], where: str) -> Zone:
         s = self.s

@@ -17,7 +17,9 @@ File format (YAML, all coordinates in the registry's ``frame``, metres and radia
                fiducial: <AprilTag 36h11 id>, description}]
     objects: [{id, name, kind, aliases, place, description,
                pose: [x, y, z],       # optional: where it is kept (a tool-board slot)
-               grasp_yaw: <rad>}]     # optional: heading of its long axis (grip across it)
+               grasp_yaw: <rad>,      # optional: heading of its long axis (grip across it)
+               size: [l, w, h]}]      # optional: its extent [m] along the long axis,
+                                      # across it, and up (what a gripper must span)
     zones:   [{id, name, kind, polygon: [[x, y], ..], max_speed: <m/s>, roles: [..],
                aliases, description}]
     routes:  [{id, name, aliases, waypoints: [<place id>, ..], loop: <bool>}]
@@ -167,6 +169,13 @@ class SiteObject:
     description: str = ""
     pose: tuple[float, float, float] | None = None
     grasp_yaw: float | None = None      # heading [rad] of its long axis: grip across it
+    size: tuple[float, float, float] | None = None   # length, width, height [m]
+
+    @property
+    def narrowest_m(self) -> float | None:
+        """The least horizontal extent (what a parallel gripper closes across), or None
+        when the site did not measure the object."""
+        return None if self.size is None else min(self.size[0], self.size[1])
 
 
 @dataclass(frozen=True)
