@@ -47,6 +47,8 @@ class ScriptedPorts:
     gauge_from_m: float = 0.0    # gauge readings are valid only this much closer in
     approached: float = 0.0      # driven in by approaches, not yet backed out
     map_jump: tuple = (0.0, 0.0)  # the map pose's error once an approach has begun [m]
+    arm_q: tuple | None = None   # the arm's joint positions it reports (None: unknown)
+    joint_script: list[str] = field(default_factory=list)   # move_arm_joints codes in order
 
     def now(self) -> float:
         return self.t
@@ -97,6 +99,15 @@ class ScriptedPorts:
         self.arm_goals.append((tuple(xyz), tuple(rpy), self.pose))
         self.t += 2.0
         return MotionResult(self.pose_script.pop(0) if self.pose_script else self.arm_code)
+
+    def move_arm_joints(self, positions, timeout_s) -> MotionResult:
+        self.calls.append("arm:joints")
+        self.arm_goals.append((tuple(positions), None, self.pose))
+        self.t += 2.0
+        return MotionResult(self.joint_script.pop(0) if self.joint_script else self.arm_code)
+
+    def arm_positions(self):
+        return self.arm_q
 
     def set_gripper(self, opening_m: float, timeout_s: float):
         self.calls.append(f"gripper:{opening_m:g}")
@@ -378,6 +389,31 @@ def test_pick_grasps_what_the_camera_sees() -> None:
     assert res.code is ResultCode.FAILED and "after 3 of" in res.reason, res.reason
     assert missed.calls.count("gripper:0") == 3
     assert [c for c in missed.calls if c.startswith("approach:")][-1].startswith("approach:-")
+
+
+def test_the_lift_goes_back_to_the_joints_the_pre_grasp_was_reached_with() -> None:
+    """Backing out of a grasp: to the arm's joint positions at the pre-grasp on the way in
+    (the arm planner's IK for that pose, seeded from the grasp, had refused it at the
+    construction tool crib); refused, to the pre-grasp's pose; not known, to the pose."""
+    seen, _ = _seen_at_bench(0.04, 0.03, 30.0)
+    p = plan(("navigate_to", {"place": "tool_bench"}), ("pick", {"object": "voltage_detector"}))
+    q = (0.1, -0.4, 1.2, 0.0, 0.8, 0.3)
+    ports = ScriptedPorts(seen=seen, arm_q=q)
+    res = PlanRunner(REG, ports).run(p)
+    assert res.code is ResultCode.SUCCEEDED, res.reason
+    after_close = ports.calls[ports.calls.index("gripper:0"):]
+    assert after_close[1] == "arm:joints" and "arm:pose" not in after_close
+    assert ports.arm_goals[2][0] == q
+    refused = ScriptedPorts(seen=seen, arm_q=q, joint_script=["rejected"])
+    res = PlanRunner(REG, refused).run(p)
+    assert res.code is ResultCode.SUCCEEDED, res.reason
+    after_close = refused.calls[refused.calls.index("gripper:0"):]
+    assert after_close[1:3] == ["arm:joints", "arm:pose"]
+    assert refused.arm_goals[3][0] == refused.arm_goals[0][0]      # the pre-grasp's pose
+    unknown = ScriptedPorts(seen=seen)
+    res = PlanRunner(REG, unknown).run(p)
+    assert res.code is ResultCode.SUCCEEDED, res.reason
+    assert "arm:joints" not in unknown.calls
 
 
 def test_a_localization_fix_during_the_approach_does_not_move_the_grasp_off_the_object():
@@ -789,7 +825,9 @@ def test_plan_from_fields_and_core_parameters() -> None:
               ((ExecutorConfig, ""), (PortsConfig, ""), (ApproachConfig, "approach_"))
               for f in dataclasses.fields(cls)}
     for spec in CORE_SCHEMA:
-        assert spec.name in fields and fields[spec.name] == spec.default, spec.name
+        value = fields.get(spec.name)
+        value = list(value) if isinstance(value, tuple) else value      # string[] as tuple
+        assert spec.name in fields and value == spec.default, spec.name
     # ... and the dataclasses hold their fields to the parameters' ranges
     for bad in (lambda: ApproachConfig(speed_mps=0.5), lambda: ApproachConfig(stall_s=0.0),
                 lambda: PortsConfig(object_match_m=0.0), lambda: ExecutorConfig(max_attempts=0)):

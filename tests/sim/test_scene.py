@@ -373,3 +373,21 @@ def test_lighting_presets_and_reset(client: int, tmp_path: Path) -> None:
     assert pos == pytest.approx(world.body("drill_body").pose.position)
     assert scene.describe(drill).name == "drill_body"
     assert scene.describe(scene.ground_id).kind == "ground"
+
+
+def test_exported_lever_boxes_are_named_for_the_state_that_puts_the_lever_there(
+        client: int, tmp_path: Path) -> None:
+    """The site bundle's scene (the arm's collision objects) names each lever box by its
+    valve state: the box named ``_open`` is where the simulator puts an open valve's lever."""
+    from sitebot.sim.export import scene_objects
+    world = load_world("datacentre")
+    scene = Scene(client, world, tmp_path)
+    objs = {o.id: o for o in scene_objects(world)}
+    for v in world.valves:
+        handle = next(h.body_id for h in scene.handles
+                      if h.kind == "valve_handle" and h.name == v.asset)
+        for state in ("open", "closed"):
+            scene.set_valve_state(v.asset, state)
+            pos, _ = pb.getBasePositionAndOrientation(handle, physicsClientId=client)
+            box = objs[f"valve_handle_{v.asset}_{state}"]
+            assert np.allclose(box.xyz, pos, atol=1e-4), (state, box.xyz, pos)

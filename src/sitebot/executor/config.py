@@ -20,6 +20,7 @@ from sitebot.config.params import ParamSpec, ParamType, validate_value
 __all__ = ["CORE_SCHEMA", "check_fields"]
 
 F, I, B, S = ParamType.FLOAT, ParamType.INT, ParamType.BOOL, ParamType.STRING
+SA = ParamType.STRING_ARRAY
 
 CORE_SCHEMA: tuple[ParamSpec, ...] = (
     ParamSpec("use_arm", B, True, "use the arm (camera view, stow, pick/place, valves)"),
@@ -40,6 +41,8 @@ CORE_SCHEMA: tuple[ParamSpec, ...] = (
     ParamSpec("confirm_timeout_s", F, 120.0, "waiting for a supervisor's confirmation", 1.0,
               3600.0, unit="s"),
     ParamSpec("gripper_joint", S, "gripper_left_finger_joint", "the gripper's driven joint"),
+    ParamSpec("arm_joints", SA, [f"arm_joint_{i}" for i in range(1, 7)], "the arm's joints, in "
+              "the arm planner's order (joint goals: a lift back to the pre-grasp reached)"),
     ParamSpec("gripper_time_s", F, 1.0, "duration of a gripper motion", 0.1, 10.0, unit="s"),
     ParamSpec("gripper_settle_s", F, 0.3, "wait after a gripper motion's duration before "
               "the fingers are looked at", 0.0, 5.0, unit="s"),

@@ -42,6 +42,7 @@ class PortsConfig:
     """Waits and lookups of the ports (robot/simulated seconds); the ``task_executor``
     parameters of the same names set them."""
     gripper_joint: str = "gripper_left_finger_joint"
+    arm_joints: tuple[str, ...] = tuple(f"arm_joint_{i}" for i in range(1, 7))
     gripper_time_s: float = 1.0          # duration of a gripper motion
     gripper_settle_s: float = 0.3        # waited after it before the fingers are looked at
     gripper_still_mps: float = 0.001     # a finger slower than this has stopped
@@ -52,6 +53,7 @@ class PortsConfig:
     depth_wait_s: float = 5.0            # longest wait for a depth image taken since asked
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "arm_joints", tuple(self.arm_joints))
         check_fields(self)
 
 
@@ -98,6 +100,9 @@ class TrackedPorts:
 
     def _arm_pose(self, xyz_map: Sequence[float], rpy: Sequence[float],
                   timeout_s: float) -> MotionResult:
+        raise NotImplementedError
+
+    def _arm_joints(self, positions: Sequence[float], timeout_s: float) -> MotionResult:
         raise NotImplementedError
 
     def _drive(self, speed_mps: float) -> None:
@@ -218,6 +223,20 @@ class TrackedPorts:
             return MotionResult("rejected", "non-finite end-effector goal")
         held = self._wait_until_motion_allowed()
         return held if held is not None else self._arm_pose(xyz_map, rpy, timeout_s)
+
+    def move_arm_joints(self, positions: Sequence[float], timeout_s: float) -> MotionResult:
+        q = [float(v) for v in positions]
+        if len(q) != len(self.config.arm_joints) or not all(math.isfinite(v) for v in q):
+            return MotionResult("rejected", f"joint goal {q} is not {len(self.config.arm_joints)}"
+                                " finite positions")
+        held = self._wait_until_motion_allowed()
+        return held if held is not None else self._arm_joints(q, timeout_s)
+
+    def arm_positions(self) -> tuple[float, ...] | None:
+        st = [self.joints.get(n) for n in self.config.arm_joints]
+        if not st or any(v is None for v in st):
+            return None
+        return tuple(float(v[0]) for v in st)
 
     def approach(self, distance_m: float, timeout_s: float) -> tuple[MotionResult, float]:
         """Drive straight by ``distance_m`` (negative: backwards) on odometry, no closer to

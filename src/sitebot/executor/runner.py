@@ -97,8 +97,11 @@ class PlanRunner:
     """Executes plans with *ports* (see :class:`~sitebot.executor.types.RobotPorts`)."""
 
     def __init__(self, registry: SiteRegistry, ports, config: ExecutorConfig | None = None,
-                 authorised: Callable[[Plan, Step], None] | None = None) -> None:
+                 authorised: Callable[[Plan, Step], None] | None = None,
+                 scene: tuple = ()) -> None:
         self.registry = registry
+        #: the site's static collision objects (map frame), for grasp planning
+        self.scene = tuple(scene)
         self.ports = ports
         self.config = config or ExecutorConfig()
         #: called as a high-risk step is about to act, after its confirmation (the audit)
@@ -153,7 +156,7 @@ class PlanRunner:
             return ExecutionResult(ResultCode.REJECTED, problem + (
                 f" [authority: {plan.who}]" if plan.who else ""), results)
         ctx = SkillContext(self.ports, self.registry, self.config, plan, confirmed=confirmed,
-                           cancel=cancel, authorised=self.authorised)
+                           cancel=cancel, authorised=self.authorised, scene=self.scene)
         n = len(plan.steps)
         for i, (step, res) in enumerate(zip(plan.steps, results)):
             outcome = self._run_step(i, n, step, res, ctx, feedback, cancel)

@@ -11,7 +11,7 @@ import math
 import statistics
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Sequence
 
 from transforms3d.euler import mat2euler
 
@@ -81,12 +81,16 @@ class SkillContext:
     confirmed: bool = False
     cancel: threading.Event = field(default_factory=threading.Event)
     holding: str | None = None          # object id in the gripper
-    # ((x, y, z), rpy, opening, lift to (x, y, z)) while not yet lifted
+    # ((x, y, z), rpy, opening, lift to (x, y, z), joints at the lift-to or None) while
+    # not yet lifted
     grasp_pose: tuple | None = None
     approached_m: float = 0.0           # driven in by a pick's approach, not yet backed out
     arm_stowed: bool = True
     notes: list[str] = field(default_factory=list)
     authorised: Callable[[Plan, Step], None] | None = None   # a high-risk step goes ahead
+    #: the site's static collision objects (map frame; the bundle's scene.yaml), the same
+    #: the arm node plans around: grasp candidates are checked against them too
+    scene: tuple = ()
 
 
 def _grasp_yaws(ctx: SkillContext, long_axis_yaw: float | None = None) -> list[float]:
@@ -348,7 +352,8 @@ class Pick(Skill, _ArmAside):
         pose, odom = ports.robot_pose(), ports.odometry_pose()
         if pose is None or odom is None:
             raise StepFailure("robot pose or odometry unknown")
-        plan = grasp_planner().plan(moved_segment(seen_odom, *Pose2D.of(odom).inverse()))
+        plan = grasp_planner().plan(moved_segment(seen_odom, *Pose2D.of(odom).inverse()),
+                                    _scene_near(ctx.scene, pose))
         if plan.best is None:
             # an object wider than the fingers open stays so: no retry from the same place
             raise StepFailure(f"no grasp of {obj_id}: {plan.reason}",
@@ -368,6 +373,7 @@ class Pick(Skill, _ArmAside):
             tried += 1
             reached = ports.move_arm_pose(pre, rpy, cfg.arm_timeout_s)
             ctx.arm_stowed = False
+            q_pre = ports.arm_positions() if reached.ok else None
             if reached.ok:
                 reached = ports.move_arm_pose(at, rpy, cfg.arm_timeout_s)
             if reached.code == "rejected":
@@ -379,7 +385,7 @@ class Pick(Skill, _ArmAside):
                 ports.log(f"pick {obj_id}: {cand.kind} grasp {tried} of "
                           f"{len(plan.feasible)} closed at {opening * 1000:.1f} mm")
                 ctx.holding = obj_id
-                ctx.grasp_pose = (at, rpy, opening, pre)     # lift back out the way in
+                ctx.grasp_pose = (at, rpy, opening, pre, q_pre)   # lift back out the way in
                 self._lift(ctx, result)
                 return
             closed += 1
@@ -431,15 +437,28 @@ class Pick(Skill, _ArmAside):
             raise StepFailure(f"grasp of {obj_id} missed (fingers closed to "
                               f"{(opening or 0.0) * 1000:.1f} mm)")
         ctx.holding = obj_id
-        ctx.grasp_pose = ((x, y, z), rpy, opening, (x, y, z + cfg.pregrasp_height_m))
+        ctx.grasp_pose = ((x, y, z), rpy, opening, (x, y, z + cfg.pregrasp_height_m), None)
         self._lift(ctx, result)
 
     def _lift(self, ctx: SkillContext, result: StepResult) -> None:
-        """Back out of the grasp (to the pre-grasp the arm reached on the way in; straight
-        up from a grasp at the surveyed position), then fold to 'carry'."""
+        """Back out of the grasp (to the pre-grasp the arm reached on the way in: its joint
+        positions then, else the pose; straight up from a grasp at the surveyed position),
+        then fold to 'carry'.  The joint positions first: the arm planner's IK for the same
+        pose, seeded from the grasp, can miss the configuration it came in by (seen at the
+        construction tool crib: 'no collision-free IK solution' for a pre-grasp reached
+        seconds before)."""
         cfg, ports = ctx.config, ctx.ports
-        _, rpy, opening, lift_to = ctx.grasp_pose
-        _motion(ports.move_arm_pose(lift_to, rpy, cfg.arm_timeout_s), "lift")
+        _, rpy, opening, lift_to, q_pre = ctx.grasp_pose
+        lifted = None
+        if q_pre is not None:
+            lifted = ports.move_arm_joints(q_pre, cfg.arm_timeout_s)
+            if lifted.code == "rejected":
+                ports.log(f"lift to the pre-grasp's joints refused ({lifted.reason}): "
+                          "to its pose")
+                lifted = None
+        if lifted is None:
+            lifted = ports.move_arm_pose(lift_to, rpy, cfg.arm_timeout_s)
+        _motion(lifted, "lift")
         held = ports.gripper_opening()
         if held is not None and held < cfg.gripper_holding_min_m:
             # the fingers closed further while lifting: the object slipped out
@@ -460,6 +479,21 @@ class Pick(Skill, _ArmAside):
 
 _PLANNER = None
 _PLANNER_LOCK = threading.Lock()
+_SCENE: tuple[tuple, list] = ((), [])
+
+
+def _scene_near(scene: tuple, pose: Sequence[float]) -> list:
+    """The site's static objects near the robot at map ``pose``, in its base frame (as the
+    arm node builds its planning scene: ``sitebot.arm.collision.scene_near``)."""
+    global _SCENE
+    if not scene:
+        return []
+    from sitebot.arm.collision import scene_near, scene_primitives
+    with _PLANNER_LOCK:
+        if _SCENE[0] is not scene:
+            _SCENE = (scene, scene_primitives(scene))
+        prims = _SCENE[1]
+    return scene_near(prims, pose, 2.0)
 
 
 def grasp_planner():

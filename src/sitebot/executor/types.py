@@ -186,6 +186,14 @@ class RobotPorts(Protocol):
     def move_arm_pose(self, xyz_map: Sequence[float], rpy: Sequence[float],
                       timeout_s: float) -> MotionResult: ...
 
+    def move_arm_joints(self, positions: Sequence[float], timeout_s: float) -> MotionResult:
+        """Move the arm to joint ``positions`` (the arm's joints in its own order)."""
+        return MotionResult("rejected", "joint goals not supported")
+
+    def arm_positions(self) -> tuple[float, ...] | None:
+        """The arm's joint positions now (its own order), or None when unknown."""
+        return None
+
     def set_gripper(self, opening_m: float, timeout_s: float) -> float | None:
         """Command the gripper opening [m] and return the opening reached (None: no
         joint state)."""

@@ -240,6 +240,11 @@ class RosPorts(TrackedPorts):
         return self._run_goal(self.node.arm_client, MoveArm.Goal(ee_pose=ps), timeout_s,
                               _ARM_CODES, "arm")
 
+    def _arm_joints(self, positions: Sequence[float], timeout_s: float) -> MotionResult:
+        return self._run_goal(self.node.arm_client,
+                              MoveArm.Goal(joint_positions=[float(v) for v in positions]),
+                              timeout_s, _ARM_CODES, "arm")
+
     def _drive(self, speed_mps: float) -> None:
         cmd = TwistStamped()
         cmd.header.stamp = self.node.get_clock().now().to_msg()

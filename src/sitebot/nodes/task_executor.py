@@ -87,7 +87,8 @@ class TaskExecutorNode(Node):
         self.mission = MissionLog(self.p["out_dir"])
         self.ports = RosPorts(self)           # (and self.worker_gate: the plan thread's waits)
         self.authority = executor_authority(self)
-        self.runner = PlanRunner(self.registry, self.ports, self.config, self.authority.authorised)
+        self.runner = PlanRunner(self.registry, self.ports, self.config, self.authority.authorised,
+                                 site.scene)
         self.nav_client = ActionClient(self, NavigateToPlace, "navigate_to_place")
         self.arm_client = ActionClient(self, MoveArm, "move_arm")
         self.cmd_pub = self.create_publisher(TwistStamped, "cmd_vel_in", QOS_COMMAND)

@@ -290,6 +290,9 @@ class FiducialDetector:
         self.pixel_noise_px = float(pixel_noise_px)
         self.min_side_px = float(min_side_px)
         self.max_reprojection_px = float(max_reprojection_px)
+        #: second look at undecoded candidate squares up to this many px across (upscaled)
+        self.small_tag_px = 32.0
+        self.small_tag_candidates = 6
         self._dictionary = cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_APRILTAG_36h11)
         params = cv2.aruco.DetectorParameters()
         methods = {"edges": cv2.aruco.CORNER_REFINE_NONE,
@@ -337,18 +340,58 @@ class FiducialDetector:
         d = _check_dist(dist)
         if gray.size == 0:
             return []
-        corners, ids, _ = self._detector.detectMarkers(gray)
+        corners, ids, rejected = self._detector.detectMarkers(gray)
+        found = [] if ids is None else [(c.reshape(4, 2).astype(np.float64), int(t))
+                                        for c, t in zip(corners, ids.reshape(-1))]
+        found += self._small_tags(gray, rejected, found)
         out: list[TagDetection] = []
-        if ids is None:
-            return out
-        for c, tag in zip(corners, ids.reshape(-1)):
-            c = c.reshape(4, 2).astype(np.float64)
+        for c, tag in found:
             if self.refine == "edges":
                 c = refine_edges(gray, c)
             det = self._pose(gray, c, int(tag), K, d)
             if det is not None:
                 out.append(det)
         out.sort(key=lambda t: t.tag_id)
+        return out
+
+    def _small_tags(self, gray: np.ndarray, rejected: Sequence[np.ndarray],
+                    found: list[tuple[np.ndarray, int]]) -> list[tuple[np.ndarray, int]]:
+        """A second look at small candidate squares the detector could not decode: a tag
+        13-20 px across has cells under 2 px, which the bit sampling misses.  Each rejected
+        quad up to ``small_tag_px`` across (at most ``small_tag_candidates``, smallest
+        last) is cut out with a margin, upscaled to about 48 px across and detected again;
+        its corners are mapped back to the image."""
+        if self.small_tag_candidates <= 0 or rejected is None or not len(rejected):
+            return []
+        H, W = gray.shape
+        quads = []
+        for q in rejected:
+            q = np.asarray(q, dtype=np.float64).reshape(4, 2)
+            side = float(np.mean(np.linalg.norm(q - np.roll(q, -1, 0), axis=1)))
+            if self.min_side_px <= side <= self.small_tag_px:
+                quads.append((side, q))
+        quads.sort(key=lambda sq: -sq[0])
+        centres = [c.mean(axis=0) for c, _ in found]
+        out: list[tuple[np.ndarray, int]] = []
+        for side, q in quads[:self.small_tag_candidates]:
+            centre = q.mean(axis=0)
+            if any(np.linalg.norm(centre - c) < 0.5 * side for c in centres):
+                continue                                  # already decoded
+            m = 0.6 * side + 4.0                          # the white quiet zone and more
+            x0, y0 = max(0, int(q[:, 0].min() - m)), max(0, int(q[:, 1].min() - m))
+            x1, y1 = min(W, int(q[:, 0].max() + m) + 1), min(H, int(q[:, 1].max() + m) + 1)
+            f = float(np.clip(48.0 / side, 2.0, 4.0))
+            roi = cv2.resize(gray[y0:y1, x0:x1], None, fx=f, fy=f,
+                             interpolation=cv2.INTER_CUBIC)
+            c2, ids2, _ = self._detector.detectMarkers(roi)
+            if ids2 is None:
+                continue
+            for cc, tag in zip(c2, ids2.reshape(-1)):
+                # corners of pixel centres: x_roi = f (x - x0 + 0.5) - 0.5
+                back = (cc.reshape(4, 2).astype(np.float64) + 0.5) / f - 0.5 + [x0, y0]
+                if np.linalg.norm(back.mean(axis=0) - centre) < 0.5 * side:
+                    out.append((back, int(tag)))
+                    centres.append(back.mean(axis=0))
         return out
 
     def _pose(self, gray: np.ndarray, corners: np.ndarray, tag: int, K: np.ndarray,

@@ -83,9 +83,10 @@ def scene_objects(world: WorldSpec) -> tuple[SceneObject, ...]:
             m @ _matrix((0, 0, 0), rpy_matrix(0, math.pi / 2, 0)))
         add(f"valve_stem_{v.asset}", "cylinder", (0.015, 0.10), m @ _matrix((0.0, 0.0, 0.08)))
         h = v.handle_length_m
-        add(f"valve_handle_{v.asset}_closed", "box", (h, 0.03, 0.015),
+        # the lever lies along local x when open, along local y when closed (ValveSpec)
+        add(f"valve_handle_{v.asset}_open", "box", (h, 0.03, 0.015),
             m @ _matrix((h / 2, 0.0, 0.14)))
-        add(f"valve_handle_{v.asset}_open", "box", (0.03, h, 0.015),
+        add(f"valve_handle_{v.asset}_closed", "box", (0.03, h, 0.015),
             m @ _matrix((0.0, h / 2, 0.14)))
     return tuple(out)
 
