@@ -234,3 +234,32 @@ def test_a_robot_driving_along_a_persons_step_aside_is_not_walked_ahead_of_for_m
         end = log[-1][1]["w"]
         assert (end.x, end.y) == pytest.approx((10.0, 0.0), abs=1e-6)
 
+
+
+def test_a_person_letting_a_robot_pass_walks_on_when_it_does_not_move():
+    """An open yard. A robot drives at a worker, who stands to give way; it stops 1.2 m
+    from them and asks them to let it pass; they walk back along their path and wait. The
+    robot then stays where it stopped (its goal is where the worker stepped back to: a
+    campaign's patrol and a worker waited 60 s for each other so). After LET_PASS_IDLE_S
+    without the robot moving they walk on round it as round any robot at rest, and finish
+    their walk; never nearer the robot than the pass distance."""
+    worker = ActorSpec("w", ((-6.0, 0.0), (6.0, 0.0)), 1.0, loop=False, radius_m=0.25)
+
+    def robot(t: float):      # drives at them along their line from x = 3, stops at 0.6
+        return [(3.0 - 0.4 * min(max(t - 1.0, 0.0), 6.0), 0.0)]
+    crowd = Crowd(OPEN)
+    log = _walk(crowd, [worker], robot, 7.0)
+    asked = log[-1][1]["w"]
+    assert asked.vx == asked.vy == 0.0                       # giving way, standing
+    crowd.hear(0.6, 0.0, 7.0)
+    t, after = 7.0, []
+    while t < 45.0 - 1e-9:
+        t += DT
+        after.append((t, crowd.step(t, [worker], robot(t))[0]))
+    back = min(st.x for _, st in after)
+    assert back < asked.x - 0.5                              # walked back first
+    on = min(t for t, st in after if t > 7.5 and st.vx > 0.0)
+    assert 7.0 + Crowd.LET_PASS_IDLE_S - 0.5 <= on <= 7.0 + Crowd.LET_PASS_IDLE_S + 1.0, on
+    need = ROBOT_EXTENT_M + 0.25 + Crowd.ROBOT_MARGIN_M
+    assert min(math.hypot(st.x - 0.6, st.y) for _, st in after) >= need - 0.05
+    assert (after[-1][1].x, after[-1][1].y) == pytest.approx((6.0, 0.0), abs=1e-6)

@@ -27,7 +27,8 @@ a delay), and :class:`Crowd` bends the script the way people bend their own:
   cannot get round (a narrow aisle), and is asked by it, walks back along their own path
   (free floor: they came that way) until :attr:`Crowd.MAKE_WAY_M` beyond the pass distance
   and waits there, walking back further while the robot comes on. They walk on once it
-  has passed them, is that much further off again, or after :attr:`Crowd.LET_PASS_S`; at
+  has passed them, is that much further off again, has not moved for
+  :attr:`Crowd.LET_PASS_IDLE_S`, or after :attr:`Crowd.LET_PASS_S`; at
   the start of their path they can go no further back and walk round it as usual.
 * People who do not yield (``yields: false``) keep to their script whatever is in the way
   and do not make way when asked (for separation tests: the robot must protect itself, and
@@ -63,6 +64,8 @@ class _Walker:
     heading: tuple[float, float] = (1.0, 0.0)
     shift: tuple[float, float] = (0.0, 0.0)   # stepped away from a robot that asked [m]
     letting_since: float | None = None        # letting a robot pass (walking back) since [s]
+    letting_robot: tuple[float, float] = (0.0, 0.0)   # where the robot was when it last moved
+    letting_came: float = 0.0                 # when it last moved by LET_PASS_COME_M [s]
     state: PersonState | None = field(default=None)
 
 
@@ -95,6 +98,11 @@ class Crowd:
     MAKE_WAY_M = 1.0
     #: the longest a person walks back and waits to let a robot pass [s]
     LET_PASS_S = 60.0
+    #: ... and how long they wait for a robot that does not move (by LET_PASS_COME_M): a
+    #: robot whose goal is where they stepped back to waits for them, and they for it (a
+    #: campaign's patrol stood 60 s so at the construction compressor stand) [s, m]
+    LET_PASS_IDLE_S = 10.0
+    LET_PASS_COME_M = 0.2
 
     def __init__(self, clearance: Callable[[float, float], float]) -> None:
         """``clearance(x, y)``: distance [m] from a point to the nearest static obstacle."""
@@ -285,10 +293,13 @@ class Crowd:
                         t - qt <= self.REQUEST_S for qx, qy, qt in self._requests)
             if not (held and asked and not ended):
                 return None
-            w.letting_since = t
+            w.letting_since, w.letting_robot, w.letting_came = t, (rx, ry), t
+        if math.hypot(rx - w.letting_robot[0], ry - w.letting_robot[1]) > self.LET_PASS_COME_M:
+            w.letting_robot, w.letting_came = (rx, ry), t
         ux, uy = w.heading
         passed = (rx - prev.x) * ux + (ry - prev.y) * uy < -self._pass_distance(a)
-        if passed or d > clear + 1.0 or t - w.letting_since > self.LET_PASS_S or (
+        idle = t - w.letting_came > self.LET_PASS_IDLE_S     # it does not use the way made
+        if passed or d > clear + 1.0 or t - w.letting_since > self.LET_PASS_S or idle or (
                 not can_back and d < clear):
             w.letting_since = None               # walk on (round it, at the path's start)
             return None
