@@ -173,6 +173,9 @@ def test_declined_confirmation_leaves_the_valve_alone(tmp_path) -> None:
     assert abs(last["arm_joint_3"] - stow) < 0.1
 
 
+# lockstep: the same simulated run on a quiet or a loaded machine, only slower on the loaded
+# one (a fetch of about 170 s simulated; the suite's 300 s limit is for wall time)
+@pytest.mark.timeout(900)
 def test_black_box_fetch_on_the_site_bundle(tmp_path) -> None:
     """The main job's way: the simulator plays a robot and publishes what drivers and
     ros2_control publish; the stack runs from the installed site bundle.  A fetch (pick at
@@ -190,7 +193,9 @@ def test_black_box_fetch_on_the_site_bundle(tmp_path) -> None:
                 # the mission's own camera (640x480): the pick's station-tag correction
                 # needs it, as in the main job
                 "world": "substation", "site": "substation", "out_dir": str(tmp_path),
-                "real_time_factor": "1.0"},
+                # in lockstep: on a loaded machine the paced stack fell behind its sensors
+                # and the filter declared itself diverged (the fetch then timed out)
+                "real_time_factor": "1.0", "lockstep": "true", "clock_rate_hz": "50.0"},
                 env={"SITEBOT_OPEN_LOG": str(opens)}) as h:
             probe.wait_for(lambda: cmd.get_subscription_count() > 0
                            and probe.count("/clock") > 50, 120, "planner and clock", launch=h)
@@ -202,7 +207,7 @@ def test_black_box_fetch_on_the_site_bundle(tmp_path) -> None:
             def finished():
                 return [s for s in (json.loads(m.data) for _, m in probe.get("task/status"))
                         if s.get("state") == "finished"]
-            probe.wait_for(lambda: bool(finished()), 480, "the fetch to finish", launch=h)
+            probe.wait_for(lambda: bool(finished()), 840, "the fetch to finish", launch=h)
             final = finished()[-1]
     finally:
         probe.close()
