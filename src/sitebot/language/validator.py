@@ -7,9 +7,9 @@ needs a gauge, operate_valve a valve), the zones (no destination inside a keep-o
 destination inside a restricted zone unless the caller's role is listed) and the caller's
 role (operate_valve needs ``supervisor``) and what the robot can carry (a pick of an object
 the registry measures wider, across its narrowest side, than ``max_object_width_m``, the
-widest object the gripper closes on, is refused before the robot moves).  Destinations are every place the plan makes the
-robot stand at: navigate_to/place arguments, the places of assets and objects, every route
-waypoint, and the docks.
+widest object the gripper closes on, is refused before the robot moves).  Destinations are
+every place the plan makes the robot stand at: navigate_to/place arguments, the places of
+assets and objects, every route waypoint, and the docks.
 
 :func:`canonical` puts a valid plan into the brief's canonical form:
 1. before read_gauge, inspect, operate_valve, pick (and place, as rule 2 shows): a
