@@ -100,7 +100,11 @@ class PlanRunner:
                  authorised: Callable[[Plan, Step], None] | None = None,
                  scene: tuple = ()) -> None:
         self.registry = registry
-        #: the site's static collision objects (map frame), for grasp planning
+        #: the site's static collision objects (map frame) as primitives, for grasp
+        #: planning (converted once here, not at every pick)
+        if scene:
+            from sitebot.arm.collision import scene_primitives
+            scene = scene_primitives(scene)
         self.scene = tuple(scene)
         self.ports = ports
         self.config = config or ExecutorConfig()

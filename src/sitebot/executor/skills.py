@@ -88,8 +88,8 @@ class SkillContext:
     arm_stowed: bool = True
     notes: list[str] = field(default_factory=list)
     authorised: Callable[[Plan, Step], None] | None = None   # a high-risk step goes ahead
-    #: the site's static collision objects (map frame; the bundle's scene.yaml), the same
-    #: the arm node plans around: grasp candidates are checked against them too
+    #: the site's static collision primitives (map frame; the bundle's scene.yaml), the
+    #: same the arm node plans around: grasp candidates are checked against them too
     scene: tuple = ()
 
 
@@ -479,21 +479,13 @@ class Pick(Skill, _ArmAside):
 
 _PLANNER = None
 _PLANNER_LOCK = threading.Lock()
-_SCENE: tuple[tuple, list] = ((), [])
-
-
 def _scene_near(scene: tuple, pose: Sequence[float]) -> list:
-    """The site's static objects near the robot at map ``pose``, in its base frame (as the
-    arm node builds its planning scene: ``sitebot.arm.collision.scene_near``)."""
-    global _SCENE
+    """The site's static primitives near the robot at map ``pose``, in its base frame (as
+    the arm node builds its planning scene, within its default ``scene_radius_m``)."""
     if not scene:
         return []
-    from sitebot.arm.collision import scene_near, scene_primitives
-    with _PLANNER_LOCK:
-        if _SCENE[0] is not scene:
-            _SCENE = (scene, scene_primitives(scene))
-        prims = _SCENE[1]
-    return scene_near(prims, pose, 2.0)
+    from sitebot.arm.collision import scene_near
+    return scene_near(scene, pose, 2.0)
 
 
 def grasp_planner():
